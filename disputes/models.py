@@ -1,0 +1,49 @@
+"""Tables of the dispute register (矛盾纠纷登记)."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from server.database import Base, UTCDateTime, utcnow
+
+
+class Dispute(Base):
+    """A registered dispute with the elements the office records."""
+
+    __tablename__ = "disputes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    dispute_type: Mapped[str] = mapped_column(String(32), index=True)
+    cause: Mapped[str] = mapped_column(Text, default="")  # 诱因
+    occurred_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)  # 时间
+    place: Mapped[str] = mapped_column(String(200), default="")  # 地点
+    nature: Mapped[str] = mapped_column(String(200), default="")  # 性质
+    scale: Mapped[int] = mapped_column(Integer, default=2)  # 规模: people involved
+    people_involved: Mapped[str] = mapped_column(Text, default="")  # 人员构成
+    development: Mapped[str] = mapped_column(Text, default="")  # 事态发展
+    risk_level: Mapped[str] = mapped_column(String(16), default="low", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="registered", index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    parties: Mapped[list[Party]] = relationship(
+        cascade="all, delete-orphan", order_by="Party.id", lazy="selectin"
+    )
+
+
+class Party(Base):
+    """A party to a dispute (当事人): applicant or respondent."""
+
+    __tablename__ = "parties"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dispute_id: Mapped[int] = mapped_column(ForeignKey("disputes.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")
+    side: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(32), default="普通话")

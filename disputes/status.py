@@ -1,0 +1,50 @@
+"""The dispute's life cycle, as a table of allowed moves."""
+from __future__ import annotations
+
+import enum
+
+from server.errors import Conflict, Invalid
+
+
+class Status(enum.StrEnum):
+    """Where a dispute stands."""
+
+    REGISTERED = "registered"
+    SCHEDULED = "scheduled"
+    IN_MEDIATION = "in_mediation"
+    RESOLVED = "resolved"
+    FAILED = "failed"
+    REFERRED = "referred"
+    FOLLOWED_UP = "followed_up"
+
+
+ALLOWED_MOVES: dict[Status, frozenset[Status]] = {
+    Status.REGISTERED: frozenset({Status.SCHEDULED, Status.REFERRED}),
+    # A cancelled session returns the dispute to the register.
+    Status.SCHEDULED: frozenset({Status.IN_MEDIATION, Status.REGISTERED}),
+    # An adjourned mediation is scheduled again.
+    Status.IN_MEDIATION: frozenset(
+        {Status.RESOLVED, Status.FAILED, Status.REFERRED, Status.SCHEDULED}
+    ),
+    Status.RESOLVED: frozenset({Status.FOLLOWED_UP, Status.REGISTERED}),
+    Status.FAILED: frozenset({Status.REFERRED, Status.SCHEDULED, Status.FOLLOWED_UP}),
+    Status.REFERRED: frozenset({Status.FOLLOWED_UP}),
+    # A relapse found at a follow-up visit reopens the dispute.
+    Status.FOLLOWED_UP: frozenset({Status.REGISTERED}),
+}
+
+
+def check_move(current: str, target: str) -> Status:
+    """The target status if the move is allowed; Conflict naming the allowed moves otherwise."""
+    try:
+        new = Status(target)
+    except ValueError:
+        raise Invalid(f"unknown status '{target}'", field="status") from None
+    allowed = ALLOWED_MOVES[Status(current)]
+    if new not in allowed:
+        names = ", ".join(sorted(allowed))
+        raise Conflict(
+            f"a dispute cannot move from '{current}' to '{target}' (allowed: {names})",
+            field="status",
+        )
+    return new

@@ -1,0 +1,114 @@
+"""Staff accounts, login throttling and single-use tokens."""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import ForeignKey, String, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.database import Base, UTCDateTime, utcnow
+from server.errors import Conflict, TooManyRequests, Unauthorized
+
+_hasher = PasswordHasher()
+
+
+class StaffUser(Base):
+    """An office staff member who logs in with a password."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(80), default="")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="staff")  # staff | admin
+    office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoginFailure(Base):
+    """One failed login, kept for the throttle (in the database so every instance sees it)."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UsedToken(Base):
+    """A single-use token (magic link) that has been spent."""
+
+    __tablename__ = "used_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of the password."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """Whether the password matches the hash."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def create_staff(
+    db: AsyncSession, username: str, password: str, *, role: str = "staff",
+    display_name: str = "", office_id: int | None = None,
+) -> StaffUser:
+    """Add a staff account; Conflict if the user name is taken."""
+    if await db.scalar(select(StaffUser.id).where(StaffUser.username == username)):
+        raise Conflict(f"user name '{username}' is taken", field="username")
+    user = StaffUser(
+        username=username, password_hash=hash_password(password), role=role,
+        display_name=display_name or username, office_id=office_id,
+    )
+    db.add(user)
+    await db.flush()
+    return user
+
+
+async def authenticate(
+    db: AsyncSession, username: str, password: str, *, max_failures: int, window_s: int
+) -> StaffUser | None:
+    """The staff user for these credentials, or None (the failure is recorded: commit it).
+
+    TooManyRequests after max_failures failures within the window.
+    """
+    since = utcnow() - dt.timedelta(seconds=window_s)
+    failures = await db.scalar(
+        select(func.count()).where(LoginFailure.username == username, LoginFailure.at >= since)
+    )
+    if failures is not None and failures >= max_failures:
+        raise TooManyRequests("too many failed logins; try again later")
+    user = await db.scalar(select(StaffUser).where(StaffUser.username == username))
+    # Verify against a dummy hash for unknown users too, so timing does not reveal them.
+    ok = verify_password(user.password_hash if user else _dummy_hash(), password)
+    if user is None or not ok:
+        db.add(LoginFailure(username=username))
+        return None
+    await db.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    return user
+
+
+async def spend_token(db: AsyncSession, token_id: str) -> None:
+    """Mark a single-use token as used; Unauthorized if it was used before."""
+    if await db.get(UsedToken, token_id) is not None:
+        raise Unauthorized("this link has already been used")
+    db.add(UsedToken(token_id=token_id))
+    await db.flush()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash("not a real password")

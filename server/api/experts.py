@@ -1,0 +1,102 @@
+"""Expert pool routes."""
+from __future__ import annotations
+
+import datetime as dt
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from experts import service
+from experts.schemas import SELF_EDITABLE, AvailabilityIn, ExpertIn, ExpertPatch
+from server.auth import require_expert_self_or_staff, require_staff
+from server.errors import Invalid
+from server.http import ApiRoute, ok, path_id, query_param, read_json, transaction
+from server.vocabulary import Role
+
+MAX_RANGE_DAYS = 62
+
+
+def _bool(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise ValueError(raw)
+
+
+async def list_experts(request: Request) -> Response:
+    """Experts in the pool; filter with ?role= and ?active=."""
+    require_staff(request)
+    role = query_param(request, "role", lambda r: Role(r).value)
+    active = query_param(request, "active", _bool)
+    async with transaction(request) as db:
+        return ok(await service.list_experts(db, role=role, active=active))
+
+
+async def create_expert(request: Request) -> Response:
+    """Add an expert to the pool."""
+    staff = require_staff(request)
+    data = await read_json(request, ExpertIn)
+    async with transaction(request) as db:
+        return ok(await service.create_expert(db, data, office_id=staff.office_id), 201)
+
+
+async def get_expert(request: Request) -> Response:
+    """One expert (staff, or the expert themself)."""
+    expert_id = path_id(request)
+    require_expert_self_or_staff(request, expert_id)
+    async with transaction(request) as db:
+        return ok(await service.get_expert(db, expert_id))
+
+
+async def update_expert(request: Request) -> Response:
+    """Change an expert; an expert may change only their own profile fields."""
+    expert_id = path_id(request)
+    staff = require_expert_self_or_staff(request, expert_id)
+    patch = await read_json(request, ExpertPatch)
+    allowed = None if staff else SELF_EDITABLE
+    async with transaction(request) as db:
+        return ok(await service.update_expert(db, expert_id, patch, allowed=allowed))
+
+
+async def get_availability(request: Request) -> Response:
+    """An expert's weekly windows and date overrides."""
+    expert_id = path_id(request)
+    require_expert_self_or_staff(request, expert_id)
+    async with transaction(request) as db:
+        return ok(await service.get_availability(db, expert_id))
+
+
+async def put_availability(request: Request) -> Response:
+    """Replace an expert's weekly windows and date overrides."""
+    expert_id = path_id(request)
+    require_expert_self_or_staff(request, expert_id)
+    data = await read_json(request, AvailabilityIn)
+    async with transaction(request) as db:
+        return ok(await service.set_availability(db, expert_id, data))
+
+
+async def free_intervals(request: Request) -> Response:
+    """Concrete free intervals (UTC) from ?from=YYYY-MM-DD to ?to=YYYY-MM-DD, bookings not removed."""
+    expert_id = path_id(request)
+    require_expert_self_or_staff(request, expert_id)
+    today = dt.date.today()
+    first = query_param(request, "from", dt.date.fromisoformat, today)
+    last = query_param(request, "to", dt.date.fromisoformat, first + dt.timedelta(days=6))
+    if last < first or (last - first).days > MAX_RANGE_DAYS:
+        raise Invalid(f"'to' must be on or after 'from' and at most {MAX_RANGE_DAYS} days later", field="to")
+    async with transaction(request) as db:
+        expert = await service.load_expert(db, expert_id)
+        intervals = service.free_intervals(expert, first, last)
+    return ok([{"start": s.isoformat(), "end": e.isoformat()} for s, e in intervals])
+
+
+routes = [
+    ApiRoute("/api/experts", list_experts, methods=["GET"], tag="experts"),
+    ApiRoute("/api/experts", create_expert, methods=["POST"], body=ExpertIn, tag="experts"),
+    ApiRoute("/api/experts/{id}", get_expert, methods=["GET"], tag="experts"),
+    ApiRoute("/api/experts/{id}", update_expert, methods=["PATCH"], body=ExpertPatch, tag="experts"),
+    ApiRoute("/api/experts/{id}/availability", get_availability, methods=["GET"], tag="experts"),
+    ApiRoute("/api/experts/{id}/availability", put_availability, methods=["PUT"], body=AvailabilityIn, tag="experts"),
+    ApiRoute("/api/experts/{id}/free", free_intervals, methods=["GET"], tag="experts"),
+]

@@ -1,0 +1,104 @@
+"""The application factory: routes, middleware, error handlers, lifespan."""
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import AsyncIterator
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from server.api import auth as auth_api
+from server.api import disputes as disputes_api
+from server.api import experts as experts_api
+from server.auth import CSRFMiddleware
+from server.config import Settings
+from server.database import create_engine, create_session_factory
+from server.errors import AppError
+from server.http import ok
+from server.openapi import build_openapi
+from server.tokens import TokenSigner
+from web import pages
+from web.i18n import STATIC_DIR
+
+logger = logging.getLogger(__name__)
+VERSION = "0.1.0"
+SESSION_COOKIE = "tiaojie_session"
+# These paths authenticate by the signed token in the URL, never by the session cookie.
+TOKEN_AUTHENTICATED_PREFIXES = ("/api/join/",)
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness and database check."""
+    async with request.app.state.db_sessions() as db:
+        await db.execute(text("SELECT 1"))
+    return ok({"status": "ok", "version": VERSION})
+
+
+async def openapi(request: Request) -> Response:
+    """The OpenAPI schema of the JSON API."""
+    return ok(build_openapi(request.app.routes, VERSION))
+
+
+async def _app_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse({"error": "internal error; it has been logged"}, status_code=500)
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the Tiaojie server for these settings (the schema must already be migrated)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        app.state.engine = engine
+        app.state.db_sessions = create_session_factory(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/api/openapi.json", openapi),
+        *auth_api.routes,
+        *experts_api.routes,
+        *disputes_api.routes,
+        *pages.routes,
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    middleware = [
+        Middleware(
+            SessionMiddleware, secret_key=settings.secret_key, session_cookie=SESSION_COOKIE,
+            max_age=settings.session_max_age_s, same_site="lax", https_only=settings.https_only_cookies,
+        ),
+        Middleware(CSRFMiddleware, exempt_prefixes=TOKEN_AUTHENTICATED_PREFIXES),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={AppError: _app_error, HTTPException: _http_error, Exception: _unexpected},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.tokens = TokenSigner(settings.secret_key)
+    return app

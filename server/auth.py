@@ -1,0 +1,150 @@
+"""Who is asking: staff and expert principals from the signed session cookie, and CSRF."""
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import secrets
+from urllib.parse import parse_qs
+
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.errors import Forbidden, Unauthorized
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+
+
+@dataclasses.dataclass(frozen=True)
+class Staff:
+    """A logged-in staff member."""
+
+    id: int
+    role: str
+    office_id: int | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def log_in_staff(conn: HTTPConnection, staff: Staff) -> None:
+    """Start a staff session (a fresh CSRF token too, against session fixation)."""
+    conn.session.clear()
+    conn.session.update({"staff": [staff.id, staff.role, staff.office_id], "csrf": secrets.token_urlsafe(24)})
+
+
+def log_in_expert(conn: HTTPConnection, expert_id: int) -> None:
+    """Start an expert session."""
+    conn.session.clear()
+    conn.session.update({"expert": expert_id, "csrf": secrets.token_urlsafe(24)})
+
+
+def log_out(conn: HTTPConnection) -> None:
+    """End whatever session there is."""
+    conn.session.clear()
+
+
+def current_staff(conn: HTTPConnection) -> Staff | None:
+    """The logged-in staff member, if any."""
+    raw = conn.session.get("staff")
+    if not raw:
+        return None
+    return Staff(id=int(raw[0]), role=str(raw[1]), office_id=raw[2])
+
+
+def current_expert_id(conn: HTTPConnection) -> int | None:
+    """The signed-in expert's id, if any."""
+    raw = conn.session.get("expert")
+    return int(raw) if raw else None
+
+
+def require_staff(conn: HTTPConnection) -> Staff:
+    """The staff member, or Unauthorized."""
+    staff = current_staff(conn)
+    if staff is None:
+        raise Unauthorized("log in as staff first")
+    return staff
+
+
+def require_admin(conn: HTTPConnection) -> Staff:
+    """An admin staff member, or Forbidden."""
+    staff = require_staff(conn)
+    if not staff.is_admin:
+        raise Forbidden("only an administrator may do this")
+    return staff
+
+
+def require_expert_self_or_staff(conn: HTTPConnection, expert_id: int) -> Staff | None:
+    """Staff (returned) or the expert themself (None); anyone else is refused."""
+    staff = current_staff(conn)
+    if staff is not None:
+        return staff
+    own = current_expert_id(conn)
+    if own is None:
+        raise Unauthorized("sign in first")
+    if own != expert_id:
+        raise Forbidden("experts may change only their own profile and availability")
+    return None
+
+
+def csrf_token(conn: HTTPConnection) -> str:
+    """This session's CSRF token, created on first use."""
+    token = conn.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(24)
+        conn.session["csrf"] = token
+    return str(token)
+
+
+class CSRFMiddleware:
+    """Refuses unsafe requests whose token (header or form field) does not match the session's.
+
+    Runs inside the session middleware. Paths under `exempt_prefixes` authenticate by a
+    token in the URL, not by the cookie, so a forged cross-site request gains nothing there.
+    """
+
+    def __init__(self, app: ASGIApp, exempt_prefixes: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.exempt_prefixes = exempt_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in UNSAFE_METHODS
+            or scope["path"].startswith(self.exempt_prefixes)
+        ):
+            await self.app(scope, receive, send)
+            return
+        expected = scope.get("session", {}).get("csrf")
+        headers = dict(scope["headers"])
+        given = headers.get(CSRF_HEADER.encode(), b"").decode("latin-1")
+        body_messages: list[Message] = []
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if not given and content_type.startswith("application/x-www-form-urlencoded"):
+            body = b""
+            while True:
+                message = await receive()
+                body_messages.append(message)
+                body += message.get("body", b"")
+                if not message.get("more_body", False) or len(body) > 1_000_000:
+                    break
+            fields = parse_qs(body.decode("utf-8", "replace"))
+            given = (fields.get(CSRF_FIELD) or [""])[0]
+        if not expected or not given or not hmac.compare_digest(str(expected), given):
+            response = JSONResponse(
+                {"error": "missing or wrong CSRF token; reload the page and try again"}, 403
+            )
+            await response(scope, receive, send)
+            return
+        if body_messages:
+            replay = iter(body_messages)
+
+            async def receive_replayed() -> Message:
+                return next(replay, None) or await receive()
+
+            await self.app(scope, receive_replayed, send)
+        else:
+            await self.app(scope, receive, send)

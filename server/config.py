@@ -1,0 +1,75 @@
+"""Settings: one frozen object, read once from the environment and passed down."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from pathlib import Path
+from typing import Mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything configurable about one Tiaojie server."""
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    secret_key: str = ""
+    timezone: str = "Asia/Shanghai"
+    base_url: str = "http://127.0.0.1:8000"
+    # Staff login throttle: this many failures for one user name within the window locks it.
+    login_max_failures: int = 5
+    login_window_s: int = 15 * 60
+    session_max_age_s: int = 12 * 3600
+    magic_link_max_age_s: int = 30 * 60
+    # Invite links stay valid this long after the session's scheduled end.
+    invite_grace_s: int = 2 * 3600
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "tiaojie@localhost"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    run_scheduler: bool = True
+    https_only_cookies: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(
+                self, "database_url", f"sqlite+aiosqlite:///{self.data_dir / 'tiaojie.sqlite3'}"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+        """Build settings from TIAOJIE_* variables; explicit overrides win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            raw = env.get("TIAOJIE_" + field.name.upper())
+            if raw is None:
+                continue
+            if field.type in ("int",):
+                values[field.name] = int(raw)
+            elif field.type in ("bool",):
+                values[field.name] = raw.lower() in ("1", "true", "yes", "on")
+            elif field.type in ("Path",):
+                values[field.name] = Path(raw)
+            else:
+                values[field.name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)  # type: ignore[arg-type]
+        if not settings.secret_key:
+            settings = dataclasses.replace(settings, secret_key=_stored_secret(settings.data_dir))
+        return settings
+
+
+def _stored_secret(data_dir: Path) -> str:
+    """A random secret kept in the data folder, so that sessions survive a restart."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key

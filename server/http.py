@@ -1,0 +1,97 @@
+"""Helpers that keep route handlers thin: parsing input, database sessions, API routes."""
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any, AsyncIterator, Callable, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from server.errors import BadRequest, Invalid, NotFound
+
+M = TypeVar("M", bound=BaseModel)
+MAX_JSON_BYTES = 1_000_000
+
+
+def validation_error(exc: ValidationError) -> Invalid:
+    """A 422 naming each bad field."""
+    details = [
+        {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
+        for err in exc.errors()
+    ]
+    first = details[0]
+    return Invalid(f"{first['field']}: {first['message']}", field=first["field"], details=details)
+
+
+def parse(model: type[M], data: Any) -> M:
+    """Validate plain data into a model; Invalid naming the bad fields."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+async def read_json(request: Request, model: type[M]) -> M:
+    """The request's JSON body validated into a model."""
+    body = await request.body()
+    if len(body) > MAX_JSON_BYTES:
+        raise BadRequest("request body too large")
+    try:
+        data = json.loads(body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("the request body is not valid JSON", field="body") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object", field="body")
+    return parse(model, data)
+
+
+def path_id(request: Request, name: str = "id") -> int:
+    """A numeric id from the path; NotFound when it is not a positive number in range."""
+    raw = request.path_params[name]
+    if not str(raw).isdigit() or len(str(raw)) > 18:
+        raise NotFound(f"no such {name}")
+    return int(raw)
+
+
+def query_param(request: Request, name: str, parse_value: Callable[[str], Any], default: Any = None) -> Any:
+    """A parsed query parameter; Invalid naming it when it cannot be parsed."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return parse_value(raw)
+    except (ValueError, TypeError):
+        raise Invalid(f"bad value for query parameter '{name}'", field=name) from None
+
+
+@contextlib.asynccontextmanager
+async def transaction(request: Request) -> AsyncIterator[AsyncSession]:
+    """A database session inside one transaction, committed on success."""
+    async with request.app.state.db_sessions() as db, db.begin():
+        yield db
+
+
+def ok(data: Any, status_code: int = 200) -> JSONResponse:
+    """A JSON response that keeps Chinese text readable."""
+    return _Json(data, status_code=status_code)
+
+
+class _Json(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+class ApiRoute(Route):
+    """A JSON API route that also describes itself in the OpenAPI schema."""
+
+    def __init__(
+        self, path: str, endpoint: Callable[..., Any], *, methods: list[str],
+        body: type[BaseModel] | None = None, tag: str = "",
+    ) -> None:
+        super().__init__(path, endpoint, methods=methods)
+        self.body_model = body
+        self.tag = tag

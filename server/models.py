@@ -1,0 +1,9 @@
+"""One place that imports every table module, so that the metadata is complete."""
+from __future__ import annotations
+
+
+def import_all_models() -> None:
+    """Import each package's models (for Alembic and for tests that build the schema)."""
+    import disputes.models  # noqa: F401
+    import experts.models  # noqa: F401
+    import server.accounts  # noqa: F401

@@ -1,0 +1,90 @@
+"""The office's vocabulary: codes stored in the database, with their Chinese and English labels."""
+from __future__ import annotations
+
+import enum
+
+
+class Role(enum.StrEnum):
+    """Expert roles in the pool (调解专家库)."""
+
+    LEGAL_OFFICER = "legal_officer"
+    LAWYER = "lawyer"
+    RETIRED_CADRE = "retired_cadre"
+    GOVERNANCE_SPECIALIST = "governance_specialist"
+    COUNSELLOR = "counsellor"
+    MEDIATOR = "mediator"
+
+
+class DisputeType(enum.StrEnum):
+    """Kinds of dispute; also an expert's specialties."""
+
+    NEIGHBOUR = "neighbour"
+    FAMILY = "family"
+    LABOUR = "labour"
+    RENTAL = "rental"
+    LAND = "land"
+    CONSUMER = "consumer"
+    TRAFFIC = "traffic"
+    ANIMALS = "animals"
+    PROPERTY = "property"
+    OTHER = "other"
+
+
+class RiskLevel(enum.StrEnum):
+    """Risk level (风险等级) set when a dispute is registered or reviewed."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+LABELS: dict[str, tuple[str, str]] = {
+    # roles
+    "legal_officer": ("法制民警", "Legal-affairs officer"),
+    "lawyer": ("律师", "Lawyer"),
+    "retired_cadre": ("退休干部", "Retired cadre"),
+    "governance_specialist": ("综治专干", "Community governance specialist"),
+    "counsellor": ("心理咨询师", "Psychological counsellor"),
+    "mediator": ("调解员", "Mediator"),
+    "host": ("主持人", "Host"),
+    "party": ("当事人", "Party"),
+    "onsite": ("现场终端", "On-site terminal"),
+    "observer": ("观察员", "Observer"),
+    "expert": ("专家", "Expert"),
+    # dispute types
+    "neighbour": ("邻里纠纷", "Neighbours"),
+    "family": ("婚姻家庭纠纷", "Family"),
+    "labour": ("劳资纠纷", "Labour and wages"),
+    "rental": ("租赁纠纷", "Rental"),
+    "land": ("土地纠纷", "Land"),
+    "consumer": ("消费纠纷", "Consumer"),
+    "traffic": ("交通事故纠纷", "Traffic"),
+    "animals": ("宠物纠纷", "Animals and pets"),
+    "property": ("物业纠纷", "Property management"),
+    "other": ("其他纠纷", "Other"),
+    # risk levels
+    "low": ("低", "Low"),
+    "medium": ("中", "Medium"),
+    "high": ("高", "High"),
+    "urgent": ("紧急", "Urgent"),
+    # dispute status
+    "registered": ("已登记", "Registered"),
+    "scheduled": ("已排期", "Scheduled"),
+    "in_mediation": ("调解中", "In mediation"),
+    "resolved": ("已化解", "Resolved"),
+    "failed": ("调解不成", "Failed"),
+    "referred": ("已移交", "Referred"),
+    "followed_up": ("已回访", "Followed up"),
+    # party sides
+    "applicant": ("申请人", "Applicant"),
+    "respondent": ("被申请人", "Respondent"),
+}
+
+
+def label(code: str, lang: str = "zh") -> str:
+    """The label of a code in 'zh' or 'en'; the code itself when it has none."""
+    pair = LABELS.get(code)
+    if pair is None:
+        return code
+    return pair[1] if lang == "en" else pair[0]

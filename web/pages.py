@@ -1,0 +1,118 @@
+"""Server-rendered pages: staff login and dashboard, expert sign-in and portal."""
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import func, select
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from disputes import service as disputes
+from disputes.models import Dispute
+from experts import service as experts
+from experts.models import Expert
+from server.accounts import StaffUser
+from server.api.auth import check_login, send_magic_link, sign_in_expert
+from server.auth import csrf_token, current_expert_id, current_staff, log_out
+from server.errors import AppError
+from server.http import transaction
+from web.i18n import LANG_COOKIE, WEB_DIR, language, translator, vocabulary_label
+
+_templates = Environment(
+    loader=FileSystemLoader(WEB_DIR / "templates"), autoescape=select_autoescape(["html"])
+)
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """A page in the request's language, with the helpers every template uses."""
+    lang = language(request)
+    page = _templates.get_template(template).render(
+        request=request, lang=lang, t=translator(lang), label=vocabulary_label(lang),
+        csrf_token=csrf_token(request), staff=current_staff(request), **context,
+    )
+    response = HTMLResponse(page, status_code=status_code)
+    if request.query_params.get("lang") == lang:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
+    return response
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+async def login_page(request: Request) -> Response:
+    """The staff login form."""
+    if request.method == "GET":
+        return render(request, "login.html")
+    form = await request.form()
+    try:
+        await check_login(request, str(form.get("username", "")), str(form.get("password", "")))
+    except AppError as exc:
+        key = "login.throttled" if exc.status_code == 429 else "login.failed"
+        return render(request, "login.html", exc.status_code, error=translator(language(request))(key),
+                      username=str(form.get("username", "")))
+    return _redirect("/")
+
+
+async def logout_page(request: Request) -> Response:
+    """Log out and return to the login page."""
+    log_out(request)
+    return _redirect("/login")
+
+
+async def home(request: Request) -> Response:
+    """The staff dashboard."""
+    staff = current_staff(request)
+    if staff is None:
+        return _redirect("/login")
+    async with transaction(request) as db:
+        user = await db.get(StaffUser, staff.id)
+        open_count = await db.scalar(
+            select(func.count()).select_from(Dispute).where(
+                Dispute.status.in_(("registered", "scheduled", "in_mediation"))
+            )
+        )
+        expert_count = await db.scalar(select(func.count()).select_from(Expert).where(Expert.active))
+        recent = await disputes.list_disputes(db, limit=10)
+    return render(
+        request, "home.html", user_name=user.display_name if user else "",
+        open_count=open_count, expert_count=expert_count, recent=recent,
+    )
+
+
+async def expert_login_page(request: Request) -> Response:
+    """Expert sign-in: ask for a link, or spend the one in ?token= with a button press."""
+    if request.method == "POST":
+        form = await request.form()
+        if form.get("token"):
+            try:
+                await sign_in_expert(request, str(form["token"]))
+            except AppError as exc:
+                return render(request, "error.html", exc.status_code, message=exc.message)
+            return _redirect("/expert")
+        await send_magic_link(request, str(form.get("email", "")))
+        return render(request, "expert_login.html", sent=True)
+    # A GET never spends the token: mail scanners fetch links before people do.
+    return render(request, "expert_login.html", token=request.query_params.get("token", ""))
+
+
+async def expert_home(request: Request) -> Response:
+    """The expert's own portal."""
+    expert_id = current_expert_id(request)
+    if expert_id is None:
+        return _redirect("/expert/login")
+    async with transaction(request) as db:
+        expert = await experts.get_expert(db, expert_id)
+        availability = await experts.get_availability(db, expert_id)
+    return render(request, "expert_home.html", expert=expert, availability=availability)
+
+
+routes = [
+    Route("/", home),
+    Route("/login", login_page, methods=["GET", "POST"]),
+    Route("/logout", logout_page, methods=["POST"]),
+    Route("/expert/login", expert_login_page, methods=["GET", "POST"]),
+    Route("/expert", expert_home),
+]
