@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from disputes.models import Dispute, Party
 from disputes.schemas import DisputeIn, DisputePatch, PartyIn
 from disputes.status import check_move
+from server.database import iso_utc
 from server.errors import NotFound
 
 
@@ -28,7 +29,7 @@ def dispute_to_dict(dispute: Dispute) -> dict[str, Any]:
         "title": dispute.title,
         "dispute_type": dispute.dispute_type,
         "cause": dispute.cause,
-        "occurred_at": dispute.occurred_at.isoformat() if dispute.occurred_at else None,
+        "occurred_at": iso_utc(dispute.occurred_at),
         "place": dispute.place,
         "nature": dispute.nature,
         "scale": dispute.scale,
@@ -36,8 +37,8 @@ def dispute_to_dict(dispute: Dispute) -> dict[str, Any]:
         "development": dispute.development,
         "risk_level": dispute.risk_level,
         "status": dispute.status,
-        "created_at": dispute.created_at.isoformat(),
-        "updated_at": dispute.updated_at.isoformat(),
+        "created_at": iso_utc(dispute.created_at),
+        "updated_at": iso_utc(dispute.updated_at),
         "parties": [party_to_dict(p) for p in dispute.parties],
     }
 

@@ -1,6 +1,8 @@
 """Database engine, session factory, declarative base and migrations."""
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,11 @@ class Base(DeclarativeBase):
 def utcnow() -> dt.datetime:
     """The current time, aware, in UTC."""
     return dt.datetime.now(dt.timezone.utc)
+
+
+def iso_utc(value: dt.datetime | None) -> str | None:
+    """ISO 8601 text of a time in UTC (None stays None)."""
+    return value.astimezone(dt.timezone.utc).isoformat() if value is not None else None
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -87,5 +94,11 @@ def upgrade_database(url: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url)
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        command.upgrade(config, "head")
+        return
+    # Alembic's env runs its own event loop: inside a running one, give it a thread.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(command.upgrade, config, "head").result()

@@ -1,0 +1,194 @@
+"""Staff passwords, throttling, session cookies, CSRF, expert magic links and their limits."""
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from unittest import mock
+from email import message_from_bytes
+from email.message import Message
+from typing import Any, AsyncIterator
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy import select
+
+from server.accounts import StaffUser
+from server.app import create_app
+from server.config import Settings
+from tests.conftest import STAFF_PASSWORD, ExpertFactory, Running, add_staff, free_port, with_csrf
+
+
+async def test_password_is_hashed_with_argon2(running: Running) -> None:
+    await add_staff(running)
+    async with running.app.state.db_sessions() as db:
+        user = await db.scalar(select(StaffUser))
+    assert user.password_hash.startswith("$argon2id$")
+    assert STAFF_PASSWORD not in user.password_hash
+
+
+async def test_wrong_password_then_throttle(running: Running) -> None:
+    await add_staff(running)
+    client = await with_csrf(running.client())
+    for _ in range(5):
+        response = await client.post("/api/auth/login", json={"username": "staff1", "password": "wrong"})
+        assert response.status_code == 401
+    # Locked now, even with the right password.
+    locked = await client.post("/api/auth/login", json={"username": "staff1", "password": STAFF_PASSWORD})
+    assert locked.status_code == 429
+    assert (await client.get("/api/auth/me")).status_code == 401
+
+
+async def test_unknown_user_is_401(running: Running) -> None:
+    client = await with_csrf(running.client())
+    response = await client.post("/api/auth/login", json={"username": "nobody", "password": "x"})
+    assert response.status_code == 401
+
+
+async def test_tampered_session_cookie_is_ignored(staff_client: httpx.AsyncClient, running: Running) -> None:
+    assert (await staff_client.get("/api/auth/me")).json()["kind"] == "staff"
+    cookie = staff_client.cookies["tiaojie_session"]
+    forged = running.client()
+    forged.cookies.set("tiaojie_session", cookie[:-3] + ("aaa" if not cookie.endswith("aaa") else "bbb"))
+    assert (await forged.get("/api/auth/me")).status_code == 401
+    assert (await forged.get("/api/experts")).status_code == 401
+
+
+async def test_unsafe_request_without_csrf_is_403(staff_client: httpx.AsyncClient) -> None:
+    token = staff_client.headers.pop("X-CSRF-Token")
+    body = {"title": "t", "dispute_type": "neighbour"}
+    assert (await staff_client.post("/api/disputes", json=body)).status_code == 403
+    staff_client.headers["X-CSRF-Token"] = "wrong"
+    assert (await staff_client.post("/api/disputes", json=body)).status_code == 403
+    staff_client.headers["X-CSRF-Token"] = token
+    assert (await staff_client.post("/api/disputes", json=body)).status_code == 201
+
+
+async def test_login_form_post_needs_csrf_token(running: Running) -> None:
+    await add_staff(running)
+    client = running.client()
+    page = await client.get("/login")
+    assert page.status_code == 200 and "工作人员登录" in page.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    without = await client.post("/login", data={"username": "staff1", "password": STAFF_PASSWORD})
+    assert without.status_code == 403
+    wrong = await client.post("/login", data={"username": "staff1", "password": "bad", "csrf_token": token})
+    assert wrong.status_code == 401 and "用户名或密码错误" in wrong.text
+    ok = await client.post("/login", data={"username": "staff1", "password": STAFF_PASSWORD, "csrf_token": token})
+    assert ok.status_code == 303 and ok.headers["location"] == "/"
+    home = await client.get("/")
+    assert home.status_code == 200 and "工作台" in home.text
+
+
+async def test_english_switch(running: Running) -> None:
+    client = running.client()
+    page = await client.get("/login?lang=en")
+    assert "Staff login" in page.text
+    assert "Staff login" in (await client.get("/login")).text  # the cookie remembers
+
+
+async def _expert_client(running: Running, expert_id: int) -> httpx.AsyncClient:
+    client = await with_csrf(running.client())
+    token = running.app.state.tokens.magic_link(expert_id)
+    response = await client.post("/api/auth/expert-login", json={"token": token})
+    assert response.status_code == 200, response.text
+    client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+    return client
+
+
+async def test_magic_link_is_single_use(running: Running, make_expert: ExpertFactory) -> None:
+    expert = await make_expert()
+    token = running.app.state.tokens.magic_link(expert["id"])
+    first = await with_csrf(running.client())
+    assert (await first.post("/api/auth/expert-login", json={"token": token})).status_code == 200
+    second = await with_csrf(running.client())
+    reused = await second.post("/api/auth/expert-login", json={"token": token})
+    assert reused.status_code == 401 and "already" in reused.json()["error"]
+
+
+async def test_expired_and_tampered_magic_links(running: Running, make_expert: ExpertFactory, settings: Settings) -> None:
+    expert = await make_expert()
+    client = await with_csrf(running.client())
+    old = URLSafeTimedSerializer(settings.secret_key, salt="tiaojie.magic-link")
+    # A token signed 2 hours ago (the limit is 30 minutes).
+    with mock.patch("time.time", return_value=time.time() - 7200):
+        expired = old.dumps({"e": expert["id"], "j": "old"})
+    response = await client.post("/api/auth/expert-login", json={"token": expired})
+    assert response.status_code == 401 and "expired" in response.json()["error"]
+    good = running.app.state.tokens.magic_link(expert["id"])
+    tampered = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
+    assert (await client.post("/api/auth/expert-login", json={"token": tampered})).status_code == 401
+
+
+async def test_expert_edits_only_self(running: Running, make_expert: ExpertFactory) -> None:
+    me = await make_expert()
+    other = await make_expert()
+    client = await _expert_client(running, me["id"])
+    window = {"windows": [{"weekday": 1, "start": "09:00", "end": "11:00"}]}
+    assert (await client.put(f"/api/experts/{me['id']}/availability", json=window)).status_code == 200
+    assert (await client.put(f"/api/experts/{other['id']}/availability", json=window)).status_code == 403
+    assert (await client.patch(f"/api/experts/{other['id']}", json={"phone": "1"})).status_code == 403
+    assert (await client.patch(f"/api/experts/{me['id']}", json={"phone": "139"})).json()["phone"] == "139"
+    # Not their own priority or role either, and not staff data.
+    refused = await client.patch(f"/api/experts/{me['id']}", json={"priority": 1})
+    assert refused.status_code == 403 and refused.json()["field"] == "priority"
+    assert (await client.get("/api/disputes")).status_code == 401
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.arrived = asyncio.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        self.arrived.set()
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> AsyncIterator[tuple[_Inbox, int]]:
+    inbox = _Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+async def test_magic_link_by_real_smtp(make_settings: Any, smtp: tuple[_Inbox, int]) -> None:
+    inbox, port = smtp
+    settings = make_settings(smtp_host="127.0.0.1", smtp_port=port)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        running = Running(app=app, clients=[])
+        await add_staff(running)
+        staff = await with_csrf(running.client())
+        login = await staff.post("/api/auth/login", json={"username": "staff1", "password": STAFF_PASSWORD})
+        staff.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+        await staff.post("/api/experts", json={"name": "李敏", "role": "lawyer", "email": "limin@example.cn"})
+
+        visitor = await with_csrf(running.client())
+        unknown = await visitor.post("/api/auth/magic-link", json={"email": "nobody@example.cn"})
+        assert unknown.status_code == 202 and inbox.messages == []
+        sent = await visitor.post("/api/auth/magic-link", json={"email": "LiMin@example.cn"})
+        assert sent.status_code == 202
+        await asyncio.wait_for(inbox.arrived.wait(), 5)
+        mail = inbox.messages[0]
+        assert mail["To"] == "limin@example.cn"
+        body = mail.get_payload(decode=True).decode()
+        link = re.search(r"http://test(/expert/login\?token=\S+)", body).group(1)
+
+        page = await visitor.get(link)  # a GET shows a button, it does not spend the token
+        assert page.status_code == 200
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
+        signed_in = await visitor.post("/expert/login", data={"csrf_token": csrf, "token": token})
+        assert signed_in.status_code == 303
+        assert (await visitor.get("/api/auth/me")).json()["kind"] == "expert"
+        portal = await visitor.get("/expert")
+        assert "李敏" in portal.text
+        for client in running.clients:
+            await client.aclose()
