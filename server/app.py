@@ -18,6 +18,8 @@ from starlette.staticfiles import StaticFiles
 from server.api import auth as auth_api
 from server.api import disputes as disputes_api
 from server.api import experts as experts_api
+from server.api import join as join_api
+from server.api import sessions as sessions_api
 from server.auth import CSRFMiddleware
 from server.config import Settings
 from server.database import create_engine, create_session_factory
@@ -83,6 +85,8 @@ def create_app(settings: Settings) -> Starlette:
         *auth_api.routes,
         *experts_api.routes,
         *disputes_api.routes,
+        *sessions_api.routes,
+        *join_api.routes,
         *pages.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

@@ -24,6 +24,8 @@ class Settings:
     magic_link_max_age_s: int = 30 * 60
     # Invite links stay valid this long after the session's scheduled end.
     invite_grace_s: int = 2 * 3600
+    # Minutes an expert keeps free between two sessions.
+    booking_gap_min: int = 15
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_from: str = "tiaojie@localhost"

@@ -6,4 +6,5 @@ def import_all_models() -> None:
     """Import each package's models (for Alembic and for tests that build the schema)."""
     import disputes.models  # noqa: F401
     import experts.models  # noqa: F401
+    import scheduling.models  # noqa: F401
     import server.accounts  # noqa: F401

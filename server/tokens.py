@@ -26,6 +26,7 @@ class Invite:
     participant_id: int
     role: str
     expires_at: dt.datetime
+    version: int = 1
 
 
 class TokenSigner:
@@ -50,10 +51,12 @@ class TokenSigner:
             raise Unauthorized("this sign-in link is not valid") from None
         return MagicLink(expert_id=int(data["e"]), token_id=str(data["j"]))
 
-    def invite(self, session_id: int, participant_id: int, role: str, expires_at: dt.datetime) -> str:
+    def invite(
+        self, session_id: int, participant_id: int, role: str, expires_at: dt.datetime, version: int = 1
+    ) -> str:
         """A personal join link token that expires at the given time."""
         return self._invite.dumps(
-            {"s": session_id, "p": participant_id, "r": role, "x": int(expires_at.timestamp())}
+            {"s": session_id, "p": participant_id, "r": role, "x": int(expires_at.timestamp()), "v": version}
         )
 
     def read_invite(self, token: str, now: dt.datetime) -> Invite:
@@ -63,6 +66,7 @@ class TokenSigner:
             invite = Invite(
                 session_id=int(data["s"]), participant_id=int(data["p"]), role=str(data["r"]),
                 expires_at=dt.datetime.fromtimestamp(int(data["x"]), dt.timezone.utc),
+                version=int(data.get("v", 1)),
             )
         except (BadSignature, KeyError, TypeError, ValueError):
             raise Unauthorized("this invitation link is not valid") from None

@@ -1,0 +1,78 @@
+"""Personal join links: one person, one role, one session; expiring and revocable."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scheduling.models import MediationSession, Participant
+from server.database import utcnow
+from server.errors import Forbidden, Gone, NotFound
+from server.tokens import TokenSigner
+
+
+def link_token(tokens: TokenSigner, session: MediationSession, participant: Participant, grace_s: int) -> str:
+    """The participant's current join token; it expires at the session's end plus the grace."""
+    return tokens.invite(
+        session.id, participant.id, participant.role,
+        session.end + dt.timedelta(seconds=grace_s), participant.link_version,
+    )
+
+
+def join_url(base_url: str, token: str) -> str:
+    """The address a participant opens."""
+    return f"{base_url}/join/{token}"
+
+
+async def open_invite(
+    db: AsyncSession, tokens: TokenSigner, token: str, *, session_id: int | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[MediationSession, Participant]:
+    """The session and participant a token stands for, if it still opens them.
+
+    Refused: tampered (401), expired (410), for another session than `session_id` (403),
+    revoked or replaced by a newer link (403), cancelled session (410).
+    """
+    invite = tokens.read_invite(token, now or utcnow())
+    if session_id is not None and invite.session_id != session_id:
+        raise Forbidden("this invitation is for another session")
+    participant = await db.get(Participant, invite.participant_id)
+    if participant is None or participant.session_id != invite.session_id:
+        raise NotFound("this invitation no longer exists")
+    if participant.role != invite.role:
+        raise Forbidden("this invitation is not valid for that role")
+    if participant.revoked_at is not None or participant.status in ("replaced", "removed"):
+        raise Forbidden("this invitation has been revoked")
+    if participant.link_version != invite.version:
+        raise Forbidden("this invitation was replaced by a newer link")
+    session = await db.get(MediationSession, invite.session_id)
+    assert session is not None  # participant rows cascade with their session
+    if session.status == "cancelled":
+        raise Gone("this session has been cancelled")
+    return session, participant
+
+
+async def revoke(db: AsyncSession, session: MediationSession, participant_id: int) -> Participant:
+    """Revoke a participant's link."""
+    participant = _find(session, participant_id)
+    participant.revoked_at = utcnow()
+    await db.flush()
+    return participant
+
+
+async def reissue(db: AsyncSession, session: MediationSession, participant_id: int) -> Participant:
+    """A new link for a participant; every older link stops working."""
+    participant = _find(session, participant_id)
+    if participant.status in ("replaced", "removed"):
+        raise Forbidden(f"this participant was {participant.status}")
+    participant.link_version += 1
+    participant.revoked_at = None
+    await db.flush()
+    return participant
+
+
+def _find(session: MediationSession, participant_id: int) -> Participant:
+    for participant in session.participants:
+        if participant.id == participant_id:
+            return participant
+    raise NotFound(f"no participant {participant_id} in session {session.id}")

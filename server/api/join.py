@@ -1,0 +1,69 @@
+"""Routes opened with a personal invite token (no login, no cookie, so no CSRF)."""
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from disputes.models import Dispute
+from scheduling import bookings, invites
+from scheduling.models import MediationSession, Participant
+from server.database import iso_utc
+from server.errors import Forbidden
+from server.http import ApiRoute, ok, transaction
+
+
+def invitation_view(session: MediationSession, participant: Participant, dispute: Dispute | None) -> dict[str, Any]:
+    """What one participant may see of their session: time, panel by role, and themself."""
+    return {
+        "session": {
+            "id": session.id, "start": iso_utc(session.start), "end": iso_utc(session.end),
+            "status": session.status, "location_kind": session.location_kind, "location": session.location,
+            "dispute_title": dispute.title if dispute else "",
+        },
+        "you": bookings.participant_to_dict(participant),
+        "panel": [
+            {"role": p.role, "display_name": p.display_name}
+            for p in session.participants
+            if p.kind == "expert" and p.status in ("invited", "accepted")
+        ],
+    }
+
+
+async def show(request: Request) -> Response:
+    """The invitation: who you are in which session."""
+    async with transaction(request) as db:
+        session, participant = await invites.open_invite(db, request.app.state.tokens, request.path_params["token"])
+        return ok(invitation_view(session, participant, await db.get(Dispute, session.dispute_id)))
+
+
+async def _respond(request: Request, accept: bool) -> Response:
+    async with transaction(request) as db:
+        session, participant = await invites.open_invite(db, request.app.state.tokens, request.path_params["token"])
+        if participant.kind != "expert":
+            raise Forbidden("only an invited expert can accept or decline")
+        await bookings.respond(db, session.id, participant.id, accept)
+        result: dict[str, Any] = invitation_view(session, participant, await db.get(Dispute, session.dispute_id))
+        if not accept:
+            settings = request.app.state.settings
+            rules = bookings.Rules(gap_min=settings.booking_gap_min, timezone=settings.timezone)
+            result["replacements"] = await bookings.replacement_options(db, session.id, participant.id, rules)
+    return ok(result)
+
+
+async def accept(request: Request) -> Response:
+    """An invited expert accepts."""
+    return await _respond(request, True)
+
+
+async def decline(request: Request) -> Response:
+    """An invited expert declines; staff are alerted and offered replacements."""
+    return await _respond(request, False)
+
+
+routes = [
+    ApiRoute("/api/join/{token}", show, methods=["GET"], tag="invitations"),
+    ApiRoute("/api/join/{token}/accept", accept, methods=["POST"], tag="invitations"),
+    ApiRoute("/api/join/{token}/decline", decline, methods=["POST"], tag="invitations"),
+]
