@@ -24,6 +24,13 @@ def join_url(base_url: str, token: str) -> str:
     return f"{base_url}/join/{token}"
 
 
+def participant_link(
+    tokens: TokenSigner, base_url: str, grace_s: int, session: MediationSession, participant: Participant
+) -> str:
+    """The participant's current personal join link."""
+    return join_url(base_url, link_token(tokens, session, participant, grace_s))
+
+
 async def open_invite(
     db: AsyncSession, tokens: TokenSigner, token: str, *, session_id: int | None = None,
     now: dt.datetime | None = None,

@@ -21,6 +21,9 @@ from server.api import experts as experts_api
 from server.api import join as join_api
 from server.api import sessions as sessions_api
 from server.auth import CSRFMiddleware
+from scheduling.invites import participant_link
+from scheduling.jobs import JobContext, Jobs
+from scheduling.outbox import Deliverer
 from server.config import Settings
 from server.database import create_engine, create_session_factory
 from server.errors import AppError
@@ -72,11 +75,22 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
-        app.state.engine = engine
-        app.state.db_sessions = create_session_factory(engine)
+        sessions = create_session_factory(engine)
+        tokens = app.state.tokens
+        deliverer = Deliverer(sessions, settings)
+        jobs = Jobs(settings, JobContext(
+            sessions=sessions, settings=settings, after_queue=deliverer.kick,
+            link_for=lambda s, p: participant_link(tokens, settings.base_url, settings.invite_grace_s, s, p),
+        ))
+        app.state.engine, app.state.db_sessions = engine, sessions
+        app.state.deliverer, app.state.jobs = deliverer, jobs
+        deliverer.start()
+        await jobs.start()
         try:
             yield
         finally:
+            await jobs.stop()
+            await deliverer.stop()
             await engine.dispose()
 
     routes: list[BaseRoute] = [

@@ -26,6 +26,14 @@ class Settings:
     invite_grace_s: int = 2 * 3600
     # Minutes an expert keeps free between two sessions.
     booking_gap_min: int = 15
+    office_name: str = "金山警务室 远程调解中心"
+    # Where alerts for staff go (an expert declined); default: the From address.
+    office_email: str = ""
+    # Reminders go this many seconds before a session starts.
+    reminder_offsets_s: tuple[int, ...] = (24 * 3600, 15 * 60)
+    # The room opens this long before the start and closes this long after the end.
+    room_open_before_s: int = 10 * 60
+    room_close_after_s: int = 30 * 60
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_from: str = "tiaojie@localhost"
@@ -56,6 +64,8 @@ class Settings:
                 values[field.name] = raw.lower() in ("1", "true", "yes", "on")
             elif field.type in ("Path",):
                 values[field.name] = Path(raw)
+            elif field.type.startswith("tuple[int"):
+                values[field.name] = tuple(int(part) for part in raw.split(",") if part.strip())
             else:
                 values[field.name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})

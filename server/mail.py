@@ -5,6 +5,7 @@ import logging
 from email.message import EmailMessage
 
 import aiosmtplib
+from aiosmtplib import SMTPException as SMTPError
 
 from server.config import Settings
 

@@ -7,4 +7,6 @@ def import_all_models() -> None:
     import disputes.models  # noqa: F401
     import experts.models  # noqa: F401
     import scheduling.models  # noqa: F401
+    import scheduling.jobs  # noqa: F401
+    import scheduling.outbox  # noqa: F401
     import server.accounts  # noqa: F401

@@ -7,8 +7,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from disputes.models import Dispute
-from scheduling import bookings, invites
+from scheduling import bookings, invites, notify
 from scheduling.models import MediationSession, Participant
+from server.api.sessions import rules
 from server.database import iso_utc
 from server.errors import Forbidden
 from server.http import ApiRoute, ok, transaction
@@ -46,9 +47,14 @@ async def _respond(request: Request, accept: bool) -> Response:
         await bookings.respond(db, session.id, participant.id, accept)
         result: dict[str, Any] = invitation_view(session, participant, await db.get(Dispute, session.dispute_id))
         if not accept:
-            settings = request.app.state.settings
-            rules = bookings.Rules(gap_min=settings.booking_gap_min, timezone=settings.timezone)
-            result["replacements"] = await bookings.replacement_options(db, session.id, participant.id, rules)
+            options = await bookings.replacement_options(db, session.id, participant.id, rules(request))
+            result["replacements"] = options
+            dispute = await db.get(Dispute, session.dispute_id)
+            await notify.queue_decline_alert(
+                db, session, participant, dispute_title=dispute.title if dispute else "",
+                replacements=[o["name"] for o in options], settings=request.app.state.settings,
+            )
+    request.app.state.deliverer.kick()
     return ok(result)
 
 

@@ -1,19 +1,21 @@
-"""Staff routes for slot search, bookings and invitations."""
+"""Staff routes for slot search, bookings, invitations and the outbox."""
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from scheduling import bookings, invites
-from scheduling.models import MediationSession
+from disputes.models import Dispute
+from scheduling import bookings, invites, notify, outbox
+from scheduling.models import MediationSession, Participant
 from scheduling.schemas import BookingIn, CancelIn, ReplaceIn, RescheduleIn, SearchIn
 from server.accounts import StaffUser
 from server.auth import require_staff
 from server.database import utcnow
-from server.http import ApiRoute, ok, path_id, read_json, transaction
+from server.http import ApiRoute, ok, path_id, query_param, read_json, transaction
 
 
 def rules(request: Request) -> bookings.Rules:
@@ -22,14 +24,41 @@ def rules(request: Request) -> bookings.Rules:
     return bookings.Rules(gap_min=settings.booking_gap_min, timezone=settings.timezone)
 
 
+def link_for(request: Request, session: MediationSession, participant: Participant) -> str:
+    """A participant's personal join link."""
+    state = request.app.state
+    return invites.participant_link(
+        state.tokens, state.settings.base_url, state.settings.invite_grace_s, session, participant
+    )
+
+
 def with_links(request: Request, session: MediationSession) -> dict[str, Any]:
     """A session's view for staff: every participant with their personal join link."""
-    state = request.app.state
     data = bookings.session_to_dict(session)
     for view, participant in zip(data["participants"], session.participants):
-        token = invites.link_token(state.tokens, session, participant, state.settings.invite_grace_s)
-        view["join_url"] = invites.join_url(state.settings.base_url, token)
+        view["join_url"] = link_for(request, session, participant)
     return data
+
+
+async def announce(
+    request: Request, db: AsyncSession, session: MediationSession, kind: str, only: Participant | None = None
+) -> None:
+    """Queue the messages of a session event in the current transaction."""
+    dispute = await db.get(Dispute, session.dispute_id)
+    await notify.queue_session_messages(
+        db, session, kind, dispute_title=dispute.title if dispute else "",
+        link_for=lambda p: link_for(request, session, p), settings=request.app.state.settings, only=only,
+    )
+
+
+def after_commit(request: Request, session: MediationSession) -> None:
+    """Move the session's jobs to its (committed) time, or drop them, and deliver the outbox."""
+    jobs = request.app.state.jobs
+    if session.status in ("pending", "confirmed"):
+        jobs.schedule_session(session.id, session.start, session.end)
+    else:
+        jobs.remove_session(session.id)
+    request.app.state.deliverer.kick()
 
 
 class ParticipantRef(BaseModel):
@@ -55,7 +84,10 @@ async def book(request: Request) -> Response:
             host_name=user.display_name if user else "",
         )
         session = await bookings.load_session(db, result["id"])
-        return ok(with_links(request, session), 201)
+        await announce(request, db, session, "invite")
+        view = with_links(request, session)
+    after_commit(request, session)
+    return ok(view, 201)
 
 
 async def get_session(request: Request) -> Response:
@@ -66,22 +98,31 @@ async def get_session(request: Request) -> Response:
 
 
 async def reschedule(request: Request) -> Response:
-    """Move a session, keeping its panel."""
+    """Move a session, keeping its panel; everyone gets the new time and an updated invitation."""
     require_staff(request)
     session_id = path_id(request)
     data = await read_json(request, RescheduleIn)
     async with transaction(request) as db:
         await bookings.reschedule(db, session_id, data, rules(request))
-        return ok(with_links(request, await bookings.load_session(db, session_id)))
+        session = await bookings.load_session(db, session_id)
+        await announce(request, db, session, "update")
+        view = with_links(request, session)
+    after_commit(request, session)
+    return ok(view)
 
 
 async def cancel(request: Request) -> Response:
-    """Cancel a session with a reason."""
+    """Cancel a session with a reason; everyone is told and its jobs are removed."""
     require_staff(request)
     session_id = path_id(request)
     data = await read_json(request, CancelIn)
     async with transaction(request) as db:
-        return ok(await bookings.cancel(db, session_id, data.reason))
+        await bookings.cancel(db, session_id, data.reason)
+        session = await bookings.load_session(db, session_id)
+        await announce(request, db, session, "cancel")
+        view = with_links(request, session)
+    after_commit(request, session)
+    return ok(view)
 
 
 async def replace(request: Request) -> Response:
@@ -97,7 +138,13 @@ async def replace(request: Request) -> Response:
             db, session_id, data.participant_id, data.expert_id, rules(request),
             check_availability=not data.override_availability,
         )
-        return ok(with_links(request, await bookings.load_session(db, session_id)))
+        session = await bookings.load_session(db, session_id)
+        leaving = next(p for p in session.participants if p.id == data.participant_id)
+        await announce(request, db, session, "cancel", only=leaving)
+        await announce(request, db, session, "invite", only=session.participants[-1])
+        view = with_links(request, session)
+    after_commit(request, session)
+    return ok(view)
 
 
 async def revoke(request: Request) -> Response:
@@ -122,6 +169,25 @@ async def reissue(request: Request) -> Response:
         return ok(with_links(request, session))
 
 
+async def list_outbox(request: Request) -> Response:
+    """Notifications, newest first; ?status=failed shows failed deliveries."""
+    require_staff(request)
+    status = query_param(request, "status", str)
+    session_id = query_param(request, "session_id", int)
+    async with transaction(request) as db:
+        return ok(await outbox.list_messages(db, status=status, session_id=session_id))
+
+
+async def retry_outbox(request: Request) -> Response:
+    """Queue a failed notification again."""
+    require_staff(request)
+    message_id = path_id(request)
+    async with transaction(request) as db:
+        result = await outbox.retry(db, message_id)
+    request.app.state.deliverer.kick()
+    return ok(result)
+
+
 routes = [
     ApiRoute("/api/scheduling/search", search, methods=["POST"], body=SearchIn, tag="scheduling"),
     ApiRoute("/api/sessions", book, methods=["POST"], body=BookingIn, tag="scheduling"),
@@ -131,4 +197,6 @@ routes = [
     ApiRoute("/api/sessions/{id}/replace", replace, methods=["POST"], body=ReplaceIn, tag="scheduling"),
     ApiRoute("/api/sessions/{id}/revoke", revoke, methods=["POST"], body=ParticipantRef, tag="scheduling"),
     ApiRoute("/api/sessions/{id}/reissue", reissue, methods=["POST"], body=ParticipantRef, tag="scheduling"),
+    ApiRoute("/api/outbox", list_outbox, methods=["GET"], tag="notifications"),
+    ApiRoute("/api/outbox/{id}/retry", retry_outbox, methods=["POST"], tag="notifications"),
 ]

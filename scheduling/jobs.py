@@ -1,0 +1,245 @@
+"""Persistent jobs (APScheduler 3): reminders, opening and closing rooms.
+
+Jobs live in the project's database (APScheduler's SQLAlchemy job store, table
+`apscheduler_jobs`). On SQLite the job store has a file of its own beside the database
+(`tiaojie-jobs.sqlite3`): APScheduler 3's store is synchronous and runs on the event loop, and
+SQLite has one write lock per file, so a store write waiting for that lock while an async
+transaction holds it would stall the loop that transaction needs to finish. APScheduler 3 must not run two schedulers on one job store, so a process
+runs jobs only while it holds the scheduler lease (a row in `scheduler_lease`, renewed every few
+seconds; a crashed holder's lease runs out). Every process can still add jobs: its scheduler is
+started paused, which writes to the store without running anything.
+
+Job functions are module-level (the store pickles references to them) and take ids only. They
+reach the database and settings through the one `JobContext` the running app installs: that is
+the single piece of module state, because APScheduler 3 offers no other way to hand jobs a context.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+import uuid
+from typing import Any, Callable
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import String, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from disputes.models import Dispute
+from scheduling import notify
+from scheduling.models import ACTIVE_STATES, MediationSession, Participant
+from server.config import Settings
+from server.database import Base, UTCDateTime, utcnow
+
+logger = logging.getLogger(__name__)
+LEASE_NAME = "scheduler"
+LEASE_TTL_S = 30
+LEASE_RENEW_S = 5
+
+
+class SchedulerLease(Base):
+    """Which process runs the jobs, until when."""
+
+    __tablename__ = "scheduler_lease"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+async def try_lease(db: AsyncSession, holder: str, ttl_s: int = LEASE_TTL_S) -> bool:
+    """Take or renew the lease if it is free, expired or ours."""
+    now = utcnow()
+    lease = await db.get(SchedulerLease, LEASE_NAME, with_for_update=True)
+    if lease is None:
+        db.add(SchedulerLease(name=LEASE_NAME, holder=holder, expires_at=now + dt.timedelta(seconds=ttl_s)))
+        return True
+    if lease.holder != holder and lease.expires_at > now:
+        return False
+    lease.holder = holder
+    lease.expires_at = now + dt.timedelta(seconds=ttl_s)
+    return True
+
+
+async def release_lease(db: AsyncSession, holder: str) -> None:
+    """Give the lease up at shutdown, so another process can take over at once."""
+    lease = await db.get(SchedulerLease, LEASE_NAME, with_for_update=True)
+    if lease is not None and lease.holder == holder:
+        await db.delete(lease)
+
+
+@dataclasses.dataclass
+class JobContext:
+    """What jobs need from the running app."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    settings: Settings
+    link_for: Callable[[MediationSession, Participant], str]
+    after_queue: Callable[[], None]
+
+
+_context: JobContext | None = None
+
+
+def jobstore_url(url: str) -> str:
+    """The job store's synchronous URL for the app's async database URL (see the module doc)."""
+    if url.startswith("sqlite+aiosqlite:///"):
+        path = url.removeprefix("sqlite+aiosqlite:///")
+        stem, dot, suffix = path.rpartition(".")
+        return f"sqlite:///{stem}-jobs.{suffix}" if dot else f"sqlite:///{path}-jobs"
+    return url.replace("postgresql+asyncpg", "postgresql+psycopg")
+
+
+def reminder_kind(offset_s: int) -> str:
+    """Which reminder text an offset uses."""
+    return "reminder_24h" if offset_s >= 6 * 3600 else "reminder_15m"
+
+
+class Jobs:
+    """The scheduler of one process, with its lease."""
+
+    def __init__(self, settings: Settings, context: JobContext) -> None:
+        self.settings = settings
+        self.context = context
+        self.holder = f"{uuid.uuid4().hex[:12]}"
+        self.scheduler = AsyncIOScheduler(
+            jobstores={"default": SQLAlchemyJobStore(url=jobstore_url(settings.database_url))},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+            timezone=dt.timezone.utc,
+        )
+        self.leader = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start paused, then run jobs whenever this process holds the lease."""
+        global _context
+        _context = self.context
+        self.scheduler.start(paused=True)
+        if self.settings.run_scheduler:
+            await self._tick()
+            self._task = asyncio.create_task(self._keep_lease(), name="scheduler-lease")
+
+    async def stop(self) -> None:
+        """Stop running jobs and give up the lease."""
+        global _context
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self.scheduler.shutdown(wait=False)
+        if self.leader:
+            async with self.context.sessions() as db, db.begin():
+                await release_lease(db, self.holder)
+        self.leader = False
+        if _context is self.context:
+            _context = None
+
+    async def _keep_lease(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_RENEW_S)
+            try:
+                await self._tick()
+            except Exception:
+                logger.exception("scheduler lease renewal failed")
+
+    async def _tick(self) -> None:
+        async with self.context.sessions() as db, db.begin():
+            leading = await try_lease(db, self.holder)
+        if leading and not self.leader:
+            logger.info("this process now runs the scheduled jobs (lease %s)", self.holder)
+            self.leader = True
+            await self.resync()
+            self.scheduler.resume()
+        elif not leading and self.leader:
+            logger.warning("scheduler lease lost; pausing jobs")
+            self.leader = False
+            self.scheduler.pause()
+        elif leading:
+            self.scheduler.wakeup()  # pick up jobs that other processes added
+
+    async def resync(self) -> None:
+        """Make sure every future active session has its jobs (after a crash between commit and add)."""
+        async with self.context.sessions() as db:
+            rows = (await db.execute(
+                select(MediationSession.id, MediationSession.start, MediationSession.end)
+                .where(MediationSession.status.in_(ACTIVE_STATES), MediationSession.end > utcnow())
+            )).all()
+        for session_id, start, end in rows:
+            self.schedule_session(session_id, start, end)
+
+    def schedule_session(self, session_id: int, start: dt.datetime, end: dt.datetime) -> None:
+        """Add or move a session's reminders and room jobs (past times are skipped)."""
+        now = utcnow()
+        plan: list[tuple[str, Any, dt.datetime, tuple[Any, ...], int]] = [
+            (f"session-{session_id}-remind-{offset}", remind, start - dt.timedelta(seconds=offset),
+             (session_id, offset), offset)
+            for offset in self.settings.reminder_offsets_s
+        ]
+        plan += [
+            (f"session-{session_id}-open", open_room, start - dt.timedelta(seconds=self.settings.room_open_before_s),
+             (session_id,), 24 * 3600),
+            (f"session-{session_id}-close", close_room, end + dt.timedelta(seconds=self.settings.room_close_after_s),
+             (session_id,), 7 * 24 * 3600),
+        ]
+        for job_id, func, run_at, args, grace in plan:
+            if run_at <= now:
+                continue
+            self.scheduler.add_job(
+                func, "date", run_date=run_at, args=args, id=job_id, replace_existing=True,
+                misfire_grace_time=grace,
+            )
+
+    def remove_session(self, session_id: int) -> None:
+        """Remove a cancelled session's jobs."""
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith(f"session-{session_id}-"):
+                try:
+                    job.remove()
+                except JobLookupError:
+                    pass
+
+
+def _require_context() -> JobContext:
+    if _context is None:
+        raise RuntimeError("no running app installed a JobContext")
+    return _context
+
+
+async def remind(session_id: int, offset_s: int) -> None:
+    """Queue the reminder for every participant (once: the outbox key makes it idempotent)."""
+    context = _require_context()
+    async with context.sessions() as db, db.begin():
+        session = await db.get(MediationSession, session_id)
+        if session is None or session.status not in ACTIVE_STATES:
+            return
+        dispute = await db.get(Dispute, session.dispute_id)
+        await notify.queue_session_messages(
+            db, session, reminder_kind(offset_s), tag=f"reminder-{offset_s}",
+            dispute_title=dispute.title if dispute else "",
+            link_for=lambda p: context.link_for(session, p), settings=context.settings,
+        )
+    context.after_queue()
+
+
+async def open_room(session_id: int) -> None:
+    """Mark the room open (participants may join from now on)."""
+    context = _require_context()
+    async with context.sessions() as db, db.begin():
+        session = await db.get(MediationSession, session_id)
+        if session is not None and session.room_opened_at is None:
+            session.room_opened_at = utcnow()
+
+
+async def close_room(session_id: int) -> None:
+    """Mark the room closed at the end plus the grace period."""
+    context = _require_context()
+    async with context.sessions() as db, db.begin():
+        session = await db.get(MediationSession, session_id)
+        if session is not None and session.room_closed_at is None:
+            session.room_closed_at = utcnow()

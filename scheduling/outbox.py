@@ -1,0 +1,167 @@
+"""The notification outbox: messages are queued in the booking's own transaction, then delivered.
+
+A message's key (session, participant, kind, sequence) is unique: queuing the same message twice,
+as a job that runs again after a restart would, adds nothing. Delivery claims a row before
+sending, so two server processes never send the same row.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import Any
+
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server import mail
+from server.config import Settings
+from server.database import Base, UTCDateTime, iso_utc, utcnow
+from server.errors import Conflict, NotFound
+
+logger = logging.getLogger(__name__)
+SMS_NOT_SENT = "no SMS gateway is configured: recorded in the outbox, nothing was sent"
+
+
+class OutboxMessage(Base):
+    """One message to one recipient on one channel."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("mediation_sessions.id"), index=True, nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))  # email | sms
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    body: Mapped[str] = mapped_column(Text)
+    calendar: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    calendar_method: Mapped[str] = mapped_column(String(16), default="")
+    # pending | sending | sent | failed | recorded (SMS without a gateway)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+def message_to_dict(m: OutboxMessage) -> dict[str, Any]:
+    """The view of an outbox row."""
+    return {
+        "id": m.id, "key": m.key, "session_id": m.session_id, "kind": m.kind, "channel": m.channel,
+        "recipient": m.recipient, "subject": m.subject, "status": m.status, "attempts": m.attempts,
+        "last_error": m.last_error, "created_at": iso_utc(m.created_at), "sent_at": iso_utc(m.sent_at),
+        "has_calendar": m.calendar is not None,
+    }
+
+
+async def queue(db: AsyncSession, **fields: Any) -> None:
+    """Add a message unless one with the same key exists (idempotent, also under races)."""
+    dialect = db.bind.dialect.name if db.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await db.execute(insert(OutboxMessage).values(created_at=utcnow(), **fields).on_conflict_do_nothing(index_elements=["key"]))
+
+
+async def list_messages(db: AsyncSession, *, status: str | None = None, session_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """Outbox rows, newest first."""
+    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+    if status:
+        query = query.where(OutboxMessage.status == status)
+    if session_id is not None:
+        query = query.where(OutboxMessage.session_id == session_id)
+    return [message_to_dict(m) for m in await db.scalars(query)]
+
+
+async def retry(db: AsyncSession, message_id: int) -> dict[str, Any]:
+    """Put a failed message back in the queue."""
+    message = await db.get(OutboxMessage, message_id)
+    if message is None:
+        raise NotFound(f"no outbox message {message_id}")
+    if message.status != "failed":
+        raise Conflict(f"only failed messages can be retried; this one is {message.status}")
+    message.status = "pending"
+    await db.flush()
+    return message_to_dict(message)
+
+
+async def deliver_pending(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> int:
+    """Send every pending message once; returns how many were handled."""
+    async with sessions() as db, db.begin():
+        ids = list(await db.scalars(select(OutboxMessage.id).where(OutboxMessage.status == "pending").order_by(OutboxMessage.id)))
+    handled = 0
+    for message_id in ids:
+        async with sessions() as db, db.begin():
+            claimed = await db.execute(
+                update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.status == "pending")
+                .values(status="sending", attempts=OutboxMessage.attempts + 1)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            message = await db.get(OutboxMessage, message_id)
+        assert message is not None
+        status, error = await _send(message, settings)
+        async with sessions() as db, db.begin():
+            await db.execute(
+                update(OutboxMessage).where(OutboxMessage.id == message_id).values(
+                    status=status, last_error=error, sent_at=utcnow() if status == "sent" else None
+                )
+            )
+        handled += 1
+    return handled
+
+
+async def _send(message: OutboxMessage, settings: Settings) -> tuple[str, str]:
+    if message.channel == "sms":
+        return "recorded", SMS_NOT_SENT
+    if not settings.smtp_host:
+        return "failed", "no SMTP server is configured (TIAOJIE_SMTP_HOST)"
+    try:
+        await mail.send(
+            settings, message.recipient, message.subject, message.body,
+            calendar=message.calendar, calendar_method=message.calendar_method or "REQUEST",
+        )
+    except (OSError, mail.SMTPError) as exc:
+        logger.warning("sending outbox message %s to %s failed: %s", message.id, message.recipient, exc)
+        return "failed", str(exc) or exc.__class__.__name__
+    return "sent", ""
+
+
+class Deliverer:
+    """A background task that delivers the outbox when kicked, and every minute anyway."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings, interval_s: float = 60) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._interval_s = interval_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-deliverer")
+
+    def kick(self) -> None:
+        """Deliver soon (after a transaction that queued messages has committed)."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._interval_s)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await deliver_pending(self._sessions, self._settings)
+            except Exception:  # keep delivering later; one bad round must not end the task
+                logger.exception("outbox delivery round failed")
