@@ -120,7 +120,7 @@ class Jobs:
         _context = self.context
         self.scheduler.start(paused=True)
         if self.settings.run_scheduler:
-            await self._tick()
+            await self.renew()
             self._task = asyncio.create_task(self._keep_lease(), name="scheduler-lease")
 
     async def stop(self) -> None:
@@ -144,11 +144,12 @@ class Jobs:
         while True:
             await asyncio.sleep(LEASE_RENEW_S)
             try:
-                await self._tick()
+                await self.renew()
             except Exception:
                 logger.exception("scheduler lease renewal failed")
 
-    async def _tick(self) -> None:
+    async def renew(self) -> None:
+        """Take or renew the lease now; run jobs while holding it, pause when it is lost."""
         async with self.context.sessions() as db, db.begin():
             leading = await try_lease(db, self.holder)
         if leading and not self.leader:

@@ -140,6 +140,8 @@ class Deliverer:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        """Start delivering, beginning with whatever a previous run left pending."""
+        self._wake.set()
         self._task = asyncio.create_task(self._run(), name="outbox-deliverer")
 
     def kick(self) -> None:

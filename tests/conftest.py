@@ -1,13 +1,17 @@
 """Fixtures: a real SQLite file per test, the real ASGI app, and logged-in clients."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import socket
+from email import message_from_bytes, policy
+from email.message import Message
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from starlette.applications import Starlette
 
 from server.app import create_app
@@ -112,3 +116,35 @@ def make_expert(staff_client: httpx.AsyncClient) -> ExpertFactory:
         return response.json()
 
     return make
+
+
+class Inbox:
+    """What a real SMTP server (aiosmtpd) received."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.arrived = asyncio.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        self.arrived.set()
+        return "250 OK"
+
+    async def wait_for(self, count: int, timeout_s: float = 10) -> list[Message]:
+        """Wait until at least `count` messages arrived."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while len(self.messages) < count:
+            assert asyncio.get_running_loop().time() < deadline, f"only {len(self.messages)} of {count} mails arrived"
+            await asyncio.sleep(0.05)
+        return self.messages
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    """A real SMTP server on loopback and its inbox."""
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()

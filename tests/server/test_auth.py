@@ -5,20 +5,16 @@ import asyncio
 import re
 import time
 from unittest import mock
-from email import message_from_bytes
-from email.message import Message
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
-import pytest
-from aiosmtpd.controller import Controller
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
 from server.accounts import StaffUser
 from server.app import create_app
 from server.config import Settings
-from tests.conftest import STAFF_PASSWORD, ExpertFactory, Running, add_staff, free_port, with_csrf
+from tests.conftest import STAFF_PASSWORD, ExpertFactory, Inbox, Running, add_staff, with_csrf
 
 
 async def test_password_is_hashed_with_argon2(running: Running) -> None:
@@ -137,28 +133,7 @@ async def test_expert_edits_only_self(running: Running, make_expert: ExpertFacto
     assert (await client.get("/api/disputes")).status_code == 401
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.arrived = asyncio.Event()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
-        self.arrived.set()
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> AsyncIterator[tuple[_Inbox, int]]:
-    inbox = _Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
-
-
-async def test_magic_link_by_real_smtp(make_settings: Any, smtp: tuple[_Inbox, int]) -> None:
+async def test_magic_link_by_real_smtp(make_settings: Any, smtp: tuple[Inbox, int]) -> None:
     inbox, port = smtp
     settings = make_settings(smtp_host="127.0.0.1", smtp_port=port)
     app = create_app(settings)

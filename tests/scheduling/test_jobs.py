@@ -1,0 +1,105 @@
+"""Persistent jobs: reminders survive a restart and are sent exactly once; one scheduler runs."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any, Callable
+
+from server.app import create_app
+from server.config import Settings
+from tests.conftest import STAFF_PASSWORD, Inbox, Running, add_staff, with_csrf
+
+
+async def _staff(running: Running) -> Any:
+    client = await with_csrf(running.client())
+    login = await client.post("/api/auth/login", json={"username": "staff1", "password": STAFF_PASSWORD})
+    client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+    return client
+
+
+async def _reminders(running: Running) -> list[dict[str, Any]]:
+    client = await _staff(running)
+    rows = (await client.get("/api/outbox")).json()
+    return [r for r in rows if r["kind"].startswith("reminder")]
+
+
+async def test_reminders_survive_restart_and_are_sent_once(
+    make_settings: Callable[..., Settings], smtp: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp
+    settings = make_settings(smtp_host="127.0.0.1", smtp_port=port, reminder_offsets_s=(55, 54))
+    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=60)
+
+    first = create_app(settings)
+    async with first.router.lifespan_context(first):
+        running = Running(app=first, clients=[])
+        await add_staff(running)
+        client = await _staff(running)
+        await client.post("/api/experts", json={"name": "李敏", "role": "lawyer", "email": "limin@example.cn"})
+        dispute = (await client.post("/api/disputes", json={
+            "title": "租房押金", "dispute_type": "rental",
+            "parties": [{"name": "赵小燕", "side": "applicant", "email": "zhao@example.cn"}]})).json()
+        booked = await client.post("/api/sessions", json={
+            "dispute_id": dispute["id"], "start": start.isoformat(), "end": (start + dt.timedelta(hours=1)).isoformat(),
+            "experts": [{"expert_id": 1}], "override_availability": True})
+        assert booked.status_code == 201
+        jobs = {job.id for job in first.state.jobs.scheduler.get_jobs()}
+        assert {"session-1-remind-55", "session-1-remind-54"} <= jobs
+        assert await _reminders(running) == []
+        for c in running.clients:
+            await c.aclose()
+
+    # The server is down while both reminders fall due.
+    await asyncio.sleep(max(0.0, (start - dt.timedelta(seconds=53) - dt.datetime.now(dt.timezone.utc)).total_seconds()))
+
+    second = create_app(settings)
+    async with second.router.lifespan_context(second):
+        running = Running(app=second, clients=[])
+        for _ in range(100):
+            rows = await _reminders(running)
+            if len(rows) == 4 and all(r["status"] == "sent" for r in rows):
+                break
+            await asyncio.sleep(0.1)
+        keys = sorted(r["key"] for r in rows)
+        assert len(keys) == 4 and len(set(keys)) == 4  # 2 reminders x 2 people, each once
+        for c in running.clients:
+            await c.aclose()
+    mails = await inbox.wait_for(6)  # 2 invitations (left pending at the stop) + 4 reminders
+
+    third = create_app(settings)  # and a further restart sends nothing again
+    async with third.router.lifespan_context(third):
+        await asyncio.sleep(1)
+        running = Running(app=third, clients=[])
+        assert len(await _reminders(running)) == 4
+        for c in running.clients:
+            await c.aclose()
+    reminders = [m for m in inbox.messages if "调解即将开始" in m["Subject"]]
+    assert sorted(m["To"] for m in reminders) == ["limin@example.cn", "limin@example.cn", "zhao@example.cn", "zhao@example.cn"]
+    assert len(inbox.messages) == len(mails)
+
+
+async def test_only_one_process_runs_jobs(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    a, b = create_app(settings), create_app(settings)
+    async with a.router.lifespan_context(a):
+        async with b.router.lifespan_context(b):
+            assert a.state.jobs.leader and not b.state.jobs.leader
+            await b.state.jobs.renew()
+            assert not b.state.jobs.leader
+            # b can still add jobs to the shared store; a sees them.
+            future = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
+            b.state.jobs.schedule_session(99, future, future + dt.timedelta(hours=1))
+            assert a.state.jobs.scheduler.get_job("session-99-open") is not None
+        assert a.state.jobs.leader
+
+
+async def test_lease_passes_on_when_the_leader_stops(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    a, b = create_app(settings), create_app(settings)
+    async with b.router.lifespan_context(b):
+        async with a.router.lifespan_context(a):
+            assert b.state.jobs.leader and not a.state.jobs.leader
+        await asyncio.sleep(0)
+    # b stopped last; now start a alone again: it leads at once.
+    async with a.router.lifespan_context(a):
+        assert a.state.jobs.leader

@@ -1,0 +1,139 @@
+"""Invitations by real SMTP with ICS, reschedule and cancel updates, SMS recorded, retries."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from email.message import Message
+from typing import Any, Callable
+
+import httpx
+import pytest
+from icalendar import Calendar
+
+from server.config import Settings
+from tests.conftest import Inbox
+from tests.scheduling.conftest import booking, next_monday
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], smtp: tuple[Inbox, int]) -> Settings:
+    return make_settings(smtp_host="127.0.0.1", smtp_port=smtp[1], smtp_from="tiaojie@jinshan.example.cn")
+
+
+def calendar_of(mail: Message) -> Calendar:
+    part = next(p for p in mail.walk() if p.get_content_type() == "text/calendar")
+    return Calendar.from_ical(part.get_payload(decode=True))
+
+
+def body_of(mail: Message) -> str:
+    part = next(p for p in mail.walk() if p.get_content_type() == "text/plain")
+    return part.get_payload(decode=True).decode()
+
+
+async def outbox_settled(client: httpx.AsyncClient, count: int) -> list[dict[str, Any]]:
+    for _ in range(200):
+        rows = (await client.get("/api/outbox")).json()
+        if len(rows) >= count and all(r["status"] not in ("pending", "sending") for r in rows):
+            return rows
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"outbox did not settle: {rows}")
+
+
+async def test_invitation_reschedule_cancel_by_smtp_with_ics(
+    staff_client: httpx.AsyncClient, pool: dict[str, Any], smtp: tuple[Inbox, int]
+) -> None:
+    inbox, _ = smtp
+    lawyer = pool["experts"]["lawyer"][0]
+    await staff_client.patch(f"/api/experts/{lawyer['id']}", json={"timezone": "Europe/Berlin"})
+    await staff_client.post(f"/api/disputes/{pool['dispute']['id']}/parties", json={"name": "王五", "side": "respondent", "phone": "13807370000"})
+    # The lawyer's windows are now in Berlin time: book anyway, as agreed by phone.
+    response = await staff_client.post("/api/sessions", json=booking(pool, next_monday(10), override_availability=True))
+    assert response.status_code == 201, response.text
+    session = response.json()
+
+    mails = await inbox.wait_for(5)
+    assert sorted(m["To"] for m in mails) == sorted(
+        [e["email"] for e in (pool["experts"][r][0] for r in ("legal_officer", "lawyer", "governance_specialist"))]
+        + ["zhang@example.cn", "li@example.cn"]
+    )
+    to_lawyer = next(m for m in mails if m["To"] == lawyer["email"])
+    assert "远程调解邀请" in to_lawyer["Subject"]
+    text = body_of(to_lawyer)
+    assert "Europe/Berlin" in text and "03:00–04:00" in text  # 10:00 in Shanghai, in the lawyer's zone
+    lawyer_link = next(p["join_url"] for p in session["participants"] if p["expert_id"] == lawyer["id"])
+    assert lawyer_link in text
+    assert "律师" in text and "法制民警" in text and "综治专干" in text
+    to_party = next(m for m in mails if m["To"] == "zhang@example.cn")
+    assert "Asia/Shanghai" in body_of(to_party) and "10:00–11:00" in body_of(to_party)
+
+    invite = calendar_of(to_lawyer)
+    assert str(invite["METHOD"]) == "REQUEST"
+    event = invite.walk("VEVENT")[0]
+    uid = str(event["UID"])
+    assert int(event["SEQUENCE"]) == 0
+    attendees = event.get("ATTENDEE")
+    assert sorted(str(a) for a in attendees) == sorted(
+        f"mailto:{pool['experts'][r][0]['email']}" for r in ("legal_officer", "lawyer", "governance_specialist")
+    )
+    assert event.decoded("DTSTART") == next_monday(10).astimezone(dt.timezone.utc)
+
+    rows = await outbox_settled(staff_client, 6)
+    sms = [r for r in rows if r["channel"] == "sms"]
+    assert len(sms) == 1 and sms[0]["status"] == "recorded" and "nothing was sent" in sms[0]["last_error"]
+    assert sum(r["status"] == "sent" for r in rows) == 5
+
+    moved = await staff_client.post(f"/api/sessions/{session['id']}/reschedule",
+                                    json={"start": next_monday(14).isoformat(), "override_availability": True})
+    assert moved.status_code == 200, moved.text
+    mails = await inbox.wait_for(10)
+    update = next(m for m in mails[5:] if m["To"] == lawyer["email"])
+    assert "时间变更" in update["Subject"]
+    updated = calendar_of(update).walk("VEVENT")[0]
+    assert str(updated["UID"]) == uid and int(updated["SEQUENCE"]) == 1
+    assert updated.decoded("DTSTART") == next_monday(14).astimezone(dt.timezone.utc)
+
+    await staff_client.post(f"/api/sessions/{session['id']}/cancel", json={"reason": "申请人住院"})
+    mails = await inbox.wait_for(15)
+    cancel = next(m for m in mails[10:] if m["To"] == lawyer["email"])
+    cancelled = calendar_of(cancel)
+    assert str(cancelled["METHOD"]) == "CANCEL"
+    event = cancelled.walk("VEVENT")[0]
+    assert str(event["UID"]) == uid and int(event["SEQUENCE"]) == 2 and str(event["STATUS"]) == "CANCELLED"
+    assert "申请人住院" in body_of(cancel)
+
+
+async def test_failed_delivery_is_listed_and_retried(
+    make_settings: Callable[..., Settings], smtp: tuple[Inbox, int]
+) -> None:
+    from server.app import create_app
+    from tests.conftest import STAFF_PASSWORD, Running, add_staff, free_port, with_csrf
+
+    inbox, port = smtp
+    dead = make_settings(smtp_host="127.0.0.1", smtp_port=free_port())
+    app = create_app(dead)
+    async with app.router.lifespan_context(app):
+        running = Running(app=app, clients=[])
+        await add_staff(running)
+        client = await with_csrf(running.client())
+        login = await client.post("/api/auth/login", json={"username": "staff1", "password": STAFF_PASSWORD})
+        client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+        await client.post("/api/experts", json={"name": "李敏", "role": "lawyer", "email": "limin@example.cn"})
+        dispute = (await client.post("/api/disputes", json={"title": "租房押金", "dispute_type": "rental"})).json()
+        body = {"dispute_id": dispute["id"], "start": next_monday(10).isoformat(), "end": next_monday(11).isoformat(),
+                "experts": [{"expert_id": 1}], "override_availability": True}
+        assert (await client.post("/api/sessions", json=body)).status_code == 201
+        rows = await outbox_settled(client, 1)
+        failed = (await client.get("/api/outbox?status=failed")).json()
+        assert [r["recipient"] for r in failed] == ["limin@example.cn"] and failed[0]["last_error"]
+        assert rows[0]["status"] == "failed"
+
+        # The SMTP server comes back: retry delivers it, once.
+        object.__setattr__(dead, "smtp_port", port)
+        retried = await client.post(f"/api/outbox/{failed[0]['id']}/retry")
+        assert retried.status_code == 200
+        await inbox.wait_for(1)
+        rows = await outbox_settled(client, 1)
+        assert rows[0]["status"] == "sent" and rows[0]["attempts"] == 2
+        assert (await client.post(f"/api/outbox/{failed[0]['id']}/retry")).status_code == 409
+        for c in running.clients:
+            await c.aclose()
