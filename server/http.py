@@ -64,7 +64,7 @@ def query_param(request: Request, name: str, parse_value: Callable[[str], Any], 
         return default
     try:
         return parse_value(raw)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, LookupError):
         raise Invalid(f"bad value for query parameter '{name}'", field=name) from None
 
 

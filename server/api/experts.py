@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from experts import service
 from experts.schemas import SELF_EDITABLE, AvailabilityIn, ExpertIn, ExpertPatch
+from scheduling import calendar
+from server.api import sessions as sessions_api
 from server.auth import require_expert_self_or_staff, require_staff
+from server.database import utcnow
 from server.errors import Invalid
 from server.http import ApiRoute, ok, path_id, query_param, read_json, transaction
 from server.vocabulary import Role
@@ -91,6 +96,39 @@ async def free_intervals(request: Request) -> Response:
     return ok([{"start": s.isoformat(), "end": e.isoformat()} for s, e in intervals])
 
 
+async def sessions(request: Request) -> Response:
+    """The expert's upcoming sessions, each with the expert's own join link."""
+    expert_id = path_id(request)
+    require_expert_self_or_staff(request, expert_id)
+    async with transaction(request) as db:
+        await service.load_expert(db, expert_id)
+        return ok(await calendar.expert_sessions(
+            db, expert_id, utcnow(), lambda s, p: sessions_api.link_for(request, s, p)
+        ))
+
+
+async def calendar_link(request: Request) -> Response:
+    """The address of the expert's calendar subscription (ICS feed)."""
+    expert_id = path_id(request)
+    require_expert_self_or_staff(request, expert_id)
+    state = request.app.state
+    token = state.tokens.calendar_feed(expert_id)
+    return ok({"url": f"{state.settings.base_url}/calendar/{token}.ics"})
+
+
+async def calendar_feed(request: Request) -> Response:
+    """An expert's sessions as an ICS feed that a phone calendar can subscribe to."""
+    state = request.app.state
+    expert_id = state.tokens.read_calendar_feed(request.path_params["token"])
+    async with transaction(request) as db:
+        await service.load_expert(db, expert_id)
+        body = await calendar.expert_feed(
+            db, expert_id, utcnow() - dt.timedelta(days=30),
+            urlsplit(state.settings.base_url).hostname or "tiaojie", state.settings.smtp_from,
+        )
+    return Response(body, media_type="text/calendar; charset=utf-8")
+
+
 routes = [
     ApiRoute("/api/experts", list_experts, methods=["GET"], tag="experts"),
     ApiRoute("/api/experts", create_expert, methods=["POST"], body=ExpertIn, tag="experts"),
@@ -99,4 +137,7 @@ routes = [
     ApiRoute("/api/experts/{id}/availability", get_availability, methods=["GET"], tag="experts"),
     ApiRoute("/api/experts/{id}/availability", put_availability, methods=["PUT"], body=AvailabilityIn, tag="experts"),
     ApiRoute("/api/experts/{id}/free", free_intervals, methods=["GET"], tag="experts"),
+    ApiRoute("/api/experts/{id}/sessions", sessions, methods=["GET"], tag="calendar"),
+    ApiRoute("/api/experts/{id}/calendar-link", calendar_link, methods=["GET"], tag="calendar"),
+    Route("/calendar/{token}.ics", calendar_feed),
 ]

@@ -1,7 +1,9 @@
 """Staff routes for slot search, bookings, invitations and the outbox."""
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from disputes.models import Dispute
-from scheduling import bookings, invites, notify, outbox
+from scheduling import bookings, calendar, invites, notify, outbox
 from scheduling.models import MediationSession, Participant
 from scheduling.schemas import BookingIn, CancelIn, ReplaceIn, RescheduleIn, SearchIn
 from server.accounts import StaffUser
@@ -169,6 +171,19 @@ async def reissue(request: Request) -> Response:
         return ok(with_links(request, session))
 
 
+async def schedule(request: Request) -> Response:
+    """The office's sessions on ?date=YYYY-MM-DD (default today) for ?span=day or week."""
+    require_staff(request)
+    settings = request.app.state.settings
+    today = utcnow().astimezone(ZoneInfo(settings.timezone)).date()
+    day = query_param(request, "date", dt.date.fromisoformat, today)
+    span = query_param(request, "span", lambda v: {"day": "day", "week": "week"}[v], "day")
+    first, last = calendar.local_span(day, span, settings.timezone)
+    async with transaction(request) as db:
+        return ok({"from": first.isoformat(), "to": last.isoformat(),
+                   "sessions": await calendar.office_schedule(db, first, last)})
+
+
 async def list_outbox(request: Request) -> Response:
     """Notifications, newest first; ?status=failed shows failed deliveries."""
     require_staff(request)
@@ -197,6 +212,7 @@ routes = [
     ApiRoute("/api/sessions/{id}/replace", replace, methods=["POST"], body=ReplaceIn, tag="scheduling"),
     ApiRoute("/api/sessions/{id}/revoke", revoke, methods=["POST"], body=ParticipantRef, tag="scheduling"),
     ApiRoute("/api/sessions/{id}/reissue", reissue, methods=["POST"], body=ParticipantRef, tag="scheduling"),
+    ApiRoute("/api/schedule", schedule, methods=["GET"], tag="calendar"),
     ApiRoute("/api/outbox", list_outbox, methods=["GET"], tag="notifications"),
     ApiRoute("/api/outbox/{id}/retry", retry_outbox, methods=["POST"], tag="notifications"),
 ]
