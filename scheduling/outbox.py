@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,6 +23,13 @@ from server.errors import Conflict, NotFound
 
 logger = logging.getLogger(__name__)
 SMS_NOT_SENT = "no SMS gateway is configured: recorded in the outbox, nothing was sent"
+
+
+class SmsGateway(Protocol):
+    """A way to send text messages (an operator's API); none is built in."""
+
+    async def send(self, phone: str, text: str) -> None:
+        """Send one message; raise OSError on failure."""
 
 
 class OutboxMessage(Base):
@@ -87,7 +94,9 @@ async def retry(db: AsyncSession, message_id: int) -> dict[str, Any]:
     return message_to_dict(message)
 
 
-async def deliver_pending(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> int:
+async def deliver_pending(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, sms: SmsGateway | None = None
+) -> int:
     """Send every pending message once; returns how many were handled."""
     async with sessions() as db, db.begin():
         ids = list(await db.scalars(select(OutboxMessage.id).where(OutboxMessage.status == "pending").order_by(OutboxMessage.id)))
@@ -102,7 +111,7 @@ async def deliver_pending(sessions: async_sessionmaker[AsyncSession], settings: 
                 continue
             message = await db.get(OutboxMessage, message_id)
         assert message is not None
-        status, error = await _send(message, settings)
+        status, error = await _send(message, settings, sms)
         async with sessions() as db, db.begin():
             await db.execute(
                 update(OutboxMessage).where(OutboxMessage.id == message_id).values(
@@ -113,16 +122,20 @@ async def deliver_pending(sessions: async_sessionmaker[AsyncSession], settings: 
     return handled
 
 
-async def _send(message: OutboxMessage, settings: Settings) -> tuple[str, str]:
-    if message.channel == "sms":
+async def _send(message: OutboxMessage, settings: Settings, sms: SmsGateway | None) -> tuple[str, str]:
+    if message.channel == "sms" and sms is None:
         return "recorded", SMS_NOT_SENT
-    if not settings.smtp_host:
+    if message.channel == "email" and not settings.smtp_host:
         return "failed", "no SMTP server is configured (TIAOJIE_SMTP_HOST)"
     try:
-        await mail.send(
-            settings, message.recipient, message.subject, message.body,
-            calendar=message.calendar, calendar_method=message.calendar_method or "REQUEST",
-        )
+        if message.channel == "sms":
+            assert sms is not None
+            await sms.send(message.recipient, message.body)
+        else:
+            await mail.send(
+                settings, message.recipient, message.subject, message.body,
+                calendar=message.calendar, calendar_method=message.calendar_method or "REQUEST",
+            )
     except (OSError, mail.SMTPError) as exc:
         logger.warning("sending outbox message %s to %s failed: %s", message.id, message.recipient, exc)
         return "failed", str(exc) or exc.__class__.__name__
@@ -132,9 +145,13 @@ async def _send(message: OutboxMessage, settings: Settings) -> tuple[str, str]:
 class Deliverer:
     """A background task that delivers the outbox when kicked, and every minute anyway."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings, interval_s: float = 60) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], settings: Settings, *,
+        sms: SmsGateway | None = None, interval_s: float = 60,
+    ) -> None:
         self._sessions = sessions
         self._settings = settings
+        self._sms = sms
         self._interval_s = interval_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -149,6 +166,7 @@ class Deliverer:
         self._wake.set()
 
     async def stop(self) -> None:
+        """Stop the background task."""
         if self._task is not None:
             self._task.cancel()
             try:
@@ -164,6 +182,6 @@ class Deliverer:
                 pass
             self._wake.clear()
             try:
-                await deliver_pending(self._sessions, self._settings)
+                await deliver_pending(self._sessions, self._settings, self._sms)
             except Exception:  # keep delivering later; one bad round must not end the task
                 logger.exception("outbox delivery round failed")

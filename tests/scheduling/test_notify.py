@@ -137,3 +137,21 @@ async def test_failed_delivery_is_listed_and_retried(
         assert (await client.post(f"/api/outbox/{failed[0]['id']}/retry")).status_code == 409
         for c in running.clients:
             await c.aclose()
+
+
+async def test_sms_gateway_is_pluggable(running: Any, staff_client: httpx.AsyncClient, pool: dict[str, Any], settings: Settings) -> None:
+    from scheduling.outbox import deliver_pending
+
+    sent: list[tuple[str, str]] = []
+
+    class Gateway:
+        async def send(self, phone: str, text: str) -> None:
+            sent.append((phone, text))
+
+    await running.app.state.deliverer.stop()  # deliver by hand, through the gateway
+    await staff_client.post(f"/api/disputes/{pool['dispute']['id']}/parties", json={"name": "王五", "side": "respondent", "phone": "13807370000"})
+    assert (await staff_client.post("/api/sessions", json=booking(pool, next_monday(10)))).status_code == 201
+    await deliver_pending(running.app.state.db_sessions, settings, Gateway())
+    assert [phone for phone, _ in sent] == ["13807370000"] and "王五" in sent[0][1]
+    rows = (await staff_client.get("/api/outbox")).json()
+    assert next(r for r in rows if r["channel"] == "sms")["status"] == "sent"
