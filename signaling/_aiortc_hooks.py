@@ -1,0 +1,110 @@
+"""Every place where Tiaojie reaches into aiortc internals (pinned: aiortc==1.16.0).
+
+The forwarding engine needs encoded RTP, not decoded frames, and aiortc has no public API for
+that. These hooks are per instance (never class-wide), so the same process can still run
+ordinary aiortc peers, such as the tests' clients:
+
+- `receive_without_decoding`: RTCRtpReceiver.receive() starts a decoder thread and an RTCP task;
+  the replacement only registers the receiver with its DTLS transport, so that the router knows
+  its SSRCs and payload types, and starts nothing.
+- `intercept_rtp`: RTCDtlsTransport._handle_rtp_data(data, arrival_time_ms) gets each decrypted
+  SRTP packet as bytes; the replacement hands the bytes to the engine, which parses only the
+  12-byte header (aiortc would build an RtpPacket and reassemble frames in its jitter buffer).
+- `intercept_sender_rtcp`: RTCRtpSender._handle_rtcp_packet(packet) is where the router delivers
+  a subscriber's NACK, PLI, FIR and receiver reports; aiortc would ask its (absent) encoder for
+  a keyframe, so PLI never reached the publisher.
+- `idle_track`: an RTCRtpSender pulls frames from its track in _run_rtp; a track whose recv()
+  never returns parks that task (with no track, aiortc polls every 20 ms).
+- `packet_sender`: protect with the transport's outbound SRTP session and hand the datagram to
+  the nominated ICE pair's UDP transport synchronously, skipping three awaits per packet.
+- `report_sent`: RTCP sender reports come from RTCRtpSender's private counters; the engine
+  updates them so that receivers can still synchronise audio and video.
+
+tests/signaling/test_aiortc_hooks.py checks that each of these internals still exists, so an
+aiortc upgrade that moves one fails loudly.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Callable
+
+from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
+from aiortc.rtp import AnyRtcpPacket
+
+RtpHandler = Callable[[bytes, int], Awaitable[None]]
+RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]
+# Above this many bytes waiting in the UDP transport, packets for that peer are dropped.
+MAX_SEND_BUFFER_BYTES = 512 * 1024
+
+
+def receive_without_decoding(receiver: RTCRtpReceiver) -> None:
+    """Make receiver.receive() register with the transport and start no decoder."""
+
+    async def receive(parameters: RTCRtpReceiveParameters) -> None:
+        receiver.transport._register_rtp_receiver(receiver, parameters)
+
+    receiver.receive = receive  # type: ignore[method-assign]
+
+
+def intercept_rtp(transport: RTCDtlsTransport, handler: RtpHandler) -> None:
+    """Send every decrypted inbound RTP packet (bytes) on this transport to handler."""
+    transport._handle_rtp_data = handler  # type: ignore[method-assign]
+
+
+def intercept_sender_rtcp(sender: RTCRtpSender, handler: RtcpHandler) -> None:
+    """Send the RTCP feedback that the router gives this sender to handler."""
+    sender._handle_rtcp_packet = handler  # type: ignore[method-assign]
+
+
+class _IdleTrack(MediaStreamTrack):
+    """A track that never yields a frame: its sender's RTP task waits instead of polling."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._never: asyncio.Future[Any] = asyncio.get_event_loop().create_future()
+
+    async def recv(self) -> Any:
+        return await self._never
+
+
+def idle_track(kind: str) -> MediaStreamTrack:
+    """A placeholder track for a sender whose packets the engine writes itself."""
+    return _IdleTrack(kind)
+
+
+def packet_sender(transport: RTCDtlsTransport) -> Callable[[bytes], bool]:
+    """A function that protects and sends one RTP or RTCP packet now; False if dropped."""
+    ice = transport.transport._connection
+
+    def send(packet: bytes) -> bool:
+        srtp = transport._tx_srtp
+        pair = ice._nominated.get(1)
+        if srtp is None or pair is None or pair.protocol.transport is None:
+            return False
+        udp = pair.protocol.transport
+        if udp.get_write_buffer_size() > MAX_SEND_BUFFER_BYTES:
+            return False
+        if 192 <= packet[1] <= 208:  # an RTCP packet type, as aiortc.rtp.is_rtcp tests
+            data = srtp.protect_rtcp(packet)
+        else:
+            data = srtp.protect(packet)
+        udp.sendto(data, pair.remote_addr)
+        return True
+
+    return send
+
+
+def report_sent(sender: RTCRtpSender, ntp_time: int, rtp_timestamp: int, packets: int, octets: int) -> None:
+    """Feed the sender's RTCP sender reports with what the engine sent on its behalf."""
+    sender._RTCRtpSender__ntp_timestamp = ntp_time  # type: ignore[attr-defined]
+    sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
+    sender._RTCRtpSender__packet_count = packets  # type: ignore[attr-defined]
+    sender._RTCRtpSender__octet_count = octets  # type: ignore[attr-defined]
+
+
+def rtcp_ssrc(receiver: RTCRtpReceiver) -> int | None:
+    """The SSRC a receiver uses as the sender of its RTCP feedback."""
+    return receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined, no-any-return]

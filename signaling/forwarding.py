@@ -1,0 +1,188 @@
+"""RTP-level forwarding: one published stream fanned out to subscribers' senders.
+
+Nothing here decodes or encodes media. A packet arrives decrypted (once); for each subscriber
+its header is rewritten (SSRC, payload type, sequence number, timestamp) and it is encrypted
+for that subscriber and sent. Each subscriber keeps a short history to answer NACKs. A new
+subscriber gets no video until a keyframe starts, and asks the publisher for one (PLI),
+repeating until the publisher's SSRC is known and a keyframe arrives. If a subscriber's UDP
+transport backs up, its packets are dropped until the next keyframe and a keyframe is asked for,
+so a slow subscriber never grows memory or delays the others.
+"""
+from __future__ import annotations
+
+import struct
+import time
+from typing import Callable
+
+PLI_MIN_INTERVAL_S = 0.3
+KEYFRAME_RETRY_S = 0.5
+HISTORY_SIZE = 512  # packets kept per subscriber for retransmission (about 5 s of video)
+_HEADER = struct.Struct("!BBHII")
+_SEQ_TS_SSRC = struct.Struct("!HII")
+
+
+def parse_rtp(data: bytes) -> tuple[int, int, int, int, int, int, int] | None:
+    """(payload type, marker, sequence, timestamp, ssrc, payload start, payload end) or None."""
+    if len(data) < 12 or data[0] >> 6 != 2:
+        return None
+    first = data[0]
+    seq, timestamp, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
+    start = 12 + 4 * (first & 0x0F)
+    if first & 0x10:
+        if len(data) < start + 4:
+            return None
+        start += 4 + 4 * int.from_bytes(data[start + 2:start + 4], "big")
+    end = len(data)
+    if first & 0x20:
+        end -= data[-1]
+    if start > end:
+        return None
+    return data[1] & 0x7F, data[1] >> 7, seq, timestamp, ssrc, start, end
+
+
+def audio_level(data: bytes, extension_id: int) -> int | None:
+    """The RFC 6464 audio level (0 loud .. 127 silent) from a one-byte header extension, if any."""
+    if not data[0] & 0x10:
+        return None
+    start = 12 + 4 * (data[0] & 0x0F)
+    if data[start:start + 2] != b"\xbe\xde":
+        return None
+    end = start + 4 + 4 * int.from_bytes(data[start + 2:start + 4], "big")
+    i = start + 4
+    while i < end:
+        byte = data[i]
+        if byte == 0:
+            i += 1
+            continue
+        ext_id, length = byte >> 4, (byte & 0x0F) + 1
+        if ext_id == extension_id:
+            return data[i + 1] & 0x7F
+        i += 1 + length
+    return None
+
+
+def vp8_keyframe_start(payload: bytes | memoryview) -> bool:
+    """Whether a VP8 RTP payload (RFC 7741) begins a keyframe."""
+    if len(payload) < 2:
+        return False
+    first = payload[0]
+    if not first & 0x10 or first & 0x0F:  # S bit set and partition 0
+        return False
+    i = 1
+    if first & 0x80:  # X: extension byte follows
+        ext = payload[1]
+        i = 2
+        if ext & 0x80:  # I: picture id, 1 or 2 bytes
+            i += 2 if len(payload) > 2 and payload[2] & 0x80 else 1
+        if ext & 0x40:  # L: TL0PICIDX
+            i += 1
+        if ext & 0x30:  # T or K
+            i += 1
+    return len(payload) > i and not payload[i] & 0x01
+
+
+class Subscription:
+    """One subscriber's sender of one stream: header rewriting, history, keyframe gating."""
+
+    def __init__(
+        self, kind: str, ssrc: int, payload_type: int, send: Callable[[bytes], bool],
+        on_sent: Callable[[int, int, int], None] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.ssrc = ssrc
+        self.payload_type = payload_type
+        self._send = send
+        self._on_sent = on_sent
+        self.waiting_keyframe = kind == "video"
+        self._seq_offset: int | None = None
+        self._ts_offset = 0
+        self._last_seq = int.from_bytes(time.time_ns().to_bytes(8, "big")[-2:], "big")
+        self._last_ts = 0
+        self._history: dict[int, bytes] = {}
+        self.packets = 0
+        self.octets = 0
+        self.dropped = 0
+
+    def restart(self) -> None:
+        """A new source: continue numbering after the last packet, wait for a keyframe."""
+        self._seq_offset = None
+        self.waiting_keyframe = self.kind == "video"
+
+    def forward(self, payload: bytes, marker: int, seq: int, timestamp: int, keyframe: bool) -> bool:
+        """Send one packet; False when this subscriber needs a keyframe."""
+        if self.waiting_keyframe:
+            if not keyframe:
+                return False
+            self.waiting_keyframe = False
+        if self._seq_offset is None:
+            self._seq_offset = (self._last_seq + 1 - seq) & 0xFFFF
+            step = 3000 if self.kind == "video" else 960  # one frame at 90 kHz / 20 ms at 48 kHz
+            self._ts_offset = (self._last_ts + step - timestamp) & 0xFFFFFFFF if self.packets else 0
+        out_seq = (seq + self._seq_offset) & 0xFFFF
+        out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
+        packet = _HEADER.pack(0x80, (marker << 7) | self.payload_type, out_seq, out_ts, self.ssrc) + payload
+        self._history[out_seq % HISTORY_SIZE] = packet
+        if not self._send(packet):
+            self.dropped += 1
+            if self.kind == "video":
+                self.waiting_keyframe = True
+                return False
+            return True
+        self._last_seq, self._last_ts = out_seq, out_ts
+        self.packets += 1
+        self.octets += len(payload)
+        if self._on_sent is not None and marker:
+            self._on_sent(out_ts, self.packets, self.octets)
+        return True
+
+    def retransmit(self, seq: int) -> bool:
+        """Send a packet again from the history (answering a NACK)."""
+        packet = self._history.get(seq % HISTORY_SIZE)
+        if packet is None or int.from_bytes(packet[2:4], "big") != seq:
+            return False
+        return self._send(packet)
+
+
+class PublishedStream:
+    """A stream a participant sends: its subscribers and its keyframe requests."""
+
+    def __init__(self, kind: str, request_keyframe: Callable[[int], None]) -> None:
+        self.kind = kind
+        self.ssrc: int | None = None
+        self.subscriptions: list[Subscription] = []
+        self._request_keyframe = request_keyframe
+        self._last_pli = -PLI_MIN_INTERVAL_S
+        self.packets = 0
+
+    def subscribe(self, subscription: Subscription) -> None:
+        """Add a subscriber; video waits for (and asks for) a keyframe."""
+        subscription.restart()
+        self.subscriptions.append(subscription)
+        if self.kind == "video":
+            self.want_keyframe()
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop sending to a subscriber."""
+        if subscription in self.subscriptions:
+            self.subscriptions.remove(subscription)
+
+    def want_keyframe(self) -> None:
+        """Ask the publisher for a keyframe (rate-limited); before its SSRC is known, the
+        starving subscribers ask again on its first packets."""
+        now = time.monotonic()
+        if self.ssrc is not None and now - self._last_pli >= PLI_MIN_INTERVAL_S:
+            self._last_pli = now
+            self._request_keyframe(self.ssrc)
+
+    def on_packet(self, data: bytes, marker: int, seq: int, timestamp: int, ssrc: int, start: int, end: int) -> None:
+        """Fan one inbound packet out to every subscriber."""
+        self.ssrc = ssrc
+        self.packets += 1
+        payload = data[start:end]
+        keyframe = self.kind == "video" and vp8_keyframe_start(payload)
+        starved = False
+        for subscription in self.subscriptions:
+            if not subscription.forward(payload, marker, seq, timestamp, keyframe):
+                starved = True
+        if starved and time.monotonic() - self._last_pli >= KEYFRAME_RETRY_S:
+            self.want_keyframe()

@@ -1,0 +1,179 @@
+"""One participant's server-side WebRTC peer: what it publishes and the slots it receives.
+
+Each client offers a fixed layout, so that people can come and go without renegotiation:
+m-line 0 its microphone (sendonly), m-line 1 its camera (sendonly), then SLOTS pairs of
+(audio, video) m-lines it receives (recvonly). Slot k shows one other participant; the
+engine tells the client who is in which slot. The server answers VP8 and Opus only, so that
+every forwarded packet fits every subscriber without transcoding.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Awaitable, Callable
+
+from aiortc import clock
+from aiortc import RTCConfiguration, RTCIceCandidate, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RTCP_RTPFB_NACK, AnyRtcpPacket, RtcpPsfbPacket, RtcpRtpfbPacket
+from aiortc.sdp import candidate_from_sdp
+
+from signaling import _aiortc_hooks as hooks
+from signaling.errors import SignalingError
+from signaling.forwarding import PublishedStream, Subscription, parse_rtp
+
+logger = logging.getLogger(__name__)
+SLOTS = 8
+CODECS = {"audio": "audio/opus", "video": "video/VP8"}
+
+
+def expected_layout() -> list[str]:
+    """The kinds of the m-lines a client must offer, in order."""
+    return ["audio", "video"] + ["audio", "video"] * SLOTS
+
+
+class SlotSenders:
+    """The two senders (audio, video) of one receive slot, and whom they show."""
+
+    def __init__(self, audio: Subscription, video: Subscription) -> None:
+        self.audio = audio
+        self.video = video
+        self.participant_id: str | None = None
+        self.sources: dict[str, PublishedStream] = {}
+
+
+class ServerPeer:
+    """The server's peer connection with one participant."""
+
+    def __init__(
+        self, peer_id: str, ice_servers: list[RTCIceServer], on_closed: Callable[[ServerPeer], Awaitable[None]],
+    ) -> None:
+        self.id = peer_id
+        # An explicit empty list: aiortc would otherwise add a public STUN server.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
+        self.audio = PublishedStream("audio", self._request_keyframe)
+        self.video = PublishedStream("video", self._request_keyframe)
+        self.slots: list[SlotSenders] = []
+        self._streams_by_ssrc: dict[int, PublishedStream] = {}
+        self._kind_by_pt: dict[int, PublishedStream] = {}
+        self._send: Callable[[bytes], bool] = lambda packet: False
+        self._publish: list[RTCRtpTransceiver] = []
+        self._on_closed = on_closed
+        self._closed = False
+        self.pc.on("connectionstatechange", self._on_connection_state)
+
+    @property
+    def connection_state(self) -> str:
+        return self.pc.connectionState
+
+    async def answer(self, offer_sdp: str) -> str:
+        """Apply the client's offer and return the server's answer."""
+        if self.slots:
+            raise SignalingError("renegotiation is not supported; reconnect instead", code="bad_offer")
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        except (ValueError, AttributeError, IndexError, KeyError) as exc:
+            raise SignalingError(f"the offer could not be parsed: {exc}", code="bad_offer") from None
+        transceivers = self.pc.getTransceivers()
+        if [t.kind for t in transceivers] != expected_layout():
+            raise SignalingError(
+                f"the offer must have {2 + 2 * SLOTS} m-lines: audio and video to send, then "
+                f"{SLOTS} audio and video pairs to receive", code="bad_offer",
+            )
+        transport = transceivers[0].receiver.transport
+        self._send = hooks.packet_sender(transport)
+        hooks.intercept_rtp(transport, self._on_rtp)
+        for transceiver in transceivers:
+            _prefer(transceiver)
+        self._publish = transceivers[:2]
+        for transceiver in self._publish:
+            transceiver.direction = "recvonly"
+            hooks.receive_without_decoding(transceiver.receiver)
+        senders = []
+        for transceiver in transceivers[2:]:
+            transceiver.sender.replaceTrack(hooks.idle_track(transceiver.kind))
+            transceiver.direction = "sendonly"
+            senders.append(transceiver)
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        for transceiver in self._publish:
+            stream = self.audio if transceiver.kind == "audio" else self.video
+            for codec in transceiver._codecs:
+                self._kind_by_pt[codec.payloadType] = stream
+        for audio_t, video_t in zip(senders[0::2], senders[1::2]):
+            slot = SlotSenders(self._subscription(audio_t), self._subscription(video_t))
+            self._hook_feedback(audio_t.sender, slot.audio, slot)
+            self._hook_feedback(video_t.sender, slot.video, slot)
+            self.slots.append(slot)
+        return self.pc.localDescription.sdp
+
+    async def add_candidate(self, sdp: str, sdp_mid: str | None, sdp_mline_index: int | None) -> None:
+        """Add a trickled ICE candidate from the client."""
+        if not sdp:
+            return
+        try:
+            candidate: RTCIceCandidate = candidate_from_sdp(sdp.removeprefix("candidate:"))
+        except (ValueError, IndexError) as exc:
+            raise SignalingError(f"bad ICE candidate: {exc}", code="bad_candidate") from None
+        candidate.sdpMid = sdp_mid
+        candidate.sdpMLineIndex = sdp_mline_index if sdp_mline_index is not None else 0
+        await self.pc.addIceCandidate(candidate)
+
+    def free_slot(self) -> SlotSenders | None:
+        """A receive slot that shows nobody."""
+        return next((s for s in self.slots if s.participant_id is None), None)
+
+    async def close(self) -> None:
+        """Close the peer connection (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            await self.pc.close()
+
+    def _subscription(self, transceiver: RTCRtpTransceiver) -> Subscription:
+        sender = transceiver.sender
+        codec = transceiver._codecs[0]
+
+        def on_sent(rtp_timestamp: int, packets: int, octets: int) -> None:
+            hooks.report_sent(sender, clock.current_ntp_time(), rtp_timestamp, packets, octets)
+
+        return Subscription(transceiver.kind, sender._ssrc, codec.payloadType, self._send, on_sent)
+
+    def _hook_feedback(self, sender: RTCRtpSender, subscription: Subscription, slot: SlotSenders) -> None:
+        async def on_rtcp(packet: AnyRtcpPacket) -> None:
+            if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                for seq in packet.lost:
+                    subscription.retransmit(seq)
+            elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+                source = slot.sources.get(subscription.kind)
+                if source is not None:
+                    source.want_keyframe()
+
+        hooks.intercept_sender_rtcp(sender, on_rtcp)
+
+    async def _on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
+        header = parse_rtp(data)
+        if header is None:
+            return
+        payload_type, marker, seq, timestamp, ssrc, start, end = header
+        stream = self._streams_by_ssrc.get(ssrc)
+        if stream is None:
+            stream = self._kind_by_pt.get(payload_type)
+            if stream is None:
+                return
+            self._streams_by_ssrc[ssrc] = stream
+        stream.on_packet(data, marker, seq, timestamp, ssrc, start, end)
+
+    def _request_keyframe(self, media_ssrc: int) -> None:
+        sender_ssrc = hooks.rtcp_ssrc(self._publish[1].receiver) if self._publish else None
+        if sender_ssrc is not None:
+            self._send(bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=sender_ssrc, media_ssrc=media_ssrc)))
+
+    async def _on_connection_state(self) -> None:
+        logger.info("peer %s connection %s", self.id, self.pc.connectionState)
+        if self.pc.connectionState in ("failed", "closed"):
+            await self._on_closed(self)
+
+
+def _prefer(transceiver: RTCRtpTransceiver) -> None:
+    wanted = CODECS[transceiver.kind]
+    codecs = [c for c in RTCRtpSender.getCapabilities(transceiver.kind).codecs if c.mimeType == wanted]
+    transceiver.setCodecPreferences(codecs)

@@ -1,0 +1,162 @@
+"""A real WebRTC client for the tests: aiortc, sending a solid colour and a tone, and
+checking what it receives in each slot (decoded on the client side, as a browser would)."""
+from __future__ import annotations
+
+import array
+import asyncio
+import fractions
+import math
+from typing import Any
+
+import av
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import AUDIO_PTIME, MediaStreamError, MediaStreamTrack, VideoStreamTrack
+
+from signaling.peers import SLOTS
+
+# Y, U, V of the colours the clients send.
+COLOURS = [(81, 90, 240), (145, 54, 34), (41, 240, 110), (210, 16, 146)]
+TONES = [440, 660, 880, 1100]
+
+
+class ColourTrack(VideoStreamTrack):
+    """Solid-colour 320x240 video."""
+
+    def __init__(self, yuv: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.yuv = yuv
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = av.VideoFrame(width=320, height=240, format="yuv420p")
+        for plane, value in zip(frame.planes, self.yuv):
+            plane.update(bytes([value]) * plane.buffer_size)
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+class ToneTrack(MediaStreamTrack):
+    """A sine tone, 48 kHz mono, 20 ms frames."""
+
+    kind = "audio"
+
+    def __init__(self, frequency: float) -> None:
+        super().__init__()
+        self.frequency = frequency
+        self._samples = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        loop = asyncio.get_running_loop()
+        samples = int(AUDIO_PTIME * 48000)
+        if self._start is None:
+            self._start = loop.time()
+        else:
+            self._samples += samples
+            wait = self._start + self._samples / 48000 - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        data = array.array("h", (
+            int(12000 * math.sin(2 * math.pi * self.frequency * (self._samples + n) / 48000)) for n in range(samples)
+        ))
+        frame = av.AudioFrame(format="s16", layout="mono", samples=samples)
+        frame.planes[0].update(data.tobytes())
+        frame.sample_rate = 48000
+        frame.pts = self._samples
+        frame.time_base = fractions.Fraction(1, 48000)
+        return frame
+
+
+class Received:
+    """What arrived in one slot."""
+
+    def __init__(self) -> None:
+        self.video_frames = 0
+        self.audio_frames = 0
+        self.last_yuv: tuple[int, int, int] | None = None
+        self.tone: float | None = None
+        self.first_video_at: float | None = None
+
+
+class MediaClient:
+    """One participant's browser, played by aiortc."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        # Like a browser that accepts the server's BUNDLE group: every m-line on one transport.
+        self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.colour = COLOURS[index]
+        self.tone = TONES[index]
+        self.slots = [Received() for _ in range(SLOTS)]
+        self.slot_owner: list[str | None] = [None] * SLOTS
+        self._tasks: list[asyncio.Task[None]] = []
+        self.video_track = ColourTrack(self.colour)
+        self.audio_track = ToneTrack(self.tone)
+        self.pc.addTransceiver(self.audio_track, direction="sendonly")
+        self.pc.addTransceiver(self.video_track, direction="sendonly")
+        for _ in range(SLOTS):
+            self.pc.addTransceiver("audio", direction="recvonly")
+            self.pc.addTransceiver("video", direction="recvonly")
+        for transceiver in self.pc.getTransceivers():
+            wanted = "video/VP8" if transceiver.kind == "video" else "audio/opus"
+            transceiver.setCodecPreferences(
+                [c for c in RTCRtpSender.getCapabilities(transceiver.kind).codecs if c.mimeType == wanted]
+            )
+
+    async def offer(self) -> str:
+        """The offer (candidates included)."""
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return self.pc.localDescription.sdp
+
+    async def accept(self, answer_sdp: str) -> None:
+        """Apply the answer and start consuming every slot."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        transceivers = self.pc.getTransceivers()[2:]
+        for n, transceiver in enumerate(transceivers):
+            slot = self.slots[n // 2]
+            self._tasks.append(asyncio.create_task(self._consume(transceiver.receiver.track, slot)))
+
+    def on_message(self, message: dict[str, Any]) -> None:
+        """Track the server's slot assignments."""
+        if message.get("type") == "slots":
+            self.slot_owner = list(message["slots"])
+
+    def received_from(self, peer_id: str) -> Received:
+        """What arrived from one participant (by their current slot)."""
+        return self.slots[self.slot_owner.index(peer_id)]
+
+    async def _consume(self, track: MediaStreamTrack, slot: Received) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                frame = await track.recv()
+                if isinstance(frame, av.VideoFrame):
+                    slot.video_frames += 1
+                    if slot.first_video_at is None:
+                        slot.first_video_at = loop.time()
+                    slot.last_yuv = tuple(_middle(plane) for plane in frame.planes[:3])  # type: ignore[assignment]
+                else:
+                    slot.audio_frames += 1
+                    slot.tone = _frequency(frame)
+        except (MediaStreamError, asyncio.CancelledError):
+            pass
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self.pc.close()
+
+
+def _middle(plane: Any) -> int:
+    data = bytes(plane)
+    return data[plane.line_size * (plane.height // 2) + plane.width // 2]
+
+
+def _frequency(frame: av.AudioFrame) -> float:
+    samples = array.array("h", bytes(frame.planes[0]))
+    channels = len(frame.layout.channels)
+    mono = samples[::channels][: frame.samples]
+    crossings = sum(1 for a, b in zip(mono, mono[1:]) if (a < 0) != (b < 0))
+    return crossings / 2 / (frame.samples / frame.sample_rate)

@@ -1,0 +1,140 @@
+"""The forwarding engine with real aiortc clients: what arrives is what was sent, undecoded."""
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections import defaultdict
+from typing import Any, AsyncIterator, Callable
+
+import pytest
+
+from signaling.rooms import MediaEngine
+from tests.signaling.media_client import COLOURS, TONES, MediaClient
+
+
+class Harness:
+    """An engine and its clients in one event loop."""
+
+    def __init__(self) -> None:
+        self.inbox: dict[str, asyncio.Queue[dict[str, Any]]] = defaultdict(asyncio.Queue)
+        self.clients: dict[str, MediaClient] = {}
+        self.engine = MediaEngine(self._emit)
+
+    async def _emit(self, peer_id: str, message: dict[str, Any]) -> None:
+        client = self.clients.get(peer_id)
+        if client is not None:
+            client.on_message(message)
+        await self.inbox[peer_id].put(message)
+
+    async def next(self, peer_id: str, kind: str) -> dict[str, Any]:
+        while True:
+            message = await asyncio.wait_for(self.inbox[peer_id].get(), 10)
+            if message["type"] == kind:
+                return message
+
+    async def add(self, index: int, room: str = "room-1") -> MediaClient:
+        peer_id = f"p{index}"
+        client = MediaClient(index)
+        self.clients[peer_id] = client
+        await self.engine.join(room, peer_id, {"name": f"客户{index}", "role": "party"})
+        await self.engine.handle(peer_id, {"type": "offer", "sdp": await client.offer()})
+        await client.accept((await self.next(peer_id, "answer"))["sdp"])
+        return client
+
+    async def close(self) -> None:
+        for client in self.clients.values():
+            await client.close()
+        await self.engine.close()
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    h = Harness()
+    yield h
+    await h.close()
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float = 15) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def close_to(a: tuple[int, ...] | None, b: tuple[int, ...], tolerance: int = 12) -> bool:
+    return a is not None and all(abs(x - y) <= tolerance for x, y in zip(a, b))
+
+
+async def test_three_clients_each_receive_the_other_two(harness: Harness) -> None:
+    clients = [await harness.add(i) for i in range(3)]
+
+    def everyone_sees_everyone() -> bool:
+        for me, client in enumerate(clients):
+            for other in range(3):
+                if other == me:
+                    continue
+                if f"p{other}" not in client.slot_owner:
+                    return False
+                got = client.received_from(f"p{other}")
+                if got.video_frames < 10 or got.audio_frames < 20:
+                    return False
+        return True
+
+    await wait_until(everyone_sees_everyone, 20)
+    for me, client in enumerate(clients):
+        assert sorted(p for p in client.slot_owner if p) == sorted(f"p{o}" for o in range(3) if o != me)
+        for other in range(3):
+            if other == me:
+                continue
+            got = client.received_from(f"p{other}")
+            assert close_to(got.last_yuv, COLOURS[other]), (me, other, got.last_yuv)
+            assert got.tone is not None and abs(got.tone - TONES[other]) < 40, (me, other, got.tone)
+        # Nobody receives their own media.
+        assert f"p{me}" not in client.slot_owner
+
+
+async def test_server_neither_decodes_nor_encodes(harness: Harness) -> None:
+    clients = [await harness.add(i) for i in range(2)]
+    await wait_until(lambda: all(c.slots[0].video_frames >= 10 for c in clients))
+    for member in harness.engine.members.values():
+        peer = member.peer
+        assert peer is not None
+        for transceiver in peer.pc.getTransceivers():
+            assert transceiver.receiver._RTCRtpReceiver__decoder_thread is None
+            assert transceiver.sender._RTCRtpSender__encoder is None
+        assert peer.video.packets > 0
+    assert harness.engine.stats()["forwarded_packets"] > 0
+
+
+async def test_late_joiner_gets_a_keyframe_within_a_second(harness: Harness) -> None:
+    first = await harness.add(0)
+    await harness.add(1)
+    await wait_until(lambda: first.slots[0].video_frames >= 30)  # well past the first keyframe
+    loop = asyncio.get_running_loop()
+    joined = loop.time()
+    late = await harness.add(2)
+    await wait_until(lambda: all(late.received_from(p).video_frames >= 1 for p in ("p0", "p1") if p in late.slot_owner)
+                     and {"p0", "p1"} <= set(late.slot_owner), 5)
+    for p in ("p0", "p1"):
+        assert late.received_from(p).first_video_at - joined < 1.0
+
+
+async def test_vanished_client_is_cleaned_up_and_others_continue(harness: Harness) -> None:
+    clients = [await harness.add(i) for i in range(3)]
+    await wait_until(lambda: all(c.slots[1].video_frames >= 5 for c in clients))
+    gone = weakref.ref(harness.engine.members["p2"].peer)
+    await clients[2].pc.close()  # no goodbye on the signaling channel
+    await wait_until(lambda: "p2" not in harness.engine.members, 40)
+    for _ in range(20):  # aiortc's closing tasks let go of the peer within a few loop turns
+        gc.collect()
+        if gone() is None:
+            break
+        await asyncio.sleep(0.1)
+    assert gone() is None, "the vanished peer is still referenced"
+    assert all(p != "p2" for p in clients[0].slot_owner)
+    before = clients[0].received_from("p1").video_frames
+    await wait_until(lambda: clients[0].received_from("p1").video_frames > before + 10)
+    for stream in (harness.engine.members["p0"].peer.video, harness.engine.members["p1"].peer.video):
+        assert len(stream.subscriptions) == 1  # the vanished subscriber's senders are gone
