@@ -83,3 +83,14 @@ def _find(session: MediationSession, participant_id: int) -> Participant:
         if participant.id == participant_id:
             return participant
     raise NotFound(f"no participant {participant_id} in session {session.id}")
+
+
+def room_is_open(session: MediationSession, now: dt.datetime, open_before_s: int, close_after_s: int) -> bool:
+    """Whether participants may be in the room now: from shortly before the start (or since the
+    host opened it) until shortly after the end (or until it was closed)."""
+    if session.room_closed_at is not None and now >= session.room_closed_at:
+        return False
+    if now > session.end + dt.timedelta(seconds=close_after_s):
+        return False
+    opens = session.start - dt.timedelta(seconds=open_before_s)
+    return now >= opens or (session.room_opened_at is not None and now >= session.room_opened_at)

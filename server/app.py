@@ -19,6 +19,7 @@ from server.api import auth as auth_api
 from server.api import disputes as disputes_api
 from server.api import experts as experts_api
 from server.api import join as join_api
+from server.api import rooms as rooms_api
 from server.api import sessions as sessions_api
 from server.auth import CSRFMiddleware
 from scheduling.invites import participant_link
@@ -30,6 +31,7 @@ from server.errors import AppError
 from server.http import ok
 from server.openapi import build_openapi
 from server.tokens import TokenSigner
+from signaling.hub import InProcessHub
 from web import pages
 from web.i18n import STATIC_DIR
 
@@ -84,11 +86,13 @@ def create_app(settings: Settings) -> Starlette:
         ))
         app.state.engine, app.state.db_sessions = engine, sessions
         app.state.deliverer, app.state.jobs = deliverer, jobs
+        app.state.media = InProcessHub()
         deliverer.start()
         await jobs.start()
         try:
             yield
         finally:
+            await app.state.media.close()
             await jobs.stop()
             await deliverer.stop()
             await engine.dispose()
@@ -101,6 +105,7 @@ def create_app(settings: Settings) -> Starlette:
         *disputes_api.routes,
         *sessions_api.routes,
         *join_api.routes,
+        *rooms_api.routes,
         *pages.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

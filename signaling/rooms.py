@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from typing import Any, Awaitable, Callable
 
 from aiortc import RTCIceServer
@@ -75,6 +76,14 @@ class MediaEngine:
             member.audio_muted = bool(message.get("audio", member.audio_muted))
             member.video_muted = bool(message.get("video", member.video_muted))
             await self._broadcast_participants(member.room_id)
+        elif kind == "chat":
+            text = _text(message, "text", 2000).strip()
+            if not text:
+                raise SignalingError("empty chat message", code="bad_message")
+            chat = {"type": "chat", "from": peer_id, "name": member.info.get("name", ""),
+                    "role": member.info.get("role", ""), "text": text, "at": time.time()}
+            for other_id in self.rooms.get(member.room_id, ()):
+                await self._emit(other_id, chat)
         elif kind == "leave":
             await self.leave(peer_id)
         else:

@@ -1,0 +1,80 @@
+"""The signaling WebSocket: /ws/rooms/{session_id}, opened with a personal invite token."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from scheduling import invites
+from server.database import utcnow
+from server.errors import AppError
+from signaling.errors import SignalingError
+from signaling.session import SignalingSession
+
+logger = logging.getLogger(__name__)
+JOIN_TIMEOUT_S = 10
+
+
+async def room_socket(websocket: WebSocket) -> None:
+    """Authenticate with the first message ({"type": "join", "token": ...}), then relay."""
+    await websocket.accept()
+
+    async def send(message: dict[str, Any]) -> None:
+        await websocket.send_text(json.dumps(message, ensure_ascii=False))
+
+    try:
+        info = await _admit(websocket, send)
+    except (SignalingError, asyncio.TimeoutError, WebSocketDisconnect) as exc:
+        if isinstance(exc, SignalingError):
+            await send(exc.to_message())
+            await websocket.close(code=4403)
+        elif isinstance(exc, asyncio.TimeoutError):
+            await send({"type": "error", "code": "join_timeout", "message": "send join first"})
+            await websocket.close(code=4408)
+        return
+    session = SignalingSession(websocket.app.state.media, websocket.path_params["session_id"], info, send)
+    await session.start()
+    try:
+        while not session.left:
+            await session.on_text(await websocket.receive_text())
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await session.stop()
+
+
+async def _admit(websocket: WebSocket, send: Any) -> dict[str, Any]:
+    raw = await asyncio.wait_for(websocket.receive_text(), JOIN_TIMEOUT_S)
+    try:
+        message = json.loads(raw)
+    except (json.JSONDecodeError, ValueError):
+        raise SignalingError("not valid JSON", code="bad_json") from None
+    if not isinstance(message, dict) or message.get("type") != "join" or not isinstance(message.get("token"), str):
+        raise SignalingError("the first message must be {\"type\": \"join\", \"token\": ...}", code="join_first")
+    raw_id = websocket.path_params["session_id"]
+    if not raw_id.isdigit() or len(raw_id) > 18:
+        raise SignalingError("no such session", code="not_found")
+    state = websocket.app.state
+    settings = state.settings
+    now = utcnow()
+    try:
+        async with state.db_sessions() as db, db.begin():
+            session, participant = await invites.open_invite(db, state.tokens, message["token"], session_id=int(raw_id), now=now)
+            if not invites.room_is_open(session, now, settings.room_open_before_s, settings.room_close_after_s):
+                if participant.kind != "host" or now > session.end:
+                    raise SignalingError("the room is not open now", code="room_closed")
+                session.room_opened_at = now  # the host opens the room early
+    except AppError as exc:
+        raise SignalingError(exc.message, code=f"invite_{exc.status_code}") from None
+    return {
+        "participant_id": participant.id, "name": participant.display_name, "role": participant.role,
+        "kind": participant.kind,
+    }
+
+
+routes = [WebSocketRoute("/ws/rooms/{session_id}", room_socket)]
+

@@ -1,0 +1,67 @@
+"""The media hub the WebSocket layer talks to: the engine in this process, or in workers.
+
+Both kinds take the same three calls (join, handle, leave) and deliver the engine's messages
+to each participant's `send` callback.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable, Protocol
+
+from aiortc import RTCIceServer
+
+from signaling.errors import SignalingError
+from signaling.rooms import MediaEngine
+
+logger = logging.getLogger(__name__)
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class MediaHub(Protocol):
+    """Where rooms live."""
+
+    async def join(self, room_id: str, peer_id: str, info: dict[str, Any], send: Send) -> None: ...
+
+    async def handle(self, peer_id: str, message: dict[str, Any]) -> None: ...
+
+    async def leave(self, peer_id: str) -> None: ...
+
+    async def stats(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
+class InProcessHub:
+    """Rooms in the web process (tests and small offices)."""
+
+    def __init__(self, ice_servers: list[RTCIceServer] | None = None) -> None:
+        self._senders: dict[str, Send] = {}
+        self.engine = MediaEngine(self._emit, ice_servers)
+
+    async def _emit(self, peer_id: str, message: dict[str, Any]) -> None:
+        send = self._senders.get(peer_id)
+        if send is not None:
+            try:
+                await send(message)
+            except Exception:  # a closed socket: its reader cleans up
+                logger.debug("could not deliver %s to %s", message.get("type"), peer_id)
+
+    async def join(self, room_id: str, peer_id: str, info: dict[str, Any], send: Send) -> None:
+        self._senders[peer_id] = send
+        await self.engine.join(room_id, peer_id, info)
+
+    async def handle(self, peer_id: str, message: dict[str, Any]) -> None:
+        try:
+            await self.engine.handle(peer_id, message)
+        except SignalingError as exc:
+            await self._emit(peer_id, exc.to_message())
+
+    async def leave(self, peer_id: str) -> None:
+        await self.engine.leave(peer_id)
+        self._senders.pop(peer_id, None)
+
+    async def stats(self) -> dict[str, Any]:
+        return {"workers": 0, **self.engine.stats()}
+
+    async def close(self) -> None:
+        await self.engine.close()

@@ -1,0 +1,201 @@
+"""Signaling over a real WebSocket on a real server, with real aiortc clients and invite tokens."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from typing import Any, AsyncIterator
+
+import httpx
+import pytest
+import uvicorn
+import websockets
+
+from server.app import create_app
+from server.config import Settings
+from tests.conftest import STAFF_PASSWORD, Running, add_staff, free_port, with_csrf
+from tests.signaling.media_client import COLOURS, MediaClient
+from tests.signaling.test_forwarding import close_to, wait_until
+
+
+class Live:
+    """A running server on loopback with a booked session."""
+
+    def __init__(self, base: str, staff: httpx.AsyncClient, session: dict[str, Any]) -> None:
+        self.base = base
+        self.staff = staff
+        self.session = session
+
+    def token(self, kind: str, n: int = 0) -> str:
+        return [p for p in self.session["participants"] if p["kind"] == kind][n]["join_url"].rsplit("/", 1)[1]
+
+    def ws_url(self, session_id: int | None = None) -> str:
+        return f"ws{self.base.removeprefix('http')}/ws/rooms/{session_id or self.session['id']}"
+
+
+async def book(staff: httpx.AsyncClient, start: dt.datetime, experts: list[int], dispute_id: int) -> dict[str, Any]:
+    response = await staff.post("/api/sessions", json={
+        "dispute_id": dispute_id, "start": start.isoformat(), "end": (start + dt.timedelta(hours=1)).isoformat(),
+        "experts": [{"expert_id": e} for e in experts], "override_availability": True,
+    })
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+@pytest.fixture
+async def live(settings: Settings) -> AsyncIterator[Live]:
+    port = free_port()
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    base = f"http://127.0.0.1:{port}"
+    await add_staff(Running(app=app, clients=[]))
+    async with httpx.AsyncClient(base_url=base) as staff:
+        token = (await staff.get("/api/auth/csrf")).json()["csrf_token"]
+        login = await staff.post("/api/auth/login", json={"username": "staff1", "password": STAFF_PASSWORD}, headers={"X-CSRF-Token": token})
+        staff.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+        experts = []
+        for n, role in enumerate(("legal_officer", "lawyer")):
+            experts.append((await staff.post("/api/experts", json={"name": f"专家{n}", "role": role, "email": f"x{n}@e.cn"})).json()["id"])
+        dispute = (await staff.post("/api/disputes", json={
+            "title": "宠物狗纠纷", "dispute_type": "animals",
+            "parties": [{"name": "张建军", "side": "applicant"}, {"name": "李秀兰", "side": "respondent"}]})).json()
+        start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
+        session = await book(staff, start, experts, dispute["id"])
+        yield Live(base, staff, session)
+    server.should_exit = True
+    await task
+
+
+class WsClient:
+    """A MediaClient speaking to the server over the signaling WebSocket."""
+
+    def __init__(self, index: int, socket: Any) -> None:
+        self.media = MediaClient(index)
+        self.socket = socket
+        self.messages: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
+        self.peer_id: str | None = None
+        self._answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.socket:
+                message = json.loads(raw)
+                self.messages.append(message)
+                self.media.on_message(message)
+                if message["type"] == "joined":
+                    self.peer_id = message["peer_id"]
+                elif message["type"] == "answer" and not self._answer.done():
+                    self._answer.set_result(message["sdp"])
+                elif message["type"] == "error":
+                    self.errors.append(message)
+        except websockets.ConnectionClosed:
+            pass
+
+    async def connect_media(self) -> None:
+        await self.socket.send(json.dumps({"type": "offer", "sdp": await self.media.offer()}))
+        await self.media.accept(await asyncio.wait_for(self._answer, 10))
+
+    async def close(self) -> None:
+        await self.socket.close()
+        self._reader.cancel()
+        await self.media.close()
+
+
+async def join(live: Live, index: int, token: str, session_id: int | None = None) -> WsClient:
+    socket = await websockets.connect(live.ws_url(session_id))
+    await socket.send(json.dumps({"type": "join", "token": token}))
+    client = WsClient(index, socket)
+    await wait_until(lambda: client.peer_id is not None or client.errors, 5)
+    return client
+
+
+async def test_three_participants_over_websocket(live: Live) -> None:
+    host = await join(live, 0, live.token("host"))
+    party = await join(live, 1, live.token("party"))
+    expert = await join(live, 2, live.token("expert"))
+    clients = [host, party, expert]
+    try:
+        for client in clients:
+            assert client.errors == []
+            await client.connect_media()
+        people = next(m for m in reversed(expert.messages) if m["type"] == "participants")["participants"]
+        assert sorted(p["role"] for p in people) == ["host", "legal_officer", "party"]
+        assert {p["name"] for p in people} >= {"张建军", "专家0"}
+
+        def all_media() -> bool:
+            return all(
+                c.peer_id and o.peer_id in c.media.slot_owner and c.media.received_from(o.peer_id).video_frames >= 5
+                for c in clients for o in clients if o is not c
+            )
+
+        await wait_until(all_media, 20)
+        for c in clients:
+            for o in clients:
+                if o is not c:
+                    assert close_to(c.media.received_from(o.peer_id).last_yuv, COLOURS[o.media.index])
+
+        # Chat reaches everyone, with the sender's name and role.
+        await party.socket.send(json.dumps({"type": "chat", "text": "大家好"}))
+        await wait_until(lambda: all(any(m["type"] == "chat" for m in c.messages) for c in clients), 5)
+        chat = next(m for m in host.messages if m["type"] == "chat")
+        assert chat["text"] == "大家好" and chat["name"] == "张建军" and chat["role"] == "party"
+
+        # Bad messages get an error for that client only; media keeps flowing for all.
+        for bad in ("{nope", json.dumps([1]), json.dumps({"type": "dance"}), json.dumps({"type": "offer", "sdp": "v=0 garbage"}),
+                    json.dumps({"type": "chat", "text": 5})):
+            await party.socket.send(bad)
+        await wait_until(lambda: len(party.errors) == 5, 5)
+        assert [e["code"] for e in party.errors] == ["bad_json", "bad_message", "unknown_type", "bad_offer", "bad_message"]
+        assert host.errors == [] and expert.errors == []
+        before = host.media.received_from(party.peer_id).video_frames
+        await wait_until(lambda: host.media.received_from(party.peer_id).video_frames > before + 10)
+
+        # A goodbye frees the slot for the others.
+        await expert.socket.send(json.dumps({"type": "leave"}))
+        await wait_until(lambda: expert.peer_id not in host.media.slot_owner, 5)
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_bad_tokens_are_refused(live: Live) -> None:
+    garbage = await join(live, 0, "not-a-token")
+    assert garbage.errors[0]["code"] == "invite_401"
+    wrong_room = await join(live, 1, live.token("party"), session_id=live.session["id"] + 1000)
+    assert wrong_room.errors[0]["code"] == "invite_403"
+    not_number = await join(live, 1, live.token("party"), session_id="abc")  # type: ignore[arg-type]
+    assert not_number.errors[0]["code"] == "not_found"
+    for client in (garbage, wrong_room, not_number):
+        await wait_until(lambda c=client: c.socket.close_code is not None, 5)
+        assert client.socket.close_code == 4403
+        await client.close()
+
+
+async def test_join_must_come_first(live: Live) -> None:
+    socket = await websockets.connect(live.ws_url())
+    await socket.send(json.dumps({"type": "offer", "sdp": "x"}))
+    reply = json.loads(await socket.recv())
+    assert reply["code"] == "join_first"
+    await socket.close()
+
+
+async def test_room_closed_until_host_opens_it(live: Live) -> None:
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
+    dispute = (await live.staff.post("/api/disputes", json={"title": "租房", "dispute_type": "rental",
+                                                            "parties": [{"name": "赵", "side": "applicant"}]})).json()
+    expert = (await live.staff.post("/api/experts", json={"name": "王律师", "role": "lawyer", "email": "w@e.cn"})).json()
+    session = await book(live.staff, later, [expert["id"]], dispute["id"])
+    future = Live(live.base, live.staff, session)
+    party = await join(future, 0, future.token("party"))
+    assert party.errors[0]["code"] == "room_closed"
+    host = await join(future, 1, future.token("host"))
+    assert host.errors == [] and host.peer_id
+    party = await join(future, 2, future.token("party"))
+    assert party.errors == [] and party.peer_id
+    await host.close()
+    await party.close()
