@@ -1,0 +1,50 @@
+"""The aiortc internals that signaling/_aiortc_hooks.py relies on are still where it expects them."""
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import version
+
+import aiortc
+from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aioice import Connection
+
+
+def test_pinned_version() -> None:
+    assert version("aiortc") == "1.16.0", "the hooks were written for aiortc 1.16.0: re-check them"
+
+
+def test_transport_internals() -> None:
+    recv_next = inspect.getsource(RTCDtlsTransport._recv_next)
+    assert "self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)" in recv_next
+    assert "_rx_srtp.unprotect(data)" in recv_next
+    assert "self._tx_srtp = " in inspect.getsource(RTCDtlsTransport._setup_srtp)
+    assert "def _register_rtp_receiver" in inspect.getsource(RTCDtlsTransport)
+    assert "self._nominated" in inspect.getsource(Connection.sendto)
+    assert "active_pair.protocol.send_data(data, active_pair.remote_addr)" in inspect.getsource(Connection.sendto)
+
+
+def test_receiver_and_sender_internals() -> None:
+    assert "decoder_worker" in inspect.getsource(RTCRtpReceiver.receive)
+    assert "_register_rtp_receiver(self, parameters)" in inspect.getsource(RTCRtpReceiver.receive)
+    router = inspect.getsource(aiortc.rtcdtlstransport.RtpRouter.route_rtcp)
+    assert "self.senders.get(packet.media_ssrc)" in router
+    connect = inspect.getsource(RTCPeerConnection._RTCPeerConnection__connect)
+    assert "await transceiver.receiver.receive(" in connect
+    assert "await recipient._handle_rtcp_packet(packet)" in inspect.getsource(RTCDtlsTransport._handle_rtcp_data)
+    run_rtp = inspect.getsource(RTCRtpSender._run_rtp)
+    assert "await self._next_encoded_frame(codec)" in run_rtp
+
+
+async def test_private_attributes_exist_on_instances() -> None:
+    pc = RTCPeerConnection()
+    transceiver = pc.addTransceiver("video")
+    sender, receiver = transceiver.sender, transceiver.receiver
+    for name in ("__ntp_timestamp", "__rtp_timestamp", "__packet_count", "__octet_count", "__encoder"):
+        assert hasattr(sender, f"_RTCRtpSender{name}"), name
+    for name in ("__rtcp_ssrc", "__decoder_thread"):
+        assert hasattr(receiver, f"_RTCRtpReceiver{name}"), name
+    assert isinstance(sender._ssrc, int)
+    assert hasattr(receiver.transport, "_tx_srtp") and hasattr(receiver.transport, "_rtp_router")
+    assert hasattr(receiver.transport.transport, "_connection")
+    assert hasattr(transceiver, "_codecs")
+    await pc.close()
