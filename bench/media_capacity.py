@@ -11,7 +11,8 @@ server CPU per forwarded stream-second (the server process's own CPU time; a str
 publisher's video and audio delivered to one subscriber), video frame loss, added latency
 (p50, p99 from publisher send to subscriber receive, same process clock), the server's event
 loop lag (backlog) and its UDP send buffers. The forwarding engine runs 1, 2, 4, 8 ... rooms
-until loss passes 1%; stock runs 1 room (2 rooms already exceed a core) for the ratio.
+until loss passes 1%; stock runs one room of 2 (which it can carry) for the ratio, then one room
+of 5 to show what happens.
 """
 from __future__ import annotations
 
@@ -91,9 +92,9 @@ class StockEngine:
         await self._emit(peer_id, {"type": "joined", "peer_id": peer_id})
 
     async def handle(self, peer_id: str, message: dict[str, Any]) -> None:
-        from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+        from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         await pc.setRemoteDescription(RTCSessionDescription(sdp=message["sdp"], type="offer"))
         transceivers = pc.getTransceivers()
         for t in transceivers:
@@ -129,6 +130,9 @@ class StockEngine:
 # ---------------------------------------------------------------- server process
 
 def server_main(mode: str, port_queue: Any, profile: bool) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
     asyncio.run(_serve(mode, port_queue, profile))
 
 
@@ -175,7 +179,7 @@ async def _serve(mode: str, port_queue: Any, profile: bool) -> None:
                 writer.write((json.dumps({"cpu": time.process_time(), "lag": sorted(lags), "backlog": backlog}) + "\n").encode())
             elif op == "profile" and profiler:
                 out = io.StringIO()
-                pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(14)
+                pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(30)
                 writer.write((json.dumps({"profile": out.getvalue()}) + "\n").encode())
         for peer_id in mine:
             writers.pop(peer_id, None)
@@ -228,6 +232,7 @@ class BenchClient:
         self.latencies: list[float] = []
         self.peers: dict[str, BenchClient] = {}
         self.measuring = False
+        self.raw_packets = 0
 
     async def offer(self) -> str:
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -255,6 +260,10 @@ class BenchClient:
         if len(data) < 12:
             return
         seq, timestamp, ssrc = struct.unpack_from("!HII", data, 2)
+        self.raw_packets += 1
+        if os.environ.get("BENCH_DEBUG"):
+            self.__dict__.setdefault("seen", {}).setdefault((ssrc, data[1] & 0x7F), 0)
+            self.seen[(ssrc, data[1] & 0x7F)] += 1
         slot = self.slot_of_ssrc.get(ssrc)
         if slot is None or self.last_ts.get(ssrc) == timestamp:
             return
@@ -296,13 +305,13 @@ class BenchClient:
             tick += 1
 
 
-def room_main(port: int, room: str, media: tuple[list[list[bytes]], list[bytes]], control: Any, results: Any) -> None:
-    asyncio.run(_room(port, room, media, control, results))
+def room_main(port: int, room: str, size: int, media: tuple[list[list[bytes]], list[bytes]], control: Any, results: Any) -> None:
+    asyncio.run(_room(port, room, size, media, control, results))
 
 
-async def _room(port: int, room: str, media: tuple[list[list[bytes]], list[bytes]], control: Any, results: Any) -> None:
+async def _room(port: int, room: str, size: int, media: tuple[list[list[bytes]], list[bytes]], control: Any, results: Any) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**22)
-    clients = {f"{room}-{i}": BenchClient(f"{room}-{i}", *media) for i in range(ROOM_SIZE)}
+    clients = {f"{room}-{i}": BenchClient(f"{room}-{i}", *media) for i in range(size)}
     for client in clients.values():
         client.peers = clients
     answers: dict[str, asyncio.Future[str]] = {name: asyncio.get_running_loop().create_future() for name in clients}
@@ -330,7 +339,10 @@ async def _room(port: int, room: str, media: tuple[list[list[bytes]], list[bytes
     command = await loop.run_in_executor(None, control.get)  # "stop"
     for client in clients.values():
         client.measuring = False
-    expected = sum(c.frames_sent * (ROOM_SIZE - 1) for c in clients.values())
+    if os.environ.get("BENCH_DEBUG"):
+        for c in clients.values():
+            print(c.name, "slots", c.slot_owner[:4], "known ssrcs", len(c.slot_of_ssrc), "raw packets", c.raw_packets, "frames", c.frames_received, getattr(c, "seen", None), list(c.slot_of_ssrc)[:2], file=sys.stderr)
+    expected = sum(c.frames_sent * (size - 1) for c in clients.values())
     received = sum(sum(c.frames_received.values()) for c in clients.values())
     latencies = [x for c in clients.values() for x in c.latencies]
     results.put(("result", room, expected, received, latencies))
@@ -366,11 +378,11 @@ class Server:
         self.process.join(10)
 
 
-async def run_level(server: Server, rooms: int, window_s: float, media: Any) -> dict[str, Any]:
+async def run_level(server: Server, rooms: int, window_s: float, media: Any, size: int = ROOM_SIZE) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     controls = [ctx.Queue() for _ in range(rooms)]
-    processes = [ctx.Process(target=room_main, args=(server.port, f"r{n}", media, controls[n], results), daemon=True)
+    processes = [ctx.Process(target=room_main, args=(server.port, f"r{n}", size, media, controls[n], results), daemon=True)
                  for n in range(rooms)]
     for p in processes:
         p.start()
@@ -393,11 +405,11 @@ async def run_level(server: Server, rooms: int, window_s: float, media: Any) -> 
     expected = sum(o[2] for o in outcomes)
     received = sum(o[3] for o in outcomes)
     latencies = sorted(x for o in outcomes for x in o[4])
-    streams = rooms * ROOM_SIZE * (ROOM_SIZE - 1)
+    streams = rooms * size * (size - 1)
     cpu = after["cpu"] - before["cpu"]
     lags = after["lag"]
     return {
-        "rooms": rooms, "streams": streams, "cpu_s": cpu,
+        "rooms": rooms, "size": size, "streams": streams, "cpu_s": cpu,
         "cpu_ms_per_stream_s": 1000 * cpu / (streams * window_s),
         "core_share": cpu / window_s,
         "loss": 1 - received / expected if expected else 1.0,
@@ -409,7 +421,7 @@ async def run_level(server: Server, rooms: int, window_s: float, media: Any) -> 
 
 
 def show(name: str, r: dict[str, Any]) -> None:
-    print(f"{name:8} {r['rooms']:>3} rooms {r['streams']:>4} streams: {r['cpu_ms_per_stream_s']:6.2f} ms CPU per stream-second "
+    print(f"{name:8} {r['rooms']:>3} rooms of {r['size']} {r['streams']:>4} streams: {r['cpu_ms_per_stream_s']:6.2f} ms CPU per stream-second "
           f"({100 * r['core_share']:5.1f}% of a core), loss {100 * r['loss']:5.2f}%, latency p50 {r['p50_ms']:6.1f} ms "
           f"p99 {r['p99_ms']:6.1f} ms, loop lag p99 {r['lag_p99_ms']:5.1f} ms, UDP backlog {r['backlog_kb']:.0f} KiB", flush=True)
 
@@ -419,21 +431,27 @@ async def main() -> None:
     parser.add_argument("--window", type=float, default=8.0)
     parser.add_argument("--max-rooms", type=int, default=16)
     parser.add_argument("--profile", action="store_true", help="print where the forwarding server spends its time")
+    parser.add_argument("--rooms", type=int, help="run the forwarding engine at this one level only, without stock")
     args = parser.parse_args()
     media = encode_media()
     print(f"media: {sum(len(b) for f in media[0] for b in f) * 8 / (len(media[0]) / FPS) / 1e6:.2f} Mbps VP8 640x480 {FPS} fps, "
           f"{sum(len(p) for p in media[1]) * 8 / (len(media[1]) / 50) / 1000:.0f} kbps Opus; {os.cpu_count()} cores", flush=True)
 
-    stock = Server("stock", False)
-    await stock.connect()
-    baseline = await run_level(stock, 1, args.window, media)
-    show("stock", baseline)
-    stock.stop()
+    baseline = None
+    if args.rooms is None:
+        stock = Server("stock", False)
+        await stock.connect()
+        # Stock aiortc cannot carry a 5-person room on this machine (the issue measured ~3 ms
+        # per 640x480 frame): measure it where it keeps up, one room of 2, and show a room of 5.
+        baseline = await run_level(stock, 1, args.window, media, size=2)
+        show("stock", baseline)
+        show("stock", await run_level(stock, 1, args.window, media))
+        stock.stop()
 
     forward = Server("forward", args.profile)
     await forward.connect()
-    rooms, best = 1, None
-    while rooms <= args.max_rooms:
+    rooms, best = args.rooms or 1, None
+    while rooms <= (args.rooms or args.max_rooms):
         result = await run_level(forward, rooms, args.window, media)
         show("forward", result)
         if result["loss"] > 0.01:
@@ -443,7 +461,7 @@ async def main() -> None:
     if args.profile:
         print((await forward.request(op="profile"))["profile"])
     forward.stop()
-    if best is not None:
+    if best is not None and baseline is not None:
         ratio = baseline["cpu_ms_per_stream_s"] / best["cpu_ms_per_stream_s"]
         per_core = 1000 / best["cpu_ms_per_stream_s"]
         print(f"forwarding uses {ratio:.1f}x less server CPU per stream than stock aiortc; "

@@ -15,8 +15,12 @@ ordinary aiortc peers, such as the tests' clients:
   a keyframe, so PLI never reached the publisher.
 - `idle_track`: an RTCRtpSender pulls frames from its track in _run_rtp; a track whose recv()
   never returns parks that task (with no track, aiortc polls every 20 ms).
-- `packet_sender`: protect with the transport's outbound SRTP session and hand the datagram to
-  the nominated ICE pair's UDP transport synchronously, skipping three awaits per packet.
+- `packet_sender`: protect with the transport's outbound SRTP session and write the datagram to
+  the nominated ICE pair's UDP socket synchronously: RTCDtlsTransport._send_rtp would go through
+  three awaits per packet. It calls libsrtp through pylibsrtp's own buffers (Session._srtp,
+  _cdata, _buffer), skipping the per-call allocation of Session.protect, and writes to the
+  socket of asyncio's datagram transport (_sock) directly: when the kernel buffer is full the
+  packet is dropped, instead of queued without bound in the transport.
 - `report_sent`: RTCP sender reports come from RTCRtpSender's private counters; the engine
   updates them so that receivers can still synchronise audio and video.
 
@@ -32,11 +36,11 @@ from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
 from aiortc.rtp import AnyRtcpPacket
+from pylibsrtp._binding import ffi as srtp_ffi
+from pylibsrtp._binding import lib as srtp_lib
 
 RtpHandler = Callable[[bytes, int], Awaitable[None]]
 RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]
-# Above this many bytes waiting in the UDP transport, packets for that peer are dropped.
-MAX_SEND_BUFFER_BYTES = 512 * 1024
 
 
 def receive_without_decoding(receiver: RTCRtpReceiver) -> None:
@@ -75,26 +79,52 @@ def idle_track(kind: str) -> MediaStreamTrack:
     return _IdleTrack(kind)
 
 
-def packet_sender(transport: RTCDtlsTransport) -> Callable[[bytes], bool]:
-    """A function that protects and sends one RTP or RTCP packet now; False if dropped."""
-    ice = transport.transport._connection
+class _PacketSender:
+    """Protects and sends one RTP or RTCP packet now; returns False when it was dropped."""
 
-    def send(packet: bytes) -> bool:
-        srtp = transport._tx_srtp
-        pair = ice._nominated.get(1)
-        if srtp is None or pair is None or pair.protocol.transport is None:
+    __slots__ = ("_transport", "_ice", "_pair", "_sock", "_addr", "_length")
+
+    def __init__(self, transport: RTCDtlsTransport) -> None:
+        self._transport = transport
+        self._ice = transport.transport._connection
+        self._pair: Any = None
+        self._sock: Any = None
+        self._addr: Any = None
+        self._length = srtp_ffi.new("int *")
+
+    def __call__(self, packet: bytes) -> bool:
+        session = self._transport._tx_srtp
+        pair = self._ice._nominated.get(1)
+        if session is None or pair is None:
             return False
-        udp = pair.protocol.transport
-        if udp.get_write_buffer_size() > MAX_SEND_BUFFER_BYTES:
+        if pair is not self._pair:
+            udp = pair.protocol.transport
+            if udp is None:
+                return False
+            self._pair, self._sock, self._addr = pair, udp._sock, pair.remote_addr
+        size = len(packet)
+        if size > 1400:
             return False
+        self._length[0] = size
+        session._buffer[0:size] = packet
         if 192 <= packet[1] <= 208:  # an RTCP packet type, as aiortc.rtp.is_rtcp tests
-            data = srtp.protect_rtcp(packet)
+            status = srtp_lib.srtp_protect_rtcp(session._srtp[0], session._cdata, self._length)
         else:
-            data = srtp.protect(packet)
-        udp.sendto(data, pair.remote_addr)
+            status = srtp_lib.srtp_protect(session._srtp[0], session._cdata, self._length)
+        if status:
+            return False
+        try:
+            self._sock.sendto(session._buffer[0:self._length[0]], self._addr)
+        except (BlockingIOError, InterruptedError):
+            return False  # the kernel's send buffer is full: drop, never queue
+        except OSError:
+            return False
         return True
 
-    return send
+
+def packet_sender(transport: RTCDtlsTransport) -> Callable[[bytes], bool]:
+    """A function that protects and sends one RTP or RTCP packet now; False if dropped."""
+    return _PacketSender(transport)
 
 
 def report_sent(sender: RTCRtpSender, ntp_time: int, rtp_timestamp: int, packets: int, octets: int) -> None:

@@ -12,7 +12,7 @@ import logging
 from typing import Awaitable, Callable
 
 from aiortc import clock
-from aiortc import RTCConfiguration, RTCIceCandidate, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceCandidate, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RTCP_RTPFB_NACK, AnyRtcpPacket, RtcpPsfbPacket, RtcpRtpfbPacket
 from aiortc.sdp import candidate_from_sdp
@@ -48,8 +48,11 @@ class ServerPeer:
         self, peer_id: str, ice_servers: list[RTCIceServer], on_closed: Callable[[ServerPeer], Awaitable[None]],
     ) -> None:
         self.id = peer_id
-        # An explicit empty list: aiortc would otherwise add a public STUN server.
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
+        # An explicit ICE server list (empty in tests): aiortc would otherwise add a public STUN
+        # server. MAX_BUNDLE: every m-line on one transport from the start, so that each sender
+        # is started and registered for RTCP feedback (aiortc skips transceivers whose own
+        # transport never connects).
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.audio = PublishedStream("audio", self._request_keyframe)
         self.video = PublishedStream("video", self._request_keyframe)
         self.slots: list[SlotSenders] = []

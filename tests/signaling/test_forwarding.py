@@ -138,3 +138,27 @@ async def test_vanished_client_is_cleaned_up_and_others_continue(harness: Harnes
     await wait_until(lambda: clients[0].received_from("p1").video_frames > before + 10)
     for stream in (harness.engine.members["p0"].peer.video, harness.engine.members["p1"].peer.video):
         assert len(stream.subscriptions) == 1  # the vanished subscriber's senders are gone
+
+
+async def test_subscriber_pli_reaches_publisher_rate_limited(harness: Harness) -> None:
+    clients = [await harness.add(i) for i in range(2)]
+    await wait_until(lambda: all(c.slots[0].video_frames >= 10 for c in clients))
+    publisher_sender = clients[1].pc.getTransceivers()[1].sender
+    requests: list[float] = []
+    original = publisher_sender._send_keyframe
+
+    def counting() -> None:
+        requests.append(asyncio.get_running_loop().time())
+        original()
+
+    publisher_sender._send_keyframe = counting
+    slot_receiver = clients[0].pc.getTransceivers()[3].receiver  # slot 0 video, showing p1
+    server_ssrc = harness.engine.members["p0"].peer.slots[0].video.ssrc
+    for _ in range(5):
+        await slot_receiver._send_rtcp_pli(server_ssrc)
+    await wait_until(lambda: len(requests) >= 1, 5)
+    await asyncio.sleep(0.2)
+    assert len(requests) == 1  # five PLIs within 0.3 s become one
+    await asyncio.sleep(0.35)
+    await slot_receiver._send_rtcp_pli(server_ssrc)
+    await wait_until(lambda: len(requests) == 2, 5)
