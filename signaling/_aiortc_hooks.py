@@ -21,6 +21,9 @@ ordinary aiortc peers, such as the tests' clients:
   _cdata, _buffer), skipping the per-call allocation of Session.protect, and writes to the
   socket of asyncio's datagram transport (_sock) directly: when the kernel buffer is full the
   packet is dropped, instead of queued without bound in the transport.
+- `intercept_datagrams`: aioice's Connection.data_received(data, component) queues every datagram
+  for RTCDtlsTransport's receive loop; the benchmark's load generator counts SRTP packets from
+  their clear-text RTP header right there, without decrypting or waking a task.
 - `report_sent`: RTCP sender reports come from RTCRtpSender's private counters; the engine
   updates them so that receivers can still synchronise audio and video.
 
@@ -125,6 +128,19 @@ class _PacketSender:
 def packet_sender(transport: RTCDtlsTransport) -> Callable[[bytes], bool]:
     """A function that protects and sends one RTP or RTCP packet now; False if dropped."""
     return _PacketSender(transport)
+
+
+def intercept_datagrams(transport: RTCDtlsTransport, handler: Callable[[bytes], bool]) -> None:
+    """Offer each datagram of this transport's ICE connection to handler first; what it
+    returns True for is consumed, anything else continues to aiortc as usual."""
+    connection = transport.transport._connection
+    original = connection.data_received
+
+    def data_received(data: bytes, component: int) -> None:
+        if not handler(data):
+            original(data, component)
+
+    connection.data_received = data_received
 
 
 def report_sent(sender: RTCRtpSender, ntp_time: int, rtp_timestamp: int, packets: int, octets: int) -> None:
