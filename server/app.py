@@ -32,6 +32,7 @@ from server.http import ok
 from server.openapi import build_openapi
 from server.tokens import TokenSigner
 from signaling.hub import InProcessHub
+from signaling.workers import WorkerHub
 from web import pages
 from web.i18n import STATIC_DIR
 
@@ -86,7 +87,10 @@ def create_app(settings: Settings) -> Starlette:
         ))
         app.state.engine, app.state.db_sessions = engine, sessions
         app.state.deliverer, app.state.jobs = deliverer, jobs
-        app.state.media = InProcessHub()
+        media = WorkerHub(settings.media_workers) if settings.media_workers > 0 else InProcessHub()
+        if isinstance(media, WorkerHub):
+            await media.start()
+        app.state.media = media
         deliverer.start()
         await jobs.start()
         try:

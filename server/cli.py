@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import sys
 
 from server.config import Settings
@@ -12,7 +13,9 @@ from server.database import create_engine, create_session_factory, upgrade_datab
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(database_url=getattr(args, "database_url", None))
+    return Settings.from_env(
+        database_url=getattr(args, "database_url", None), media_workers=getattr(args, "media_workers", None)
+    )
 
 
 async def _in_transaction(settings: Settings, work):  # type: ignore[no-untyped-def]
@@ -92,6 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--database-url", help="default: TIAOJIE_DATABASE_URL or var/tiaojie.sqlite3")
     serve.add_argument("--demo", action="store_true", help="load the demo data first")
+    serve.add_argument(
+        "--media-workers", type=int, default=os.cpu_count() or 1,
+        help="media worker processes, one per core (default: the number of cores); 0: media in the web process",
+    )
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="load the demo data set")

@@ -41,6 +41,8 @@ class Settings:
     smtp_password: str = ""
     smtp_starttls: bool = False
     run_scheduler: bool = True
+    # Media worker processes (one per core); 0 keeps the media in the web process.
+    media_workers: int = 0
     https_only_cookies: bool = False
 
     def __post_init__(self) -> None:

@@ -21,7 +21,8 @@ from tests.signaling.test_forwarding import close_to, wait_until
 class Live:
     """A running server on loopback with a booked session."""
 
-    def __init__(self, base: str, staff: httpx.AsyncClient, session: dict[str, Any]) -> None:
+    def __init__(self, base: str, staff: httpx.AsyncClient, session: dict[str, Any], app: Any = None) -> None:
+        self.app = app
         self.base = base
         self.staff = staff
         self.session = session
@@ -64,7 +65,7 @@ async def live(settings: Settings) -> AsyncIterator[Live]:
             "parties": [{"name": "张建军", "side": "applicant"}, {"name": "李秀兰", "side": "respondent"}]})).json()
         start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
         session = await book(staff, start, experts, dispute["id"])
-        yield Live(base, staff, session)
+        yield Live(base, staff, session, app)
     server.should_exit = True
     await task
 
@@ -199,3 +200,33 @@ async def test_room_closed_until_host_opens_it(live: Live) -> None:
     assert party.errors == [] and party.peer_id
     await host.close()
     await party.close()
+
+
+@pytest.fixture
+def settings(make_settings: Any, request: pytest.FixtureRequest) -> Settings:
+    return make_settings(media_workers=getattr(request, "param", 0))
+
+
+@pytest.mark.parametrize("settings", [2], indirect=True)
+async def test_rooms_run_in_worker_processes(live: Live) -> None:
+    host = await join(live, 0, live.token("host"))
+    party = await join(live, 1, live.token("party"))
+    clients = [host, party]
+    try:
+        for client in clients:
+            await client.connect_media()
+        await wait_until(lambda: all(
+            o.peer_id in c.media.slot_owner and c.media.received_from(o.peer_id).video_frames >= 10
+            for c in clients for o in clients if o is not c), 20)
+        assert close_to(host.media.received_from(party.peer_id).last_yuv, COLOURS[1])
+        hub = live.app.state.media
+        stats = await hub.stats()
+        assert stats["workers"] == 2 and stats["peers"] == 2 and stats["forwarded_packets"] > 0
+        busy = [w for w in stats["per_worker"] if w["peers"]]
+        assert len(busy) == 1  # the whole room is pinned to one worker
+        await party.socket.send("{broken")
+        await wait_until(lambda: party.errors, 5)
+        assert party.errors[0]["code"] == "bad_json"
+    finally:
+        for client in clients:
+            await client.close()

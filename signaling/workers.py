@@ -1,0 +1,190 @@
+"""Media worker processes: one per core, each room pinned to one of them.
+
+One Python process forwards on one core. The web process keeps the WebSockets and relays each
+participant's messages to the worker that holds their room, over a Unix socket pair carrying
+newline-delimited JSON; a worker runs a MediaEngine and sends back the messages for each
+participant. A room goes to the worker with the fewest participants when its first participant
+arrives and stays there until it is empty.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import multiprocessing
+import socket
+from collections import Counter
+from typing import Any
+
+from aiortc import RTCIceServer
+
+from signaling.errors import SignalingError
+from signaling.hub import Send
+from signaling.rooms import MediaEngine
+
+logger = logging.getLogger(__name__)
+_LIMIT = 4 * 1024 * 1024  # one line carries at most an SDP
+
+
+class _Worker:
+    """The web process's end of one worker."""
+
+    def __init__(self, index: int, ice_servers: list[dict[str, Any]]) -> None:
+        self.index = index
+        parent, child = socket.socketpair()
+        context = multiprocessing.get_context("spawn")
+        self.process = context.Process(
+            target=worker_main, args=(child, ice_servers), name=f"tiaojie-media-{index}", daemon=True
+        )
+        self.process.start()
+        child.close()
+        self._socket = parent
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_unix_connection(sock=self._socket, limit=_LIMIT)
+
+    def send(self, command: dict[str, Any]) -> None:
+        assert self.writer is not None
+        self.writer.write(json.dumps(command).encode() + b"\n")
+
+
+class WorkerHub:
+    """Rooms spread over media worker processes."""
+
+    def __init__(self, count: int, ice_servers: list[dict[str, Any]] | None = None) -> None:
+        self._count = count
+        self._ice_servers = ice_servers or []
+        self._workers: list[_Worker] = []
+        self._readers: list[asyncio.Task[None]] = []
+        self._senders: dict[str, Send] = {}
+        self._peer_room: dict[str, str] = {}
+        self._room_worker: dict[str, _Worker] = {}
+        self._load: Counter[int] = Counter()
+        self._stats: dict[int, asyncio.Future[dict[str, Any]]] = {}
+
+    async def start(self) -> None:
+        """Start the worker processes."""
+        for index in range(self._count):
+            worker = _Worker(index, self._ice_servers)
+            await worker.connect()
+            self._workers.append(worker)
+            self._readers.append(asyncio.create_task(self._read(worker), name=f"media-worker-{index}"))
+
+    async def _read(self, worker: _Worker) -> None:
+        assert worker.reader is not None
+        async for line in worker.reader:
+            reply = json.loads(line)
+            if reply["op"] == "emit":
+                send = self._senders.get(reply["peer"])
+                if send is not None:
+                    try:
+                        await send(reply["message"])
+                    except Exception:
+                        logger.debug("could not deliver to %s", reply["peer"])
+            elif reply["op"] == "stats":
+                future = self._stats.pop(worker.index, None)
+                if future is not None and not future.done():
+                    future.set_result(reply["stats"])
+        logger.error("media worker %d has stopped", worker.index)
+
+    def _worker_for(self, peer_id: str) -> _Worker:
+        room = self._peer_room.get(peer_id)
+        if room is None:
+            raise SignalingError("join first", code="bad_state")
+        return self._room_worker[room]
+
+    async def join(self, room_id: str, peer_id: str, info: dict[str, Any], send: Send) -> None:
+        worker = self._room_worker.get(room_id)
+        if worker is None:
+            worker = min(self._workers, key=lambda w: (self._load[w.index], w.index))
+            self._room_worker[room_id] = worker
+        self._senders[peer_id] = send
+        self._peer_room[peer_id] = room_id
+        self._load[worker.index] += 1
+        worker.send({"op": "join", "room": room_id, "peer": peer_id, "info": info})
+
+    async def handle(self, peer_id: str, message: dict[str, Any]) -> None:
+        self._worker_for(peer_id).send({"op": "msg", "peer": peer_id, "message": message})
+
+    async def leave(self, peer_id: str) -> None:
+        room = self._peer_room.pop(peer_id, None)
+        self._senders.pop(peer_id, None)
+        if room is None:
+            return
+        worker = self._room_worker[room]
+        worker.send({"op": "leave", "peer": peer_id})
+        self._load[worker.index] -= 1
+        if room not in self._peer_room.values():
+            del self._room_worker[room]
+
+    def room_worker(self, room_id: str) -> int | None:
+        """Which worker holds a room (for tests and monitoring)."""
+        worker = self._room_worker.get(room_id)
+        return worker.index if worker else None
+
+    async def stats(self) -> dict[str, Any]:
+        totals: dict[str, Any] = {"workers": len(self._workers), "per_worker": []}
+        for worker in self._workers:
+            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._stats[worker.index] = future
+            worker.send({"op": "stats"})
+            stats = await asyncio.wait_for(future, 10)
+            totals["per_worker"].append(stats)
+            for key, value in stats.items():
+                if isinstance(value, int):
+                    totals[key] = totals.get(key, 0) + value
+        return totals
+
+    async def close(self) -> None:
+        for worker in self._workers:
+            try:
+                worker.send({"op": "stop"})
+                assert worker.writer is not None
+                await worker.writer.drain()
+            except (ConnectionError, AssertionError):
+                pass
+        for task in self._readers:
+            task.cancel()
+        for worker in self._workers:
+            await asyncio.get_running_loop().run_in_executor(None, worker.process.join, 10)
+            if worker.process.is_alive():
+                worker.process.kill()
+
+
+def worker_main(sock: socket.socket, ice_servers: list[dict[str, Any]]) -> None:
+    """Entry point of a media worker process."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_serve(sock, ice_servers))
+
+
+async def _serve(sock: socket.socket, ice_servers: list[dict[str, Any]]) -> None:
+    reader, writer = await asyncio.open_unix_connection(sock=sock, limit=_LIMIT)
+
+    async def emit(peer_id: str, message: dict[str, Any]) -> None:
+        writer.write(json.dumps({"op": "emit", "peer": peer_id, "message": message}).encode() + b"\n")
+
+    engine = MediaEngine(emit, [RTCIceServer(**server) for server in ice_servers])
+    async for line in reader:
+        command = json.loads(line)
+        op = command["op"]
+        try:
+            if op == "join":
+                await engine.join(command["room"], command["peer"], command["info"])
+            elif op == "msg":
+                await engine.handle(command["peer"], command["message"])
+            elif op == "leave":
+                await engine.leave(command["peer"])
+            elif op == "stats":
+                writer.write(json.dumps({"op": "stats", "stats": engine.stats()}).encode() + b"\n")
+            elif op == "stop":
+                break
+        except SignalingError as exc:
+            if "peer" in command:
+                await emit(command["peer"], exc.to_message())
+        except Exception:
+            logger.exception("media worker failed on %s", op)
+            if "peer" in command:
+                await emit(command["peer"], {"type": "error", "code": "internal", "message": "media error"})
+    await engine.close()
