@@ -1,7 +1,9 @@
 """Server-rendered pages: staff login and dashboard, expert sign-in and portal."""
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import func, select
@@ -14,11 +16,13 @@ from disputes.models import Dispute
 from experts import service as experts
 from experts.models import Expert
 from server.accounts import StaffUser
+from scheduling import invites
 from server.api.auth import check_login, send_magic_link, sign_in_expert
+from server.api.join import invitation_view
 from server.auth import csrf_token, current_expert_id, current_staff, log_out
 from server.errors import AppError
 from server.http import transaction
-from web.i18n import LANG_COOKIE, WEB_DIR, language, translator, vocabulary_label
+from web.i18n import LANG_COOKIE, WEB_DIR, catalogue, language, translator, vocabulary_label
 
 _templates = Environment(
     loader=FileSystemLoader(WEB_DIR / "templates"), autoescape=select_autoescape(["html"])
@@ -109,10 +113,39 @@ async def expert_home(request: Request) -> Response:
     return render(request, "expert_home.html", expert=expert, availability=availability)
 
 
+def _local_time(value: str, timezone: str) -> str:
+    moment = dt.datetime.fromisoformat(value).astimezone(ZoneInfo(timezone))
+    return f"{moment:%Y-%m-%d %H:%M}"
+
+
+async def join_page(request: Request) -> Response:
+    """A participant's invitation: what will happen, a device check, then the room."""
+    t = translator(language(request))
+    token = request.path_params["token"]
+    try:
+        async with transaction(request) as db:
+            session, participant = await invites.open_invite(db, request.app.state.tokens, token)
+            view = invitation_view(session, participant, await db.get(Dispute, session.dispute_id))
+    except AppError as exc:
+        key = {401: "join.invalid", 403: "join.revoked", 404: "join.revoked", 410: "join.expired"}.get(exc.status_code, "join.invalid")
+        if "cancelled" in exc.message:
+            key = "join.cancelled"
+        return render(request, "error.html", exc.status_code, title=t("join.link_problem"), message=t(key))
+    settings = request.app.state.settings
+    strings = {k: v for k, v in catalogue(language(request)).items() if k.startswith(("room.", "join."))}
+    return render(
+        request, "join.html", view=view, token=token,
+        starts=_local_time(view["session"]["start"], settings.timezone),
+        ends=_local_time(view["session"]["end"], settings.timezone)[-5:],
+        timezone=settings.timezone, strings=strings,
+    )
+
+
 routes = [
     Route("/", home),
     Route("/login", login_page, methods=["GET", "POST"]),
     Route("/logout", logout_page, methods=["POST"]),
     Route("/expert/login", expert_login_page, methods=["GET", "POST"]),
     Route("/expert", expert_home),
+    Route("/join/{token}", join_page),
 ]

@@ -6,68 +6,13 @@ import datetime as dt
 import json
 from typing import Any, AsyncIterator
 
-import httpx
 import pytest
-import uvicorn
 import websockets
 
-from server.app import create_app
 from server.config import Settings
-from tests.conftest import STAFF_PASSWORD, Running, add_staff, free_port, with_csrf
+from tests.conftest import Live, book
 from tests.signaling.media_client import COLOURS, MediaClient
 from tests.signaling.test_forwarding import close_to, wait_until
-
-
-class Live:
-    """A running server on loopback with a booked session."""
-
-    def __init__(self, base: str, staff: httpx.AsyncClient, session: dict[str, Any], app: Any = None) -> None:
-        self.app = app
-        self.base = base
-        self.staff = staff
-        self.session = session
-
-    def token(self, kind: str, n: int = 0) -> str:
-        return [p for p in self.session["participants"] if p["kind"] == kind][n]["join_url"].rsplit("/", 1)[1]
-
-    def ws_url(self, session_id: int | None = None) -> str:
-        return f"ws{self.base.removeprefix('http')}/ws/rooms/{session_id or self.session['id']}"
-
-
-async def book(staff: httpx.AsyncClient, start: dt.datetime, experts: list[int], dispute_id: int) -> dict[str, Any]:
-    response = await staff.post("/api/sessions", json={
-        "dispute_id": dispute_id, "start": start.isoformat(), "end": (start + dt.timedelta(hours=1)).isoformat(),
-        "experts": [{"expert_id": e} for e in experts], "override_availability": True,
-    })
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-@pytest.fixture
-async def live(settings: Settings) -> AsyncIterator[Live]:
-    port = free_port()
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    base = f"http://127.0.0.1:{port}"
-    await add_staff(Running(app=app, clients=[]))
-    async with httpx.AsyncClient(base_url=base) as staff:
-        token = (await staff.get("/api/auth/csrf")).json()["csrf_token"]
-        login = await staff.post("/api/auth/login", json={"username": "staff1", "password": STAFF_PASSWORD}, headers={"X-CSRF-Token": token})
-        staff.headers["X-CSRF-Token"] = login.json()["csrf_token"]
-        experts = []
-        for n, role in enumerate(("legal_officer", "lawyer")):
-            experts.append((await staff.post("/api/experts", json={"name": f"专家{n}", "role": role, "email": f"x{n}@e.cn"})).json()["id"])
-        dispute = (await staff.post("/api/disputes", json={
-            "title": "宠物狗纠纷", "dispute_type": "animals",
-            "parties": [{"name": "张建军", "side": "applicant"}, {"name": "李秀兰", "side": "respondent"}]})).json()
-        start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
-        session = await book(staff, start, experts, dispute["id"])
-        yield Live(base, staff, session, app)
-    server.should_exit = True
-    await task
 
 
 class WsClient:

@@ -1,0 +1,38 @@
+"""Playwright with Debian's Chromium and fake camera and microphone (never a downloaded browser)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import pytest
+from playwright.async_api import Browser, async_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+FLAGS = [
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox",
+    "--disable-background-networking", "--disable-component-update", "--no-first-run",
+    "--disable-gpu", "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with async_playwright() as playwright:
+        instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield instance
+        await instance.close()
+
+
+async def videos_playing(page: Any, count: int) -> bool:
+    """Whether `count` remote videos have a size and advancing frames."""
+    script = """() => [...document.querySelectorAll('#grid video')].filter(v => !v.muted)
+        .map(v => [v.videoWidth, v.videoHeight, v.currentTime])"""
+    first = await page.evaluate(script)
+    await page.wait_for_timeout(700)
+    second = await page.evaluate(script)
+    if len(first) < count or len(second) < count:
+        return False
+    return all(w > 0 and h > 0 and later[2] > earlier[2] for (w, h, _), earlier, later in
+               zip(second, first, second))
