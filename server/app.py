@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -22,6 +22,7 @@ from server.api import join as join_api
 from server.api import rooms as rooms_api
 from server.api import sessions as sessions_api
 from server.auth import CSRFMiddleware
+from scheduling import room_record
 from scheduling.invites import participant_link
 from scheduling.jobs import JobContext, Jobs
 from scheduling.outbox import Deliverer
@@ -87,7 +88,18 @@ def create_app(settings: Settings) -> Starlette:
         ))
         app.state.engine, app.state.db_sessions = engine, sessions
         app.state.deliverer, app.state.jobs = deliverer, jobs
-        media = WorkerHub(settings.media_workers) if settings.media_workers > 0 else InProcessHub()
+        async def record(room_id: str, event: dict[str, Any]) -> None:
+            try:
+                async with sessions() as db, db.begin():
+                    await room_record.write_event(db, int(room_id), event)
+            except Exception:  # the room goes on even if its record cannot be written
+                logger.exception("could not record room event %s for session %s", event.get("kind"), room_id)
+
+        media: InProcessHub | WorkerHub
+        if settings.media_workers > 0:
+            media = WorkerHub(settings.media_workers, record=record, reconnect_timeout_s=settings.reconnect_timeout_s)
+        else:
+            media = InProcessHub(record=record, reconnect_timeout_s=settings.reconnect_timeout_s)
         if isinstance(media, WorkerHub):
             await media.start()
         app.state.media = media

@@ -43,6 +43,8 @@ class Settings:
     run_scheduler: bool = True
     # Media worker processes (one per core); 0 keeps the media in the web process.
     media_workers: int = 0
+    # A participant whose connection drops keeps their seat this long.
+    reconnect_timeout_s: float = 30.0
     https_only_cookies: bool = False
 
     def __post_init__(self) -> None:
@@ -60,7 +62,9 @@ class Settings:
             raw = env.get("TIAOJIE_" + field.name.upper())
             if raw is None:
                 continue
-            if field.type in ("int",):
+            if field.type in ("float",):
+                values[field.name] = float(raw)
+            elif field.type in ("int",):
                 values[field.name] = int(raw)
             elif field.type in ("bool",):
                 values[field.name] = raw.lower() in ("1", "true", "yes", "on")

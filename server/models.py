@@ -9,4 +9,5 @@ def import_all_models() -> None:
     import scheduling.models  # noqa: F401
     import scheduling.jobs  # noqa: F401
     import scheduling.outbox  # noqa: F401
+    import scheduling.room_record  # noqa: F401
     import server.accounts  # noqa: F401

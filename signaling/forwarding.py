@@ -153,6 +153,8 @@ class PublishedStream:
         self._request_keyframe = request_keyframe
         self._last_pli = -PLI_MIN_INTERVAL_S
         self.packets = 0
+        # Muted by the host: nothing is forwarded until the participant unmutes.
+        self.held = False
 
     def subscribe(self, subscription: Subscription) -> None:
         """Add a subscriber; video waits for (and asks for) a keyframe."""
@@ -178,6 +180,8 @@ class PublishedStream:
         """Fan one inbound packet out to every subscriber."""
         self.ssrc = ssrc
         self.packets += 1
+        if self.held:
+            return
         payload = data[start:end]
         keyframe = self.kind == "video" and vp8_keyframe_start(payload)
         starved = False

@@ -24,19 +24,31 @@ class MediaHub(Protocol):
 
     async def handle(self, peer_id: str, message: dict[str, Any]) -> None: ...
 
-    async def leave(self, peer_id: str) -> None: ...
+    async def leave(self, peer_id: str, send: Send | None = None) -> None: ...
+
+    async def disconnected(self, peer_id: str, send: Send) -> None: ...
 
     async def stats(self) -> dict[str, Any]: ...
 
     async def close(self) -> None: ...
 
 
+Record = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+async def _ignore(room_id: str, event: dict[str, Any]) -> None:
+    return None
+
+
 class InProcessHub:
     """Rooms in the web process (tests and small offices)."""
 
-    def __init__(self, ice_servers: list[RTCIceServer] | None = None) -> None:
+    def __init__(
+        self, ice_servers: list[RTCIceServer] | None = None, record: Record = _ignore,
+        reconnect_timeout_s: float = 30.0,
+    ) -> None:
         self._senders: dict[str, Send] = {}
-        self.engine = MediaEngine(self._emit, ice_servers)
+        self.engine = MediaEngine(self._emit, ice_servers, record=record, reconnect_timeout_s=reconnect_timeout_s)
 
     async def _emit(self, peer_id: str, message: dict[str, Any]) -> None:
         send = self._senders.get(peer_id)
@@ -56,9 +68,16 @@ class InProcessHub:
         except SignalingError as exc:
             await self._emit(peer_id, exc.to_message())
 
-    async def leave(self, peer_id: str) -> None:
+    async def leave(self, peer_id: str, send: Send | None = None) -> None:
+        if send is not None and self._senders.get(peer_id) is not send:
+            return  # an older connection of someone who has reconnected since
         await self.engine.leave(peer_id)
         self._senders.pop(peer_id, None)
+
+    async def disconnected(self, peer_id: str, send: Send) -> None:
+        if self._senders.get(peer_id) is send:
+            del self._senders[peer_id]
+            await self.engine.disconnected(peer_id)
 
     async def stats(self) -> dict[str, Any]:
         return {"workers": 0, **self.engine.stats()}

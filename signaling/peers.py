@@ -56,6 +56,8 @@ class ServerPeer:
         self.audio = PublishedStream("audio", self._request_keyframe)
         self.video = PublishedStream("video", self._request_keyframe)
         self.slots: list[SlotSenders] = []
+        # What the client was last told each slot shows.
+        self.announced_slots: list[str | None] = []
         self._streams_by_ssrc: dict[int, PublishedStream] = {}
         self._kind_by_pt: dict[int, PublishedStream] = {}
         self._send: Callable[[bytes], bool] = lambda packet: False

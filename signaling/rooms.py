@@ -1,11 +1,14 @@
-"""Rooms of one media process: who is in, who sees whom in which slot, and the messages.
+"""The media engine of one process: rooms, their members' peers, and the room's messages.
 
-The engine speaks only in messages (plain dicts) with the signaling layer, through `emit`,
-so that it can run in the web process or in a media worker process alike.
+The engine speaks only in messages (plain dicts): `emit(peer_id, message)` to participants and
+`record(room_id, event)` for the durable facts (joins, leaves, admissions, removals, chat, the
+end), so that it runs in the web process or in a media worker process alike. Who receives whom
+follows `signaling/room_state.py`; after every change the engine links and unlinks the
+forwarding so that it matches.
 """
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import logging
 import time
 from typing import Any, Awaitable, Callable
@@ -14,151 +17,285 @@ from aiortc import RTCIceServer
 
 from signaling.errors import SignalingError
 from signaling.peers import SLOTS, ServerPeer, SlotSenders
+from signaling.room_state import ADMITTED_ON_JOIN, Member, Room
 
 logger = logging.getLogger(__name__)
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
+Record = Callable[[str, dict[str, Any]], Awaitable[None]]
+RECONNECT_TIMEOUT_S = 30.0
+HOST_ACTIONS = frozenset({
+    "admit", "lobby_message", "mute", "ask_unmute", "remove", "end", "caucus_start", "caucus_end",
+})
 
 
-@dataclasses.dataclass
-class Member:
-    """A participant in a room, as the room sees them."""
-
-    peer_id: str
-    room_id: str
-    info: dict[str, Any]
-    peer: ServerPeer | None = None
-    audio_muted: bool = False
-    video_muted: bool = False
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "peer_id": self.peer_id, **self.info,
-            "audio_muted": self.audio_muted, "video_muted": self.video_muted,
-            "connected": self.peer is not None,
-        }
+async def _no_record(room_id: str, event: dict[str, Any]) -> None:
+    return None
 
 
 class MediaEngine:
     """All rooms of this process."""
 
-    def __init__(self, emit: Emit, ice_servers: list[RTCIceServer] | None = None) -> None:
+    def __init__(
+        self, emit: Emit, ice_servers: list[RTCIceServer] | None = None, *,
+        record: Record = _no_record, reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,
+    ) -> None:
         self._emit = emit
+        self._record = record
         self._ice_servers = ice_servers or []
-        self.members: dict[str, Member] = {}
-        self.rooms: dict[str, set[str]] = {}
+        self._reconnect_timeout_s = reconnect_timeout_s
+        self.rooms: dict[str, Room] = {}
+        self.peers: dict[str, ServerPeer] = {}
+        self._room_of: dict[str, str] = {}
+        self._expiry: dict[str, asyncio.Task[None]] = {}
+
+    # ------------------------------------------------------------ arrivals and departures
 
     async def join(self, room_id: str, peer_id: str, info: dict[str, Any]) -> None:
-        """A participant enters a room (media follows with their offer)."""
-        if peer_id in self.members:
-            raise SignalingError("already joined", code="bad_state")
-        self.members[peer_id] = Member(peer_id=peer_id, room_id=room_id, info=info)
-        self.rooms.setdefault(room_id, set()).add(peer_id)
-        await self._emit(peer_id, {"type": "joined", "peer_id": peer_id, "slots": SLOTS})
-        await self._broadcast_participants(room_id)
+        """A participant arrives, or comes back within the reconnection timeout."""
+        room = self.rooms.setdefault(room_id, Room(room_id))
+        member = room.members.get(peer_id)
+        resumed = member is not None
+        if member is None:
+            member = Member(peer_id=peer_id, info=info, admitted=info.get("kind") in ADMITTED_ON_JOIN)
+            room.members[peer_id] = member
+            self._room_of[peer_id] = room_id
+        else:
+            await self._drop_peer(peer_id)
+            member.connected, member.reconnecting = True, False
+        expiry = self._expiry.pop(peer_id, None)
+        if expiry is not None:
+            expiry.cancel()
+        await self._emit(peer_id, {
+            "type": "joined", "peer_id": peer_id, "slots": SLOTS, "resumed": resumed,
+            "admitted": member.admitted, "audio_muted": member.audio_muted or member.held_mute,
+            "video_muted": member.video_muted, "recording": room.recording,
+            "in_caucus": room.host_side(member) if room.caucus is not None else None,
+        })
+        if not member.admitted:
+            await self._emit(peer_id, {"type": "lobby"})
+        await self._record(room_id, {"kind": "resume" if resumed else "join", "peer_id": peer_id, "info": info})
+        await self._changed(room)
+
+    async def disconnected(self, peer_id: str) -> None:
+        """The participant's connection dropped: keep their seat for the reconnection timeout."""
+        room = self._room(peer_id)
+        if room is None:
+            return
+        member = room.members[peer_id]
+        member.connected, member.reconnecting = False, True
+        await self._drop_peer(peer_id)
+        self._expiry[peer_id] = asyncio.create_task(self._expire(peer_id))
+        await self._changed(room)
+
+    async def leave(self, peer_id: str, reason: str = "left") -> None:
+        """The participant is gone for good: their seat and media go now."""
+        room = self._room(peer_id)
+        if room is None:
+            return
+        expiry = self._expiry.pop(peer_id, None)
+        if expiry is not None and expiry is not asyncio.current_task():
+            expiry.cancel()
+        await self._drop_peer(peer_id)
+        del room.members[peer_id]
+        del self._room_of[peer_id]
+        if room.caucus is not None and peer_id in room.caucus:
+            room.caucus = room.caucus - {peer_id}
+        await self._record(room.room_id, {"kind": "leave", "peer_id": peer_id, "reason": reason})
+        if room.members:
+            await self._changed(room)
+        else:
+            del self.rooms[room.room_id]
+
+    async def _expire(self, peer_id: str) -> None:
+        await asyncio.sleep(self._reconnect_timeout_s)
+        room = self._room(peer_id)
+        if room is not None and room.members[peer_id].reconnecting:
+            await self.leave(peer_id, reason="timeout")
+
+    async def close(self) -> None:
+        """Close every peer (at shutdown)."""
+        for peer_id in list(self._room_of):
+            await self.leave(peer_id, reason="shutdown")
+
+    # ------------------------------------------------------------ messages
 
     async def handle(self, peer_id: str, message: dict[str, Any]) -> None:
         """One message from a participant; SignalingError for a bad one."""
-        member = self.members.get(peer_id)
-        if member is None:
+        room = self._room(peer_id)
+        if room is None:
             raise SignalingError("join first", code="bad_state")
+        member = room.members[peer_id]
         kind = message.get("type")
         if kind == "offer":
-            await self._offer(member, _text(message, "sdp", 200_000))
+            await self._offer(room, member, _text(message, "sdp", 200_000))
         elif kind == "candidate":
-            if member.peer is None:
+            peer = self.peers.get(peer_id)
+            if peer is None:
                 raise SignalingError("send the offer before candidates", code="bad_state")
             index = message.get("sdpMLineIndex")
-            await member.peer.add_candidate(
+            await peer.add_candidate(
                 _text(message, "candidate", 2000, allow_empty=True), message.get("sdpMid"),
                 index if isinstance(index, int) else None,
             )
         elif kind == "mute":
-            member.audio_muted = bool(message.get("audio", member.audio_muted))
-            member.video_muted = bool(message.get("video", member.video_muted))
-            await self._broadcast_participants(member.room_id)
+            if "audio" in message:
+                member.audio_muted = bool(message["audio"])
+                if not member.audio_muted:
+                    member.held_mute = False  # unmuting is always the participant's own choice
+            if "video" in message:
+                member.video_muted = bool(message["video"])
+            await self._changed(room, relink=False)
+        elif kind == "hand":
+            member.hand_raised = bool(message.get("raised"))
+            await self._changed(room, relink=False)
         elif kind == "chat":
-            text = _text(message, "text", 2000).strip()
-            if not text:
-                raise SignalingError("empty chat message", code="bad_message")
-            chat = {"type": "chat", "from": peer_id, "name": member.info.get("name", ""),
-                    "role": member.info.get("role", ""), "text": text, "at": time.time()}
-            for other_id in self.rooms.get(member.room_id, ()):
-                await self._emit(other_id, chat)
+            await self._chat(room, member, _text(message, "text", 2000).strip())
+        elif kind == "moderate":
+            if not member.is_moderator:
+                raise SignalingError("only the host may do this", code="forbidden")
+            await self._moderate(room, member, message)
         elif kind == "leave":
             await self.leave(peer_id)
         else:
             raise SignalingError(f"unknown message type {kind!r}", code="unknown_type")
 
-    async def leave(self, peer_id: str) -> None:
-        """A participant leaves (or vanished): free their slots everywhere and close the peer."""
-        member = self.members.pop(peer_id, None)
-        if member is None:
+    async def _chat(self, room: Room, member: Member, text: str) -> None:
+        if not text:
+            raise SignalingError("empty chat message", code="bad_message")
+        if not member.admitted:
+            raise SignalingError("wait until the host admits you", code="forbidden")
+        chat = {"type": "chat", "from": member.peer_id, "name": member.info.get("name", ""),
+                "role": member.info.get("role", ""), "text": text, "at": time.time()}
+        for other in room.members.values():
+            if other.admitted and (room.caucus is None or room.host_side(other) == room.host_side(member)):
+                await self._emit(other.peer_id, chat)
+        await self._record(room.room_id, {"kind": "chat", "peer_id": member.peer_id, "text": text})
+
+    async def _moderate(self, room: Room, host: Member, message: dict[str, Any]) -> None:
+        action = message.get("action")
+        if action not in HOST_ACTIONS:
+            raise SignalingError(f"unknown action {action!r}", code="bad_message")
+        if action == "end":
+            for peer_id in list(room.members):
+                await self._emit(peer_id, {"type": "ended"})
+            await self._record(room.room_id, {"kind": "end", "peer_id": host.peer_id})
+            for peer_id in list(room.members):
+                await self.leave(peer_id, reason="ended")
             return
-        room = self.rooms.get(member.room_id, set())
-        room.discard(peer_id)
-        if member.peer is not None:
-            for other_id in room:
-                other = self.members[other_id]
-                if other.peer is not None:
-                    _unlink(member.peer, other.peer)
-                    _unlink(other.peer, member.peer)
-            await member.peer.close()
-        if not room:
-            self.rooms.pop(member.room_id, None)
-        else:
-            for other_id in room:
-                await self._send_slots(self.members[other_id])
-            await self._broadcast_participants(member.room_id)
+        if action == "caucus_start":
+            chosen = message.get("peer_ids")
+            if not isinstance(chosen, list) or not all(p in room.members for p in chosen):
+                raise SignalingError("peer_ids must list members of the room", code="bad_message")
+            room.caucus = frozenset(chosen) | {host.peer_id}
+            await self._record(room.room_id, {"kind": "caucus_start", "peer_ids": sorted(room.caucus)})
+            await self._changed(room)
+            return
+        if action == "caucus_end":
+            room.caucus = None
+            await self._record(room.room_id, {"kind": "caucus_end"})
+            await self._changed(room)
+            return
+        if action == "lobby_message":
+            text = _text(message, "text", 500).strip()
+            targets = [message["peer_id"]] if message.get("peer_id") else [m.peer_id for m in room.members.values() if not m.admitted]
+            for peer_id in targets:
+                target = room.members.get(peer_id)
+                if target is None or target.admitted:
+                    raise SignalingError("that person is not waiting in the lobby", code="bad_message")
+                await self._emit(peer_id, {"type": "lobby_message", "text": text, "from": host.info.get("name", "")})
+            return
+        target = room.members.get(message.get("peer_id", ""))
+        if target is None:
+            raise SignalingError("no such participant in this room", code="bad_message")
+        if action == "admit":
+            target.admitted = True
+            await self._emit(target.peer_id, {"type": "admitted"})
+            await self._record(room.room_id, {"kind": "admit", "peer_id": target.peer_id, "by": host.peer_id})
+            await self._changed(room)
+        elif action == "mute":
+            target.held_mute = True
+            await self._emit(target.peer_id, {"type": "force_mute"})
+            await self._record(room.room_id, {"kind": "mute", "peer_id": target.peer_id, "by": host.peer_id})
+            await self._changed(room, relink=False)
+        elif action == "ask_unmute":
+            await self._emit(target.peer_id, {"type": "unmute_request", "from": host.info.get("name", "")})
+        elif action == "remove":
+            await self._emit(target.peer_id, {"type": "removed"})
+            await self._record(room.room_id, {"kind": "remove", "peer_id": target.peer_id, "by": host.peer_id})
+            await self.leave(target.peer_id, reason="removed")
 
-    async def close(self) -> None:
-        """Close every peer (at shutdown)."""
-        for peer_id in list(self.members):
-            await self.leave(peer_id)
+    # ------------------------------------------------------------ media
 
-    def stats(self) -> dict[str, Any]:
-        """Counts for monitoring and tests."""
-        return {
-            "rooms": len(self.rooms),
-            "peers": sum(1 for m in self.members.values() if m.peer is not None),
-            "forwarded_packets": sum(
-                s.packets for m in self.members.values() if m.peer for slot in m.peer.slots for s in (slot.audio, slot.video)
-            ),
-        }
-
-    async def _offer(self, member: Member, sdp: str) -> None:
+    async def _offer(self, room: Room, member: Member, sdp: str) -> None:
+        if member.peer_id in self.peers:
+            raise SignalingError("the offer was already made; reconnect to start again", code="bad_state")
         peer = ServerPeer(member.peer_id, self._ice_servers, self._peer_closed)
         try:
             answer = await peer.answer(sdp)
         except SignalingError:
             await peer.close()
             raise
-        member.peer = peer
+        self.peers[member.peer_id] = peer
+        peer.audio.held = member.held_mute
         await self._emit(member.peer_id, {"type": "answer", "sdp": answer})
-        for other_id in self.rooms[member.room_id]:
-            other = self.members[other_id]
-            if other is member or other.peer is None:
-                continue
-            _link(subscriber=peer, publisher=other.peer)
-            _link(subscriber=other.peer, publisher=peer)
-            await self._send_slots(other)
-        await self._send_slots(member)
-        await self._broadcast_participants(member.room_id)
+        await self._changed(room)
 
     async def _peer_closed(self, peer: ServerPeer) -> None:
-        member = self.members.get(peer.id)
-        if member is not None and member.peer is peer:
-            await self.leave(peer.id)
+        if self.peers.get(peer.id) is peer:
+            await self.disconnected(peer.id)
 
-    async def _send_slots(self, member: Member) -> None:
-        if member.peer is not None:
-            await self._emit(member.peer_id, {
-                "type": "slots", "slots": [slot.participant_id for slot in member.peer.slots],
-            })
+    async def _drop_peer(self, peer_id: str) -> None:
+        peer = self.peers.pop(peer_id, None)
+        if peer is None:
+            return
+        for other in self.peers.values():
+            _unlink(other, peer)
+            _unlink(peer, other)
+        await peer.close()
 
-    async def _broadcast_participants(self, room_id: str) -> None:
-        people = [self.members[p].public() for p in sorted(self.rooms.get(room_id, ()))]
-        for peer_id in self.rooms.get(room_id, ()):
-            await self._emit(peer_id, {"type": "participants", "participants": people})
+    async def _changed(self, room: Room, *, relink: bool = True) -> None:
+        """Make the forwarding match the room's rules, and tell everyone what changed."""
+        if relink:
+            for subscriber_id, subscriber in room.members.items():
+                sub_peer = self.peers.get(subscriber_id)
+                if sub_peer is None:
+                    continue
+                for publisher_id, publisher in room.members.items():
+                    pub_peer = self.peers.get(publisher_id)
+                    if pub_peer is None or pub_peer is sub_peer:
+                        continue
+                    if room.receives(subscriber, publisher):
+                        _link(sub_peer, pub_peer)
+                    else:
+                        _unlink(sub_peer, pub_peer)
+                shown = [slot.participant_id for slot in sub_peer.slots]
+                if shown != sub_peer.announced_slots:
+                    sub_peer.announced_slots = shown
+                    await self._emit(subscriber_id, {"type": "slots", "slots": shown})
+        for member in room.members.values():
+            peer = self.peers.get(member.peer_id)
+            if peer is not None:
+                peer.audio.held = member.held_mute
+            if member.connected:
+                await self._emit(member.peer_id, {
+                    "type": "participants", "participants": room.listed_for(member),
+                    "caucus": room.caucus is not None,
+                    "in_caucus": room.host_side(member) if room.caucus is not None else None,
+                })
+
+    def _room(self, peer_id: str) -> Room | None:
+        room_id = self._room_of.get(peer_id)
+        return self.rooms.get(room_id) if room_id is not None else None
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for monitoring and tests."""
+        return {
+            "rooms": len(self.rooms),
+            "peers": len(self.peers),
+            "forwarded_packets": sum(
+                s.packets for peer in self.peers.values() for slot in peer.slots for s in (slot.audio, slot.video)
+            ),
+        }
 
 
 def _link(subscriber: ServerPeer, publisher: ServerPeer) -> None:

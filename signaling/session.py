@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from typing import Any
 
 from signaling.errors import SignalingError
@@ -14,7 +13,7 @@ from signaling.hub import MediaHub, Send
 
 logger = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 256 * 1024
-CLIENT_TYPES = frozenset({"offer", "candidate", "mute", "chat", "leave"})
+CLIENT_TYPES = frozenset({"offer", "candidate", "mute", "hand", "chat", "moderate", "leave"})
 
 
 class SignalingSession:
@@ -25,7 +24,8 @@ class SignalingSession:
         self.room_id = room_id
         self.info = info
         self.send = send
-        self.peer_id = f"{info.get('participant_id', 'x')}-{uuid.uuid4().hex[:8]}"
+        # One seat per participant: a second connection (a reconnection) takes the seat over.
+        self.peer_id = f"p{info['participant_id']}"
         self.left = False
 
     async def start(self) -> None:
@@ -44,10 +44,16 @@ class SignalingSession:
             await self.send(exc.to_message())
 
     async def stop(self) -> None:
-        """Leave the room (idempotent): on goodbye, and when the socket drops."""
+        """Leave the room for good (a goodbye)."""
         if not self.left:
             self.left = True
-            await self.hub.leave(self.peer_id)
+            await self.hub.leave(self.peer_id, self.send)
+
+    async def dropped(self) -> None:
+        """The socket closed without a goodbye: the seat is kept for a while."""
+        if not self.left:
+            self.left = True
+            await self.hub.disconnected(self.peer_id, self.send)
 
 
 def parse(raw: str) -> dict[str, Any]:

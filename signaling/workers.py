@@ -19,7 +19,7 @@ from typing import Any
 from aiortc import RTCIceServer
 
 from signaling.errors import SignalingError
-from signaling.hub import Send
+from signaling.hub import Record, Send, _ignore
 from signaling.rooms import MediaEngine
 
 logger = logging.getLogger(__name__)
@@ -29,12 +29,12 @@ _LIMIT = 4 * 1024 * 1024  # one line carries at most an SDP
 class _Worker:
     """The web process's end of one worker."""
 
-    def __init__(self, index: int, ice_servers: list[dict[str, Any]]) -> None:
+    def __init__(self, index: int, ice_servers: list[dict[str, Any]], reconnect_timeout_s: float) -> None:
         self.index = index
         parent, child = socket.socketpair()
         context = multiprocessing.get_context("spawn")
         self.process = context.Process(
-            target=worker_main, args=(child, ice_servers), name=f"tiaojie-media-{index}", daemon=True
+            target=worker_main, args=(child, ice_servers, reconnect_timeout_s), name=f"tiaojie-media-{index}", daemon=True
         )
         self.process.start()
         child.close()
@@ -53,8 +53,13 @@ class _Worker:
 class WorkerHub:
     """Rooms spread over media worker processes."""
 
-    def __init__(self, count: int, ice_servers: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, count: int, ice_servers: list[dict[str, Any]] | None = None, record: Record = _ignore,
+        reconnect_timeout_s: float = 30.0,
+    ) -> None:
         self._count = count
+        self._reconnect_timeout_s = reconnect_timeout_s
+        self._record = record
         self._ice_servers = ice_servers or []
         self._workers: list[_Worker] = []
         self._readers: list[asyncio.Task[None]] = []
@@ -67,7 +72,7 @@ class WorkerHub:
     async def start(self) -> None:
         """Start the worker processes."""
         for index in range(self._count):
-            worker = _Worker(index, self._ice_servers)
+            worker = _Worker(index, self._ice_servers, self._reconnect_timeout_s)
             await worker.connect()
             self._workers.append(worker)
             self._readers.append(asyncio.create_task(self._read(worker), name=f"media-worker-{index}"))
@@ -83,6 +88,11 @@ class WorkerHub:
                         await send(reply["message"])
                     except Exception:
                         logger.debug("could not deliver to %s", reply["peer"])
+            elif reply["op"] == "record":
+                event = reply["event"]
+                if event.get("kind") == "leave":
+                    self._forget(event["peer_id"])
+                await self._record(reply["room"], event)
             elif reply["op"] == "stats":
                 future = self._stats.pop(worker.index, None)
                 if future is not None and not future.done():
@@ -101,21 +111,33 @@ class WorkerHub:
             worker = min(self._workers, key=lambda w: (self._load[w.index], w.index))
             self._room_worker[room_id] = worker
         self._senders[peer_id] = send
-        self._peer_room[peer_id] = room_id
-        self._load[worker.index] += 1
+        if peer_id not in self._peer_room:
+            self._peer_room[peer_id] = room_id
+            self._load[worker.index] += 1
         worker.send({"op": "join", "room": room_id, "peer": peer_id, "info": info})
 
     async def handle(self, peer_id: str, message: dict[str, Any]) -> None:
         self._worker_for(peer_id).send({"op": "msg", "peer": peer_id, "message": message})
 
-    async def leave(self, peer_id: str) -> None:
+    async def leave(self, peer_id: str, send: Send | None = None) -> None:
+        if send is not None and self._senders.get(peer_id) is not send:
+            return  # an older connection of someone who has reconnected since
+        room = self._peer_room.get(peer_id)
+        if room is not None:
+            self._senders.pop(peer_id, None)
+            self._room_worker[room].send({"op": "leave", "peer": peer_id})
+
+    async def disconnected(self, peer_id: str, send: Send) -> None:
+        if self._senders.get(peer_id) is send:
+            del self._senders[peer_id]
+            self._worker_for(peer_id).send({"op": "disconnected", "peer": peer_id})
+
+    def _forget(self, peer_id: str) -> None:
+        """The worker says this participant is gone for good."""
         room = self._peer_room.pop(peer_id, None)
-        self._senders.pop(peer_id, None)
         if room is None:
             return
-        worker = self._room_worker[room]
-        worker.send({"op": "leave", "peer": peer_id})
-        self._load[worker.index] -= 1
+        self._load[self._room_worker[room].index] -= 1
         if room not in self._peer_room.values():
             del self._room_worker[room]
 
@@ -153,19 +175,24 @@ class WorkerHub:
                 worker.process.kill()
 
 
-def worker_main(sock: socket.socket, ice_servers: list[dict[str, Any]]) -> None:
+def worker_main(sock: socket.socket, ice_servers: list[dict[str, Any]], reconnect_timeout_s: float) -> None:
     """Entry point of a media worker process."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_serve(sock, ice_servers))
+    asyncio.run(_serve(sock, ice_servers, reconnect_timeout_s))
 
 
-async def _serve(sock: socket.socket, ice_servers: list[dict[str, Any]]) -> None:
+async def _serve(sock: socket.socket, ice_servers: list[dict[str, Any]], reconnect_timeout_s: float) -> None:
     reader, writer = await asyncio.open_unix_connection(sock=sock, limit=_LIMIT)
 
     async def emit(peer_id: str, message: dict[str, Any]) -> None:
         writer.write(json.dumps({"op": "emit", "peer": peer_id, "message": message}).encode() + b"\n")
 
-    engine = MediaEngine(emit, [RTCIceServer(**server) for server in ice_servers])
+    async def record(room_id: str, event: dict[str, Any]) -> None:
+        writer.write(json.dumps({"op": "record", "room": room_id, "event": event}).encode() + b"\n")
+
+    engine = MediaEngine(
+        emit, [RTCIceServer(**server) for server in ice_servers], record=record, reconnect_timeout_s=reconnect_timeout_s,
+    )
     async for line in reader:
         command = json.loads(line)
         op = command["op"]
@@ -176,6 +203,8 @@ async def _serve(sock: socket.socket, ice_servers: list[dict[str, Any]]) -> None
                 await engine.handle(command["peer"], command["message"])
             elif op == "leave":
                 await engine.leave(command["peer"])
+            elif op == "disconnected":
+                await engine.disconnected(command["peer"])
             elif op == "stats":
                 writer.write(json.dumps({"op": "stats", "stats": engine.stats()}).encode() + b"\n")
             elif op == "stop":

@@ -44,7 +44,7 @@ async def room_socket(websocket: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        await session.stop()
+        await session.dropped()
 
 
 async def _admit(websocket: WebSocket, send: Any) -> dict[str, Any]:

@@ -16,15 +16,21 @@ from tests.signaling.media_client import COLOURS, TONES, MediaClient
 class Harness:
     """An engine and its clients in one event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, **engine_options: Any) -> None:
         self.inbox: dict[str, asyncio.Queue[dict[str, Any]]] = defaultdict(asyncio.Queue)
+        self.seen: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.records: list[dict[str, Any]] = []
         self.clients: dict[str, MediaClient] = {}
-        self.engine = MediaEngine(self._emit)
+        self.engine = MediaEngine(self._emit, record=self._record, **engine_options)
+
+    async def _record(self, room_id: str, event: dict[str, Any]) -> None:
+        self.records.append(event)
 
     async def _emit(self, peer_id: str, message: dict[str, Any]) -> None:
         client = self.clients.get(peer_id)
         if client is not None:
             client.on_message(message)
+        self.seen[peer_id].append(message)
         await self.inbox[peer_id].put(message)
 
     async def next(self, peer_id: str, kind: str) -> dict[str, Any]:
@@ -33,14 +39,21 @@ class Harness:
             if message["type"] == kind:
                 return message
 
-    async def add(self, index: int, room: str = "room-1") -> MediaClient:
+    async def add(self, index: int, room: str = "room-1", kind: str = "expert") -> MediaClient:
         peer_id = f"p{index}"
         client = MediaClient(index)
         self.clients[peer_id] = client
-        await self.engine.join(room, peer_id, {"name": f"客户{index}", "role": "party"})
+        await self.engine.join(room, peer_id, {"name": f"客户{index}", "role": kind, "kind": kind})
+        await self.connect(peer_id, client)
+        return client
+
+    async def connect(self, peer_id: str, client: MediaClient) -> None:
+        """Offer and answer for a joined participant."""
         await self.engine.handle(peer_id, {"type": "offer", "sdp": await client.offer()})
         await client.accept((await self.next(peer_id, "answer"))["sdp"])
-        return client
+
+    async def moderate(self, host: str, action: str, **fields: Any) -> None:
+        await self.engine.handle(host, {"type": "moderate", "action": action, **fields})
 
     async def close(self) -> None:
         for client in self.clients.values():
@@ -98,9 +111,7 @@ async def test_three_clients_each_receive_the_other_two(harness: Harness) -> Non
 async def test_server_neither_decodes_nor_encodes(harness: Harness) -> None:
     clients = [await harness.add(i) for i in range(2)]
     await wait_until(lambda: all(c.slots[0].video_frames >= 10 for c in clients))
-    for member in harness.engine.members.values():
-        peer = member.peer
-        assert peer is not None
+    for peer in harness.engine.peers.values():
         for transceiver in peer.pc.getTransceivers():
             assert transceiver.receiver._RTCRtpReceiver__decoder_thread is None
             assert transceiver.sender._RTCRtpSender__encoder is None
@@ -124,9 +135,9 @@ async def test_late_joiner_gets_a_keyframe_within_a_second(harness: Harness) -> 
 async def test_vanished_client_is_cleaned_up_and_others_continue(harness: Harness) -> None:
     clients = [await harness.add(i) for i in range(3)]
     await wait_until(lambda: all(c.slots[1].video_frames >= 5 for c in clients))
-    gone = weakref.ref(harness.engine.members["p2"].peer)
+    gone = weakref.ref(harness.engine.peers["p2"])
     await clients[2].pc.close()  # no goodbye on the signaling channel
-    await wait_until(lambda: "p2" not in harness.engine.members, 40)
+    await wait_until(lambda: "p2" not in harness.engine.peers, 40)
     for _ in range(20):  # aiortc's closing tasks let go of the peer within a few loop turns
         gc.collect()
         if gone() is None:
@@ -136,7 +147,7 @@ async def test_vanished_client_is_cleaned_up_and_others_continue(harness: Harnes
     assert all(p != "p2" for p in clients[0].slot_owner)
     before = clients[0].received_from("p1").video_frames
     await wait_until(lambda: clients[0].received_from("p1").video_frames > before + 10)
-    for stream in (harness.engine.members["p0"].peer.video, harness.engine.members["p1"].peer.video):
+    for stream in (harness.engine.peers["p0"].video, harness.engine.peers["p1"].video):
         assert len(stream.subscriptions) == 1  # the vanished subscriber's senders are gone
 
 
@@ -153,7 +164,7 @@ async def test_subscriber_pli_reaches_publisher_rate_limited(harness: Harness) -
 
     publisher_sender._send_keyframe = counting
     slot_receiver = clients[0].pc.getTransceivers()[3].receiver  # slot 0 video, showing p1
-    server_ssrc = harness.engine.members["p0"].peer.slots[0].video.ssrc
+    server_ssrc = harness.engine.peers["p0"].slots[0].video.ssrc
     for _ in range(5):
         await slot_receiver._send_rtcp_pli(server_ssrc)
     await wait_until(lambda: len(requests) >= 1, 5)

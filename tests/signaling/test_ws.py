@@ -52,6 +52,13 @@ class WsClient:
         await self.media.close()
 
 
+async def admit(host: WsClient, *guests: WsClient) -> None:
+    """The host lets people in from the lobby."""
+    for guest in guests:
+        await host.socket.send(json.dumps({"type": "moderate", "action": "admit", "peer_id": guest.peer_id}))
+    await wait_until(lambda: all(any(m["type"] == "admitted" for m in g.messages) for g in guests), 5)
+
+
 async def join(live: Live, index: int, token: str, session_id: int | None = None) -> WsClient:
     socket = await websockets.connect(live.ws_url(session_id))
     await socket.send(json.dumps({"type": "join", "token": token}))
@@ -69,6 +76,8 @@ async def test_three_participants_over_websocket(live: Live) -> None:
         for client in clients:
             assert client.errors == []
             await client.connect_media()
+        assert any(m["type"] == "lobby" for m in party.messages)
+        await admit(host, party)
         people = next(m for m in reversed(expert.messages) if m["type"] == "participants")["participants"]
         assert sorted(p["role"] for p in people) == ["host", "legal_officer", "party"]
         assert {p["name"] for p in people} >= {"张建军", "专家0"}
@@ -96,10 +105,21 @@ async def test_three_participants_over_websocket(live: Live) -> None:
                     json.dumps({"type": "chat", "text": 5})):
             await party.socket.send(bad)
         await wait_until(lambda: len(party.errors) == 5, 5)
-        assert [e["code"] for e in party.errors] == ["bad_json", "bad_message", "unknown_type", "bad_offer", "bad_message"]
+        assert [e["code"] for e in party.errors] == ["bad_json", "bad_message", "unknown_type", "bad_state", "bad_message"]
         assert host.errors == [] and expert.errors == []
         before = host.media.received_from(party.peer_id).video_frames
         await wait_until(lambda: host.media.received_from(party.peer_id).video_frames > before + 10)
+
+        # A bad first offer is refused; a good one afterwards still works.
+        second = await join(live, 3, live.token("party", 1))
+        await second.socket.send(json.dumps({"type": "offer", "sdp": "v=0 garbage"}))
+        await wait_until(lambda: second.errors, 5)
+        assert second.errors[0]["code"] == "bad_offer"
+        await second.connect_media()
+        await admit(host, second)
+        await wait_until(lambda: second.peer_id in host.media.slot_owner
+                         and host.media.received_from(second.peer_id).video_frames > 5)
+        await second.close()
 
         # A goodbye frees the slot for the others.
         await expert.socket.send(json.dumps({"type": "leave"}))
@@ -160,6 +180,7 @@ async def test_rooms_run_in_worker_processes(live: Live) -> None:
     try:
         for client in clients:
             await client.connect_media()
+        await admit(host, party)
         await wait_until(lambda: all(
             o.peer_id in c.media.slot_owner and c.media.received_from(o.peer_id).video_frames >= 10
             for c in clients for o in clients if o is not c), 20)

@@ -1,0 +1,179 @@
+"""Room features with real aiortc clients: lobby, host controls, observer, caucus, reconnection."""
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+
+import pytest
+
+from signaling.errors import SignalingError
+from tests.signaling.media_client import COLOURS, MediaClient
+from tests.signaling.test_forwarding import Harness, close_to, wait_until
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    h = Harness(reconnect_timeout_s=2.0)
+    yield h
+    await h.close()
+
+
+def frames(client: MediaClient, peer_id: str, kind: str = "video") -> int:
+    if peer_id not in client.slot_owner:
+        return 0
+    got = client.received_from(peer_id)
+    return got.video_frames if kind == "video" else got.audio_frames
+
+
+async def grows(client: MediaClient, peer_id: str, kind: str = "video", by: int = 5, timeout_s: float = 10) -> None:
+    start = frames(client, peer_id, kind)
+    await wait_until(lambda: frames(client, peer_id, kind) >= start + by, timeout_s)
+
+
+async def stays(client: MediaClient, peer_id: str, kind: str = "video", seconds: float = 1.5) -> None:
+    start = frames(client, peer_id, kind)
+    await asyncio.sleep(seconds)
+    assert frames(client, peer_id, kind) <= start + 1  # at most a frame already in flight
+
+
+async def test_lobby_until_admitted_and_lobby_messages(harness: Harness) -> None:
+    host = await harness.add(0, kind="host")
+    party = await harness.add(1, kind="party")
+    other = await harness.add(2, kind="party")
+    assert any(m["type"] == "lobby" for m in harness.seen["p1"])
+    await stays(party, "p0")
+    assert "p1" not in host.slot_owner and "p0" not in party.slot_owner
+    host_view = harness.seen["p0"][-1]["participants"]
+    assert [p["admitted"] for p in host_view if p["peer_id"] in ("p1", "p2")] == [False, False]
+    assert all(p["peer_id"] != "p2" for p in harness.seen["p1"][-1]["participants"])
+
+    await harness.moderate("p0", "lobby_message", peer_id="p1", text="请稍候，专家马上到")
+    await harness.moderate("p0", "lobby_message", text="调解将推迟十分钟开始")
+    to_p1 = [m["text"] for m in harness.seen["p1"] if m["type"] == "lobby_message"]
+    to_p2 = [m["text"] for m in harness.seen["p2"] if m["type"] == "lobby_message"]
+    assert to_p1 == ["请稍候，专家马上到", "调解将推迟十分钟开始"] and to_p2 == ["调解将推迟十分钟开始"]
+
+    await harness.moderate("p0", "admit", peer_id="p1")
+    await grows(party, "p0")
+    await grows(host, "p1")
+    assert close_to(party.received_from("p0").last_yuv, COLOURS[0])
+    assert "p2" not in host.slot_owner  # still waiting
+    assert {"kind": "admit", "peer_id": "p1", "by": "p0"} in harness.records
+    del other
+
+
+async def test_only_the_host_moderates(harness: Harness) -> None:
+    await harness.add(0, kind="host")
+    await harness.add(1, kind="expert")
+    with pytest.raises(SignalingError) as refused:
+        await harness.moderate("p1", "remove", peer_id="p0")
+    assert refused.value.code == "forbidden"
+    with pytest.raises(SignalingError):
+        await harness.moderate("p0", "explode")
+    with pytest.raises(SignalingError):
+        await harness.moderate("p0", "admit", peer_id="nobody")
+
+
+async def test_host_mutes_and_asks_to_unmute_never_forces(harness: Harness) -> None:
+    host = await harness.add(0, kind="host")
+    await harness.add(1, kind="expert")
+    await grows(host, "p1", "audio", 20)
+    await harness.moderate("p0", "mute", peer_id="p1")
+    assert any(m["type"] == "force_mute" for m in harness.seen["p1"])
+    await stays(host, "p1", "audio")
+    listed = next(p for p in harness.seen["p0"][-1]["participants"] if p["peer_id"] == "p1")
+    assert listed["audio_muted"] is True
+    await harness.moderate("p0", "ask_unmute", peer_id="p1")
+    assert harness.seen["p1"][-1]["type"] == "unmute_request"
+    await stays(host, "p1", "audio", 0.5)  # asking does not unmute
+    await harness.engine.handle("p1", {"type": "mute", "audio": False})  # the expert chooses to
+    await grows(host, "p1", "audio", 20)
+
+
+async def test_removed_participant_is_gone(harness: Harness) -> None:
+    host = await harness.add(0, kind="host")
+    await harness.add(1, kind="expert")
+    await grows(host, "p1")
+    await harness.moderate("p0", "remove", peer_id="p1")
+    assert harness.seen["p1"][-1]["type"] == "removed"
+    assert "p1" not in harness.engine.peers
+    assert "p1" not in host.slot_owner
+    assert {"kind": "remove", "peer_id": "p1", "by": "p0"} in harness.records
+
+
+async def test_hidden_observer_receives_everything_and_appears_nowhere(harness: Harness) -> None:
+    host = await harness.add(0, kind="host")
+    party = await harness.add(1, kind="party")
+    await harness.moderate("p0", "admit", peer_id="p1")
+    judge = await harness.add(2, kind="observer")
+    await grows(judge, "p0")
+    await grows(judge, "p1")
+    assert close_to(judge.received_from("p1").last_yuv, COLOURS[1])
+    await stays(host, "p2")
+    assert "p2" not in host.slot_owner and "p2" not in party.slot_owner
+    for peer_id in ("p0", "p1"):
+        listed = [p["peer_id"] for p in harness.seen[peer_id][-1]["participants"]]
+        assert "p2" not in listed
+
+
+async def test_caucus_keeps_the_other_party_apart(harness: Harness) -> None:
+    host = await harness.add(0, kind="host")
+    lawyer = await harness.add(1, kind="expert")
+    applicant = await harness.add(2, kind="party")
+    respondent = await harness.add(3, kind="party")
+    for p in ("p2", "p3"):
+        await harness.moderate("p0", "admit", peer_id=p)
+    await grows(respondent, "p0")
+    await harness.moderate("p0", "caucus_start", peer_ids=["p1", "p2"])
+    assert harness.seen["p3"][-1]["in_caucus"] is False
+    for peer_id in ("p0", "p1", "p2"):
+        assert peer_id not in respondent.slot_owner
+    await stays(respondent, "p0", seconds=1.0)
+    await grows(applicant, "p1")
+    await grows(host, "p2")
+    assert "p3" not in host.slot_owner and "p3" not in applicant.slot_owner
+    # Chat stays on its side too.
+    await harness.engine.handle("p2", {"type": "chat", "text": "我可以让步"})
+    assert not any(m["type"] == "chat" for m in harness.seen["p3"])
+    await harness.moderate("p0", "caucus_end")
+    await grows(respondent, "p0")
+    await grows(respondent, "p2")
+    await grows(applicant, "p3")
+    del lawyer
+
+
+async def test_dropped_participant_resumes_seat_and_state(harness: Harness) -> None:
+    host = await harness.add(0, kind="host")
+    party = await harness.add(1, kind="party")
+    await harness.moderate("p0", "admit", peer_id="p1")
+    await harness.engine.handle("p1", {"type": "mute", "video": True})
+    await grows(host, "p1")
+    await harness.engine.disconnected("p1")  # the phone switched networks
+    await party.close()
+    reconnecting = next(p for p in harness.seen["p0"][-1]["participants"] if p["peer_id"] == "p1")
+    assert reconnecting["reconnecting"] is True
+    loop = asyncio.get_running_loop()
+    back_at = loop.time()
+    again = MediaClient(1)
+    harness.clients["p1"] = again
+    await harness.engine.join("room-1", "p1", {"name": "客户1", "role": "party", "kind": "party"})
+    joined = harness.seen["p1"][-1] if harness.seen["p1"][-1]["type"] == "joined" else next(
+        m for m in reversed(harness.seen["p1"]) if m["type"] == "joined")
+    assert joined["resumed"] is True and joined["admitted"] is True and joined["video_muted"] is True
+    await harness.connect("p1", again)
+    await wait_until(lambda: frames(again, "p0") >= 1 and frames(host, "p1") >= 1, 10)
+    assert loop.time() - back_at < 5
+    assert not any(m["type"] == "lobby" for m in harness.seen["p1"][-3:])
+
+
+async def test_dropped_participant_removed_after_timeout(harness: Harness) -> None:
+    host = await harness.add(0, kind="host")
+    expert = await harness.add(1, kind="expert")
+    lawyer = await harness.add(2, kind="expert")
+    await grows(host, "p2")
+    await harness.engine.disconnected("p1")
+    await expert.close()
+    await wait_until(lambda: {"kind": "leave", "peer_id": "p1", "reason": "timeout"} in harness.records, 5)
+    assert all(p["peer_id"] != "p1" for p in harness.seen["p0"][-1]["participants"])
+    await grows(host, "p2")  # the others carry on
+    del lawyer
