@@ -196,3 +196,27 @@ async def test_rooms_run_in_worker_processes(live: Live) -> None:
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_removed_link_cannot_rejoin_and_the_record_is_kept(live: Live) -> None:
+    from scheduling.room_record import session_record
+
+    host = await join(live, 0, live.token("host"))
+    expert = await join(live, 1, live.token("expert"))
+    party = await join(live, 2, live.token("party"))
+    await admit(host, party)
+    await party.socket.send(json.dumps({"type": "chat", "text": "请专家讲讲法律规定"}))
+    await host.socket.send(json.dumps({"type": "moderate", "action": "remove", "peer_id": expert.peer_id}))
+    await wait_until(lambda: any(m["type"] == "removed" for m in expert.messages), 5)
+    await expert.close()
+    await asyncio.sleep(0.2)
+    again = await join(live, 1, live.token("expert"))
+    assert again.errors and again.errors[0]["code"] == "invite_403"
+    async with live.app.state.db_sessions() as db:
+        events = await session_record(db, live.session["id"])
+    kinds = [e["kind"] for e in events]
+    assert kinds[:2] == ["join", "join"] and "admit" in kinds and "chat" in kinds and "remove" in kinds
+    chat = next(e for e in events if e["kind"] == "chat")
+    assert chat["data"]["text"] == "请专家讲讲法律规定" and chat["participant_id"] is not None
+    for client in (host, party, again):
+        await client.close()

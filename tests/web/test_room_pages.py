@@ -26,6 +26,11 @@ async def test_four_people_in_the_room(browser: Browser, live: Live) -> None:
 
     for page in pages:
         await page.click("#enter")
+    host = pages[0]
+    # The parties wait in the lobby until the host admits them.
+    await pages[1].wait_for_selector("#notice:has-text('请稍候')", timeout=15000)
+    for name in ("张建军", "李秀兰"):
+        await host.click(f"#people button[aria-label='准入: {name}']", timeout=15000)
     for page in pages:
         for _ in range(60):
             if await videos_playing(page, 3):
@@ -43,6 +48,12 @@ async def test_four_people_in_the_room(browser: Browser, live: Live) -> None:
         await page.wait_for_selector("#chat li:has-text('我同意先听听专家的意见')", timeout=10000)
     await pages[2].click("#toggle-audio")
     await pages[0].wait_for_selector("#people li:has-text('李秀兰（当事人） · 已静音')", timeout=10000)
+
+    # The host ends the session: everyone is told.
+    host.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await host.click("#end")
+    for page in pages[1:]:
+        await page.wait_for_selector("#notice:has-text('本次调解已结束')", timeout=10000)
     for page in pages:
         await page.context.close()
 

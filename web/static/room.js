@@ -79,8 +79,22 @@ let people = new Map();
 let slots = [];
 let me = null;
 let leaving = false;
+let listed = [];
+let handRaised = false;
+let picking = false;
+let retryMs = 1000;
+const isHost = config.you.kind === "host";
 
 function status(text) { $("status").textContent = text; }
+
+let noticeKind = "";
+
+// One notice line: the lobby and the caucus notices follow the room's state; others stay.
+function notice(text, kind = "info") {
+  noticeKind = text ? kind : "";
+  $("notice").textContent = text || "";
+  $("notice").hidden = !text;
+}
 
 function send(message) {
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
@@ -91,12 +105,38 @@ function enterRoom() {
   $("invitation").hidden = true;
   $("device-check").hidden = true;
   $("room").hidden = false;
+  $("host-controls").hidden = !isHost;
   status(t("room.connecting"));
+  connect();
+}
+
+// A dropped connection is a fresh WebSocket and a fresh peer connection from the same link:
+// the server keeps the seat (admitted, muted, caucus) for a while and resumes it.
+function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/ws/rooms/${config.session_id}`);
   socket.onopen = () => send({ type: "join", token: config.token });
   socket.onmessage = (event) => handle(JSON.parse(event.data));
-  socket.onclose = () => { if (!leaving) status(t("room.reconnecting")); };
+  socket.onclose = () => reconnect();
+}
+
+function reconnect() {
+  if (leaving) return;
+  status(t("room.reconnecting"));
+  if (pc) { pc.close(); pc = null; }
+  setTimeout(connect, retryMs);
+  retryMs = Math.min(retryMs * 2, 8000);
+}
+
+function finish(text) {
+  leaving = true;
+  if (socket) socket.close();
+  if (pc) pc.close();
+  if (localStream) localStream.getTracks().forEach((track) => track.stop());
+  $("grid").replaceChildren();
+  $("host-controls").hidden = true;
+  status("");
+  notice(text);
 }
 
 async function handle(message) {
@@ -104,16 +144,55 @@ async function handle(message) {
     case "joined":
       me = message.peer_id;
       slotCount = message.slots;
+      retryMs = 1000;
+      if (!message.admitted) notice(t("room.lobby"), "lobby");
+      if (message.audio_muted) setTrack("audio", false);
+      if (message.video_muted) setTrack("video", false);
       await startMedia(message.ice_servers || []);
       break;
     case "answer":
       await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+      pc.addEventListener("connectionstatechange", () => {
+        if (pc && pc.connectionState === "failed" && socket) socket.close();
+      });
       status("");
       break;
     case "participants":
-      people = new Map(message.participants.map((p) => [p.peer_id, p]));
+      listed = message.participants;
+      people = new Map(listed.map((p) => [p.peer_id, p]));
+      if (message.caucus && message.in_caucus === false) notice(t("room.caucus_apart"), "caucus");
+      else if (message.caucus) notice(t("room.caucus_on"), "caucus");
+      else if (noticeKind === "caucus" || (noticeKind === "lobby" && people.get(me)?.admitted)) notice("");
+      $("caucus").textContent = message.caucus ? t("room.caucus_end") : t("room.caucus_start");
+      $("caucus").dataset.active = message.caucus ? "1" : "";
       renderPeople();
       renderTiles();
+      break;
+    case "lobby":
+      notice(t("room.lobby"), "lobby");
+      break;
+    case "lobby_message":
+      notice(`${t("room.lobby")} ${t("room.lobby_message", { text: message.text })}`, "lobby");
+      break;
+    case "admitted":
+      notice("");
+      break;
+    case "force_mute":
+      setTrack("audio", false);
+      notice(t("room.force_muted"));
+      break;
+    case "unmute_request":
+      if (window.confirm(t("room.unmute_request", { name: message.from }))) {
+        setTrack("audio", true);
+        send({ type: "mute", audio: false });
+        notice("");
+      }
+      break;
+    case "removed":
+      finish(t("room.removed"));
+      break;
+    case "ended":
+      finish(t("room.ended"));
       break;
     case "slots":
       slots = message.slots;
@@ -214,11 +293,61 @@ function renderTiles() {
 }
 
 function renderPeople() {
-  $("people").replaceChildren(...[...people.values()].map((person) => {
+  $("people").replaceChildren(...listed.map((person) => {
     const item = document.createElement("li");
-    item.textContent = label(person) + (person.audio_muted ? ` · ${t("room.muted")}` : "");
+    const who = document.createElement("span");
+    who.className = "who";
+    const flags = [];
+    if (person.audio_muted) flags.push(t("room.muted"));
+    if (person.hand_raised) flags.push(`✋ ${t("room.hand_raised")}`);
+    if (person.reconnecting) flags.push(t("room.reconnecting_person"));
+    who.textContent = [label(person), ...flags].join(" · ");
+    item.append(who);
+    if (!person.admitted) { item.classList.add("waiting"); who.dataset.waiting = `（${t("room.waiting")}）`; }
+    if (isHost && person.peer_id !== me) {
+      if (picking && person.admitted) {
+        const box = document.createElement("input");
+        box.type = "checkbox";
+        box.value = person.peer_id;
+        box.className = "caucus-pick";
+        box.setAttribute("aria-label", `${t("room.caucus_start")}: ${person.name}`);
+        item.prepend(box);
+      }
+      const actions = person.admitted
+        ? [["room.mute_them", "mute"], ["room.ask_unmute", "ask_unmute"], ["room.remove", "remove"]]
+        : [["room.admit", "admit"], ["room.remove", "remove"]];
+      for (const [key, action] of actions) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.textContent = t(key);
+        button.dataset.action = action;
+        button.setAttribute("aria-label", `${t(key)}: ${person.name}`);
+        button.addEventListener("click", () => moderate(action, person));
+        item.append(button);
+      }
+    }
     return item;
   }));
+}
+
+function moderate(action, person) {
+  if (action === "remove" && !window.confirm(t("room.confirm_remove", { name: person.name }))) return;
+  send({ type: "moderate", action, peer_id: person.peer_id });
+}
+
+function toggleCaucus() {
+  if ($("caucus").dataset.active) { send({ type: "moderate", action: "caucus_end" }); return; }
+  if (!picking) {
+    picking = true;
+    $("caucus-hint").hidden = false;
+    renderPeople();
+    return;
+  }
+  const chosen = [...document.querySelectorAll(".caucus-pick:checked")].map((box) => box.value);
+  picking = false;
+  $("caucus-hint").hidden = true;
+  if (chosen.length) send({ type: "moderate", action: "caucus_start", peer_ids: chosen });
+  renderPeople();
 }
 
 function addChat(message) {
@@ -229,24 +358,24 @@ function addChat(message) {
   $("chat").scrollTop = $("chat").scrollHeight;
 }
 
+function setTrack(kind, enabled) {
+  const track = kind === "audio" ? localStream?.getAudioTracks()[0] : localStream?.getVideoTracks()[0];
+  if (track) track.enabled = enabled;
+  const button = $(kind === "audio" ? "toggle-audio" : "toggle-video");
+  if (kind === "audio") button.textContent = enabled ? t("room.mute") : t("room.unmute");
+  else button.textContent = enabled ? t("room.camera_off") : t("room.camera_on");
+}
+
 function toggle(kind) {
   const track = kind === "audio" ? localStream?.getAudioTracks()[0] : localStream?.getVideoTracks()[0];
   if (!track) return;
-  track.enabled = !track.enabled;
-  const button = $(kind === "audio" ? "toggle-audio" : "toggle-video");
-  if (kind === "audio") button.textContent = track.enabled ? t("room.mute") : t("room.unmute");
-  else button.textContent = track.enabled ? t("room.camera_off") : t("room.camera_on");
+  setTrack(kind, !track.enabled);
   send({ type: "mute", [kind]: !track.enabled });
 }
 
 function leave() {
-  leaving = true;
   send({ type: "leave" });
-  if (socket) socket.close();
-  if (pc) pc.close();
-  if (localStream) localStream.getTracks().forEach((track) => track.stop());
-  $("grid").replaceChildren();
-  status(t("room.left"));
+  finish(t("room.left"));
 }
 
 // ---------------------------------------------------------------- wiring
@@ -257,6 +386,15 @@ $("enter").addEventListener("click", enterRoom);
 $("toggle-audio").addEventListener("click", () => toggle("audio"));
 $("toggle-video").addEventListener("click", () => toggle("video"));
 $("leave").addEventListener("click", leave);
+$("toggle-hand").addEventListener("click", () => {
+  handRaised = !handRaised;
+  $("toggle-hand").textContent = handRaised ? t("room.hand_down") : t("room.hand");
+  send({ type: "hand", raised: handRaised });
+});
+$("caucus").addEventListener("click", toggleCaucus);
+$("end").addEventListener("click", () => {
+  if (window.confirm(t("room.confirm_end"))) send({ type: "moderate", action: "end" });
+});
 $("chat-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const text = $("chat-text").value.trim();
