@@ -43,6 +43,12 @@ class Settings:
     run_scheduler: bool = True
     # Media worker processes (one per core); 0 keeps the media in the web process.
     media_workers: int = 0
+    # ICE for browsers: STUN URLs, and TURN URLs with the shared secret of coturn's
+    # use-auth-secret (credentials expire after turn_ttl_s). Empty: host candidates only.
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str = ""
+    turn_ttl_s: int = 6 * 3600
     # A participant whose connection drops keeps their seat this long.
     reconnect_timeout_s: float = 30.0
     https_only_cookies: bool = False
@@ -72,6 +78,8 @@ class Settings:
                 values[field.name] = Path(raw)
             elif field.type.startswith("tuple[int"):
                 values[field.name] = tuple(int(part) for part in raw.split(",") if part.strip())
+            elif field.type.startswith("tuple[str"):
+                values[field.name] = tuple(part.strip() for part in raw.split(",") if part.strip())
             else:
                 values[field.name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from starlette.routing import WebSocketRoute
@@ -13,6 +14,7 @@ from scheduling import invites
 from server.database import utcnow
 from server.errors import AppError
 from signaling.errors import SignalingError
+from signaling.ice import ice_servers
 from signaling.session import SignalingSession
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,11 @@ async def room_socket(websocket: WebSocket) -> None:
             await send({"type": "error", "code": "join_timeout", "message": "send join first"})
             await websocket.close(code=4408)
         return
+    settings = websocket.app.state.settings
+    await send({"type": "config", "ice_servers": ice_servers(
+        settings.stun_urls, settings.turn_urls, settings.turn_secret, f"p{info['participant_id']}",
+        time.time(), settings.turn_ttl_s,
+    )})
     session = SignalingSession(websocket.app.state.media, websocket.path_params["session_id"], info, send)
     await session.start()
     try:

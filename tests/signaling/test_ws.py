@@ -220,3 +220,18 @@ async def test_removed_link_cannot_rejoin_and_the_record_is_kept(live: Live) -> 
     assert chat["data"]["text"] == "请专家讲讲法律规定" and chat["participant_id"] is not None
     for client in (host, party, again):
         await client.close()
+
+
+@pytest.mark.parametrize("settings", [0], indirect=True)
+async def test_ice_servers_reach_the_client(live: Live) -> None:
+    import dataclasses
+
+    state = live.app.state
+    state.settings = dataclasses.replace(
+        state.settings, stun_urls=("stun:127.0.0.1:3478",), turn_urls=("turn:127.0.0.1:3478",), turn_secret="k",
+    )
+    client = await join(live, 0, live.token("host"))
+    config = next(m for m in client.messages if m["type"] == "config")
+    assert config["ice_servers"][0]["urls"] == ["stun:127.0.0.1:3478"]
+    assert config["ice_servers"][1]["username"].endswith(f":{client.peer_id}")
+    await client.close()

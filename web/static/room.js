@@ -83,6 +83,7 @@ let listed = [];
 let handRaised = false;
 let picking = false;
 let retryMs = 1000;
+let iceServers = [];
 const isHost = config.you.kind === "host";
 
 function status(text) { $("status").textContent = text; }
@@ -141,6 +142,9 @@ function finish(text) {
 
 async function handle(message) {
   switch (message.type) {
+    case "config":
+      iceServers = message.ice_servers;
+      break;
     case "joined":
       me = message.peer_id;
       slotCount = message.slots;
@@ -148,7 +152,7 @@ async function handle(message) {
       if (!message.admitted) notice(t("room.lobby"), "lobby");
       if (message.audio_muted) setTrack("audio", false);
       if (message.video_muted) setTrack("video", false);
-      await startMedia(message.ice_servers || []);
+      await startMedia(iceServers);
       break;
     case "answer":
       await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
