@@ -30,6 +30,20 @@ class RoomEvent(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Recording(Base):
+    """One recorded file: one participant's audio and video while the room recorded."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("mediation_sessions.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"), nullable=True)
+    path: Mapped[str] = mapped_column(String(500))
+    size_bytes: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 def participant_of(peer_id: str | None) -> int | None:
     """The participant id in a room peer id ('p12' -> 12)."""
     if not peer_id or not peer_id.startswith("p") or not peer_id[1:].isdigit():
@@ -52,6 +66,13 @@ async def write_event(db: AsyncSession, session_id: int, event: dict[str, Any]) 
         assert participant is not None
         participant.status = "removed"
         participant.revoked_at = utcnow()
+    elif event.get("kind") == "recording":
+        db.add(Recording(
+            session_id=session_id, participant_id=participant_id, path=str(event["file"]),
+            size_bytes=int(event.get("bytes", 0)),
+            started_at=dt.datetime.fromtimestamp(float(event["started"]), dt.timezone.utc),
+            ended_at=dt.datetime.fromtimestamp(float(event["stopped"]), dt.timezone.utc),
+        ))
     elif event.get("kind") == "end":
         session.status = "ended"
         session.room_closed_at = utcnow()

@@ -97,9 +97,15 @@ def create_app(settings: Settings) -> Starlette:
 
         media: InProcessHub | WorkerHub
         if settings.media_workers > 0:
-            media = WorkerHub(settings.media_workers, record=record, reconnect_timeout_s=settings.reconnect_timeout_s)
+            media = WorkerHub(
+                settings.media_workers, record=record, reconnect_timeout_s=settings.reconnect_timeout_s,
+                recordings_dir=settings.data_dir / "recordings",
+            )
         else:
-            media = InProcessHub(record=record, reconnect_timeout_s=settings.reconnect_timeout_s)
+            media = InProcessHub(
+                record=record, reconnect_timeout_s=settings.reconnect_timeout_s,
+                recordings_dir=settings.data_dir / "recordings",
+            )
         if isinstance(media, WorkerHub):
             await media.start()
         app.state.media = media

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import Callable
+from typing import Any, Callable
 
 PLI_MIN_INTERVAL_S = 0.3
 KEYFRAME_RETRY_S = 0.5
@@ -155,6 +155,8 @@ class PublishedStream:
         self.packets = 0
         # Muted by the host: nothing is forwarded until the participant unmutes.
         self.held = False
+        # Recording taps (signaling/recording.py); empty unless the room records.
+        self.taps: list[Any] = []
 
     def subscribe(self, subscription: Subscription) -> None:
         """Add a subscriber; video waits for (and asks for) a keyframe."""
@@ -190,3 +192,5 @@ class PublishedStream:
                 starved = True
         if starved and time.monotonic() - self._last_pli >= KEYFRAME_RETRY_S:
             self.want_keyframe()
+        for tap in self.taps:
+            tap.on_packet(payload, marker, seq, timestamp, keyframe)

@@ -6,6 +6,7 @@ to each participant's `send` callback.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
 from aiortc import RTCIceServer
@@ -45,10 +46,13 @@ class InProcessHub:
 
     def __init__(
         self, ice_servers: list[RTCIceServer] | None = None, record: Record = _ignore,
-        reconnect_timeout_s: float = 30.0,
+        reconnect_timeout_s: float = 30.0, recordings_dir: Path | None = None,
     ) -> None:
         self._senders: dict[str, Send] = {}
-        self.engine = MediaEngine(self._emit, ice_servers, record=record, reconnect_timeout_s=reconnect_timeout_s)
+        self.engine = MediaEngine(
+            self._emit, ice_servers, record=record, reconnect_timeout_s=reconnect_timeout_s,
+            recordings_dir=recordings_dir,
+        )
 
     async def _emit(self, peer_id: str, message: dict[str, Any]) -> None:
         send = self._senders.get(peer_id)

@@ -59,6 +59,8 @@ class Room:
     members: dict[str, Member] = dataclasses.field(default_factory=dict)
     caucus: frozenset[str] | None = None
     recording: bool = False
+    # While the host's request to record waits for the parties: each party's answer so far.
+    consent: dict[str, bool | None] | None = None
 
     def host_side(self, member: Member) -> bool:
         """During a caucus: whether the member is on the caucus side."""
@@ -66,6 +68,10 @@ class Room:
         if member.is_observer:
             return any(m.is_moderator and m.peer_id in self.caucus for m in self.members.values())
         return member.peer_id in self.caucus
+
+    def parties(self) -> list[Member]:
+        """The admitted parties (and on-site terminals), whose consent recording needs."""
+        return [m for m in self.members.values() if m.admitted and m.kind in ("party", "onsite")]
 
     def in_room(self, member: Member) -> bool:
         """Admitted and connected: taking part in the media."""

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from aiortc import RTCIceServer
 
 from signaling.errors import SignalingError
 from signaling.peers import SLOTS, ServerPeer, SlotSenders
+from signaling.recording import PublisherRecording
 from signaling.room_state import ADMITTED_ON_JOIN, Member, Room
 
 logger = logging.getLogger(__name__)
@@ -25,6 +27,7 @@ Record = Callable[[str, dict[str, Any]], Awaitable[None]]
 RECONNECT_TIMEOUT_S = 30.0
 HOST_ACTIONS = frozenset({
     "admit", "lobby_message", "mute", "ask_unmute", "remove", "end", "caucus_start", "caucus_end",
+    "recording_start", "recording_stop",
 })
 
 
@@ -38,8 +41,11 @@ class MediaEngine:
     def __init__(
         self, emit: Emit, ice_servers: list[RTCIceServer] | None = None, *,
         record: Record = _no_record, reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,
+        recordings_dir: Path | None = None,
     ) -> None:
         self._emit = emit
+        self._recordings_dir = recordings_dir
+        self._recorders: dict[str, dict[str, PublisherRecording]] = {}
         self._record = record
         self._ice_servers = ice_servers or []
         self._reconnect_timeout_s = reconnect_timeout_s
@@ -104,6 +110,7 @@ class MediaEngine:
         if room.members:
             await self._changed(room)
         else:
+            await self._stop_recording(room)
             del self.rooms[room.room_id]
 
     async def _expire(self, peer_id: str) -> None:
@@ -150,6 +157,8 @@ class MediaEngine:
             await self._changed(room, relink=False)
         elif kind == "chat":
             await self._chat(room, member, _text(message, "text", 2000).strip())
+        elif kind == "consent":
+            await self._consent(room, member, bool(message.get("agree")))
         elif kind == "moderate":
             if not member.is_moderator:
                 raise SignalingError("only the host may do this", code="forbidden")
@@ -195,6 +204,14 @@ class MediaEngine:
             await self._record(room.room_id, {"kind": "caucus_end"})
             await self._changed(room)
             return
+        if action == "recording_start":
+            await self._ask_consent(room, host)
+            return
+        if action == "recording_stop":
+            await self._stop_recording(room)
+            await self._broadcast(room, {"type": "recording", "active": False})
+            await self._changed(room, relink=False)
+            return
         if action == "lobby_message":
             text = _text(message, "text", 500).strip()
             targets = [message["peer_id"]] if message.get("peer_id") else [m.peer_id for m in room.members.values() if not m.admitted]
@@ -223,6 +240,71 @@ class MediaEngine:
             await self._emit(target.peer_id, {"type": "removed"})
             await self._record(room.room_id, {"kind": "remove", "peer_id": target.peer_id, "by": host.peer_id})
             await self.leave(target.peer_id, reason="removed")
+
+    # ------------------------------------------------------------ recording with consent
+
+    async def _ask_consent(self, room: Room, host: Member) -> None:
+        if self._recordings_dir is None:
+            raise SignalingError("recording is not available on this server", code="unavailable")
+        if room.recording or room.consent is not None:
+            raise SignalingError("recording is already on or being asked for", code="bad_state")
+        room.consent = {m.peer_id: None for m in room.parties()}
+        await self._record(room.room_id, {"kind": "recording_requested", "peer_id": host.peer_id})
+        for peer_id in room.consent:
+            await self._emit(peer_id, {"type": "consent_request", "from": host.info.get("name", "")})
+        await self._broadcast(room, {"type": "recording", "active": False, "pending": len(room.consent)})
+        await self._settle_consent(room)
+
+    async def _consent(self, room: Room, member: Member, agree: bool) -> None:
+        if room.consent is None or member.peer_id not in room.consent:
+            raise SignalingError("nobody asked for your consent", code="bad_state")
+        room.consent[member.peer_id] = agree
+        await self._record(room.room_id, {"kind": "consent", "peer_id": member.peer_id, "agree": agree, "at": time.time()})
+        if not agree:
+            room.consent = None
+            await self._broadcast(room, {"type": "recording", "active": False, "declined_by": member.info.get("name", "")})
+            return
+        await self._settle_consent(room)
+
+    async def _settle_consent(self, room: Room) -> None:
+        assert room.consent is not None
+        if all(room.consent.values()):
+            room.consent = None
+            room.recording = True
+            await self._record(room.room_id, {"kind": "recording_started"})
+            await self._broadcast(room, {"type": "recording", "active": True})
+            await self._changed(room, relink=False)
+
+    async def _sync_recorders(self, room: Room) -> None:
+        """While recording: one recorder per publisher in the room."""
+        assert self._recordings_dir is not None
+        recorders = self._recorders.setdefault(room.room_id, {})
+        wanted = {m.peer_id for m in room.members.values()
+                  if room.in_room(m) and not m.is_observer and m.peer_id in self.peers}
+        for peer_id in list(recorders):
+            if peer_id not in wanted:
+                await self._finish(room, peer_id, recorders.pop(peer_id))
+        for peer_id in wanted - set(recorders):
+            peer = self.peers[peer_id]
+            self._recordings_dir.mkdir(parents=True, exist_ok=True)
+            path = self._recordings_dir / f"session-{room.room_id}-{peer_id}-{int(time.time() * 1000)}.webm"
+            recorder = PublisherRecording(path, peer.audio, peer.video)
+            await recorder.start()
+            recorders[peer_id] = recorder
+
+    async def _stop_recording(self, room: Room) -> None:
+        room.recording = False
+        room.consent = None
+        for peer_id, recorder in self._recorders.pop(room.room_id, {}).items():
+            await self._finish(room, peer_id, recorder)
+
+    async def _finish(self, room: Room, peer_id: str, recorder: PublisherRecording) -> None:
+        await self._record(room.room_id, {"kind": "recording", "peer_id": peer_id, **await recorder.stop()})
+
+    async def _broadcast(self, room: Room, message: dict[str, Any]) -> None:
+        for member in room.members.values():
+            if member.connected:
+                await self._emit(member.peer_id, message)
 
     # ------------------------------------------------------------ media
 
@@ -255,6 +337,8 @@ class MediaEngine:
 
     async def _changed(self, room: Room, *, relink: bool = True) -> None:
         """Make the forwarding match the room's rules, and tell everyone what changed."""
+        if room.recording:
+            await self._sync_recorders(room)
         if relink:
             for subscriber_id, subscriber in room.members.items():
                 sub_peer = self.peers.get(subscriber_id)
@@ -279,7 +363,7 @@ class MediaEngine:
             if member.connected:
                 await self._emit(member.peer_id, {
                     "type": "participants", "participants": room.listed_for(member),
-                    "caucus": room.caucus is not None,
+                    "caucus": room.caucus is not None, "recording": room.recording,
                     "in_caucus": room.host_side(member) if room.caucus is not None else None,
                 })
 

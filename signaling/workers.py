@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import socket
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from aiortc import RTCIceServer
@@ -29,12 +30,14 @@ _LIMIT = 4 * 1024 * 1024  # one line carries at most an SDP
 class _Worker:
     """The web process's end of one worker."""
 
-    def __init__(self, index: int, ice_servers: list[dict[str, Any]], reconnect_timeout_s: float) -> None:
+    def __init__(
+        self, index: int, ice_servers: list[dict[str, Any]], reconnect_timeout_s: float, recordings_dir: str | None,
+    ) -> None:
         self.index = index
         parent, child = socket.socketpair()
         context = multiprocessing.get_context("spawn")
         self.process = context.Process(
-            target=worker_main, args=(child, ice_servers, reconnect_timeout_s), name=f"tiaojie-media-{index}", daemon=True
+            target=worker_main, args=(child, ice_servers, reconnect_timeout_s, recordings_dir), name=f"tiaojie-media-{index}", daemon=True
         )
         self.process.start()
         child.close()
@@ -55,10 +58,11 @@ class WorkerHub:
 
     def __init__(
         self, count: int, ice_servers: list[dict[str, Any]] | None = None, record: Record = _ignore,
-        reconnect_timeout_s: float = 30.0,
+        reconnect_timeout_s: float = 30.0, recordings_dir: Path | None = None,
     ) -> None:
         self._count = count
         self._reconnect_timeout_s = reconnect_timeout_s
+        self._recordings_dir = str(recordings_dir) if recordings_dir else None
         self._record = record
         self._ice_servers = ice_servers or []
         self._workers: list[_Worker] = []
@@ -72,7 +76,7 @@ class WorkerHub:
     async def start(self) -> None:
         """Start the worker processes."""
         for index in range(self._count):
-            worker = _Worker(index, self._ice_servers, self._reconnect_timeout_s)
+            worker = _Worker(index, self._ice_servers, self._reconnect_timeout_s, self._recordings_dir)
             await worker.connect()
             self._workers.append(worker)
             self._readers.append(asyncio.create_task(self._read(worker), name=f"media-worker-{index}"))
@@ -175,13 +179,17 @@ class WorkerHub:
                 worker.process.kill()
 
 
-def worker_main(sock: socket.socket, ice_servers: list[dict[str, Any]], reconnect_timeout_s: float) -> None:
+def worker_main(
+    sock: socket.socket, ice_servers: list[dict[str, Any]], reconnect_timeout_s: float, recordings_dir: str | None,
+) -> None:
     """Entry point of a media worker process."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_serve(sock, ice_servers, reconnect_timeout_s))
+    asyncio.run(_serve(sock, ice_servers, reconnect_timeout_s, recordings_dir))
 
 
-async def _serve(sock: socket.socket, ice_servers: list[dict[str, Any]], reconnect_timeout_s: float) -> None:
+async def _serve(
+    sock: socket.socket, ice_servers: list[dict[str, Any]], reconnect_timeout_s: float, recordings_dir: str | None,
+) -> None:
     reader, writer = await asyncio.open_unix_connection(sock=sock, limit=_LIMIT)
 
     async def emit(peer_id: str, message: dict[str, Any]) -> None:
@@ -192,6 +200,7 @@ async def _serve(sock: socket.socket, ice_servers: list[dict[str, Any]], reconne
 
     engine = MediaEngine(
         emit, [RTCIceServer(**server) for server in ice_servers], record=record, reconnect_timeout_s=reconnect_timeout_s,
+        recordings_dir=Path(recordings_dir) if recordings_dir else None,
     )
     async for line in reader:
         command = json.loads(line)

@@ -1,0 +1,68 @@
+"""Recording: only after every party consents, a persistent indicator, a playable file."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import AsyncIterator
+
+import av
+import pytest
+
+from signaling.errors import SignalingError
+from tests.signaling.test_forwarding import Harness, wait_until
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    h = Harness(recordings_dir=tmp_path / "recordings")
+    yield h
+    await h.close()
+
+
+async def test_recording_waits_for_every_party_and_produces_playable_files(harness: Harness, tmp_path: Path) -> None:
+    await harness.add(0, kind="host")
+    await harness.add(1, kind="party")
+    await harness.add(2, kind="party")
+    for p in ("p1", "p2"):
+        await harness.moderate("p0", "admit", peer_id=p)
+    await harness.moderate("p0", "recording_start")
+    for p in ("p1", "p2"):
+        assert any(m["type"] == "consent_request" for m in harness.seen[p])
+    await harness.engine.handle("p1", {"type": "consent", "agree": True})
+    await asyncio.sleep(0.5)
+    assert not harness.engine.rooms["room-1"].recording  # one party has not answered
+    assert not (tmp_path / "recordings").exists() or not list((tmp_path / "recordings").iterdir())
+    await harness.engine.handle("p2", {"type": "consent", "agree": True})
+    assert harness.engine.rooms["room-1"].recording
+    for p in ("p0", "p1", "p2"):
+        assert {"type": "recording", "active": True} in harness.seen[p]
+    assert harness.seen["p1"][-1].get("recording") is True or any(
+        m.get("type") == "participants" and m.get("recording") for m in harness.seen["p1"])
+    await asyncio.sleep(3)
+    await harness.moderate("p0", "recording_stop")
+    files = [e for e in harness.records if e["kind"] == "recording"]
+    assert len(files) == 3 and all(e["bytes"] > 0 for e in files)
+    consents = [e for e in harness.records if e["kind"] == "consent"]
+    assert [(c["peer_id"], c["agree"]) for c in consents] == [("p1", True), ("p2", True)] and all(c["at"] for c in consents)
+    container = av.open(files[0]["file"])
+    video = sum(1 for _ in container.decode(video=0))
+    container = av.open(files[0]["file"])
+    audio = sum(1 for _ in container.decode(audio=0))
+    assert video >= 30 and audio >= 50, (video, audio)
+    # Decoding stopped with the recording: no taps remain.
+    for peer in harness.engine.peers.values():
+        assert peer.video.taps == [] and peer.audio.taps == []
+
+
+async def test_one_refusal_means_no_recording(harness: Harness) -> None:
+    await harness.add(0, kind="host")
+    await harness.add(1, kind="party")
+    await harness.moderate("p0", "admit", peer_id="p1")
+    await harness.moderate("p0", "recording_start")
+    await harness.engine.handle("p1", {"type": "consent", "agree": False})
+    assert not harness.engine.rooms["room-1"].recording
+    assert {"type": "recording", "active": False, "declined_by": "客户1"} in harness.seen["p0"]
+    with pytest.raises(SignalingError):
+        await harness.engine.handle("p1", {"type": "consent", "agree": True})  # nobody is asking now
+    assert all(peer.video.taps == [] for peer in harness.engine.peers.values())
+    await wait_until(lambda: True)
