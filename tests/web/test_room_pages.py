@@ -49,6 +49,15 @@ async def test_four_people_in_the_room(browser: Browser, live: Live) -> None:
     await pages[2].click("#toggle-audio")
     await pages[0].wait_for_selector("#people li:has-text('李秀兰（当事人） · 已静音')", timeout=10000)
 
+    # Recording starts only when both parties agree; then everyone sees the indicator.
+    for page in pages[1:3]:
+        page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await host.click("#record")
+    for page in pages:
+        await page.wait_for_selector("#recording:has-text('录制中')", timeout=20000)
+    await host.click("#record")
+    await host.wait_for_selector("#recording", state="hidden", timeout=20000)
+
     # The host ends the session: everyone is told.
     host.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
     await host.click("#end")

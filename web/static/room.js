@@ -150,6 +150,7 @@ async function handle(message) {
       slotCount = message.slots;
       retryMs = 1000;
       if (!message.admitted) notice(t("room.lobby"), "lobby");
+      showRecording(message.recording);
       if (message.audio_muted) setTrack("audio", false);
       if (message.video_muted) setTrack("video", false);
       await startMedia(iceServers);
@@ -168,6 +169,7 @@ async function handle(message) {
       else if (message.caucus) notice(t("room.caucus_on"), "caucus");
       else if (noticeKind === "caucus" || (noticeKind === "lobby" && people.get(me)?.admitted)) notice("");
       $("caucus").textContent = message.caucus ? t("room.caucus_end") : t("room.caucus_start");
+      showRecording(message.recording);
       $("caucus").dataset.active = message.caucus ? "1" : "";
       renderPeople();
       renderTiles();
@@ -191,6 +193,17 @@ async function handle(message) {
         send({ type: "mute", audio: false });
         notice("");
       }
+      break;
+    case "consent_request": {
+      const agree = window.confirm(t("room.consent_request", { name: message.from }));
+      send({ type: "consent", agree });
+      break;
+    }
+    case "recording":
+      showRecording(message.active);
+      if (message.declined_by) notice(t("room.consent_declined", { name: message.declined_by }));
+      else if (message.pending) notice(t("room.consent_pending"));
+      else if (noticeKind === "info" && message.active) notice("");
       break;
     case "removed":
       finish(t("room.removed"));
@@ -362,6 +375,12 @@ function addChat(message) {
   $("chat").scrollTop = $("chat").scrollHeight;
 }
 
+function showRecording(active) {
+  $("recording").hidden = !active;
+  $("record").textContent = active ? t("room.record_stop") : t("room.record_start");
+  $("record").dataset.active = active ? "1" : "";
+}
+
 function setTrack(kind, enabled) {
   const track = kind === "audio" ? localStream?.getAudioTracks()[0] : localStream?.getVideoTracks()[0];
   if (track) track.enabled = enabled;
@@ -396,6 +415,9 @@ $("toggle-hand").addEventListener("click", () => {
   send({ type: "hand", raised: handRaised });
 });
 $("caucus").addEventListener("click", toggleCaucus);
+$("record").addEventListener("click", () => {
+  send({ type: "moderate", action: $("record").dataset.active ? "recording_stop" : "recording_start" });
+});
 $("end").addEventListener("click", () => {
   if (window.confirm(t("room.confirm_end"))) send({ type: "moderate", action: "end" });
 });
