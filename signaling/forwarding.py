@@ -157,6 +157,10 @@ class PublishedStream:
         self.held = False
         # Recording taps (signaling/recording.py); empty unless the room records.
         self.taps: list[Any] = []
+        # Audio: the RFC 6464 header extension id, and the loudest level (0 loud .. 127 silent)
+        # since the room last looked, for the active speaker.
+        self.level_extension: int | None = None
+        self.loudest = 127
 
     def subscribe(self, subscription: Subscription) -> None:
         """Add a subscriber; video waits for (and asks for) a keyframe."""
@@ -184,6 +188,10 @@ class PublishedStream:
         self.packets += 1
         if self.held:
             return
+        if self.level_extension is not None:
+            level = audio_level(data, self.level_extension)
+            if level is not None and level < self.loudest:
+                self.loudest = level
         payload = data[start:end]
         keyframe = self.kind == "video" and vp8_keyframe_start(payload)
         starved = False

@@ -9,6 +9,7 @@ every forwarded packet fits every subscriber without transcoding.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Awaitable, Callable
 
 from aiortc import clock
@@ -100,6 +101,8 @@ class ServerPeer:
             senders.append(transceiver)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
+        level = re.search(r"a=extmap:(\d+) urn:ietf:params:rtp-hdrext:ssrc-audio-level", self.pc.localDescription.sdp)
+        self.audio.level_extension = int(level.group(1)) if level else None
         for transceiver in self._publish:
             stream = self.audio if transceiver.kind == "audio" else self.video
             for codec in transceiver._codecs:

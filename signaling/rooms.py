@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 Record = Callable[[str, dict[str, Any]], Awaitable[None]]
 RECONNECT_TIMEOUT_S = 30.0
+SPEAKER_INTERVAL_S = 0.5
+SPEAKING_LEVEL = 60  # RFC 6464 level (-dBov) below which someone counts as speaking
 HOST_ACTIONS = frozenset({
     "admit", "lobby_message", "mute", "ask_unmute", "remove", "end", "caucus_start", "caucus_end",
     "recording_start", "recording_stop",
@@ -53,12 +55,16 @@ class MediaEngine:
         self.peers: dict[str, ServerPeer] = {}
         self._room_of: dict[str, str] = {}
         self._expiry: dict[str, asyncio.Task[None]] = {}
+        self._speakers: dict[str, str | None] = {}
+        self._speaker_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ arrivals and departures
 
     async def join(self, room_id: str, peer_id: str, info: dict[str, Any]) -> None:
         """A participant arrives, or comes back within the reconnection timeout."""
         room = self.rooms.setdefault(room_id, Room(room_id))
+        if self._speaker_task is None:
+            self._speaker_task = asyncio.create_task(self._watch_speakers(), name="active-speaker")
         member = room.members.get(peer_id)
         resumed = member is not None
         if member is None:
@@ -121,8 +127,27 @@ class MediaEngine:
 
     async def close(self) -> None:
         """Close every peer (at shutdown)."""
+        if self._speaker_task is not None:
+            self._speaker_task.cancel()
         for peer_id in list(self._room_of):
             await self.leave(peer_id, reason="shutdown")
+
+    async def _watch_speakers(self) -> None:
+        """Tell each room who is speaking, from the audio levels in the packets (no decoding)."""
+        while True:
+            await asyncio.sleep(SPEAKER_INTERVAL_S)
+            for room in list(self.rooms.values()):
+                loudest, speaker = SPEAKING_LEVEL, None
+                for peer_id in room.members:
+                    peer = self.peers.get(peer_id)
+                    if peer is None:
+                        continue
+                    if peer.audio.loudest < loudest:
+                        loudest, speaker = peer.audio.loudest, peer_id
+                    peer.audio.loudest = 127
+                if speaker is not None and speaker != self._speakers.get(room.room_id):
+                    self._speakers[room.room_id] = speaker
+                    await self._broadcast(room, {"type": "speaker", "peer_id": speaker})
 
     # ------------------------------------------------------------ messages
 

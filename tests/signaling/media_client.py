@@ -40,9 +40,10 @@ class ToneTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, frequency: float) -> None:
+    def __init__(self, frequency: float, volume: float = 1.0) -> None:
         super().__init__()
         self.frequency = frequency
+        self.volume = volume
         self._samples = 0
         self._start: float | None = None
 
@@ -59,7 +60,7 @@ class ToneTrack(MediaStreamTrack):
             if wait > 0:
                 await asyncio.sleep(wait)
         data = array.array("h", (
-            int(12000 * math.sin(2 * math.pi * self.frequency * (self._samples + n) / 48000)) for n in range(samples)
+            int(12000 * self.volume * math.sin(2 * math.pi * self.frequency * (self._samples + n) / 48000)) for n in range(samples)
         ))
         frame = av.AudioFrame(format="s16", layout="mono", samples=samples)
         frame.planes[0].update(data.tobytes())
@@ -83,7 +84,7 @@ class Received:
 class MediaClient:
     """One participant's browser, played by aiortc."""
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, volume: float = 1.0) -> None:
         self.index = index
         # Like a browser that accepts the server's BUNDLE group: every m-line on one transport.
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
@@ -93,7 +94,7 @@ class MediaClient:
         self.slot_owner: list[str | None] = [None] * SLOTS
         self._tasks: list[asyncio.Task[None]] = []
         self.video_track = ColourTrack(self.colour)
-        self.audio_track = ToneTrack(self.tone)
+        self.audio_track = ToneTrack(self.tone, volume)
         self.pc.addTransceiver(self.audio_track, direction="sendonly")
         self.pc.addTransceiver(self.video_track, direction="sendonly")
         for _ in range(SLOTS):

@@ -39,9 +39,9 @@ class Harness:
             if message["type"] == kind:
                 return message
 
-    async def add(self, index: int, room: str = "room-1", kind: str = "expert") -> MediaClient:
+    async def add(self, index: int, room: str = "room-1", kind: str = "expert", volume: float = 1.0) -> MediaClient:
         peer_id = f"p{index}"
-        client = MediaClient(index)
+        client = MediaClient(index, volume)
         self.clients[peer_id] = client
         await self.engine.join(room, peer_id, {"name": f"客户{index}", "role": kind, "kind": kind})
         await self.connect(peer_id, client)

@@ -177,3 +177,13 @@ async def test_dropped_participant_removed_after_timeout(harness: Harness) -> No
     assert all(p["peer_id"] != "p1" for p in harness.seen["p0"][-1]["participants"])
     await grows(host, "p2")  # the others carry on
     del lawyer
+
+
+async def test_active_speaker_from_audio_levels(harness: Harness) -> None:
+    await harness.add(0, kind="host", volume=0.002)
+    await harness.add(1, kind="expert", volume=1.0)
+    await harness.add(2, kind="expert", volume=0.002)
+    assert harness.engine.peers["p1"].audio.level_extension is not None
+    await wait_until(lambda: any(m["type"] == "speaker" for m in harness.seen["p0"]), 5)
+    speakers = [m["peer_id"] for m in harness.seen["p2"] if m["type"] == "speaker"]
+    assert speakers[-1] == "p1"

@@ -205,6 +205,11 @@ async function handle(message) {
       else if (message.pending) notice(t("room.consent_pending"));
       else if (noticeKind === "info" && message.active) notice("");
       break;
+    case "speaker":
+      for (const tile of document.querySelectorAll(".tile")) {
+        tile.classList.toggle("speaking", tile.dataset.key.endsWith(`-${message.peer_id}`));
+      }
+      break;
     case "removed":
       finish(t("room.removed"));
       break;
