@@ -34,7 +34,7 @@ from server.openapi import build_openapi
 from server.tokens import TokenSigner
 from signaling.hub import InProcessHub
 from signaling.workers import WorkerHub
-from web import pages
+from web import pages, staff
 from web.i18n import STATIC_DIR
 
 logger = logging.getLogger(__name__)
@@ -129,6 +129,7 @@ def create_app(settings: Settings) -> Starlette:
         *join_api.routes,
         *rooms_api.routes,
         *pages.routes,
+        *staff.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     middleware = [

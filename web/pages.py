@@ -6,20 +6,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from disputes import service as disputes
 from disputes.models import Dispute
 from experts import service as experts
-from experts.models import Expert
-from server.accounts import StaffUser
-from scheduling import invites
+from scheduling import calendar, invites
 from server.api.auth import check_login, send_magic_link, sign_in_expert
 from server.api.join import invitation_view
 from server.auth import csrf_token, current_expert_id, current_staff, log_out
+from server.database import utcnow
 from server.errors import AppError
 from server.http import transaction
 from web.i18n import LANG_COOKIE, WEB_DIR, catalogue, language, translator, vocabulary_label
@@ -49,7 +46,7 @@ def _redirect(url: str) -> RedirectResponse:
 async def login_page(request: Request) -> Response:
     """The staff login form."""
     if request.method == "GET":
-        return render(request, "login.html")
+        return render(request, "login.html", next=request.query_params.get("next", ""))
     form = await request.form()
     try:
         await check_login(request, str(form.get("username", "")), str(form.get("password", "")))
@@ -57,33 +54,14 @@ async def login_page(request: Request) -> Response:
         key = "login.throttled" if exc.status_code == 429 else "login.failed"
         return render(request, "login.html", exc.status_code, error=translator(language(request))(key),
                       username=str(form.get("username", "")))
-    return _redirect("/")
+    target = request.query_params.get("next", "/")
+    return _redirect(target if target.startswith("/") and not target.startswith("//") else "/")
 
 
 async def logout_page(request: Request) -> Response:
     """Log out and return to the login page."""
     log_out(request)
     return _redirect("/login")
-
-
-async def home(request: Request) -> Response:
-    """The staff dashboard."""
-    staff = current_staff(request)
-    if staff is None:
-        return _redirect("/login")
-    async with transaction(request) as db:
-        user = await db.get(StaffUser, staff.id)
-        open_count = await db.scalar(
-            select(func.count()).select_from(Dispute).where(
-                Dispute.status.in_(("registered", "scheduled", "in_mediation"))
-            )
-        )
-        expert_count = await db.scalar(select(func.count()).select_from(Expert).where(Expert.active))
-        recent = await disputes.list_disputes(db, limit=10)
-    return render(
-        request, "home.html", user_name=user.display_name if user else "",
-        open_count=open_count, expert_count=expert_count, recent=recent,
-    )
 
 
 async def expert_login_page(request: Request) -> Response:
@@ -107,10 +85,21 @@ async def expert_home(request: Request) -> Response:
     expert_id = current_expert_id(request)
     if expert_id is None:
         return _redirect("/expert/login")
+    state = request.app.state
+    settings = state.settings
     async with transaction(request) as db:
         expert = await experts.get_expert(db, expert_id)
         availability = await experts.get_availability(db, expert_id)
-    return render(request, "expert_home.html", expert=expert, availability=availability)
+        sessions = await calendar.expert_sessions(
+            db, expert_id, utcnow(),
+            lambda s, p: invites.participant_link(state.tokens, settings.base_url, settings.invite_grace_s, s, p),
+        )
+    for item in sessions:
+        item["start_local"] = _local_time(item["start"], settings.timezone)
+        item["token"] = item["join_url"].rsplit("/", 1)[1]
+    calendar_url = f"{settings.base_url}/calendar/{state.tokens.calendar_feed(expert_id)}.ics"
+    return render(request, "expert_home.html", expert=expert, availability=availability,
+                  sessions=sessions, calendar_url=calendar_url)
 
 
 def _local_time(value: str, timezone: str) -> str:
@@ -142,7 +131,6 @@ async def join_page(request: Request) -> Response:
 
 
 routes = [
-    Route("/", home),
     Route("/login", login_page, methods=["GET", "POST"]),
     Route("/logout", logout_page, methods=["POST"]),
     Route("/expert/login", expert_login_page, methods=["GET", "POST"]),

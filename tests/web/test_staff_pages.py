@@ -1,0 +1,78 @@
+"""Staff console and expert portal in real Chromium: book through the pages, edit availability."""
+from __future__ import annotations
+
+import re
+
+from playwright.async_api import Browser
+
+from tests.conftest import STAFF_PASSWORD, Live
+from tests.web.conftest import ARTIFACTS
+
+ALL_WEEK = {"windows": [{"weekday": d, "start": "08:00", "end": "20:00"} for d in range(7)]}
+
+
+async def test_staff_registers_and_books_through_the_pages(browser: Browser, live: Live) -> None:
+    for n, role in enumerate(("legal_officer", "lawyer", "governance_specialist")):
+        expert = (await live.staff.post("/api/experts", json={"name": f"页面专家{n}", "role": role, "email": f"page{n}@e.cn", "priority": 1})).json()
+        assert (await live.staff.put(f"/api/experts/{expert['id']}/availability", json=ALL_WEEK)).status_code == 200
+
+    page = await browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    await page.goto(f"{live.base}/disputes")
+    assert page.url.endswith("/login?next=/disputes")
+    await page.fill("#username", "staff1")
+    await page.fill("#password", STAFF_PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{live.base}/disputes")
+
+    await page.goto(f"{live.base}/disputes/new")
+    await page.fill("#title", "楼上漏水引发邻里矛盾")
+    await page.select_option("#dispute_type", "neighbour")
+    await page.select_option("#risk_level", "medium")
+    await page.fill("#place", "金山社区5栋")
+    await page.fill(".party-row[data-side=applicant] [name=party_name]", "周建华")
+    await page.fill(".party-row[data-side=respondent] [name=party_name]", "吴美玲")
+    await page.click("#dispute-form button[type=submit]")
+    await page.wait_for_url(re.compile(r".*/disputes/\d+$"))
+    assert "楼上漏水引发邻里矛盾" in await page.inner_text("h1")
+
+    await page.click("text=预约专家调解")
+    await page.wait_for_url("**/book")
+    await page.click("#search-form button[type=submit]")
+    await page.wait_for_selector("#slots li", timeout=10000)
+    first = await page.inner_text("#slots li")
+    assert "页面专家0" in first and "页面专家1" in first and "页面专家2" in first
+    await page.click("#slots li >> text=选定此时间")
+    await page.wait_for_url(re.compile(r".*/sessions/\d+$"))
+    participants = await page.inner_text("#participants")
+    for name in ("周建华", "吴美玲", "页面专家0", "页面专家1", "页面专家2"):
+        assert name in participants
+    assert await page.locator(".qr svg").count() == 2  # a QR code for each party's phone
+    await page.screenshot(path=str(ARTIFACTS / "staff-session.png"), full_page=True)
+
+    await page.goto(f"{live.base}/")
+    assert "楼上漏水引发邻里矛盾" in await page.inner_text("main")
+    await page.screenshot(path=str(ARTIFACTS / "staff-console.png"), full_page=True)
+    await page.close()
+
+
+async def test_expert_edits_availability_in_the_portal(browser: Browser, live: Live) -> None:
+    expert = (await live.staff.post("/api/experts", json={"name": "门户专家", "role": "lawyer", "email": "portal@e.cn"})).json()
+    token = live.app.state.tokens.magic_link(expert["id"])
+    page = await browser.new_page(locale="zh-CN")
+    await page.goto(f"{live.base}/expert/login?token={token}")
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{live.base}/expert")
+    for label in ("周二 09:00", "周二 09:30", "周二 10:00", "周五 14:00"):
+        await page.click(f"#week button[aria-label='{label}']")
+    await page.fill("#override-date", "2027-01-04")
+    await page.click("#add-override")
+    await page.click("#save-availability")
+    await page.wait_for_selector("#availability-status:has-text('已保存')")
+    saved = (await live.staff.get(f"/api/experts/{expert['id']}/availability")).json()
+    assert saved["windows"] == [
+        {"weekday": 1, "start": "09:00", "end": "10:30"},
+        {"weekday": 4, "start": "14:00", "end": "14:30"},
+    ]
+    assert saved["overrides"] == [{"date": "2027-01-04", "start": None, "end": None, "note": ""}]
+    await page.screenshot(path=str(ARTIFACTS / "expert-portal.png"), full_page=True)
+    await page.close()

@@ -1,0 +1,140 @@
+"""Staff console pages: sessions, dispute register, booking, a session's links, the expert pool.
+
+Pages read through the domain services; changes go through the JSON API from
+`web/static/staff.js` (with the session's CSRF token), so there is one write path.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import segno
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from disputes import service as disputes
+from experts import service as experts
+from scheduling import bookings, calendar, outbox
+from server.api.sessions import with_links
+from server.auth import current_staff
+from server.database import utcnow
+from server.errors import AppError
+from server.http import path_id, transaction
+from server.vocabulary import DisputeType, RiskLevel, Role
+from web.pages import render
+
+
+def _login_first(request: Request) -> Response | None:
+    if current_staff(request) is None:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    return None
+
+
+def utc_offset(timezone: str) -> str:
+    """The zone's current UTC offset as '+08:00', for the pages' datetime-local inputs."""
+    offset = utcnow().astimezone(ZoneInfo(timezone)).strftime("%z")
+    return f"{offset[:3]}:{offset[3:]}"
+
+
+def local(value: str | None, timezone: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """An ISO time as local text."""
+    if not value:
+        return ""
+    return dt.datetime.fromisoformat(value).astimezone(ZoneInfo(timezone)).strftime(fmt)
+
+
+async def dashboard(request: Request) -> Response:
+    """Today's and this week's sessions, and the newest disputes."""
+    if (redirect := _login_first(request)) is not None:
+        return redirect
+    settings = request.app.state.settings
+    today = utcnow().astimezone(ZoneInfo(settings.timezone)).date()
+    async with transaction(request) as db:
+        day = await calendar.office_schedule(db, *calendar.local_span(today, "day", settings.timezone))
+        week = await calendar.office_schedule(db, *calendar.local_span(today, "week", settings.timezone))
+        recent = await disputes.list_disputes(db, limit=10)
+    return render(request, "staff/dashboard.html", day=day, week=week, recent=recent, tz=settings.timezone, local=local)
+
+
+async def dispute_list(request: Request) -> Response:
+    """The dispute register."""
+    if (redirect := _login_first(request)) is not None:
+        return redirect
+    async with transaction(request) as db:
+        rows = await disputes.list_disputes(db)
+    return render(request, "staff/disputes.html", disputes=rows, tz=request.app.state.settings.timezone, local=local)
+
+
+async def dispute_form(request: Request) -> Response:
+    """Register a dispute, or edit one."""
+    if (redirect := _login_first(request)) is not None:
+        return redirect
+    dispute: dict[str, Any] | None = None
+    sessions: list[dict[str, Any]] = []
+    if "id" in request.path_params:
+        async with transaction(request) as db:
+            try:
+                dispute = await disputes.get_dispute(db, path_id(request))
+            except AppError as exc:
+                return render(request, "error.html", exc.status_code, message=exc.message)
+            sessions = [s for s in await calendar.office_schedule(db, utcnow() - dt.timedelta(days=365), utcnow() + dt.timedelta(days=365))
+                        if s["dispute_id"] == dispute["id"]]
+    return render(
+        request, "staff/dispute_form.html", tz_offset=utc_offset(request.app.state.settings.timezone), dispute=dispute, sessions=sessions, types=list(DisputeType),
+        risks=list(RiskLevel), tz=request.app.state.settings.timezone, local=local,
+    )
+
+
+async def book_page(request: Request) -> Response:
+    """Choose the panel, see the suggested slots, book one."""
+    if (redirect := _login_first(request)) is not None:
+        return redirect
+    async with transaction(request) as db:
+        try:
+            dispute = await disputes.get_dispute(db, path_id(request))
+        except AppError as exc:
+            return render(request, "error.html", exc.status_code, message=exc.message)
+    settings = request.app.state.settings
+    today = utcnow().astimezone(ZoneInfo(settings.timezone)).date()
+    return render(request, "staff/book.html", tz_offset=utc_offset(request.app.state.settings.timezone), dispute=dispute, roles=list(Role), today=today,
+                  until=today + dt.timedelta(days=14), tz=settings.timezone)
+
+
+async def session_page(request: Request) -> Response:
+    """A session: participants and their links (with QR codes), notifications, changes."""
+    if (redirect := _login_first(request)) is not None:
+        return redirect
+    async with transaction(request) as db:
+        try:
+            session = await bookings.load_session(db, path_id(request))
+        except AppError as exc:
+            return render(request, "error.html", exc.status_code, message=exc.message)
+        view = with_links(request, session)
+        dispute = await disputes.get_dispute(db, session.dispute_id)
+        messages = await outbox.list_messages(db, session_id=session.id)
+    qr = {p["id"]: segno.make(p["join_url"], error="m").svg_inline(scale=3, title=p["display_name"])
+          for p in view["participants"] if p["kind"] in ("party", "onsite")}
+    return render(request, "staff/session.html", tz_offset=utc_offset(request.app.state.settings.timezone), session=view, dispute=dispute, messages=messages, qr=qr,
+                  tz=request.app.state.settings.timezone, local=local)
+
+
+async def expert_pool(request: Request) -> Response:
+    """Every expert, by role."""
+    if (redirect := _login_first(request)) is not None:
+        return redirect
+    async with transaction(request) as db:
+        rows = await experts.list_experts(db)
+    return render(request, "staff/experts.html", experts=rows)
+
+
+routes = [
+    Route("/", dashboard),
+    Route("/disputes", dispute_list),
+    Route("/disputes/new", dispute_form),
+    Route("/disputes/{id}", dispute_form),
+    Route("/disputes/{id}/book", book_page),
+    Route("/sessions/{id}", session_page),
+    Route("/experts", expert_pool),
+]

@@ -1,0 +1,193 @@
+// Staff console: every change goes through the JSON API with the session's CSRF token.
+
+const config = JSON.parse(document.getElementById("page-config")?.textContent || "{}");
+const strings = config.strings || {};
+const $ = (id) => document.getElementById(id);
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+
+function t(key, values = {}) {
+  let text = strings[key] || key;
+  for (const [name, value] of Object.entries(values)) text = text.replace(`{${name}}`, value);
+  return text;
+}
+
+export async function api(method, url, body) {
+  const response = await fetch(url, {
+    method,
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.error || response.statusText);
+  return data;
+}
+
+// A datetime-local value ("2026-11-30T10:00") in the office's zone, as ISO with offset.
+function withOffset(local) {
+  return local ? `${local}:00${config.tz_offset}` : null;
+}
+
+function report(element, error) {
+  element.textContent = t("error", { message: error.message });
+  element.classList.add("error");
+}
+
+// ---------------------------------------------------------------- dispute form
+
+const disputeForm = $("dispute-form");
+if (disputeForm) {
+  disputeForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = new FormData(disputeForm);
+    const body = {};
+    for (const name of ["title", "dispute_type", "risk_level", "place", "nature", "cause", "people_involved", "development"]) {
+      body[name] = form.get(name) || "";
+    }
+    body.scale = Number(form.get("scale") || 1);
+    const occurred = withOffset(form.get("occurred_at"));
+    if (occurred) body.occurred_at = occurred;
+    const id = disputeForm.dataset.id;
+    try {
+      if (id) {
+        await api("PATCH", `/api/disputes/${id}`, body);
+        $("form-status").textContent = t("saved");
+      } else {
+        body.parties = [...disputeForm.querySelectorAll(".party-row")].map((row) => ({
+          side: row.dataset.side,
+          name: row.querySelector('[name="party_name"]').value.trim(),
+          phone: row.querySelector('[name="party_phone"]').value.trim(),
+          language: row.querySelector('[name="party_language"]').value.trim() || "普通话",
+        })).filter((party) => party.name);
+        const created = await api("POST", "/api/disputes", body);
+        location.href = `/disputes/${created.id}`;
+      }
+    } catch (error) {
+      report($("form-status"), error);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- booking
+
+const searchForm = $("search-form");
+if (searchForm) {
+  $("add-seat").addEventListener("click", () => {
+    const rows = $("seats").querySelector("tbody");
+    const copy = rows.lastElementChild.cloneNode(true);
+    copy.querySelector('[name="optional"]').checked = true;
+    rows.append(copy);
+  });
+  searchForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const seats = [...document.querySelectorAll("#seats .seat")].map((row) => ({
+      role: row.querySelector('[name="role"]').value,
+      count: Number(row.querySelector('[name="count"]').value || 1),
+      optional: row.querySelector('[name="optional"]').checked,
+    }));
+    const body = {
+      dispute_id: config.dispute_id,
+      panel: { seats },
+      duration_min: Number($("duration").value || 60),
+      window_start: withOffset(`${$("from").value}T00:00`),
+      window_end: withOffset(`${$("to").value}T23:59`),
+      limit: 8,
+    };
+    $("book-status").textContent = "";
+    try {
+      showSlots(await api("POST", "/api/scheduling/search", body), seats, body.duration_min);
+    } catch (error) {
+      report($("book-status"), error);
+    }
+  });
+}
+
+function localText(iso) {
+  return new Date(iso).toLocaleString("zh-CN", { timeZone: config.tz, dateStyle: "medium", timeStyle: "short" });
+}
+
+function showSlots(slots) {
+  const list = $("slots");
+  list.replaceChildren();
+  if (!slots.length) { $("book-status").textContent = t("none"); return; }
+  for (const slot of slots) {
+    const item = document.createElement("li");
+    item.className = "card slot";
+    const when = document.createElement("strong");
+    when.textContent = localText(slot.start);
+    const people = document.createElement("ul");
+    for (const seat of slot.seats) {
+      const line = document.createElement("li");
+      const who = seat.expert ? seat.expert.name : "—";
+      const alternates = seat.alternates.map((a) => a.name).join("、");
+      line.textContent = `${config.labels[seat.role] || seat.role}：${who}${alternates ? `（${t("alternates")}：${alternates}）` : ""}`;
+      people.append(line);
+    }
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "primary";
+    button.textContent = t("choose");
+    button.addEventListener("click", () => book(slot));
+    item.append(when, people, button);
+    list.append(item);
+  }
+}
+
+async function book(slot) {
+  const experts = slot.seats.filter((seat) => seat.expert).map((seat) => ({ expert_id: seat.expert.id, seat: seat.seat }));
+  try {
+    const session = await api("POST", "/api/sessions", {
+      dispute_id: config.dispute_id, start: slot.start, end: slot.end, experts, panel: slot.panel,
+    });
+    location.href = `/sessions/${session.id}`;
+  } catch (error) {
+    report($("book-status"), error);
+  }
+}
+
+// ---------------------------------------------------------------- session page
+
+for (const button of document.querySelectorAll("button.copy")) {
+  button.addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText(button.dataset.link); } catch (error) { /* no clipboard: the link is in the page */ }
+    button.textContent = t("copied");
+  });
+}
+
+if (config.session_id) {
+  const done = () => location.reload();
+  $("cancel-form")?.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await api("POST", `/api/sessions/${config.session_id}/cancel`, { reason: $("cancel-reason").value });
+      done();
+    } catch (error) { report($("session-status"), error); }
+  });
+  $("reschedule-form")?.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await api("POST", `/api/sessions/${config.session_id}/reschedule`, { start: withOffset($("new-start").value) });
+      done();
+    } catch (error) { report($("session-status"), error); }
+  });
+  for (const button of document.querySelectorAll("button.replace")) {
+    button.addEventListener("click", async () => {
+      const participant_id = Number(button.dataset.participant);
+      try {
+        const { alternates } = await api("POST", `/api/sessions/${config.session_id}/replace`, { participant_id });
+        const box = $("replace-options");
+        box.replaceChildren(...alternates.map((expert) => {
+          const choice = document.createElement("button");
+          choice.type = "button";
+          choice.textContent = `${expert.name}（${expert.organisation}）`;
+          choice.addEventListener("click", async () => {
+            try {
+              await api("POST", `/api/sessions/${config.session_id}/replace`, { participant_id, expert_id: expert.id });
+              done();
+            } catch (error) { report($("session-status"), error); }
+          });
+          return choice;
+        }));
+      } catch (error) { report($("session-status"), error); }
+    });
+  }
+}
