@@ -63,6 +63,7 @@ class StreamTap:
         self._jitter = JitterBuffer(capacity=128, is_video=True) if kind == "video" else None
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"record-{kind}")
         self._first_ts: int | None = None
+        self._last_audio: int | None = None
         self._loop = asyncio.get_running_loop()
 
     def on_packet(self, payload: bytes, marker: int, seq: int, timestamp: int, keyframe: bool) -> None:
@@ -77,7 +78,12 @@ class StreamTap:
         if self._first_ts is None:
             self._first_ts = timestamp
         relative = (timestamp - self._first_ts) & 0xFFFFFFFF
+        if relative >= 1 << 31:
+            return  # older than the first packet (reordered): the muxer needs rising timestamps
         if self._jitter is None:
+            if self._last_audio is not None and relative <= self._last_audio:
+                return  # a late or repeated audio packet
+            self._last_audio = relative
             frame: JitterFrame | None = JitterFrame(data=payload, timestamp=relative)
         else:
             packet = RtpPacket(payload_type=self._codec.payloadType, marker=marker, sequence_number=seq, timestamp=relative)
