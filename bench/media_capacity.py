@@ -100,11 +100,11 @@ class StockEngine:
         for t in transceivers:
             wanted = "video/VP8" if t.kind == "video" else "audio/opus"
             t.setCodecPreferences([c for c in RTCRtpSender.getCapabilities(t.kind).codecs if c.mimeType == wanted])
-        for t in transceivers[2:]:
+        for t in transceivers[3:]:
             t.direction = "sendonly"
         await pc.setLocalDescription(await pc.createAnswer())
         peer = self.peers[peer_id]
-        peer.update(pc=pc, tracks=(transceivers[0].receiver.track, transceivers[1].receiver.track), slots=transceivers[2:], used=0, shows=[])
+        peer.update(pc=pc, tracks=(transceivers[0].receiver.track, transceivers[1].receiver.track), slots=transceivers[3:], used=0, shows=[])
         await self._emit(peer_id, {"type": "answer", "sdp": pc.localDescription.sdp})
         for other_id in self.rooms[peer["room"]]:
             other = self.peers[other_id]
@@ -216,6 +216,7 @@ class BenchClient:
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE, iceServers=[]))
         self.pc.addTransceiver(hooks.idle_track("audio"), direction="sendonly")
         self.pc.addTransceiver(hooks.idle_track("video"), direction="sendonly")
+        self.pc.addTransceiver(hooks.idle_track("video"), direction="sendonly")  # screen share, unused
         for _ in range(8):
             self.pc.addTransceiver("audio", direction="recvonly")
             self.pc.addTransceiver("video", direction="recvonly")
@@ -244,7 +245,7 @@ class BenchClient:
 
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         sections = sdp.split("\nm=")[1:]
-        for index, section in enumerate(sections[2:]):
+        for index, section in enumerate(sections[3:]):
             match = re.search(r"a=ssrc:(\d+)", section)
             if match and index % 2 == 1:
                 self.slot_of_ssrc[int(match.group(1))] = index // 2

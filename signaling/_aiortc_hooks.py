@@ -46,11 +46,16 @@ RtpHandler = Callable[[bytes, int], Awaitable[None]]
 RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]
 
 
-def receive_without_decoding(receiver: RTCRtpReceiver) -> None:
-    """Make receiver.receive() register with the transport and start no decoder."""
+def receive_without_decoding(
+    receiver: RTCRtpReceiver, on_ssrcs: Callable[[list[int]], None] | None = None,
+) -> None:
+    """Make receiver.receive() register with the transport and start no decoder; on_ssrcs
+    learns the SSRCs that the remote description announced for this receiver."""
 
     async def receive(parameters: RTCRtpReceiveParameters) -> None:
         receiver.transport._register_rtp_receiver(receiver, parameters)
+        if on_ssrcs is not None:
+            on_ssrcs([encoding.ssrc for encoding in parameters.encodings if encoding.ssrc])
 
     receiver.receive = receive  # type: ignore[method-assign]
 

@@ -1,9 +1,11 @@
 """One participant's server-side WebRTC peer: what it publishes and the slots it receives.
 
 Each client offers a fixed layout, so that people can come and go without renegotiation:
-m-line 0 its microphone (sendonly), m-line 1 its camera (sendonly), then SLOTS pairs of
-(audio, video) m-lines it receives (recvonly). Slot k shows one other participant; the
-engine tells the client who is in which slot. The server answers VP8 and Opus only, so that
+m-line 0 its microphone, m-line 1 its camera, m-line 2 its screen or document share (all
+sendonly; the share sends only while sharing), then SLOTS pairs of (audio, video) m-lines it
+receives (recvonly). Slot k shows one other participant, or someone's screen; the engine tells
+the client who is in which slot. Camera and screen use the same payload type, so inbound packets
+are told apart by the SSRCs the offer announced. The server answers VP8 and Opus only, so that
 every forwarded packet fits every subscriber without transcoding.
 """
 from __future__ import annotations
@@ -27,9 +29,12 @@ SLOTS = 8
 CODECS = {"audio": "audio/opus", "video": "video/VP8"}
 
 
+PUBLISHED = 3  # microphone, camera, screen
+
+
 def expected_layout() -> list[str]:
     """The kinds of the m-lines a client must offer, in order."""
-    return ["audio", "video"] + ["audio", "video"] * SLOTS
+    return ["audio", "video", "video"] + ["audio", "video"] * SLOTS
 
 
 class SlotSenders:
@@ -56,6 +61,7 @@ class ServerPeer:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.audio = PublishedStream("audio", self._request_keyframe)
         self.video = PublishedStream("video", self._request_keyframe)
+        self.screen = PublishedStream("video", self._request_keyframe)
         self.slots: list[SlotSenders] = []
         # What the client was last told each slot shows.
         self.announced_slots: list[str | None] = []
@@ -82,20 +88,20 @@ class ServerPeer:
         transceivers = self.pc.getTransceivers()
         if [t.kind for t in transceivers] != expected_layout():
             raise SignalingError(
-                f"the offer must have {2 + 2 * SLOTS} m-lines: audio and video to send, then "
-                f"{SLOTS} audio and video pairs to receive", code="bad_offer",
+                f"the offer must have {PUBLISHED + 2 * SLOTS} m-lines: audio, video and screen to "
+                f"send, then {SLOTS} audio and video pairs to receive", code="bad_offer",
             )
         transport = transceivers[0].receiver.transport
         self._send = hooks.packet_sender(transport)
         hooks.intercept_rtp(transport, self._on_rtp)
         for transceiver in transceivers:
             _prefer(transceiver)
-        self._publish = transceivers[:2]
-        for transceiver in self._publish:
+        self._publish = transceivers[:PUBLISHED]
+        for transceiver, stream in zip(self._publish, (self.audio, self.video, self.screen)):
             transceiver.direction = "recvonly"
-            hooks.receive_without_decoding(transceiver.receiver)
+            hooks.receive_without_decoding(transceiver.receiver, lambda ssrcs, s=stream: self._learn(ssrcs, s))
         senders = []
-        for transceiver in transceivers[2:]:
+        for transceiver in transceivers[PUBLISHED:]:
             transceiver.sender.replaceTrack(hooks.idle_track(transceiver.kind))
             transceiver.direction = "sendonly"
             senders.append(transceiver)
@@ -103,8 +109,8 @@ class ServerPeer:
         await self.pc.setLocalDescription(answer)
         level = re.search(r"a=extmap:(\d+) urn:ietf:params:rtp-hdrext:ssrc-audio-level", self.pc.localDescription.sdp)
         self.audio.level_extension = int(level.group(1)) if level else None
-        for transceiver in self._publish:
-            stream = self.audio if transceiver.kind == "audio" else self.video
+        # Without announced SSRCs, a payload type's first stream is the microphone or the camera.
+        for transceiver, stream in zip(self._publish[:2], (self.audio, self.video)):
             for codec in transceiver._codecs:
                 self._kind_by_pt[codec.payloadType] = stream
         for audio_t, video_t in zip(senders[0::2], senders[1::2]):
@@ -125,6 +131,10 @@ class ServerPeer:
         candidate.sdpMid = sdp_mid
         candidate.sdpMLineIndex = sdp_mline_index if sdp_mline_index is not None else 0
         await self.pc.addIceCandidate(candidate)
+
+    def _learn(self, ssrcs: list[int], stream: PublishedStream) -> None:
+        for ssrc in ssrcs:
+            self._streams_by_ssrc[ssrc] = stream
 
     def free_slot(self) -> SlotSenders | None:
         """A receive slot that shows nobody."""

@@ -126,16 +126,21 @@ class PublisherRecording:
         self._streams = {"audio": audio, "video": video}
         self._taps = {kind: StreamTap(kind, stream) for kind, stream in self._streams.items()}
         self._recorder: MediaRecorder | None = None
+        self._opening: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """Tap the streams; open the file once the first video frame is decoded.
+    def start(self) -> None:
+        """Tap the streams now and open the file in the background."""
+        for kind, stream in self._streams.items():
+            stream.taps.append(self._taps[kind])
+        self._opening = asyncio.create_task(self._open(), name=f"open {self.path.name}")
+
+    async def _open(self) -> None:
+        """Open the file once the first video frame is decoded.
 
         MediaRecorder sizes its video stream from the first frame, and the container opens every
         codec at its first packet: so the video track goes first and has a frame waiting
         (a camera that stays off gives an audio-only file).
         """
-        for kind, stream in self._streams.items():
-            stream.taps.append(self._taps[kind])
         video = self._taps["video"].track.queue
         for _ in range(int(FIRST_FRAME_WAIT_S / 0.05)):
             if not video.empty():
@@ -149,6 +154,12 @@ class PublisherRecording:
 
     async def stop(self) -> dict[str, Any]:
         """Stop and describe the file."""
+        if self._opening is not None and not self._opening.done():
+            self._opening.cancel()
+            try:
+                await self._opening
+            except asyncio.CancelledError:
+                pass
         for kind, stream in self._streams.items():
             if self._taps[kind] in stream.taps:
                 stream.taps.remove(self._taps[kind])

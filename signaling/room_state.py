@@ -29,6 +29,7 @@ class Member:
     # Muted by the host: their audio is not forwarded until they unmute themselves.
     held_mute: bool = False
     hand_raised: bool = False
+    screen_sharing: bool = False
 
     @property
     def kind(self) -> str:
@@ -48,6 +49,7 @@ class Member:
             "peer_id": self.peer_id, **self.info, "admitted": self.admitted,
             "audio_muted": self.audio_muted or self.held_mute, "video_muted": self.video_muted,
             "hand_raised": self.hand_raised, "reconnecting": self.reconnecting,
+            "screen_sharing": self.screen_sharing,
         }
 
 

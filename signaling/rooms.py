@@ -17,7 +17,8 @@ from typing import Any, Awaitable, Callable
 from aiortc import RTCIceServer
 
 from signaling.errors import SignalingError
-from signaling.peers import SLOTS, ServerPeer, SlotSenders
+from signaling.forwarding import PublishedStream
+from signaling.peers import SLOTS, ServerPeer
 from signaling.recording import PublisherRecording
 from signaling.room_state import ADMITTED_ON_JOIN, Member, Room
 
@@ -26,6 +27,7 @@ Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 Record = Callable[[str, dict[str, Any]], Awaitable[None]]
 RECONNECT_TIMEOUT_S = 30.0
 SPEAKER_INTERVAL_S = 0.5
+SCREEN = "#screen"  # a slot showing "p12#screen" shows participant p12's screen share
 SPEAKING_LEVEL = 60  # RFC 6464 level (-dBov) below which someone counts as speaking
 HOST_ACTIONS = frozenset({
     "admit", "lobby_message", "mute", "ask_unmute", "remove", "end", "caucus_start", "caucus_end",
@@ -180,6 +182,11 @@ class MediaEngine:
         elif kind == "hand":
             member.hand_raised = bool(message.get("raised"))
             await self._changed(room, relink=False)
+        elif kind == "screen":
+            member.screen_sharing = bool(message.get("active"))
+            if member.screen_sharing and member.peer_id in self.peers:
+                self.peers[member.peer_id].screen.want_keyframe()
+            await self._changed(room)
         elif kind == "chat":
             await self._chat(room, member, _text(message, "text", 2000).strip())
         elif kind == "consent":
@@ -313,9 +320,8 @@ class MediaEngine:
             peer = self.peers[peer_id]
             self._recordings_dir.mkdir(parents=True, exist_ok=True)
             path = self._recordings_dir / f"session-{room.room_id}-{peer_id}-{int(time.time() * 1000)}.webm"
-            recorder = PublisherRecording(path, peer.audio, peer.video)
-            await recorder.start()
-            recorders[peer_id] = recorder
+            recorders[peer_id] = PublisherRecording(path, peer.audio, peer.video)
+            recorders[peer_id].start()  # opens its file in the background, at the first video frame
 
     async def _stop_recording(self, room: Room) -> None:
         room.recording = False
@@ -356,8 +362,11 @@ class MediaEngine:
         if peer is None:
             return
         for other in self.peers.values():
-            _unlink(other, peer)
-            _unlink(peer, other)
+            _unlink(other, peer.id)
+            _unlink(other, f"{peer.id}{SCREEN}")
+        for slot in peer.slots:  # and what it was receiving from the others
+            if slot.participant_id is not None:
+                _unlink(peer, slot.participant_id)
         await peer.close()
 
     async def _changed(self, room: Room, *, relink: bool = True) -> None:
@@ -373,10 +382,16 @@ class MediaEngine:
                     pub_peer = self.peers.get(publisher_id)
                     if pub_peer is None or pub_peer is sub_peer:
                         continue
-                    if room.receives(subscriber, publisher):
-                        _link(sub_peer, pub_peer)
-                    else:
-                        _unlink(sub_peer, pub_peer)
+                    receives = room.receives(subscriber, publisher)
+                    shown = (
+                        (publisher_id, {"audio": pub_peer.audio, "video": pub_peer.video}, receives),
+                        (f"{publisher_id}{SCREEN}", {"video": pub_peer.screen}, receives and publisher.screen_sharing),
+                    )
+                    for key, sources, wanted in shown:
+                        if wanted:
+                            _link(sub_peer, key, sources)
+                        else:
+                            _unlink(sub_peer, key)
                 shown = [slot.participant_id for slot in sub_peer.slots]
                 if shown != sub_peer.announced_slots:
                     sub_peer.announced_slots = shown
@@ -407,31 +422,28 @@ class MediaEngine:
         }
 
 
-def _link(subscriber: ServerPeer, publisher: ServerPeer) -> None:
-    """Show the publisher in a free slot of the subscriber."""
-    if any(slot.participant_id == publisher.id for slot in subscriber.slots):
+def _link(subscriber: ServerPeer, key: str, sources: dict[str, PublishedStream]) -> None:
+    """Show a publisher's streams (key: their peer id, or it plus SCREEN) in a free slot."""
+    if any(slot.participant_id == key for slot in subscriber.slots):
         return
     slot = subscriber.free_slot()
     if slot is None:
-        logger.warning("peer %s has no free slot for %s", subscriber.id, publisher.id)
+        logger.warning("peer %s has no free slot for %s", subscriber.id, key)
         return
-    slot.participant_id = publisher.id
-    slot.sources = {"audio": publisher.audio, "video": publisher.video}
-    publisher.audio.subscribe(slot.audio)
-    publisher.video.subscribe(slot.video)
+    slot.participant_id = key
+    slot.sources = sources
+    for kind, stream in sources.items():
+        stream.subscribe(getattr(slot, kind))
 
 
-def _unlink(subscriber: ServerPeer, publisher: ServerPeer) -> None:
+def _unlink(subscriber: ServerPeer, key: str) -> None:
+    """Stop showing what a slot shows under this key."""
     for slot in subscriber.slots:
-        if slot.participant_id == publisher.id:
-            _free(slot, publisher)
-
-
-def _free(slot: SlotSenders, publisher: ServerPeer) -> None:
-    publisher.audio.unsubscribe(slot.audio)
-    publisher.video.unsubscribe(slot.video)
-    slot.participant_id = None
-    slot.sources = {}
+        if slot.participant_id == key:
+            for kind, stream in slot.sources.items():
+                stream.unsubscribe(getattr(slot, kind))
+            slot.participant_id = None
+            slot.sources = {}
 
 
 def _text(message: dict[str, Any], field: str, max_length: int, *, allow_empty: bool = False) -> str:

@@ -97,6 +97,7 @@ class MediaClient:
         self.audio_track = ToneTrack(self.tone, volume)
         self.pc.addTransceiver(self.audio_track, direction="sendonly")
         self.pc.addTransceiver(self.video_track, direction="sendonly")
+        self.screen = self.pc.addTransceiver("video", direction="sendonly")  # shares nothing until asked
         for _ in range(SLOTS):
             self.pc.addTransceiver("audio", direction="recvonly")
             self.pc.addTransceiver("video", direction="recvonly")
@@ -114,7 +115,7 @@ class MediaClient:
     async def accept(self, answer_sdp: str) -> None:
         """Apply the answer and start consuming every slot."""
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
-        transceivers = self.pc.getTransceivers()[2:]
+        transceivers = self.pc.getTransceivers()[3:]
         for n, transceiver in enumerate(transceivers):
             slot = self.slots[n // 2]
             self._tasks.append(asyncio.create_task(self._consume(transceiver.receiver.track, slot)))
@@ -123,6 +124,10 @@ class MediaClient:
         """Track the server's slot assignments."""
         if message.get("type") == "slots":
             self.slot_owner = list(message["slots"])
+
+    def share_screen(self, yuv: tuple[int, int, int]) -> None:
+        """Start sending a 'screen' of another colour on the share m-line."""
+        self.screen.sender.replaceTrack(ColourTrack(yuv))
 
     def received_from(self, peer_id: str) -> Received:
         """What arrived from one participant (by their current slot)."""

@@ -191,3 +191,20 @@ async def test_active_speaker_from_audio_levels(harness: Harness) -> None:
     await wait_until(lambda: any(m["type"] == "speaker" for m in harness.seen["p0"]), 5)
     speakers = [m["peer_id"] for m in harness.seen["p2"] if m["type"] == "speaker"]
     assert speakers[-1] == "p1"
+
+
+async def test_screen_share_is_a_second_video_in_its_own_slot(harness: Harness) -> None:
+    host = await harness.add(0, kind="host")
+    expert = await harness.add(1, kind="expert")
+    await grows(host, "p1")
+    document = (235, 128, 128)  # a white "document"
+    expert.share_screen(document)
+    await harness.engine.handle("p1", {"type": "screen", "active": True})
+    await wait_until(lambda: "p1#screen" in host.slot_owner, 5)
+    await grows(host, "p1#screen", by=10)
+    assert close_to(host.received_from("p1#screen").last_yuv, document)
+    assert close_to(host.received_from("p1").last_yuv, COLOURS[1])  # the camera carries on
+    listed = next(p for p in last(harness, "p0", "participants")["participants"] if p["peer_id"] == "p1")
+    assert listed["screen_sharing"] is True
+    await harness.engine.handle("p1", {"type": "screen", "active": False})
+    await wait_until(lambda: "p1#screen" not in host.slot_owner, 5)

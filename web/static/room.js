@@ -84,6 +84,8 @@ let handRaised = false;
 let picking = false;
 let retryMs = 1000;
 let iceServers = [];
+let screenTransceiver = null;
+let screenStream = null;
 const isHost = config.you.kind === "host";
 
 function status(text) { $("status").textContent = text; }
@@ -233,12 +235,15 @@ async function startMedia(iceServers) {
   pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
   const audio = localStream?.getAudioTracks()[0];
   const video = localStream?.getVideoTracks()[0];
-  // The layout the server expects: my audio, my video, then (audio, video) per receive slot.
+  // The layout the server expects: my audio, my video, my screen share, then (audio, video)
+  // per receive slot.
   pc.addTransceiver(audio || "audio", { direction: "sendonly", streams: localStream ? [localStream] : [] });
   const videoTransceiver = pc.addTransceiver(video || "video", {
     direction: "sendonly", streams: localStream ? [localStream] : [],
     sendEncodings: [{ maxBitrate: MAX_VIDEO_BITRATE }],
   });
+  screenTransceiver = pc.addTransceiver("video", { direction: "sendonly", sendEncodings: [{ maxBitrate: MAX_VIDEO_BITRATE }] });
+  if (screenStream) await screenTransceiver.sender.replaceTrack(screenStream.getVideoTracks()[0]);
   for (let n = 0; n < slotCount; n += 1) {
     pc.addTransceiver("audio", { direction: "recvonly" });
     pc.addTransceiver("video", { direction: "recvonly" });
@@ -284,11 +289,14 @@ function renderTiles() {
   if (localStream) wanted.push({ key: "me", stream: localStream, text: `${t("room.you")} · ${config.you.display_name}`, muted: true });
   if (pc) {
     const transceivers = pc.getTransceivers();
-    slots.forEach((peerId, n) => {
-      if (!peerId || !people.has(peerId)) return;
-      const stream = new MediaStream([transceivers[2 + 2 * n].receiver.track, transceivers[3 + 2 * n].receiver.track]);
+    slots.forEach((slotKey, n) => {
+      if (!slotKey) return;
+      const [peerId, screen] = slotKey.split("#");
       const person = people.get(peerId);
-      wanted.push({ key: `slot-${n}-${peerId}`, stream, text: label(person) + (person.audio_muted ? ` · ${t("room.muted")}` : ""), muted: false });
+      if (!person) return;
+      const stream = new MediaStream([transceivers[3 + 2 * n].receiver.track, transceivers[4 + 2 * n].receiver.track]);
+      const text = screen ? t("room.screen_of", { name: label(person) }) : label(person) + (person.audio_muted ? ` · ${t("room.muted")}` : "");
+      wanted.push({ key: `slot-${n}-${slotKey}`, stream, text, muted: false });
     });
   }
   const keep = new Set(wanted.map((w) => w.key));
@@ -386,6 +394,27 @@ function showRecording(active) {
   $("record").dataset.active = active ? "1" : "";
 }
 
+async function toggleShare() {
+  if (screenStream) {
+    screenStream.getTracks().forEach((track) => track.stop());
+    screenStream = null;
+    if (screenTransceiver) await screenTransceiver.sender.replaceTrack(null);
+    send({ type: "screen", active: false });
+    $("share").textContent = t("room.share");
+    return;
+  }
+  try {
+    screenStream = await navigator.mediaDevices.getDisplayMedia({ video: true });
+  } catch (error) {
+    return; // the person chose not to share
+  }
+  const track = screenStream.getVideoTracks()[0];
+  track.addEventListener("ended", () => { if (screenStream) toggleShare(); });
+  if (screenTransceiver) await screenTransceiver.sender.replaceTrack(track);
+  send({ type: "screen", active: true });
+  $("share").textContent = t("room.stop_share");
+}
+
 function setTrack(kind, enabled) {
   const track = kind === "audio" ? localStream?.getAudioTracks()[0] : localStream?.getVideoTracks()[0];
   if (track) track.enabled = enabled;
@@ -420,6 +449,7 @@ $("toggle-hand").addEventListener("click", () => {
   send({ type: "hand", raised: handRaised });
 });
 $("caucus").addEventListener("click", toggleCaucus);
+$("share").addEventListener("click", toggleShare);
 $("record").addEventListener("click", () => {
   send({ type: "moderate", action: $("record").dataset.active ? "recording_stop" : "recording_start" });
 });
