@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from experts.models import Expert
 from server import accounts, mail
-from server.auth import Staff, csrf_token, current_expert_id, current_staff, log_in_expert, log_in_staff, log_out
+from server.auth import Staff, csrf_token, require_admin, current_expert_id, current_staff, log_in_expert, log_in_staff, log_out
 from server.errors import Forbidden, Unauthorized
 from server.http import ApiRoute, ok, read_json, transaction
 
@@ -16,6 +16,13 @@ from server.http import ApiRoute, ok, read_json, transaction
 class LoginIn(BaseModel):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=200)
+
+
+class StaffIn(BaseModel):
+    username: str = Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    password: str = Field(min_length=10, max_length=200)
+    display_name: str = Field("", max_length=80)
+    admin: bool = False
 
 
 class MagicLinkRequest(BaseModel):
@@ -112,7 +119,20 @@ async def expert_login(request: Request) -> Response:
     return ok({"kind": "expert", "id": expert_id, "csrf_token": csrf_token(request)})
 
 
+async def create_staff_account(request: Request) -> Response:
+    """Add a staff account (administrators only)."""
+    admin = require_admin(request)
+    data = await read_json(request, StaffIn)
+    async with transaction(request) as db:
+        user = await accounts.create_staff(
+            db, data.username, data.password, role="admin" if data.admin else "staff",
+            display_name=data.display_name, office_id=admin.office_id,
+        )
+        return ok({"id": user.id, "username": user.username, "role": user.role}, 201)
+
+
 routes = [
+    ApiRoute("/api/staff", create_staff_account, methods=["POST"], body=StaffIn, tag="auth"),
     ApiRoute("/api/auth/login", login, methods=["POST"], body=LoginIn, tag="auth"),
     ApiRoute("/api/auth/logout", logout, methods=["POST"], tag="auth"),
     ApiRoute("/api/auth/me", me, methods=["GET"], tag="auth"),

@@ -167,3 +167,18 @@ async def test_magic_link_by_real_smtp(make_settings: Any, smtp: tuple[Inbox, in
         assert "李敏" in portal.text
         for client in running.clients:
             await client.aclose()
+
+
+async def test_only_admins_create_staff(running: Running, staff_client: httpx.AsyncClient) -> None:
+    body = {"username": "wang.li", "password": "a long password", "display_name": "王力"}
+    refused = await staff_client.post("/api/staff", json=body)
+    assert refused.status_code == 403
+    await add_staff(running, "chief", role="admin")
+    admin = await with_csrf(running.client())
+    login = await admin.post("/api/auth/login", json={"username": "chief", "password": STAFF_PASSWORD})
+    admin.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+    created = await admin.post("/api/staff", json=body)
+    assert created.status_code == 201 and created.json()["role"] == "staff"
+    assert (await admin.post("/api/staff", json=body)).status_code == 409
+    short = await admin.post("/api/staff", json={**body, "username": "x1", "password": "short"})
+    assert short.status_code == 422 and short.json()["field"] == "password"

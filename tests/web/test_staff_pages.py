@@ -34,6 +34,10 @@ async def test_staff_registers_and_books_through_the_pages(browser: Browser, liv
     await page.click("#dispute-form button[type=submit]")
     await page.wait_for_url(re.compile(r".*/disputes/\d+$"))
     assert "楼上漏水引发邻里矛盾" in await page.inner_text("h1")
+    await page.fill("#new-party [name=party_name]", "吴志强")
+    await page.select_option("#new-party [name=party_side]", "respondent")
+    await page.click("#add-party")
+    await page.wait_for_selector("#party-list:has-text('吴志强')")
 
     await page.click("text=预约专家调解")
     await page.wait_for_url("**/book")
@@ -44,9 +48,9 @@ async def test_staff_registers_and_books_through_the_pages(browser: Browser, liv
     await page.click("#slots li >> text=选定此时间")
     await page.wait_for_url(re.compile(r".*/sessions/\d+$"))
     participants = await page.inner_text("#participants")
-    for name in ("周建华", "吴美玲", "页面专家0", "页面专家1", "页面专家2"):
+    for name in ("周建华", "吴美玲", "吴志强", "页面专家0", "页面专家1", "页面专家2"):
         assert name in participants
-    assert await page.locator(".qr svg").count() == 2  # a QR code for each party's phone
+    assert await page.locator(".qr svg").count() == 3  # a QR code for each party's phone
     await page.screenshot(path=str(ARTIFACTS / "staff-session.png"), full_page=True)
 
     await page.goto(f"{live.base}/")

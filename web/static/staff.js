@@ -67,6 +67,21 @@ if (disputeForm) {
   });
 }
 
+$("add-party")?.addEventListener("click", async () => {
+  const row = $("new-party");
+  const name = row.querySelector('[name="party_name"]').value.trim();
+  if (!name) return;
+  try {
+    await api("POST", `/api/disputes/${disputeForm.dataset.id}/parties`, {
+      name, side: row.querySelector('[name="party_side"]').value,
+      phone: row.querySelector('[name="party_phone"]').value.trim(),
+    });
+    location.reload();
+  } catch (error) {
+    report($("form-status"), error);
+  }
+});
+
 // ---------------------------------------------------------------- booking
 
 const searchForm = $("search-form");
