@@ -32,6 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from disputes.models import Dispute
 from scheduling import notify
 from scheduling.models import ACTIVE_STATES, MediationSession, Participant
+from server.aio import cancel_and_wait
 from server.config import Settings
 from server.database import Base, UTCDateTime, utcnow
 
@@ -126,12 +127,7 @@ class Jobs:
     async def stop(self) -> None:
         """Stop running jobs and give up the lease."""
         global _context
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         self.scheduler.shutdown(wait=False)
         if self.leader:
             async with self.context.sessions() as db, db.begin():

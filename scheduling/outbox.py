@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server import mail
+from server.aio import cancel_and_wait
 from server.config import Settings
 from server.database import Base, UTCDateTime, iso_utc, utcnow
 from server.errors import Conflict, NotFound
@@ -167,12 +168,7 @@ class Deliverer:
 
     async def stop(self) -> None:
         """Stop the background task."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:

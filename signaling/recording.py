@@ -22,6 +22,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
+from server.aio import cancel_and_wait
 from signaling.forwarding import KEYFRAME_RETRY_S, PublishedStream
 
 logger = logging.getLogger(__name__)
@@ -154,12 +155,7 @@ class PublisherRecording:
 
     async def stop(self) -> dict[str, Any]:
         """Stop and describe the file."""
-        if self._opening is not None and not self._opening.done():
-            self._opening.cancel()
-            try:
-                await self._opening
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._opening)
         for kind, stream in self._streams.items():
             if self._taps[kind] in stream.taps:
                 stream.taps.remove(self._taps[kind])

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
@@ -149,26 +149,24 @@ async def replace(request: Request) -> Response:
     return ok(view)
 
 
-async def revoke(request: Request) -> Response:
-    """Revoke one participant's join link."""
+async def _change_link(request: Request, change: Callable[..., Awaitable[Any]]) -> Response:
     require_staff(request)
     session_id = path_id(request)
     data = await read_json(request, ParticipantRef)
     async with transaction(request) as db:
         session = await bookings.load_session(db, session_id)
-        await invites.revoke(db, session, data.participant_id)
+        await change(db, session, data.participant_id)
         return ok(with_links(request, session))
+
+
+async def revoke(request: Request) -> Response:
+    """Revoke one participant's join link."""
+    return await _change_link(request, invites.revoke)
 
 
 async def reissue(request: Request) -> Response:
     """Give one participant a new join link (older ones stop working)."""
-    require_staff(request)
-    session_id = path_id(request)
-    data = await read_json(request, ParticipantRef)
-    async with transaction(request) as db:
-        session = await bookings.load_session(db, session_id)
-        await invites.reissue(db, session, data.participant_id)
-        return ok(with_links(request, session))
+    return await _change_link(request, invites.reissue)
 
 
 async def schedule(request: Request) -> Response:
