@@ -31,12 +31,15 @@ async def room_socket(websocket: WebSocket) -> None:
     try:
         info = await _admit(websocket, send)
     except (SignalingError, asyncio.TimeoutError, WebSocketDisconnect) as exc:
-        if isinstance(exc, SignalingError):
-            await send(exc.to_message())
-            await websocket.close(code=4403)
-        elif isinstance(exc, asyncio.TimeoutError):
-            await send({"type": "error", "code": "join_timeout", "message": "send join first"})
-            await websocket.close(code=4408)
+        try:
+            if isinstance(exc, SignalingError):
+                await send(exc.to_message())
+                await websocket.close(code=4403)
+            elif isinstance(exc, asyncio.TimeoutError):
+                await send({"type": "error", "code": "join_timeout", "message": "send join first"})
+                await websocket.close(code=4408)
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # the client is gone already
         return
     settings = websocket.app.state.settings
     await send({"type": "config", "ice_servers": ice_servers(
@@ -48,7 +51,7 @@ async def room_socket(websocket: WebSocket) -> None:
     try:
         while not session.left:
             await session.on_text(await websocket.receive_text())
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, RuntimeError):  # Starlette raises RuntimeError subclasses after a close
         pass
     finally:
         await session.dropped()

@@ -78,7 +78,11 @@ async def test_three_participants_over_websocket(live: Live) -> None:
             await client.connect_media()
         assert any(m["type"] == "lobby" for m in party.messages)
         await admit(host, party)
-        people = next(m for m in reversed(expert.messages) if m["type"] == "participants")["participants"]
+        def listed() -> list[dict[str, Any]]:
+            return next(m for m in reversed(expert.messages) if m["type"] == "participants")["participants"]
+
+        await wait_until(lambda: len(listed()) == 3, 5)  # the party appears once admitted
+        people = listed()
         assert sorted(p["role"] for p in people) == ["host", "legal_officer", "party"]
         assert {p["name"] for p in people} >= {"张建军", "专家0"}
 
