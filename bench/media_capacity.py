@@ -165,7 +165,8 @@ async def _serve(mode: str, port_queue: Any, profile: bool) -> None:
             if op == "join":
                 writers[request["peer"]] = writer
                 mine.append(request["peer"])
-                await engine.join(request["room"], request["peer"], {"name": request["peer"], "role": "party"})
+                # Experts join straight into the room (parties would wait in the lobby).
+                await engine.join(request["room"], request["peer"], {"name": request["peer"], "role": "lawyer", "kind": "expert"})
             elif op == "msg":
                 await engine.handle(request["peer"], request["message"])
             elif op == "measure":
@@ -193,11 +194,10 @@ async def _serve(mode: str, port_queue: Any, profile: bool) -> None:
 
 def _udp_backlog(engine: Any) -> int:
     total = 0
-    for member in engine.members.values():
-        if member.peer is not None:
-            pair = member.peer.pc.getTransceivers()[0].receiver.transport.transport._connection._nominated.get(1)
-            if pair is not None and pair.protocol.transport is not None:
-                total += pair.protocol.transport.get_write_buffer_size()
+    for peer in engine.peers.values():
+        pair = peer.pc.getTransceivers()[0].receiver.transport.transport._connection._nominated.get(1)
+        if pair is not None and pair.protocol.transport is not None:
+            total += pair.protocol.transport.get_write_buffer_size()
     return total
 
 
