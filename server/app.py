@@ -56,14 +56,20 @@ async def openapi(request: Request) -> Response:
     return ok(build_openapi(request.app.routes, VERSION))
 
 
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
+
+
 async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
-    return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+    if _wants_json(request):
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+    return pages.render(request, "error.html", exc.status_code, message=exc.message)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    if request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", ""):
+    if _wants_json(request):
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
     return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
 

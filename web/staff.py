@@ -1,7 +1,8 @@
 """Staff console pages: sessions, dispute register, booking, a session's links, the expert pool.
 
 Pages read through the domain services; changes go through the JSON API from
-`web/static/staff.js` (with the session's CSRF token), so there is one write path.
+`web/static/staff.js` (with the session's CSRF token), so there is one write path. A NotFound
+from a service becomes the error page (the app's error handler).
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from scheduling import bookings, calendar, outbox
 from server.api.sessions import with_links
 from server.auth import current_staff
 from server.database import utcnow
-from server.errors import AppError
 from server.http import path_id, transaction
 from server.vocabulary import DisputeType, RiskLevel, Role
 from web.pages import render
@@ -75,10 +75,7 @@ async def dispute_form(request: Request) -> Response:
     sessions: list[dict[str, Any]] = []
     if "id" in request.path_params:
         async with transaction(request) as db:
-            try:
-                dispute = await disputes.get_dispute(db, path_id(request))
-            except AppError as exc:
-                return render(request, "error.html", exc.status_code, message=exc.message)
+            dispute = await disputes.get_dispute(db, path_id(request))
             sessions = [s for s in await calendar.office_schedule(db, utcnow() - dt.timedelta(days=365), utcnow() + dt.timedelta(days=365))
                         if s["dispute_id"] == dispute["id"]]
     return render(
@@ -92,10 +89,7 @@ async def book_page(request: Request) -> Response:
     if (redirect := _login_first(request)) is not None:
         return redirect
     async with transaction(request) as db:
-        try:
-            dispute = await disputes.get_dispute(db, path_id(request))
-        except AppError as exc:
-            return render(request, "error.html", exc.status_code, message=exc.message)
+        dispute = await disputes.get_dispute(db, path_id(request))
     settings = request.app.state.settings
     today = utcnow().astimezone(ZoneInfo(settings.timezone)).date()
     return render(request, "staff/book.html", tz_offset=utc_offset(request.app.state.settings.timezone), dispute=dispute, roles=list(Role), today=today,
@@ -107,10 +101,7 @@ async def session_page(request: Request) -> Response:
     if (redirect := _login_first(request)) is not None:
         return redirect
     async with transaction(request) as db:
-        try:
-            session = await bookings.load_session(db, path_id(request))
-        except AppError as exc:
-            return render(request, "error.html", exc.status_code, message=exc.message)
+        session = await bookings.load_session(db, path_id(request))
         view = with_links(request, session)
         dispute = await disputes.get_dispute(db, session.dispute_id)
         messages = await outbox.list_messages(db, session_id=session.id)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
@@ -18,6 +18,9 @@ from server.accounts import StaffUser
 from server.auth import require_staff
 from server.database import utcnow
 from server.http import ApiRoute, ok, path_id, query_param, read_json, transaction
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def rules(request: Request) -> bookings.Rules:
@@ -99,32 +102,32 @@ async def get_session(request: Request) -> Response:
         return ok(with_links(request, await bookings.load_session(db, path_id(request))))
 
 
-async def reschedule(request: Request) -> Response:
-    """Move a session, keeping its panel; everyone gets the new time and an updated invitation."""
+async def _move(
+    request: Request, model: type[M], change: Callable[[AsyncSession, int, M], Awaitable[Any]], kind: str,
+) -> Response:
+    """Apply a change to a session, tell everyone (`kind` message), then move its jobs."""
     require_staff(request)
     session_id = path_id(request)
-    data = await read_json(request, RescheduleIn)
+    data = await read_json(request, model)
     async with transaction(request) as db:
-        await bookings.reschedule(db, session_id, data, rules(request))
+        await change(db, session_id, data)
         session = await bookings.load_session(db, session_id)
-        await announce(request, db, session, "update")
+        await announce(request, db, session, kind)
         view = with_links(request, session)
     after_commit(request, session)
     return ok(view)
+
+
+async def reschedule(request: Request) -> Response:
+    """Move a session, keeping its panel; everyone gets the new time and an updated invitation."""
+    return await _move(
+        request, RescheduleIn, lambda db, sid, data: bookings.reschedule(db, sid, data, rules(request)), "update"
+    )
 
 
 async def cancel(request: Request) -> Response:
     """Cancel a session with a reason; everyone is told and its jobs are removed."""
-    require_staff(request)
-    session_id = path_id(request)
-    data = await read_json(request, CancelIn)
-    async with transaction(request) as db:
-        await bookings.cancel(db, session_id, data.reason)
-        session = await bookings.load_session(db, session_id)
-        await announce(request, db, session, "cancel")
-        view = with_links(request, session)
-    after_commit(request, session)
-    return ok(view)
+    return await _move(request, CancelIn, lambda db, sid, data: bookings.cancel(db, sid, data.reason), "cancel")
 
 
 async def replace(request: Request) -> Response:

@@ -80,3 +80,9 @@ async def test_expert_edits_availability_in_the_portal(browser: Browser, live: L
     assert saved["overrides"] == [{"date": "2027-01-04", "start": None, "end": None, "note": ""}]
     await page.screenshot(path=str(ARTIFACTS / "expert-portal.png"), full_page=True)
     await page.close()
+
+
+async def test_unknown_pages_show_an_error_page(live: Live) -> None:
+    for url in ("/disputes/99999", "/sessions/99999", "/disputes/99999/book"):
+        response = await live.staff.get(url)
+        assert response.status_code == 404 and "<html" in response.text and "99999" in response.text
