@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from disputes.models import Dispute
-from scheduling import notify
+from outcomes.models import FollowUp
+from scheduling import notify, outbox
 from scheduling.models import ACTIVE_STATES, MediationSession, Participant
 from server.aio import cancel_and_wait
 from server.config import Settings
@@ -192,6 +193,13 @@ class Jobs:
                 misfire_grace_time=grace,
             )
 
+    def schedule_follow_up(self, follow_up_id: int, due_at: dt.datetime) -> None:
+        """Remind the office of a follow-up visit when it falls due."""
+        self.scheduler.add_job(
+            follow_up_due, "date", run_date=max(due_at, utcnow()), args=(follow_up_id,),
+            id=f"follow-up-{follow_up_id}", replace_existing=True, misfire_grace_time=7 * 24 * 3600,
+        )
+
     def remove_session(self, session_id: int) -> None:
         """Remove a cancelled session's jobs."""
         for job in self.scheduler.get_jobs():
@@ -240,3 +248,21 @@ async def close_room(session_id: int) -> None:
         session = await db.get(MediationSession, session_id)
         if session is not None and session.room_closed_at is None:
             session.room_closed_at = utcnow()
+
+
+async def follow_up_due(follow_up_id: int) -> None:
+    """Tell the office that a follow-up visit (回访) is due (once: the outbox key)."""
+    context = _require_context()
+    async with context.sessions() as db, db.begin():
+        follow_up = await db.get(FollowUp, follow_up_id)
+        if follow_up is None or follow_up.status != "pending":
+            return
+        dispute = await db.get(Dispute, follow_up.dispute_id)
+        title = dispute.title if dispute else ""
+        await outbox.queue(
+            db, key=f"follow-up:{follow_up_id}", session_id=None, kind="follow_up", channel="email",
+            recipient=context.settings.office_email or context.settings.smtp_from,
+            subject=f"【回访提醒】{title}",
+            body=f"纠纷“{title}”已达成调解协议，现到回访时间，请社区民警回访并在系统中记录回访结果。\n",
+        )
+    context.after_queue()

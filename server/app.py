@@ -19,6 +19,7 @@ from server.api import auth as auth_api
 from server.api import disputes as disputes_api
 from server.api import experts as experts_api
 from server.api import join as join_api
+from server.api import outcomes as outcomes_api
 from server.api import rooms as rooms_api
 from server.api import sessions as sessions_api
 from server.auth import CSRFMiddleware
@@ -133,6 +134,7 @@ def create_app(settings: Settings) -> Starlette:
         *disputes_api.routes,
         *sessions_api.routes,
         *join_api.routes,
+        *outcomes_api.routes,
         *rooms_api.routes,
         *pages.routes,
         *staff.routes,

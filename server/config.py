@@ -29,6 +29,8 @@ class Settings:
     office_name: str = "金山警务室 远程调解中心"
     # Where alerts for staff go (an expert declined); default: the From address.
     office_email: str = ""
+    # Follow-up visits (回访) after an agreement, this many days later.
+    follow_up_days: tuple[int, ...] = (7, 30)
     # Reminders go this many seconds before a session starts.
     reminder_offsets_s: tuple[int, ...] = (24 * 3600, 15 * 60)
     # The room opens this long before the start and closes this long after the end.

@@ -6,6 +6,7 @@ def import_all_models() -> None:
     """Import each package's models (for Alembic and for tests that build the schema)."""
     import disputes.models  # noqa: F401
     import experts.models  # noqa: F401
+    import outcomes.models  # noqa: F401
     import scheduling.models  # noqa: F401
     import scheduling.jobs  # noqa: F401
     import scheduling.outbox  # noqa: F401

@@ -1,0 +1,58 @@
+"""Tables of what came out of a session: the outcome, the parties' confirmations, follow-ups."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.database import Base, UTCDateTime, utcnow
+
+
+class Outcome(Base):
+    """The result of one session (调解结果)."""
+
+    __tablename__ = "outcomes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("mediation_sessions.id"), unique=True)
+    dispute_id: Mapped[int] = mapped_column(ForeignKey("disputes.id"), index=True)
+    # agreement | no_agreement | referred | adjourned
+    kind: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    terms: Mapped[str] = mapped_column(Text, default="")
+    # court | lawyer | hotline_12345 | department
+    referral_to: Mapped[str] = mapped_column(String(32), default="")
+    referral_reason: Mapped[str] = mapped_column(Text, default="")
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), nullable=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Confirmation(Base):
+    """A party's confirmation of an agreement, from their own link."""
+
+    __tablename__ = "agreement_confirmations"
+    __table_args__ = (UniqueConstraint("outcome_id", "participant_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outcome_id: Mapped[int] = mapped_column(ForeignKey("outcomes.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
+    typed_name: Mapped[str] = mapped_column(String(80))
+    ip_address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(400), default="")
+    confirmed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FollowUp(Base):
+    """A follow-up visit (回访) after an agreement."""
+
+    __tablename__ = "follow_ups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dispute_id: Mapped[int] = mapped_column(ForeignKey("disputes.id"), index=True)
+    outcome_id: Mapped[int] = mapped_column(ForeignKey("outcomes.id"), index=True)
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    # pending | kept | relapsed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    note: Mapped[str] = mapped_column(Text, default="")
+    done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

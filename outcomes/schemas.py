@@ -1,0 +1,67 @@
+"""Validated input for outcomes, confirmations and follow-ups."""
+from __future__ import annotations
+
+import enum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Kind(enum.StrEnum):
+    AGREEMENT = "agreement"
+    NO_AGREEMENT = "no_agreement"
+    REFERRED = "referred"
+    ADJOURNED = "adjourned"
+
+
+class Referral(enum.StrEnum):
+    COURT = "court"
+    LAWYER = "lawyer"
+    HOTLINE = "hotline_12345"
+    DEPARTMENT = "department"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class OutcomeIn(_Strict):
+    """What the host records when a session ends."""
+
+    kind: Kind
+    summary: str = Field("", max_length=4000)
+    terms: str = Field("", max_length=8000)
+    referral_to: Referral | None = None
+    referral_reason: str = Field("", max_length=2000)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "OutcomeIn":
+        if self.kind == Kind.AGREEMENT and not self.terms:
+            raise ValueError("an agreement needs its terms")
+        if self.kind == Kind.REFERRED and self.referral_to is None:
+            raise ValueError("a referral says where to (referral_to)")
+        return self
+
+
+class ConfirmIn(_Strict):
+    """A party confirms the agreement: their name typed, and the box ticked."""
+
+    typed_name: str = Field(min_length=1, max_length=80)
+    agree: bool
+
+    @model_validator(mode="after")
+    def _ticked(self) -> "ConfirmIn":
+        if not self.agree:
+            raise ValueError("tick the box to confirm")
+        return self
+
+
+class FollowUpResult(enum.StrEnum):
+    KEPT = "kept"
+    RELAPSED = "relapsed"
+
+
+class FollowUpIn(_Strict):
+    """What a follow-up visit found."""
+
+    result: FollowUpResult
+    note: str = Field("", max_length=4000)

@@ -1,0 +1,82 @@
+"""Routes for outcomes, the parties' confirmations and follow-up visits."""
+from __future__ import annotations
+
+import datetime as dt
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from outcomes import service
+from outcomes.schemas import ConfirmIn, FollowUpIn, OutcomeIn
+from scheduling import invites
+from server.auth import require_staff
+from server.database import utcnow
+from server.http import ApiRoute, ok, path_id, query_param, read_json, transaction
+
+
+async def record_outcome(request: Request) -> Response:
+    """Record how a session ended; an agreement plans the follow-up visits."""
+    staff = require_staff(request)
+    session_id = path_id(request)
+    data = await read_json(request, OutcomeIn)
+    settings = request.app.state.settings
+    async with transaction(request) as db:
+        result = await service.record(
+            db, session_id, data, staff_id=staff.id, now=utcnow(), follow_up_days=settings.follow_up_days
+        )
+    for follow_up in result["follow_ups"]:
+        request.app.state.jobs.schedule_follow_up(follow_up["id"], dt.datetime.fromisoformat(follow_up["due_at"]))
+    return ok(result, 201)
+
+
+async def get_outcome(request: Request) -> Response:
+    """A session's outcome and who has confirmed it."""
+    require_staff(request)
+    async with transaction(request) as db:
+        return ok(await service.view(db, await service.for_session(db, path_id(request))))
+
+
+async def party_agreement(request: Request) -> Response:
+    """The agreement as a participant sees it from their own link."""
+    async with transaction(request) as db:
+        session, _ = await invites.open_invite(db, request.app.state.tokens, request.path_params["token"])
+        return ok(await service.view(db, await service.for_session(db, session.id)))
+
+
+async def confirm_agreement(request: Request) -> Response:
+    """A party confirms the agreement (typed name, ticked box); time, IP and browser are kept."""
+    data = await read_json(request, ConfirmIn)
+    async with transaction(request) as db:
+        session, participant = await invites.open_invite(db, request.app.state.tokens, request.path_params["token"])
+        result = await service.confirm(
+            db, session, participant, data, ip=request.client.host if request.client else "",
+            user_agent=request.headers.get("user-agent", ""),
+        )
+    return ok(result)
+
+
+async def list_follow_ups(request: Request) -> Response:
+    """Follow-up visits; ?overdue=true lists the pending ones past their date."""
+    require_staff(request)
+    overdue = query_param(request, "overdue", lambda v: {"true": True, "1": True, "false": False, "0": False}[v], False)
+    async with transaction(request) as db:
+        return ok(await service.follow_ups(db, overdue_at=utcnow() if overdue else None))
+
+
+async def record_follow_up(request: Request) -> Response:
+    """What a follow-up visit found; a relapse reopens the dispute."""
+    require_staff(request)
+    follow_up_id = path_id(request)
+    data = await read_json(request, FollowUpIn)
+    async with transaction(request) as db:
+        return ok(await service.record_follow_up(db, follow_up_id, data, utcnow()))
+
+
+routes = [
+    ApiRoute("/api/sessions/{id}/outcome", record_outcome, methods=["POST"], body=OutcomeIn, tag="outcomes"),
+    ApiRoute("/api/sessions/{id}/outcome", get_outcome, methods=["GET"], tag="outcomes"),
+    ApiRoute("/api/join/{token}/agreement", party_agreement, methods=["GET"], tag="outcomes"),
+    ApiRoute("/api/join/{token}/agreement", confirm_agreement, methods=["POST"], body=ConfirmIn, tag="outcomes"),
+    ApiRoute("/api/follow-ups", list_follow_ups, methods=["GET"], tag="outcomes"),
+    ApiRoute("/api/follow-ups/{id}", record_follow_up, methods=["POST"], body=FollowUpIn, tag="outcomes"),
+]

@@ -1,0 +1,87 @@
+"""The whole flow through the API: book, end with an agreement, parties confirm, follow-ups."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+from itsdangerous import URLSafeSerializer
+
+from tests.conftest import Running
+from tests.scheduling.conftest import booking, next_monday
+
+
+def token_of(session: dict[str, Any], kind: str, n: int = 0) -> str:
+    return [p for p in session["participants"] if p["kind"] == kind][n]["join_url"].rsplit("/", 1)[1]
+
+
+async def test_agreement_confirmations_and_follow_ups(running: Running, staff_client: httpx.AsyncClient, pool: dict[str, Any]) -> None:
+    session = (await staff_client.post("/api/sessions", json=booking(pool, next_monday(10)))).json()
+    sid = session["id"]
+    assert (await staff_client.get(f"/api/sessions/{sid}/outcome")).status_code == 404
+    bad = await staff_client.post(f"/api/sessions/{sid}/outcome", json={"kind": "agreement"})
+    assert bad.status_code == 422  # an agreement needs its terms
+    terms = "一、李秀兰于本周内为宠物狗办理犬证并拴绳出行；二、双方互相道歉，不再追究。"
+    recorded = await staff_client.post(f"/api/sessions/{sid}/outcome", json={"kind": "agreement", "summary": "双方和解", "terms": terms})
+    assert recorded.status_code == 201, recorded.text
+    outcome = recorded.json()
+    assert outcome["complete"] is False and [p["name"] for p in outcome["parties"]] == ["张建军", "李秀兰"]
+    assert len(outcome["follow_ups"]) == 2
+    due = [dt.datetime.fromisoformat(f["due_at"]) - dt.datetime.now(dt.timezone.utc) for f in outcome["follow_ups"]]
+    assert round(due[0].total_seconds() / 86400) == 7 and round(due[1].total_seconds() / 86400) == 30
+    jobs = {job.id for job in running.app.state.jobs.scheduler.get_jobs()}
+    assert {f"follow-up-{f['id']}" for f in outcome["follow_ups"]} <= jobs
+    assert (await staff_client.get(f"/api/disputes/{pool['dispute']['id']}")).json()["status"] == "resolved"
+    again = await staff_client.post(f"/api/sessions/{sid}/outcome", json={"kind": "no_agreement"})
+    assert again.status_code == 409
+
+    party = running.client()
+    first, second = token_of(session, "party", 0), token_of(session, "party", 1)
+    seen = (await party.get(f"/api/join/{first}/agreement")).json()
+    assert seen["terms"] == terms
+    wrong_name = await party.post(f"/api/join/{first}/agreement", json={"typed_name": "李秀兰", "agree": True})
+    assert wrong_name.status_code == 422 and wrong_name.json()["field"] == "typed_name"
+    unticked = await party.post(f"/api/join/{first}/agreement", json={"typed_name": "张建军", "agree": False})
+    assert unticked.status_code == 422
+    expert = await party.post(f"/api/join/{token_of(session, 'expert')}/agreement", json={"typed_name": "x", "agree": True})
+    assert expert.status_code == 403
+    forged = URLSafeSerializer("wrong-secret", salt="tiaojie.invite").dumps({"s": sid, "p": 1, "r": "party", "x": 2**31})
+    assert (await party.post(f"/api/join/{forged}/agreement", json={"typed_name": "张建军", "agree": True})).status_code == 401
+    expired = running.app.state.tokens.invite(sid, session["participants"][4]["id"], "party", dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc))
+    assert (await party.post(f"/api/join/{expired}/agreement", json={"typed_name": "张建军", "agree": True})).status_code == 410
+
+    done = await party.post(f"/api/join/{first}/agreement", json={"typed_name": "张建军", "agree": True},
+                            headers={"user-agent": "TestPhone/1.0"})
+    assert done.status_code == 200 and done.json()["complete"] is False
+    assert (await party.post(f"/api/join/{first}/agreement", json={"typed_name": "张建军", "agree": True})).status_code == 409
+    done = await party.post(f"/api/join/{second}/agreement", json={"typed_name": " 李秀兰 ", "agree": True})
+    assert done.json()["complete"] is True
+    assert all(p["confirmed_at"] for p in done.json()["parties"])
+    from sqlalchemy import select
+
+    from outcomes.models import Confirmation
+    async with running.app.state.db_sessions() as db:
+        stored = list(await db.scalars(select(Confirmation).order_by(Confirmation.id)))
+    assert stored[0].user_agent == "TestPhone/1.0" and stored[0].ip_address
+
+    # Follow-ups: none overdue yet; a relapse reopens the dispute.
+    assert (await staff_client.get("/api/follow-ups?overdue=true")).json() == []
+    follow_up = outcome["follow_ups"][0]["id"]
+    kept = await staff_client.post(f"/api/follow-ups/{follow_up}", json={"result": "kept", "note": "双方相安无事"})
+    assert kept.json()["status"] == "kept"
+    assert (await staff_client.get(f"/api/disputes/{pool['dispute']['id']}")).json()["status"] == "followed_up"
+    relapse = await staff_client.post(f"/api/follow-ups/{outcome['follow_ups'][1]['id']}", json={"result": "relapsed", "note": "狗又咬人"})
+    assert relapse.status_code == 200
+    assert (await staff_client.get(f"/api/disputes/{pool['dispute']['id']}")).json()["status"] == "registered"
+    assert (await staff_client.post(f"/api/follow-ups/{follow_up}", json={"result": "kept"})).status_code == 409
+
+
+async def test_failed_and_referred_outcomes(staff_client: httpx.AsyncClient, pool: dict[str, Any]) -> None:
+    session = (await staff_client.post("/api/sessions", json=booking(pool, next_monday(10)))).json()
+    missing = await staff_client.post(f"/api/sessions/{session['id']}/outcome", json={"kind": "referred"})
+    assert missing.status_code == 422
+    referred = await staff_client.post(f"/api/sessions/{session['id']}/outcome", json={
+        "kind": "referred", "referral_to": "court", "referral_reason": "涉及人身伤害赔偿，建议诉讼"})
+    assert referred.status_code == 201 and referred.json()["follow_ups"] == []
+    assert (await staff_client.get(f"/api/disputes/{pool['dispute']['id']}")).json()["status"] == "referred"
+    assert (await staff_client.post("/api/sessions/9999/outcome", json={"kind": "no_agreement"})).status_code == 404
