@@ -17,7 +17,8 @@ from starlette.routing import Route
 
 from disputes import service as disputes
 from experts import service as experts
-from scheduling import bookings, calendar, outbox
+from outcomes import service as outcomes
+from scheduling import bookings, calendar, invites, notify, outbox
 from server.api.sessions import with_links
 from server.auth import current_staff
 from server.database import utcnow
@@ -111,6 +112,32 @@ async def session_page(request: Request) -> Response:
                   tz=request.app.state.settings.timezone, local=local)
 
 
+async def agreement_page(request: Request, token: str | None = None) -> Response:
+    """The printable people's mediation agreement (人民调解协议书) of a session."""
+    settings = request.app.state.settings
+    async with transaction(request) as db:
+        if token is None:
+            if (redirect := _login_first(request)) is not None:
+                return redirect
+            session = await bookings.load_session(db, path_id(request))
+        else:
+            session, _ = await invites.open_invite(db, request.app.state.tokens, token)
+        outcome = await outcomes.view(db, await outcomes.for_session(db, session.id))
+        dispute = await disputes.get_dispute(db, session.dispute_id)
+        panel = notify.panel_line(session)
+    tz = settings.timezone
+    return render(
+        request, "agreement.html", outcome=outcome, dispute=dispute, panel=panel, token=token,
+        office=settings.office_name, year=utcnow().astimezone(ZoneInfo(tz)).year,
+        local=lambda value, fmt="%Y-%m-%d %H:%M": local(value, tz, fmt),
+    )
+
+
+async def party_agreement_page(request: Request) -> Response:
+    """A party reads and confirms the agreement from their own link."""
+    return await agreement_page(request, token=request.path_params["token"])
+
+
 async def expert_pool(request: Request) -> Response:
     """Every expert, by role."""
     if (redirect := _login_first(request)) is not None:
@@ -127,5 +154,7 @@ routes = [
     Route("/disputes/{id}", dispute_form),
     Route("/disputes/{id}/book", book_page),
     Route("/sessions/{id}", session_page),
+    Route("/sessions/{id}/agreement", agreement_page),
+    Route("/join/{token}/agreement", party_agreement_page),
     Route("/experts", expert_pool),
 ]

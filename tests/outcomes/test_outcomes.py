@@ -85,3 +85,16 @@ async def test_failed_and_referred_outcomes(staff_client: httpx.AsyncClient, poo
     assert referred.status_code == 201 and referred.json()["follow_ups"] == []
     assert (await staff_client.get(f"/api/disputes/{pool['dispute']['id']}")).json()["status"] == "referred"
     assert (await staff_client.post("/api/sessions/9999/outcome", json={"kind": "no_agreement"})).status_code == 404
+
+
+async def test_printable_agreement_pages(running: Running, staff_client: httpx.AsyncClient, pool: dict[str, Any]) -> None:
+    session = (await staff_client.post("/api/sessions", json=booking(pool, next_monday(10)))).json()
+    assert (await staff_client.get(f"/sessions/{session['id']}/agreement")).status_code == 404  # no outcome yet
+    await staff_client.post(f"/api/sessions/{session['id']}/outcome", json={"kind": "agreement", "terms": "双方互相道歉"})
+    page = await staff_client.get(f"/sessions/{session['id']}/agreement")
+    assert page.status_code == 200
+    for text in ("人民调解协议书", "申请人：张建军", "被申请人：李秀兰", "双方互相道歉", "司法确认", "法制民警", "尚未确认"):
+        assert text in page.text
+    party_page = await running.client().get(f"/join/{token_of(session, 'party')}/agreement")
+    assert party_page.status_code == 200 and 'id="confirm-form"' in party_page.text
+    assert (await running.client().get("/join/garbage/agreement")).status_code == 401
