@@ -71,6 +71,9 @@ class InProcessHub:
             await self.engine.handle(peer_id, message)
         except SignalingError as exc:
             await self._emit(peer_id, exc.to_message())
+        except Exception:  # a bug must cost one message, not the connection or the room
+            logger.exception("media engine failed on %s from %s", message.get("type"), peer_id)
+            await self._emit(peer_id, {"type": "error", "code": "internal", "message": "media error"})
 
     async def leave(self, peer_id: str, send: Send | None = None) -> None:
         if send is not None and self._senders.get(peer_id) is not send:

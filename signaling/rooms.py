@@ -311,12 +311,16 @@ class MediaEngine:
         """While recording: one recorder per publisher in the room."""
         assert self._recordings_dir is not None
         recorders = self._recorders.setdefault(room.room_id, {})
-        wanted = {m.peer_id for m in room.members.values()
-                  if room.in_room(m) and not m.is_observer and m.peer_id in self.peers}
-        for peer_id in list(recorders):
-            if peer_id not in wanted:
-                await self._finish(room, peer_id, recorders.pop(peer_id))
-        for peer_id in wanted - set(recorders):
+
+        def wanted() -> set[str]:
+            return {m.peer_id for m in room.members.values()
+                    if room.in_room(m) and not m.is_observer and m.peer_id in self.peers}
+
+        for peer_id in [p for p in recorders if p not in wanted()]:
+            recorder = recorders.pop(peer_id, None)
+            if recorder is not None:
+                await self._finish(room, peer_id, recorder)
+        for peer_id in wanted() - set(recorders):  # no await in this loop: the room cannot change
             peer = self.peers[peer_id]
             self._recordings_dir.mkdir(parents=True, exist_ok=True)
             path = self._recordings_dir / f"session-{room.room_id}-{peer_id}-{int(time.time() * 1000)}.webm"

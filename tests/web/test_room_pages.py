@@ -62,7 +62,7 @@ async def test_four_people_in_the_room(browser: Browser, live: Live) -> None:
     host.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
     await host.click("#end")
     for page in pages[1:]:
-        await page.wait_for_selector("#notice:has-text('本次调解已结束')", timeout=10000)
+        await page.wait_for_selector("#notice:has-text('本次调解已结束')", timeout=30000)
     for page in pages:
         await page.context.close()
 
