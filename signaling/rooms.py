@@ -110,8 +110,9 @@ class MediaEngine:
         if expiry is not None and expiry is not asyncio.current_task():
             expiry.cancel()
         await self._drop_peer(peer_id)
-        del room.members[peer_id]
-        del self._room_of[peer_id]
+        if room.members.pop(peer_id, None) is None:
+            return  # a concurrent leave (a removal and a goodbye at once) got here first
+        self._room_of.pop(peer_id, None)
         if room.caucus is not None and peer_id in room.caucus:
             room.caucus = room.caucus - {peer_id}
         await self._record(room.room_id, {"kind": "leave", "peer_id": peer_id, "reason": reason})
@@ -119,7 +120,8 @@ class MediaEngine:
             await self._changed(room)
         else:
             await self._stop_recording(room)
-            del self.rooms[room.room_id]
+            if self.rooms.get(room.room_id) is room:
+                del self.rooms[room.room_id]
 
     async def _expire(self, peer_id: str) -> None:
         await asyncio.sleep(self._reconnect_timeout_s)
