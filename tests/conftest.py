@@ -91,15 +91,20 @@ async def add_staff(running: Running, username: str = "staff1", role: str = "sta
         await create_staff(db, username, STAFF_PASSWORD, role=role)
 
 
+async def log_in(running: Running, username: str = "staff1") -> httpx.AsyncClient:
+    """A new client logged in as an existing staff account, sending its CSRF token."""
+    client = await with_csrf(running.client())
+    response = await client.post("/api/auth/login", json={"username": username, "password": STAFF_PASSWORD})
+    assert response.status_code == 200, response.text
+    client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+    return client
+
+
 @pytest.fixture
 async def staff_client(running: Running) -> httpx.AsyncClient:
     """A client logged in as a staff member, sending its CSRF token."""
     await add_staff(running)
-    client = await with_csrf(running.client())
-    response = await client.post("/api/auth/login", json={"username": "staff1", "password": STAFF_PASSWORD})
-    assert response.status_code == 200, response.text
-    client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
-    return client
+    return await log_in(running)
 
 
 ExpertFactory = Callable[..., Awaitable[dict[str, Any]]]

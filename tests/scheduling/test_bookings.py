@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import STAFF_PASSWORD, Running, add_staff, with_csrf
+from tests.conftest import Running, add_staff, log_in
 from tests.scheduling.conftest import booking, next_monday
 
 
@@ -26,9 +26,7 @@ async def test_book_creates_participants_links_and_moves_dispute(staff_client: h
 
 async def test_fifty_concurrent_bookings_of_one_expert_exactly_one_wins(running: Running, staff_client: httpx.AsyncClient, pool: dict[str, Any]) -> None:
     await add_staff(running, "staff2")
-    other = await with_csrf(running.client())
-    login = await other.post("/api/auth/login", json={"username": "staff2", "password": STAFF_PASSWORD})
-    other.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+    other = await log_in(running, "staff2")
     lawyer = pool["experts"]["lawyer"][0]["id"]
     base = next_monday(9)
     bodies = [

@@ -7,18 +7,11 @@ from typing import Any, Callable
 
 from server.app import create_app
 from server.config import Settings
-from tests.conftest import STAFF_PASSWORD, Inbox, Running, add_staff, with_csrf
-
-
-async def _staff(running: Running) -> Any:
-    client = await with_csrf(running.client())
-    login = await client.post("/api/auth/login", json={"username": "staff1", "password": STAFF_PASSWORD})
-    client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
-    return client
+from tests.conftest import Inbox, Running, add_staff, log_in
 
 
 async def _reminders(running: Running) -> list[dict[str, Any]]:
-    client = await _staff(running)
+    client = await log_in(running)
     rows = (await client.get("/api/outbox")).json()
     return [r for r in rows if r["kind"].startswith("reminder")]
 
@@ -34,7 +27,7 @@ async def test_reminders_survive_restart_and_are_sent_once(
     async with first.router.lifespan_context(first):
         running = Running(app=first, clients=[])
         await add_staff(running)
-        client = await _staff(running)
+        client = await log_in(running)
         await client.post("/api/experts", json={"name": "李敏", "role": "lawyer", "email": "limin@example.cn"})
         dispute = (await client.post("/api/disputes", json={
             "title": "租房押金", "dispute_type": "rental",
@@ -55,7 +48,7 @@ async def test_reminders_survive_restart_and_are_sent_once(
     second = create_app(settings)
     async with second.router.lifespan_context(second):
         running = Running(app=second, clients=[])
-        client = await _staff(running)
+        client = await log_in(running)
         for _ in range(200):
             everything = (await client.get("/api/outbox")).json()
             rows = [r for r in everything if r["kind"].startswith("reminder")]

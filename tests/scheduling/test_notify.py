@@ -106,7 +106,7 @@ async def test_failed_delivery_is_listed_and_retried(
     make_settings: Callable[..., Settings], smtp: tuple[Inbox, int]
 ) -> None:
     from server.app import create_app
-    from tests.conftest import STAFF_PASSWORD, Running, add_staff, free_port, with_csrf
+    from tests.conftest import Running, add_staff, free_port, log_in
 
     inbox, port = smtp
     dead = make_settings(smtp_host="127.0.0.1", smtp_port=free_port())
@@ -114,9 +114,7 @@ async def test_failed_delivery_is_listed_and_retried(
     async with app.router.lifespan_context(app):
         running = Running(app=app, clients=[])
         await add_staff(running)
-        client = await with_csrf(running.client())
-        login = await client.post("/api/auth/login", json={"username": "staff1", "password": STAFF_PASSWORD})
-        client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+        client = await log_in(running)
         await client.post("/api/experts", json={"name": "李敏", "role": "lawyer", "email": "limin@example.cn"})
         dispute = (await client.post("/api/disputes", json={"title": "租房押金", "dispute_type": "rental"})).json()
         body = {"dispute_id": dispute["id"], "start": next_monday(10).isoformat(), "end": next_monday(11).isoformat(),

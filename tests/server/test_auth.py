@@ -14,7 +14,7 @@ from sqlalchemy import select
 from server.accounts import StaffUser
 from server.app import create_app
 from server.config import Settings
-from tests.conftest import STAFF_PASSWORD, ExpertFactory, Inbox, Running, add_staff, with_csrf
+from tests.conftest import STAFF_PASSWORD, ExpertFactory, Inbox, Running, add_staff, log_in, with_csrf
 
 
 async def test_password_is_hashed_with_argon2(running: Running) -> None:
@@ -140,9 +140,7 @@ async def test_magic_link_by_real_smtp(make_settings: Any, smtp: tuple[Inbox, in
     async with app.router.lifespan_context(app):
         running = Running(app=app, clients=[])
         await add_staff(running)
-        staff = await with_csrf(running.client())
-        login = await staff.post("/api/auth/login", json={"username": "staff1", "password": STAFF_PASSWORD})
-        staff.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+        staff = await log_in(running)
         await staff.post("/api/experts", json={"name": "李敏", "role": "lawyer", "email": "limin@example.cn"})
 
         visitor = await with_csrf(running.client())
@@ -174,9 +172,7 @@ async def test_only_admins_create_staff(running: Running, staff_client: httpx.As
     refused = await staff_client.post("/api/staff", json=body)
     assert refused.status_code == 403
     await add_staff(running, "chief", role="admin")
-    admin = await with_csrf(running.client())
-    login = await admin.post("/api/auth/login", json={"username": "chief", "password": STAFF_PASSWORD})
-    admin.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+    admin = await log_in(running, "chief")
     created = await admin.post("/api/staff", json=body)
     assert created.status_code == 201 and created.json()["role"] == "staff"
     assert (await admin.post("/api/staff", json=body)).status_code == 409
