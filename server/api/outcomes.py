@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from outcomes import service
+from outcomes import service, statistics
 from outcomes.schemas import ConfirmIn, FollowUpIn, OutcomeIn
 from scheduling import invites
 from server.auth import require_staff
 from server.database import utcnow
+from server.errors import Invalid
 from server.http import ApiRoute, ok, path_id, query_param, read_json, transaction
 
 
@@ -72,7 +74,29 @@ async def record_follow_up(request: Request) -> Response:
         return ok(await service.record_follow_up(db, follow_up_id, data, utcnow()))
 
 
+async def statistics_report(request: Request) -> Response:
+    """Figures for ?from=YYYY-MM-DD to ?to=YYYY-MM-DD (office time zone); ?format=csv for CSV."""
+    require_staff(request)
+    tz = ZoneInfo(request.app.state.settings.timezone)
+    today = utcnow().astimezone(tz).date()
+    first = query_param(request, "from", dt.date.fromisoformat, today.replace(day=1))
+    last = query_param(request, "to", dt.date.fromisoformat, today)
+    if last < first:
+        raise Invalid("'to' must not be before 'from'", field="to")
+    async with transaction(request) as db:
+        figures = await statistics.statistics(
+            db, dt.datetime.combine(first, dt.time(), tz), dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tz)
+        )
+    if request.query_params.get("format") == "csv":
+        return Response(
+            "\ufeff" + statistics.to_csv(figures), media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="tiaojie-{first}-{last}.csv"'},
+        )
+    return ok(figures)
+
+
 routes = [
+    ApiRoute("/api/statistics", statistics_report, methods=["GET"], tag="outcomes"),
     ApiRoute("/api/sessions/{id}/outcome", record_outcome, methods=["POST"], body=OutcomeIn, tag="outcomes"),
     ApiRoute("/api/sessions/{id}/outcome", get_outcome, methods=["GET"], tag="outcomes"),
     ApiRoute("/api/join/{token}/agreement", party_agreement, methods=["GET"], tag="outcomes"),

@@ -1,0 +1,98 @@
+"""Statistics over a date range: disputes, mediations, resolution rate, per type, office, expert."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from disputes.models import Dispute
+from experts.models import Office
+from outcomes.models import Outcome
+from scheduling.models import MediationSession, Participant
+from scheduling.room_record import RoomEvent
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+async def statistics(db: AsyncSession, first: dt.datetime, last: dt.datetime) -> dict[str, Any]:
+    """Figures for disputes registered and sessions ended (with an outcome) in first..last."""
+    disputes = list(await db.scalars(select(Dispute).where(Dispute.created_at >= first, Dispute.created_at < last)))
+    rows = (await db.execute(
+        select(Outcome, MediationSession, Dispute)
+        .join(MediationSession, MediationSession.id == Outcome.session_id)
+        .join(Dispute, Dispute.id == Outcome.dispute_id)
+        .where(Outcome.recorded_at >= first, Outcome.recorded_at < last)
+    )).all()
+    offices = {o.id: o.name for o in await db.scalars(select(Office))}
+    mediated = len(rows)
+    resolved = sum(1 for outcome, _, _ in rows if outcome.kind == "agreement")
+
+    by_type: dict[str, dict[str, int]] = defaultdict(lambda: {"registered": 0, "mediated": 0, "resolved": 0})
+    by_office: dict[str, dict[str, int]] = defaultdict(lambda: {"registered": 0, "mediated": 0, "resolved": 0})
+    for dispute in disputes:
+        by_type[dispute.dispute_type]["registered"] += 1
+        by_office[offices.get(dispute.office_id or 0, "")]["registered"] += 1
+    for outcome, _, dispute in rows:
+        for bucket in (by_type[dispute.dispute_type], by_office[offices.get(dispute.office_id or 0, "")]):
+            bucket["mediated"] += 1
+            bucket["resolved"] += outcome.kind == "agreement"
+
+    session_ids = [session.id for _, session, _ in rows]
+    people = list(await db.scalars(select(Participant).where(Participant.session_id.in_(session_ids))))
+    joined = set(await db.scalars(
+        select(RoomEvent.participant_id).where(RoomEvent.session_id.in_(session_ids), RoomEvent.kind == "join")
+    ))
+    outcome_of = {session.id: outcome.kind for outcome, session, _ in rows}
+    hours = {session.id: (session.end - session.start).total_seconds() / 3600 for _, session, _ in rows}
+    by_expert: dict[str, dict[str, Any]] = {}
+    invited = no_shows = 0
+    for person in people:
+        if person.kind == "expert" and person.status in ("invited", "accepted") and person.expert_id is not None:
+            entry = by_expert.setdefault(str(person.expert_id), {
+                "expert_id": person.expert_id, "name": person.display_name, "role": person.role,
+                "sessions": 0, "hours": 0.0, "agreements": 0,
+            })
+            entry["sessions"] += 1
+            entry["hours"] = round(entry["hours"] + hours[person.session_id], 2)
+            entry["agreements"] += outcome_of[person.session_id] == "agreement"
+        if person.kind in ("party", "expert") and person.status in ("invited", "accepted"):
+            invited += 1
+            no_shows += person.id not in joined
+
+    firsts: dict[int, dt.datetime] = {}
+    for session in await db.scalars(select(MediationSession).where(
+            MediationSession.dispute_id.in_([d.id for d in disputes]), MediationSession.status != "cancelled")):
+        if session.dispute_id not in firsts or session.start < firsts[session.dispute_id]:
+            firsts[session.dispute_id] = session.start
+    waits = [(firsts[d.id] - d.created_at).total_seconds() / 86400 for d in disputes if d.id in firsts]
+    return {
+        "from": first.isoformat(), "to": last.isoformat(),
+        "registered": len(disputes), "mediated": mediated, "resolved": resolved,
+        "resolution_rate": _rate(resolved, mediated),
+        "by_type": dict(by_type), "by_office": dict(by_office),
+        "by_expert": sorted(by_expert.values(), key=lambda e: (-e["sessions"], e["name"])),
+        "average_days_to_first_session": round(sum(waits) / len(waits), 2) if waits else None,
+        "no_show_rate": _rate(no_shows, invited),
+    }
+
+
+def to_csv(figures: dict[str, Any]) -> str:
+    """The figures as CSV: one row per measure, then one per dispute type and per expert."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["measure", "key", "registered", "mediated", "resolved", "value"])
+    for name in ("registered", "mediated", "resolved", "resolution_rate", "average_days_to_first_session", "no_show_rate"):
+        writer.writerow([name, "", "", "", "", figures[name]])
+    for group in ("by_type", "by_office"):
+        for key, row in figures[group].items():
+            writer.writerow([group, key, row["registered"], row["mediated"], row["resolved"], ""])
+    for row in figures["by_expert"]:
+        writer.writerow(["by_expert", row["name"], "", row["sessions"], row["agreements"], row["hours"]])
+    return out.getvalue()
