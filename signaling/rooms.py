@@ -283,31 +283,36 @@ class MediaEngine:
         if room.recording or room.consent is not None:
             raise SignalingError("recording is already on or being asked for", code="bad_state")
         room.consent = {m.peer_id: None for m in room.parties()}
+        pending = list(room.consent)
+        if not pending:  # nobody to ask
+            room.consent, room.recording = None, True
         await self._record(room.room_id, {"kind": "recording_requested", "peer_id": host.peer_id})
-        for peer_id in room.consent:
+        for peer_id in pending:
             await self._emit(peer_id, {"type": "consent_request", "from": host.info.get("name", "")})
-        await self._broadcast(room, {"type": "recording", "active": False, "pending": len(room.consent)})
-        await self._settle_consent(room)
+        if room.recording:
+            await self._recording_started(room)
+        else:
+            await self._broadcast(room, {"type": "recording", "active": False, "pending": len(pending)})
 
     async def _consent(self, room: Room, member: Member, agree: bool) -> None:
+        # Decide before the first await: two parties may answer at the same moment.
         if room.consent is None or member.peer_id not in room.consent:
             raise SignalingError("nobody asked for your consent", code="bad_state")
         room.consent[member.peer_id] = agree
+        everyone = agree and all(room.consent.values())
+        if not agree or everyone:
+            room.consent = None
+        room.recording = room.recording or everyone
         await self._record(room.room_id, {"kind": "consent", "peer_id": member.peer_id, "agree": agree, "at": time.time()})
         if not agree:
-            room.consent = None
             await self._broadcast(room, {"type": "recording", "active": False, "declined_by": member.info.get("name", "")})
-            return
-        await self._settle_consent(room)
+        elif everyone:
+            await self._recording_started(room)
 
-    async def _settle_consent(self, room: Room) -> None:
-        assert room.consent is not None
-        if all(room.consent.values()):
-            room.consent = None
-            room.recording = True
-            await self._record(room.room_id, {"kind": "recording_started"})
-            await self._broadcast(room, {"type": "recording", "active": True})
-            await self._changed(room, relink=False)
+    async def _recording_started(self, room: Room) -> None:
+        await self._record(room.room_id, {"kind": "recording_started"})
+        await self._broadcast(room, {"type": "recording", "active": True})
+        await self._changed(room, relink=False)
 
     async def _sync_recorders(self, room: Room) -> None:
         """While recording: one recorder per publisher in the room."""

@@ -66,3 +66,21 @@ async def test_one_refusal_means_no_recording(harness: Harness) -> None:
         await harness.engine.handle("p1", {"type": "consent", "agree": True})  # nobody is asking now
     assert all(peer.video.taps == [] for peer in harness.engine.peers.values())
     await wait_until(lambda: True)
+
+
+async def test_parties_consenting_at_the_same_moment(harness: Harness) -> None:
+    async def slow_record(room_id: str, event: dict) -> None:
+        await asyncio.sleep(0.05)  # like a database write
+        harness.records.append(event)
+
+    harness.engine._record = slow_record
+    await harness.add(0, kind="host")
+    await harness.add(1, kind="party")
+    await harness.add(2, kind="party")
+    for p in ("p1", "p2"):
+        await harness.moderate("p0", "admit", peer_id=p)
+    await harness.moderate("p0", "recording_start")
+    await asyncio.gather(*(harness.engine.handle(p, {"type": "consent", "agree": True}) for p in ("p1", "p2")))
+    assert harness.engine.rooms["room-1"].recording
+    assert [e["kind"] for e in harness.records].count("recording_started") == 1
+    await harness.moderate("p0", "recording_stop")
