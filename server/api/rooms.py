@@ -74,6 +74,8 @@ async def _admit(websocket: WebSocket, send: Any) -> dict[str, Any]:
     try:
         async with state.db_sessions() as db, db.begin():
             session, participant = await invites.open_invite(db, state.tokens, message["token"], session_id=int(raw_id), now=now)
+            if session.status == "ended":
+                raise SignalingError("this session has ended", code="ended")
             if not invites.room_is_open(session, now, settings.room_open_before_s, settings.room_close_after_s):
                 if participant.kind != "host" or now > session.end:
                     raise SignalingError("the room is not open now", code="room_closed")

@@ -239,3 +239,14 @@ async def test_ice_servers_reach_the_client(live: Live) -> None:
     assert config["ice_servers"][0]["urls"] == ["stun:127.0.0.1:3478"]
     assert config["ice_servers"][1]["username"].endswith(f":{client.peer_id}")
     await client.close()
+
+
+async def test_no_rejoining_an_ended_session(live: Live) -> None:
+    host = await join(live, 0, live.token("host"))
+    await host.socket.send(json.dumps({"type": "moderate", "action": "end"}))
+    await wait_until(lambda: any(m["type"] == "ended" for m in host.messages), 5)
+    await host.close()
+    await asyncio.sleep(0.2)
+    party = await join(live, 1, live.token("party"))
+    assert party.errors and party.errors[0]["code"] == "ended"
+    await party.close()

@@ -5,6 +5,8 @@ const config = JSON.parse(document.getElementById("room-config").textContent);
 const strings = config.strings;
 const $ = (id) => document.getElementById(id);
 const MAX_VIDEO_BITRATE = 600_000; // bits/s: enough for 640x480 talking heads
+// Refusals that reconnecting cannot cure: the link is bad, revoked or expired.
+const FATAL = new Set(["invite_401", "invite_403", "invite_404", "invite_410", "not_found"]);
 
 function t(key, values = {}) {
   let text = strings[key] || key;
@@ -226,7 +228,9 @@ async function handle(message) {
       addChat(message);
       break;
     case "error":
-      status(message.code === "room_closed" ? t("room.room_closed") : t("room.error", { message: message.message }));
+      if (message.code === "ended") finish(t("room.ended"));
+      else if (FATAL.has(message.code)) finish(t("room.error", { message: message.message }));
+      else status(message.code === "room_closed" ? t("room.room_closed") : t("room.error", { message: message.message }));
       break;
   }
 }
