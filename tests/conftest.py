@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import socket
@@ -67,14 +68,23 @@ class Running:
         return self.app.state.db_sessions()
 
 
-@pytest.fixture
-async def running(settings: Settings) -> AsyncIterator[Running]:
+@contextlib.asynccontextmanager
+async def started(settings: Settings) -> AsyncIterator[Running]:
+    """The real app for these settings, inside its lifespan; its clients close with it."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         state = Running(app=app, clients=[])
+        try:
+            yield state
+        finally:
+            for client in state.clients:
+                await client.aclose()
+
+
+@pytest.fixture
+async def running(settings: Settings) -> AsyncIterator[Running]:
+    async with started(settings) as state:
         yield state
-        for client in state.clients:
-            await client.aclose()
 
 
 async def with_csrf(client: httpx.AsyncClient) -> httpx.AsyncClient:

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from server.app import create_app
 from server.config import Settings
-from tests.conftest import Inbox, Running, add_staff, log_in
+from tests.conftest import Inbox, Running, add_staff, log_in, started
 
 
 async def _reminders(running: Running) -> list[dict[str, Any]]:
@@ -23,9 +23,7 @@ async def test_reminders_survive_restart_and_are_sent_once(
     settings = make_settings(smtp_host="127.0.0.1", smtp_port=port, reminder_offsets_s=(55, 54))
     start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=60)
 
-    first = create_app(settings)
-    async with first.router.lifespan_context(first):
-        running = Running(app=first, clients=[])
+    async with started(settings) as running:
         await add_staff(running)
         client = await log_in(running)
         await client.post("/api/experts", json={"name": "李敏", "role": "lawyer", "email": "limin@example.cn"})
@@ -36,18 +34,14 @@ async def test_reminders_survive_restart_and_are_sent_once(
             "dispute_id": dispute["id"], "start": start.isoformat(), "end": (start + dt.timedelta(hours=1)).isoformat(),
             "experts": [{"expert_id": 1}], "override_availability": True})
         assert booked.status_code == 201
-        jobs = {job.id for job in first.state.jobs.scheduler.get_jobs()}
+        jobs = {job.id for job in running.app.state.jobs.scheduler.get_jobs()}
         assert {"session-1-remind-55", "session-1-remind-54"} <= jobs
         assert await _reminders(running) == []
-        for c in running.clients:
-            await c.aclose()
 
     # The server is down while both reminders fall due.
     await asyncio.sleep(max(0.0, (start - dt.timedelta(seconds=53) - dt.datetime.now(dt.timezone.utc)).total_seconds()))
 
-    second = create_app(settings)
-    async with second.router.lifespan_context(second):
-        running = Running(app=second, clients=[])
+    async with started(settings) as running:
         client = await log_in(running)
         for _ in range(200):
             everything = (await client.get("/api/outbox")).json()
@@ -57,17 +51,11 @@ async def test_reminders_survive_restart_and_are_sent_once(
             await asyncio.sleep(0.1)
         keys = sorted(r["key"] for r in rows)
         assert len(keys) == 4 and len(set(keys)) == 4  # 2 reminders x 2 people, each once
-        for c in running.clients:
-            await c.aclose()
     mails = await inbox.wait_for(6)  # 2 invitations (left pending at the stop) + 4 reminders
 
-    third = create_app(settings)  # and a further restart sends nothing again
-    async with third.router.lifespan_context(third):
+    async with started(settings) as running:  # and a further restart sends nothing again
         await asyncio.sleep(1)
-        running = Running(app=third, clients=[])
         assert len(await _reminders(running)) == 4
-        for c in running.clients:
-            await c.aclose()
     reminders = [m for m in inbox.messages if "调解即将开始" in m["Subject"]]
     assert sorted(m["To"] for m in reminders) == ["limin@example.cn", "limin@example.cn", "zhao@example.cn", "zhao@example.cn"]
     assert len(inbox.messages) == len(mails)

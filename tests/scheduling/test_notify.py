@@ -105,14 +105,11 @@ async def test_invitation_reschedule_cancel_by_smtp_with_ics(
 async def test_failed_delivery_is_listed_and_retried(
     make_settings: Callable[..., Settings], smtp: tuple[Inbox, int]
 ) -> None:
-    from server.app import create_app
-    from tests.conftest import Running, add_staff, free_port, log_in
+    from tests.conftest import add_staff, free_port, log_in, started
 
     inbox, port = smtp
     dead = make_settings(smtp_host="127.0.0.1", smtp_port=free_port())
-    app = create_app(dead)
-    async with app.router.lifespan_context(app):
-        running = Running(app=app, clients=[])
+    async with started(dead) as running:
         await add_staff(running)
         client = await log_in(running)
         await client.post("/api/experts", json={"name": "李敏", "role": "lawyer", "email": "limin@example.cn"})
@@ -133,8 +130,6 @@ async def test_failed_delivery_is_listed_and_retried(
         rows = await outbox_settled(client, 1)
         assert rows[0]["status"] == "sent" and rows[0]["attempts"] == 2
         assert (await client.post(f"/api/outbox/{failed[0]['id']}/retry")).status_code == 409
-        for c in running.clients:
-            await c.aclose()
 
 
 async def test_sms_gateway_is_pluggable(running: Any, staff_client: httpx.AsyncClient, pool: dict[str, Any], settings: Settings) -> None:

@@ -12,9 +12,8 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
 from server.accounts import StaffUser
-from server.app import create_app
 from server.config import Settings
-from tests.conftest import STAFF_PASSWORD, ExpertFactory, Inbox, Running, add_staff, log_in, with_csrf
+from tests.conftest import STAFF_PASSWORD, ExpertFactory, Inbox, Running, add_staff, log_in, started, with_csrf
 
 
 async def test_password_is_hashed_with_argon2(running: Running) -> None:
@@ -136,9 +135,7 @@ async def test_expert_edits_only_self(running: Running, make_expert: ExpertFacto
 async def test_magic_link_by_real_smtp(make_settings: Any, smtp: tuple[Inbox, int]) -> None:
     inbox, port = smtp
     settings = make_settings(smtp_host="127.0.0.1", smtp_port=port)
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        running = Running(app=app, clients=[])
+    async with started(settings) as running:
         await add_staff(running)
         staff = await log_in(running)
         await staff.post("/api/experts", json={"name": "李敏", "role": "lawyer", "email": "limin@example.cn"})
@@ -163,8 +160,6 @@ async def test_magic_link_by_real_smtp(make_settings: Any, smtp: tuple[Inbox, in
         assert (await visitor.get("/api/auth/me")).json()["kind"] == "expert"
         portal = await visitor.get("/expert")
         assert "李敏" in portal.text
-        for client in running.clients:
-            await client.aclose()
 
 
 async def test_only_admins_create_staff(running: Running, staff_client: httpx.AsyncClient) -> None:
