@@ -13,6 +13,7 @@ class Dispute(Base):
     """A registered dispute with the elements the office records."""
 
     __tablename__ = "disputes"
+    __audited__ = True  # changes go to the audit log (audit/log.py)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id"))
@@ -39,6 +40,7 @@ class Party(Base):
     """A party to a dispute (当事人): applicant or respondent."""
 
     __tablename__ = "parties"
+    __audited__ = True  # changes go to the audit log (audit/log.py)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dispute_id: Mapped[int] = mapped_column(ForeignKey("disputes.id", ondelete="CASCADE"), index=True)

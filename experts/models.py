@@ -23,6 +23,7 @@ class Expert(Base):
     """A volunteer in the expert pool (调解专家库)."""
 
     __tablename__ = "experts"
+    __audited__ = True  # changes go to the audit log (audit/log.py)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id"))
@@ -58,6 +59,7 @@ class WeeklyWindow(Base):
     """
 
     __tablename__ = "weekly_windows"
+    __audited__ = True  # changes go to the audit log (audit/log.py)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     expert_id: Mapped[int] = mapped_column(ForeignKey("experts.id", ondelete="CASCADE"), index=True)
@@ -74,6 +76,7 @@ class DateOverride(Base):
     """
 
     __tablename__ = "date_overrides"
+    __audited__ = True  # changes go to the audit log (audit/log.py)
     __table_args__ = (UniqueConstraint("expert_id", "date", "start"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -13,6 +13,7 @@ class Outcome(Base):
     """The result of one session (调解结果)."""
 
     __tablename__ = "outcomes"
+    __audited__ = True  # changes go to the audit log (audit/log.py)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("mediation_sessions.id"), unique=True)
@@ -32,6 +33,7 @@ class Confirmation(Base):
     """A party's confirmation of an agreement, from their own link."""
 
     __tablename__ = "agreement_confirmations"
+    __audited__ = True  # changes go to the audit log (audit/log.py)
     __table_args__ = (UniqueConstraint("outcome_id", "participant_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -47,6 +49,7 @@ class FollowUp(Base):
     """A follow-up visit (回访) after an agreement."""
 
     __tablename__ = "follow_ups"
+    __audited__ = True  # changes go to the audit log (audit/log.py)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dispute_id: Mapped[int] = mapped_column(ForeignKey("disputes.id"), index=True)

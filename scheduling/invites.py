@@ -5,6 +5,7 @@ import datetime as dt
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from audit.log import set_actor
 from scheduling.models import MediationSession, Participant
 from server.database import utcnow
 from server.errors import Forbidden, Gone, NotFound
@@ -56,6 +57,7 @@ async def open_invite(
     assert session is not None  # participant rows cascade with their session
     if session.status == "cancelled":
         raise Gone("this session has been cancelled")
+    set_actor(db, f"participant:{participant.id}")
     return session, participant
 
 

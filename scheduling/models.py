@@ -19,6 +19,7 @@ class MediationSession(Base):
     """A booked video mediation of one dispute with an expert panel."""
 
     __tablename__ = "mediation_sessions"
+    __audited__ = True  # changes go to the audit log (audit/log.py)
     __table_args__ = (Index("ix_sessions_time", "start", "end"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -50,6 +51,7 @@ class Participant(Base):
     """One invited person (or the on-site terminal) in one session, with one role."""
 
     __tablename__ = "participants"
+    __audited__ = True  # changes go to the audit log (audit/log.py)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("mediation_sessions.id", ondelete="CASCADE"), index=True)

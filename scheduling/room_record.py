@@ -13,6 +13,7 @@ from sqlalchemy import JSON, ForeignKey, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from audit.log import SYSTEM, log_room_action, set_actor
 from scheduling.models import MediationSession, Participant
 from server.database import Base, UTCDateTime, iso_utc, utcnow
 
@@ -44,6 +45,10 @@ class Recording(Base):
     ended_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
+# Room events that are moderation (a host acting on the room or on someone): also audited.
+MODERATION = frozenset({"admit", "mute", "remove", "end", "caucus_start", "caucus_end", "recording_requested"})
+
+
 def participant_of(peer_id: str | None) -> int | None:
     """The participant id in a room peer id ('p12' -> 12)."""
     if not peer_id or not peer_id.startswith("p") or not peer_id[1:].isdigit():
@@ -60,7 +65,12 @@ async def write_event(db: AsyncSession, session_id: int, event: dict[str, Any]) 
     if participant_id is not None and await db.get(Participant, participant_id) is None:
         participant_id = None
     data = {k: v for k, v in event.items() if k not in ("kind", "peer_id")}
-    db.add(RoomEvent(session_id=session_id, participant_id=participant_id, kind=str(event.get("kind", "")), data=data))
+    kind = str(event.get("kind", ""))
+    db.add(RoomEvent(session_id=session_id, participant_id=participant_id, kind=kind, data=data))
+    if kind in MODERATION:
+        host = participant_of(event.get("by") or event.get("peer_id"))
+        set_actor(db, f"participant:{host}" if host is not None else SYSTEM)
+        log_room_action(db, session_id, kind, {"target": participant_id, **data} if "by" in event else data)
     if event.get("kind") == "remove" and participant_id is not None:
         participant = await db.get(Participant, participant_id)
         assert participant is not None

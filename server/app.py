@@ -15,6 +15,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from audit.log import AuditedSession
+from server.api import audit as audit_api
 from server.api import auth as auth_api
 from server.api import disputes as disputes_api
 from server.api import experts as experts_api
@@ -35,7 +37,7 @@ from server.openapi import build_openapi
 from server.tokens import TokenSigner
 from signaling.hub import InProcessHub
 from signaling.workers import WorkerHub
-from web import pages, staff
+from web import office, pages, staff
 from web.i18n import STATIC_DIR
 
 logger = logging.getLogger(__name__)
@@ -86,7 +88,7 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
-        sessions = create_session_factory(engine)
+        sessions = create_session_factory(engine, AuditedSession)
         tokens = app.state.tokens
         deliverer = Deliverer(sessions, settings)
         jobs = Jobs(settings, JobContext(
@@ -135,9 +137,11 @@ def create_app(settings: Settings) -> Starlette:
         *sessions_api.routes,
         *join_api.routes,
         *outcomes_api.routes,
+        *audit_api.routes,
         *rooms_api.routes,
         *pages.routes,
         *staff.routes,
+        *office.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     middleware = [

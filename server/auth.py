@@ -61,6 +61,15 @@ def current_expert_id(conn: HTTPConnection) -> int | None:
     return int(raw) if raw else None
 
 
+def request_actor(conn: HTTPConnection) -> str:
+    """Who a request acts as, for the audit log: "staff:3", "expert:7", or "anonymous"."""
+    staff = current_staff(conn)
+    if staff is not None:
+        return f"staff:{staff.id}"
+    expert_id = current_expert_id(conn)
+    return f"expert:{expert_id}" if expert_id is not None else "anonymous"
+
+
 def require_staff(conn: HTTPConnection) -> Staff:
     """The staff member, or Unauthorized."""
     staff = current_staff(conn)

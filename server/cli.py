@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 
+from audit.log import AuditedSession
 from server.config import Settings
 from server.database import create_engine, create_session_factory, upgrade_database
 
@@ -21,7 +22,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 async def _in_transaction(settings: Settings, work):  # type: ignore[no-untyped-def]
     engine = create_engine(settings.database_url)
     try:
-        async with create_session_factory(engine)() as db, db.begin():
+        async with create_session_factory(engine, AuditedSession)() as db, db.begin():
             return await work(db)
     finally:
         await engine.dispose()

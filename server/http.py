@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from audit.log import set_actor
+from server.auth import request_actor
 from server.errors import BadRequest, Invalid, NotFound
 
 M = TypeVar("M", bound=BaseModel)
@@ -70,8 +72,10 @@ def query_param(request: Request, name: str, parse_value: Callable[[str], Any], 
 
 @contextlib.asynccontextmanager
 async def transaction(request: Request) -> AsyncIterator[AsyncSession]:
-    """A database session inside one transaction, committed on success."""
+    """A database session inside one transaction, committed on success; changes are logged as
+    the logged-in staff member's or expert's (invite links name their participant themselves)."""
     async with request.app.state.db_sessions() as db, db.begin():
+        set_actor(db, request_actor(request))
         yield db
 
 

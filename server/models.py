@@ -4,6 +4,7 @@ from __future__ import annotations
 
 def import_all_models() -> None:
     """Import each package's models (for Alembic and for tests that build the schema)."""
+    import audit.models  # noqa: F401
     import disputes.models  # noqa: F401
     import experts.models  # noqa: F401
     import outcomes.models  # noqa: F401

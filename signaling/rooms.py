@@ -230,12 +230,12 @@ class MediaEngine:
             if not isinstance(chosen, list) or not all(p in room.members for p in chosen):
                 raise SignalingError("peer_ids must list members of the room", code="bad_message")
             room.caucus = frozenset(chosen) | {host.peer_id}
-            await self._record(room.room_id, {"kind": "caucus_start", "peer_ids": sorted(room.caucus)})
+            await self._record(room.room_id, {"kind": "caucus_start", "peer_ids": sorted(room.caucus), "by": host.peer_id})
             await self._changed(room)
             return
         if action == "caucus_end":
             room.caucus = None
-            await self._record(room.room_id, {"kind": "caucus_end"})
+            await self._record(room.room_id, {"kind": "caucus_end", "by": host.peer_id})
             await self._changed(room)
             return
         if action == "recording_start":

@@ -110,6 +110,16 @@ async def log_in(running: Running, username: str = "staff1") -> httpx.AsyncClien
     return client
 
 
+async def expert_client(running: Running, expert_id: int) -> httpx.AsyncClient:
+    """A new client signed in as an expert by a magic link, sending its CSRF token."""
+    client = await with_csrf(running.client())
+    token = running.app.state.tokens.magic_link(expert_id)
+    response = await client.post("/api/auth/expert-login", json={"token": token})
+    assert response.status_code == 200, response.text
+    client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+    return client
+
+
 @pytest.fixture
 async def staff_client(running: Running) -> httpx.AsyncClient:
     """A client logged in as a staff member, sending its CSRF token."""

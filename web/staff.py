@@ -27,7 +27,7 @@ from server.vocabulary import DisputeType, RiskLevel, Role
 from web.pages import render
 
 
-def _login_first(request: Request) -> Response | None:
+def login_first(request: Request) -> Response | None:
     if current_staff(request) is None:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
     return None
@@ -48,7 +48,7 @@ def local(value: str | None, timezone: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 async def dashboard(request: Request) -> Response:
     """Today's and this week's sessions, and the newest disputes."""
-    if (redirect := _login_first(request)) is not None:
+    if (redirect := login_first(request)) is not None:
         return redirect
     settings = request.app.state.settings
     today = utcnow().astimezone(ZoneInfo(settings.timezone)).date()
@@ -61,7 +61,7 @@ async def dashboard(request: Request) -> Response:
 
 async def dispute_list(request: Request) -> Response:
     """The dispute register."""
-    if (redirect := _login_first(request)) is not None:
+    if (redirect := login_first(request)) is not None:
         return redirect
     async with transaction(request) as db:
         rows = await disputes.list_disputes(db)
@@ -70,7 +70,7 @@ async def dispute_list(request: Request) -> Response:
 
 async def dispute_form(request: Request) -> Response:
     """Register a dispute, or edit one."""
-    if (redirect := _login_first(request)) is not None:
+    if (redirect := login_first(request)) is not None:
         return redirect
     dispute: dict[str, Any] | None = None
     sessions: list[dict[str, Any]] = []
@@ -87,7 +87,7 @@ async def dispute_form(request: Request) -> Response:
 
 async def book_page(request: Request) -> Response:
     """Choose the panel, see the suggested slots, book one."""
-    if (redirect := _login_first(request)) is not None:
+    if (redirect := login_first(request)) is not None:
         return redirect
     async with transaction(request) as db:
         dispute = await disputes.get_dispute(db, path_id(request))
@@ -99,7 +99,7 @@ async def book_page(request: Request) -> Response:
 
 async def session_page(request: Request) -> Response:
     """A session: participants and their links (with QR codes), notifications, changes."""
-    if (redirect := _login_first(request)) is not None:
+    if (redirect := login_first(request)) is not None:
         return redirect
     async with transaction(request) as db:
         session = await bookings.load_session(db, path_id(request))
@@ -117,7 +117,7 @@ async def agreement_page(request: Request, token: str | None = None) -> Response
     settings = request.app.state.settings
     async with transaction(request) as db:
         if token is None:
-            if (redirect := _login_first(request)) is not None:
+            if (redirect := login_first(request)) is not None:
                 return redirect
             session = await bookings.load_session(db, path_id(request))
         else:
@@ -140,7 +140,7 @@ async def party_agreement_page(request: Request) -> Response:
 
 async def expert_pool(request: Request) -> Response:
     """Every expert, by role."""
-    if (redirect := _login_first(request)) is not None:
+    if (redirect := login_first(request)) is not None:
         return redirect
     async with transaction(request) as db:
         rows = await experts.list_experts(db)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from server.accounts import StaffUser
 from server.config import Settings
-from tests.conftest import STAFF_PASSWORD, ExpertFactory, Inbox, Running, add_staff, log_in, started, with_csrf
+from tests.conftest import STAFF_PASSWORD, ExpertFactory, Inbox, Running, add_staff, expert_client, log_in, started, with_csrf
 
 
 async def test_password_is_hashed_with_argon2(running: Running) -> None:
@@ -84,15 +84,6 @@ async def test_english_switch(running: Running) -> None:
     assert "Staff login" in (await client.get("/login")).text  # the cookie remembers
 
 
-async def _expert_client(running: Running, expert_id: int) -> httpx.AsyncClient:
-    client = await with_csrf(running.client())
-    token = running.app.state.tokens.magic_link(expert_id)
-    response = await client.post("/api/auth/expert-login", json={"token": token})
-    assert response.status_code == 200, response.text
-    client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
-    return client
-
-
 async def test_magic_link_is_single_use(running: Running, make_expert: ExpertFactory) -> None:
     expert = await make_expert()
     token = running.app.state.tokens.magic_link(expert["id"])
@@ -120,7 +111,7 @@ async def test_expired_and_tampered_magic_links(running: Running, make_expert: E
 async def test_expert_edits_only_self(running: Running, make_expert: ExpertFactory) -> None:
     me = await make_expert()
     other = await make_expert()
-    client = await _expert_client(running, me["id"])
+    client = await expert_client(running, me["id"])
     window = {"windows": [{"weekday": 1, "start": "09:00", "end": "11:00"}]}
     assert (await client.put(f"/api/experts/{me['id']}/availability", json=window)).status_code == 200
     assert (await client.put(f"/api/experts/{other['id']}/availability", json=window)).status_code == 403

@@ -1,0 +1,28 @@
+"""The audit log table: one row per change, written once, never edited (database triggers)."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.database import Base, UTCDateTime, utcnow
+
+
+class AuditEntry(Base):
+    """Who changed what, when, and the values before and after."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # "staff:3", "expert:7", "participant:12" (someone with an invite link), "system"
+    actor: Mapped[str] = mapped_column(String(40), index=True)
+    # create | update | delete for rows; room.<kind> for moderation in a room
+    action: Mapped[str] = mapped_column(String(40))
+    # the table name of the changed row ("disputes", "mediation_sessions", ...)
+    entity: Mapped[str] = mapped_column(String(40), index=True)
+    entity_id: Mapped[int | None] = mapped_column(index=True, nullable=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
