@@ -49,3 +49,26 @@ class Party(Base):
     email: Mapped[str] = mapped_column(String(254), default="")
     side: Mapped[str] = mapped_column(String(16))
     language: Mapped[str] = mapped_column(String(32), default="普通话")
+
+
+class Evidence(Base):
+    """A file given as evidence (证据材料) for a dispute, kept on disk with its checksum."""
+
+    __tablename__ = "evidence"
+    __audited__ = True  # changes go to the audit log (audit/log.py)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dispute_id: Mapped[int] = mapped_column(ForeignKey("disputes.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(200))  # as the uploader named it
+    stored_as: Mapped[str] = mapped_column(String(200))  # path under the evidence folder
+    content_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    uploaded_by_staff: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), nullable=True)
+    uploaded_by_participant: Mapped[int | None] = mapped_column(ForeignKey("participants.id"), nullable=True)
+    # The party it came from (so it stays theirs across sessions); None for office material.
+    party_id: Mapped[int | None] = mapped_column(ForeignKey("parties.id"), nullable=True)
+    # Staff share a file with every party; unshared, a party sees only their own files.
+    shared: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -19,6 +19,7 @@ from audit.log import AuditedSession
 from server.api import audit as audit_api
 from server.api import auth as auth_api
 from server.api import disputes as disputes_api
+from server.api import evidence as evidence_api
 from server.api import experts as experts_api
 from server.api import join as join_api
 from server.api import outcomes as outcomes_api
@@ -137,6 +138,7 @@ def create_app(settings: Settings) -> Starlette:
         *sessions_api.routes,
         *join_api.routes,
         *outcomes_api.routes,
+        *evidence_api.routes,
         *audit_api.routes,
         *rooms_api.routes,
         *pages.routes,

@@ -54,6 +54,8 @@ class Settings:
     # A participant whose connection drops keeps their seat this long.
     reconnect_timeout_s: float = 30.0
     https_only_cookies: bool = False
+    # Largest evidence file accepted (photos, PDFs, documents, short recordings).
+    evidence_max_bytes: int = 20 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not self.database_url:

@@ -49,6 +49,14 @@ class Gone(AppError):
     status_code = 410
 
 
+class PayloadTooLarge(AppError):
+    status_code = 413
+
+
+class UnsupportedMediaType(AppError):
+    status_code = 415
+
+
 class Invalid(AppError):
     status_code = 422
 

@@ -1,0 +1,213 @@
+"""Evidence files for a dispute: checked, stored on disk with a checksum, shown to whom may see them.
+
+Who sees what: staff and the expert panel (experts and the host of any session of the dispute)
+see every file; a party sees the files they gave and the ones staff shared, never the other
+party's. A file is accepted only if its name has an allowed extension, its first bytes match that
+type, and it is not larger than the limit; a refused file leaves nothing behind, on disk or in the
+database.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import uuid
+from pathlib import Path
+from typing import Any, AsyncIterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from disputes.models import Dispute, Evidence
+from scheduling.models import Participant
+from server.database import iso_utc
+from server.errors import Forbidden, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType
+
+
+@dataclasses.dataclass(frozen=True)
+class FileType:
+    """An accepted kind of file: its content type and the bytes it starts with."""
+
+    content_type: str
+    magic: tuple[tuple[int, bytes], ...]  # (offset, bytes): any one must match; () accepts any
+
+    def matches(self, head: bytes) -> bool:
+        return not self.magic or any(head[offset:offset + len(sig)] == sig for offset, sig in self.magic)
+
+
+_JPEG = FileType("image/jpeg", ((0, b"\xff\xd8\xff"),))
+_OLE = ((0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),)  # old Word and Excel files
+_ZIP = ((0, b"PK\x03\x04"),)  # Word and Excel 2007+
+FILE_TYPES: dict[str, FileType] = {
+    "jpg": _JPEG, "jpeg": _JPEG,
+    "png": FileType("image/png", ((0, b"\x89PNG\r\n\x1a\n"),)),
+    "gif": FileType("image/gif", ((0, b"GIF87a"), (0, b"GIF89a"))),
+    "webp": FileType("image/webp", ((8, b"WEBP"),)),
+    "heic": FileType("image/heic", ((4, b"ftypheic"), (4, b"ftypmif1"), (4, b"ftypheix"))),
+    "pdf": FileType("application/pdf", ((0, b"%PDF-"),)),
+    "doc": FileType("application/msword", _OLE),
+    "xls": FileType("application/vnd.ms-excel", _OLE),
+    "docx": FileType("application/vnd.openxmlformats-officedocument.wordprocessingml.document", _ZIP),
+    "xlsx": FileType("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _ZIP),
+    "txt": FileType("text/plain; charset=utf-8", ()),
+    "mp3": FileType("audio/mpeg", ((0, b"ID3"), (0, b"\xff\xfb"), (0, b"\xff\xf3"), (0, b"\xff\xf2"))),
+    "m4a": FileType("audio/mp4", ((4, b"ftyp"),)),
+    "mp4": FileType("video/mp4", ((4, b"ftyp"),)),
+}
+HEAD_BYTES = 16
+PANEL_KINDS = ("expert", "host")
+
+
+def file_type(filename: str) -> FileType:
+    """The accepted type of a file name; UnsupportedMediaType naming the allowed ones otherwise."""
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    if extension not in FILE_TYPES:
+        allowed = ", ".join(sorted(FILE_TYPES))
+        raise UnsupportedMediaType(f"files of this type are not accepted; allowed: {allowed}", field="name")
+    return FILE_TYPES[extension]
+
+
+def clean_name(filename: str) -> str:
+    """The file's own name without any folder part or control characters, at most 200 characters."""
+    name = "".join(ch for ch in filename.replace("\\", "/").rsplit("/", 1)[-1] if ch.isprintable()).strip()
+    if not name or name.startswith("."):
+        raise Invalid("give the file a name, such as 照片.jpg", field="name")
+    return name[-200:]
+
+
+@dataclasses.dataclass(frozen=True)
+class Uploader:
+    """Who gives the file: a staff member, or a participant from their own link."""
+
+    staff_id: int | None = None
+    participant: Participant | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Received:
+    """A checked file on disk, not yet recorded (`discard` it if recording fails)."""
+
+    path: Path
+    stored_as: str
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+
+    def discard(self) -> None:
+        """Remove the file."""
+        self.path.unlink(missing_ok=True)
+
+
+async def receive(
+    folder: Path, dispute_id: int, filename: str, chunks: AsyncIterable[bytes], *, max_bytes: int,
+) -> Received:
+    """Stream a file to disk while checking it (name, size, first bytes); refused, it is removed.
+
+    No database transaction is open meanwhile: a slow upload must not hold SQLite's write lock.
+    """
+    name = clean_name(filename)
+    kind = file_type(name)
+    stored_as = f"{dispute_id}/{uuid.uuid4().hex}.{name.rsplit('.', 1)[-1].lower()}"
+    target = folder / stored_as
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part")
+    digest, size, head = hashlib.sha256(), 0, b""
+    try:
+        with partial.open("wb") as out:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PayloadTooLarge(f"the file is larger than the limit of {max_bytes / 1048576:g} MB")
+                if len(head) < HEAD_BYTES:
+                    head += chunk[:HEAD_BYTES - len(head)]
+                digest.update(chunk)
+                out.write(chunk)
+        if size == 0:
+            raise Invalid("the file is empty", field="body")
+        if not kind.matches(head):
+            raise UnsupportedMediaType("the file's content does not match its type", field="body")
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return Received(target, stored_as, name, kind.content_type, size, digest.hexdigest())
+
+
+async def record(
+    db: AsyncSession, received: Received, dispute_id: int, uploader: Uploader, description: str = "",
+) -> dict[str, Any]:
+    """Record a received file as evidence of the dispute."""
+    if await db.get(Dispute, dispute_id) is None:
+        raise NotFound(f"no dispute with id {dispute_id}")
+    participant = uploader.participant
+    evidence = Evidence(
+        dispute_id=dispute_id, filename=received.filename, stored_as=received.stored_as,
+        content_type=received.content_type, size_bytes=received.size_bytes, sha256=received.sha256,
+        description=description[:2000], uploaded_by_staff=uploader.staff_id,
+        uploaded_by_participant=participant.id if participant else None,
+        party_id=participant.party_id if participant else None,
+    )
+    db.add(evidence)
+    await db.flush()
+    return view(evidence)
+
+
+def view(evidence: Evidence) -> dict[str, Any]:
+    """What a listing shows of one file."""
+    return {
+        "id": evidence.id, "dispute_id": evidence.dispute_id, "filename": evidence.filename,
+        "content_type": evidence.content_type, "size_bytes": evidence.size_bytes, "sha256": evidence.sha256,
+        "description": evidence.description, "shared": evidence.shared, "party_id": evidence.party_id,
+        "from_staff": evidence.uploaded_by_staff is not None, "created_at": iso_utc(evidence.created_at),
+    }
+
+
+def visible_to(evidence: Evidence, participant: Participant) -> bool:
+    """Whether a participant (from their link) may see a file (see the module doc)."""
+    if participant.kind in PANEL_KINDS:
+        return True
+    return (
+        evidence.shared
+        or evidence.uploaded_by_participant == participant.id
+        or (participant.party_id is not None and evidence.party_id == participant.party_id)
+    )
+
+
+async def for_dispute(db: AsyncSession, dispute_id: int, participant: Participant | None = None) -> list[dict[str, Any]]:
+    """A dispute's files, oldest first; for a participant only those they may see."""
+    if await db.get(Dispute, dispute_id) is None:
+        raise NotFound(f"no dispute with id {dispute_id}")
+    rows = await db.scalars(select(Evidence).where(Evidence.dispute_id == dispute_id).order_by(Evidence.id))
+    return [view(e) for e in rows if participant is None or visible_to(e, participant)]
+
+
+async def open_file(
+    db: AsyncSession, folder: Path, evidence_id: int, *, dispute_id: int | None = None,
+    participant: Participant | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """The stored file and its listing; NotFound for files the participant may not see."""
+    evidence = await db.get(Evidence, evidence_id)
+    if (
+        evidence is None
+        or (dispute_id is not None and evidence.dispute_id != dispute_id)
+        or (participant is not None and not visible_to(evidence, participant))
+    ):
+        raise NotFound(f"no evidence with id {evidence_id}")
+    return folder / evidence.stored_as, view(evidence)
+
+
+async def share(db: AsyncSession, evidence_id: int, shared: bool) -> dict[str, Any]:
+    """Staff share a file with every party of the dispute (or stop sharing it)."""
+    evidence = await db.get(Evidence, evidence_id)
+    if evidence is None:
+        raise NotFound(f"no evidence with id {evidence_id}")
+    evidence.shared = shared
+    await db.flush()
+    return view(evidence)
+
+
+def may_upload(participant: Participant) -> None:
+    """Observers watch; everyone else in a session may give evidence."""
+    if participant.kind == "observer":
+        raise Forbidden("observers cannot add evidence")
