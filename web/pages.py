@@ -126,7 +126,9 @@ async def join_page(request: Request) -> Response:
         request, "join.html", view=view, token=token,
         starts=_local_time(view["session"]["start"], settings.timezone),
         ends=_local_time(view["session"]["end"], settings.timezone)[-5:],
-        timezone=settings.timezone, strings=strings,
+        timezone=settings.timezone, strings=strings, evidence_limit_mb=settings.evidence_max_bytes // 1048576,
+        evidence_urls={"list": f"/api/join/{token}/evidence", "file": f"/api/join/{token}/evidence/{{id}}",
+                       "upload": "" if view["you"]["kind"] == "observer" else f"/api/join/{token}/evidence"},
     )
 
 

@@ -82,6 +82,7 @@ async def dispute_form(request: Request) -> Response:
     return render(
         request, "staff/dispute_form.html", tz_offset=utc_offset(request.app.state.settings.timezone), dispute=dispute, sessions=sessions, types=list(DisputeType),
         risks=list(RiskLevel), tz=request.app.state.settings.timezone, local=local,
+        evidence_limit_mb=request.app.state.settings.evidence_max_bytes // 1048576,
     )
 
 
