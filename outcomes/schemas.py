@@ -1,6 +1,7 @@
 """Validated input for outcomes, confirmations and follow-ups."""
 from __future__ import annotations
 
+import datetime as dt
 import enum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -65,3 +66,9 @@ class FollowUpIn(_Strict):
 
     result: FollowUpResult
     note: str = Field("", max_length=4000)
+
+
+class ReviewIn(_Strict):
+    """Build (or rebuild) the weekly review of the week holding this date; default the last full week."""
+
+    week_of: dt.date | None = None

@@ -6,6 +6,7 @@ import datetime as dt
 import io
 from collections import defaultdict
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +16,12 @@ from experts.models import Office
 from outcomes.models import Outcome
 from scheduling.models import MediationSession, Participant
 from scheduling.room_record import RoomEvent
+
+
+def span(first: dt.date, last: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetime]:
+    """The instants from the start of `first` to the end of `last`, office time."""
+    tz = ZoneInfo(timezone)
+    return dt.datetime.combine(first, dt.time(), tz), dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tz)
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -21,15 +21,18 @@ import datetime as dt
 import logging
 import uuid
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import String, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from disputes.models import Dispute
+from outcomes import review
 from outcomes.models import FollowUp
 from scheduling import notify, outbox
 from scheduling.models import ACTIVE_STATES, MediationSession, Participant
@@ -121,6 +124,11 @@ class Jobs:
         global _context
         _context = self.context
         self.scheduler.start(paused=True)
+        self.scheduler.add_job(
+            weekly_review, CronTrigger(day_of_week=self.settings.review_day, hour=self.settings.review_hour,
+                                       timezone=ZoneInfo(self.settings.timezone)),
+            id="weekly-review", replace_existing=True, misfire_grace_time=24 * 3600,
+        )
         if self.settings.run_scheduler:
             await self.renew()
             self._task = asyncio.create_task(self._keep_lease(), name="scheduler-lease")
@@ -265,4 +273,12 @@ async def follow_up_due(follow_up_id: int) -> None:
             subject=f"【回访提醒】{title}",
             body=f"纠纷“{title}”已达成调解协议，现到回访时间，请社区民警回访并在系统中记录回访结果。\n",
         )
+    context.after_queue()
+
+
+async def weekly_review() -> None:
+    """Build, keep and e-mail the review of the week that just ended (每周研判)."""
+    context = _require_context()
+    async with context.sessions() as db, db.begin():
+        await review.publish(db, context.settings, utcnow())
     context.after_queue()

@@ -31,6 +31,11 @@ class Settings:
     office_email: str = ""
     # Follow-up visits (回访) after an agreement, this many days later.
     follow_up_days: tuple[int, ...] = (7, 30)
+    # The weekly review (每周研判) is built on this day and hour (office time) for the week
+    # before, and e-mailed to these addresses (default: the office address).
+    review_day: str = "mon"
+    review_hour: int = 8
+    review_recipients: tuple[str, ...] = ()
     # Reminders go this many seconds before a session starts.
     reminder_offsets_s: tuple[int, ...] = (24 * 3600, 15 * 60)
     # The room opens this long before the start and closes this long after the end.

@@ -1,4 +1,4 @@
-"""Office pages beyond the daily work: the audit log (admins)."""
+"""Office pages beyond the daily work: weekly reviews, statistics, the audit log (admins)."""
 from __future__ import annotations
 
 from starlette.requests import Request
@@ -6,9 +6,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from audit import log
+from outcomes import review, statistics
 from server.api.audit import audit_filter
+from server.api.outcomes import statistics_range
 from server.auth import require_admin
-from server.http import transaction
+from server.http import path_id, transaction
 from web.pages import render
 from web.staff import local, login_first
 
@@ -26,6 +28,37 @@ async def audit_page(request: Request) -> Response:
                   tz=request.app.state.settings.timezone)
 
 
+async def reviews_page(request: Request) -> Response:
+    """The stored weekly reviews, and a button to build this week's now."""
+    if (redirect := login_first(request)) is not None:
+        return redirect
+    async with transaction(request) as db:
+        rows = await review.list_reviews(db)
+    return render(request, "staff/reviews.html", reviews=rows, timezone=request.app.state.settings.timezone)
+
+
+async def review_page(request: Request) -> Response:
+    """One weekly review (每周研判)."""
+    if (redirect := login_first(request)) is not None:
+        return redirect
+    async with transaction(request) as db:
+        data = await review.get(db, path_id(request))
+    return render(request, "staff/review.html", review=data, local=local, tz=request.app.state.settings.timezone)
+
+
+async def statistics_page(request: Request) -> Response:
+    """Figures over a date range, with the CSV download."""
+    if (redirect := login_first(request)) is not None:
+        return redirect
+    first, last = statistics_range(request)
+    async with transaction(request) as db:
+        figures = await statistics.statistics(db, *statistics.span(first, last, request.app.state.settings.timezone))
+    return render(request, "staff/statistics.html", figures=figures, first=first, last=last)
+
+
 routes = [
+    Route("/reviews", reviews_page),
+    Route("/reviews/{id}", review_page),
+    Route("/statistics", statistics_page),
     Route("/audit", audit_page),
 ]

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 from starlette.requests import Request
 from starlette.responses import Response
 
-from outcomes import service, statistics
-from outcomes.schemas import ConfirmIn, FollowUpIn, OutcomeIn
+from outcomes import review, service, statistics
+from outcomes.schemas import ConfirmIn, FollowUpIn, OutcomeIn, ReviewIn
 from scheduling import invites
 from server.auth import require_staff
 from server.database import utcnow
@@ -74,25 +74,53 @@ async def record_follow_up(request: Request) -> Response:
         return ok(await service.record_follow_up(db, follow_up_id, data, utcnow()))
 
 
-async def statistics_report(request: Request) -> Response:
-    """Figures for ?from=YYYY-MM-DD to ?to=YYYY-MM-DD (office time zone); ?format=csv for CSV."""
-    require_staff(request)
-    tz = ZoneInfo(request.app.state.settings.timezone)
-    today = utcnow().astimezone(tz).date()
+def statistics_range(request: Request) -> tuple[dt.date, dt.date]:
+    """?from= and ?to= (office dates, both included); default this month so far."""
+    today = utcnow().astimezone(ZoneInfo(request.app.state.settings.timezone)).date()
     first = query_param(request, "from", dt.date.fromisoformat, today.replace(day=1))
     last = query_param(request, "to", dt.date.fromisoformat, today)
     if last < first:
         raise Invalid("'to' must not be before 'from'", field="to")
+    return first, last
+
+
+async def statistics_report(request: Request) -> Response:
+    """Figures for ?from=YYYY-MM-DD to ?to=YYYY-MM-DD (office time zone); ?format=csv for CSV."""
+    require_staff(request)
+    first, last = statistics_range(request)
     async with transaction(request) as db:
-        figures = await statistics.statistics(
-            db, dt.datetime.combine(first, dt.time(), tz), dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tz)
-        )
+        figures = await statistics.statistics(db, *statistics.span(first, last, request.app.state.settings.timezone))
     if request.query_params.get("format") == "csv":
         return Response(
             "\ufeff" + statistics.to_csv(figures), media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="tiaojie-{first}-{last}.csv"'},
         )
     return ok(figures)
+
+
+async def list_reviews(request: Request) -> Response:
+    """Stored weekly reviews, newest first."""
+    require_staff(request)
+    async with transaction(request) as db:
+        return ok(await review.list_reviews(db))
+
+
+async def get_review(request: Request) -> Response:
+    """One weekly review."""
+    require_staff(request)
+    async with transaction(request) as db:
+        return ok(await review.get(db, path_id(request)))
+
+
+async def build_review(request: Request) -> Response:
+    """Build the review of a week now (for the review meeting); the weekly job also e-mails it."""
+    require_staff(request)
+    data = await read_json(request, ReviewIn)
+    settings = request.app.state.settings
+    now = utcnow()
+    week = review.week_of(data.week_of) if data.week_of else review.last_full_week(now, settings.timezone)
+    async with transaction(request) as db:
+        return ok(await review.store(db, await review.build(db, week, settings.timezone, now), now), 201)
 
 
 routes = [
@@ -103,4 +131,7 @@ routes = [
     ApiRoute("/api/join/{token}/agreement", confirm_agreement, methods=["POST"], body=ConfirmIn, tag="outcomes"),
     ApiRoute("/api/follow-ups", list_follow_ups, methods=["GET"], tag="outcomes"),
     ApiRoute("/api/follow-ups/{id}", record_follow_up, methods=["POST"], body=FollowUpIn, tag="outcomes"),
+    ApiRoute("/api/reviews", list_reviews, methods=["GET"], tag="reviews"),
+    ApiRoute("/api/reviews", build_review, methods=["POST"], body=ReviewIn, tag="reviews"),
+    ApiRoute("/api/reviews/{id}", get_review, methods=["GET"], tag="reviews"),
 ]

@@ -206,3 +206,12 @@ if (config.session_id) {
     });
   }
 }
+
+// ---------------------------------------------------------------- weekly review
+
+$("build-review")?.addEventListener("click", async () => {
+  try {
+    const review = await api("POST", "/api/reviews", { week_of: new Date().toLocaleDateString("sv-SE", { timeZone: config.timezone }) });
+    window.location.href = `/reviews/${review.id}`;
+  } catch (error) { report($("form-status"), error); }
+});

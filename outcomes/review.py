@@ -1,0 +1,228 @@
+"""The weekly dispute review (每周研判): what came in, what got worse, what was mediated, what is late.
+
+`build` reads one week (Monday to Sunday, office time) and returns plain data; `store` keeps it
+(one review per week, rebuilt in place); `as_text` is the e-mail version. Escalations come from
+the audit log, which holds every earlier value of a dispute's risk level and status.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from audit.models import AuditEntry
+from disputes.models import Dispute, Party
+from disputes.status import Status
+from experts.models import Office
+from outcomes.models import FollowUp, Outcome, WeeklyReview
+from scheduling import outbox
+from scheduling.models import MediationSession
+from server.config import Settings
+from server.database import iso_utc
+from server.errors import NotFound
+from server.vocabulary import label
+
+RISK_ORDER = {"low": 0, "medium": 1, "high": 2, "urgent": 3}
+OPEN = (Status.REGISTERED, Status.SCHEDULED, Status.IN_MEDIATION, Status.FAILED)
+REOPENED_FROM = (Status.RESOLVED, Status.FOLLOWED_UP, Status.FAILED, Status.REFERRED)
+
+
+def week_of(day: dt.date) -> dt.date:
+    """The Monday of the week that holds `day`."""
+    return day - dt.timedelta(days=day.weekday())
+
+
+def last_full_week(now: dt.datetime, timezone: str) -> dt.date:
+    """The Monday of the last week that has ended by `now` (office time)."""
+    return week_of(now.astimezone(ZoneInfo(timezone)).date()) - dt.timedelta(days=7)
+
+
+def _escalations(entries: list[AuditEntry]) -> dict[int, list[str]]:
+    """Dispute id -> reasons ("risk_raised", "reopened") from audit rows of dispute updates."""
+    found: dict[int, list[str]] = defaultdict(list)
+    for entry in entries:
+        before, after = entry.before or {}, entry.after or {}
+        if entry.entity_id is None:
+            continue
+        if RISK_ORDER.get(after.get("risk_level", ""), -1) > RISK_ORDER.get(before.get("risk_level", ""), 99):
+            found[entry.entity_id].append("risk_raised")
+        if after.get("status") == Status.REGISTERED and before.get("status") in REOPENED_FROM:
+            found[entry.entity_id].append("reopened")
+    return found
+
+
+async def _repeat_reports(db: AsyncSession, new: list[Dispute]) -> set[int]:
+    """New disputes with a party who was already in an earlier dispute (same name and phone)."""
+    if not new:
+        return set()
+    earlier: dict[tuple[str, str], dt.datetime] = {}
+    rows = await db.execute(
+        select(Party.name, Party.phone, Dispute.created_at).join(Dispute, Dispute.id == Party.dispute_id)
+        .where(Party.phone != "")
+    )
+    for name, phone, created in rows:
+        key = (name.strip(), phone.strip())
+        if key not in earlier or created < earlier[key]:
+            earlier[key] = created
+    return {
+        d.id for d in new
+        if any(p.phone and (p.name.strip(), p.phone.strip()) in earlier
+               and earlier[(p.name.strip(), p.phone.strip())] < d.created_at for p in d.parties)
+    }
+
+
+async def build(db: AsyncSession, week_start: dt.date, timezone: str, now: dt.datetime) -> dict[str, Any]:
+    """The review of the week starting on `week_start` (a Monday, office time)."""
+    tz = ZoneInfo(timezone)
+    first = dt.datetime.combine(week_start, dt.time(), tz)
+    last = first + dt.timedelta(days=7)
+    offices = {o.id: o.name for o in await db.scalars(select(Office))}
+
+    def office_of(dispute: Dispute) -> str:
+        return offices.get(dispute.office_id or 0, "")
+
+    def brief(dispute: Dispute) -> dict[str, Any]:
+        return {"dispute_id": dispute.id, "title": dispute.title, "dispute_type": dispute.dispute_type,
+                "risk_level": dispute.risk_level, "status": dispute.status, "office": office_of(dispute)}
+
+    new = list(await db.scalars(
+        select(Dispute).where(Dispute.created_at >= first, Dispute.created_at < last).order_by(Dispute.id)
+    ))
+    reasons = _escalations(list(await db.scalars(
+        select(AuditEntry).where(AuditEntry.entity == "disputes", AuditEntry.action == "update",
+                                 AuditEntry.at >= first, AuditEntry.at < last).order_by(AuditEntry.id)
+    )))
+    for dispute_id in await _repeat_reports(db, new):
+        reasons[dispute_id].append("repeat_report")
+    disputes = {d.id: d for d in await db.scalars(select(Dispute).where(Dispute.id.in_(list(reasons))))}
+    escalating = [{**brief(disputes[i]), "reasons": sorted(set(r))} for i, r in sorted(reasons.items()) if i in disputes]
+
+    held = (await db.execute(
+        select(MediationSession, Dispute, Outcome.kind)
+        .join(Dispute, Dispute.id == MediationSession.dispute_id)
+        .outerjoin(Outcome, Outcome.session_id == MediationSession.id)
+        .where(MediationSession.start >= first, MediationSession.start < last,
+               MediationSession.status != "cancelled", MediationSession.start < now)
+        .order_by(MediationSession.start)
+    )).all()
+    sessions = [{"session_id": s.id, "start": iso_utc(s.start), **brief(d), "outcome": kind or "not_recorded"}
+                for s, d, kind in held]
+
+    overdue = (await db.execute(
+        select(FollowUp, Dispute).join(Dispute, Dispute.id == FollowUp.dispute_id)
+        .where(FollowUp.status == "pending", FollowUp.due_at < now).order_by(FollowUp.due_at)
+    )).all()
+
+    # Early warnings: open high-risk disputes with no session booked, and every escalation.
+    open_high = list(await db.scalars(
+        select(Dispute).where(Dispute.status.in_([Status.REGISTERED, Status.FAILED]),
+                              Dispute.risk_level.in_(["high", "urgent"])).order_by(Dispute.id)
+    ))
+    warnings: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for dispute in open_high:
+        warnings[office_of(dispute)].append({**brief(dispute), "reasons": ["high_risk_unscheduled"]})
+    for item in escalating:
+        if disputes[item["dispute_id"]].status in OPEN:
+            listed = next((w for w in warnings[item["office"]] if w["dispute_id"] == item["dispute_id"]), None)
+            if listed is None:
+                warnings[item["office"]].append(dict(item))
+            else:
+                listed["reasons"] = sorted(set(listed["reasons"]) | set(item["reasons"]))
+
+    return {
+        "week_start": week_start.isoformat(), "week_end": (week_start + dt.timedelta(days=6)).isoformat(),
+        "generated_at": iso_utc(now),
+        "new_disputes": {
+            "count": len(new),
+            "by_type": dict(Counter(d.dispute_type for d in new)),
+            "by_risk": dict(Counter(d.risk_level for d in new)),
+            "items": [brief(d) for d in new],
+        },
+        "escalating": escalating,
+        "sessions": {"held": len(sessions), "by_outcome": dict(Counter(s["outcome"] for s in sessions)), "items": sessions},
+        "overdue_follow_ups": [
+            {"follow_up_id": f.id, "due_at": iso_utc(f.due_at), **brief(d)} for f, d in overdue
+        ],
+        "early_warnings": dict(warnings),
+    }
+
+
+async def store(db: AsyncSession, data: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """Keep a review; a week reviewed again replaces its earlier version (also under races)."""
+    week_start = dt.date.fromisoformat(data["week_start"])
+    dialect = db.bind.dialect.name if db.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(WeeklyReview).values(week_start=week_start, generated_at=now, data=data)
+    await db.execute(statement.on_conflict_do_update(
+        index_elements=["week_start"], set_={"generated_at": now, "data": data}
+    ))
+    review = await db.scalar(select(WeeklyReview).where(WeeklyReview.week_start == week_start)
+                             .execution_options(populate_existing=True))
+    assert review is not None
+    return view(review)
+
+
+async def publish(db: AsyncSession, settings: Settings, now: dt.datetime) -> dict[str, Any]:
+    """Build and keep the review of the last full week, and queue it by e-mail to the recipients."""
+    week = last_full_week(now, settings.timezone)
+    stored = await store(db, await build(db, week, settings.timezone, now), now)
+    text = as_text(stored, settings.office_name, f"{settings.base_url}/reviews/{stored['id']}")
+    for recipient in settings.review_recipients or (settings.office_email or settings.smtp_from,):
+        await outbox.queue(
+            db, key=f"weekly-review:{week}:{recipient}", session_id=None, kind="weekly_review", channel="email",
+            recipient=recipient, subject=f"【每周研判】{stored['week_start']} 至 {stored['week_end']}", body=text,
+        )
+    return stored
+
+
+def view(review: WeeklyReview) -> dict[str, Any]:
+    """A stored review with its id."""
+    return {"id": review.id, "generated_at": iso_utc(review.generated_at), **review.data}
+
+
+async def get(db: AsyncSession, review_id: int) -> dict[str, Any]:
+    """One stored review."""
+    review = await db.get(WeeklyReview, review_id)
+    if review is None:
+        raise NotFound(f"no weekly review with id {review_id}")
+    return view(review)
+
+
+async def list_reviews(db: AsyncSession, limit: int = 52) -> list[dict[str, Any]]:
+    """Stored reviews, newest week first, with their headline counts."""
+    rows = await db.scalars(select(WeeklyReview).order_by(WeeklyReview.week_start.desc()).limit(limit))
+    return [
+        {"id": r.id, "week_start": r.data["week_start"], "week_end": r.data["week_end"],
+         "generated_at": iso_utc(r.generated_at), "new_disputes": r.data["new_disputes"]["count"],
+         "escalating": len(r.data["escalating"]), "sessions_held": r.data["sessions"]["held"],
+         "overdue_follow_ups": len(r.data["overdue_follow_ups"]),
+         "early_warnings": sum(len(items) for items in r.data["early_warnings"].values())}
+        for r in rows
+    ]
+
+
+def as_text(data: dict[str, Any], office: str, link: str) -> str:
+    """The review as a plain-text e-mail (Chinese, for the office's recipients)."""
+    new = data["new_disputes"]
+    lines = [
+        f"{office} 每周矛盾纠纷研判（{data['week_start']} 至 {data['week_end']}）", "",
+        f"一、新登记纠纷 {new['count']} 件。",
+        *(f"    {label(kind)}：{n} 件" for kind, n in sorted(new["by_type"].items())),
+        *(f"    风险等级 {label(level)}：{n} 件" for level, n in sorted(new["by_risk"].items(), key=lambda i: RISK_ORDER.get(i[0], 9))),
+        f"二、升级或反复的纠纷 {len(data['escalating'])} 件。",
+        *(f"    #{e['dispute_id']} {e['title']}：{'、'.join(label(r) for r in e['reasons'])}" for e in data["escalating"]),
+        f"三、本周开展远程调解 {data['sessions']['held']} 场。",
+        *(f"    {label(kind)}：{n} 场" for kind, n in sorted(data["sessions"]["by_outcome"].items())),
+        f"四、逾期未回访 {len(data['overdue_follow_ups'])} 件。",
+        *(f"    #{f['dispute_id']} {f['title']}（应于 {f['due_at'][:10]} 回访）" for f in data["overdue_follow_ups"]),
+        "五、预警事项：",
+        *(f"    {office_name or '未分配警务室'}：#{w['dispute_id']} {w['title']}（{'、'.join(label(r) for r in w['reasons'])}）"
+          for office_name, items in sorted(data["early_warnings"].items()) for w in items),
+        "", f"详情：{link}", "",
+    ]
+    return "\n".join(lines)
