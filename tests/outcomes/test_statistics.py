@@ -8,13 +8,21 @@ from typing import Any
 
 import httpx
 
+from experts.models import Office
 from scheduling.room_record import write_event
-from tests.conftest import Running
+from server.accounts import create_staff
+from tests.conftest import STAFF_PASSWORD, Running, log_in
 from tests.scheduling.conftest import booking, next_monday
 
 
 async def test_statistics_match_the_test_data(running: Running, staff_client: httpx.AsyncClient, pool: dict[str, Any]) -> None:
-    family = (await staff_client.post("/api/disputes", json={
+    async with running.app.state.db_sessions() as db, db.begin():
+        office = Office(name="梓山湖警务室")
+        db.add(office)
+        await db.flush()
+        await create_staff(db, "zishan", STAFF_PASSWORD, office_id=office.id)
+    zishan = await log_in(running, "zishan")  # disputes are registered in their staff member's office
+    family = (await zishan.post("/api/disputes", json={
         "title": "老年夫妻家庭矛盾", "dispute_type": "family", "parties": [{"name": "王德福", "side": "applicant"}]})).json()
     first = (await staff_client.post("/api/sessions", json=booking(pool, next_monday(10)))).json()
     officer = pool["experts"]["legal_officer"][1]
@@ -34,6 +42,10 @@ async def test_statistics_match_the_test_data(running: Running, staff_client: ht
         "animals": {"registered": 1, "mediated": 1, "resolved": 1},
         "family": {"registered": 1, "mediated": 1, "resolved": 0},
     }
+    assert figures["by_office"] == {
+        "": {"registered": 1, "mediated": 1, "resolved": 1},
+        "梓山湖警务室": {"registered": 1, "mediated": 1, "resolved": 0},
+    }
     # Invited: 3 experts + 2 parties in the first session, 1 expert + 1 party in the second; one joined.
     assert figures["no_show_rate"] == round(6 / 7, 4)
     experts = {e["expert_id"]: e for e in figures["by_expert"]}
@@ -52,6 +64,11 @@ async def test_statistics_match_the_test_data(running: Running, staff_client: ht
     assert rows[0] == ["measure", "key", "registered", "mediated", "resolved", "value"]
     assert ["resolution_rate", "", "", "", "", "0.5"] in rows
     assert ["by_type", "family", "1", "1", "0", ""] in rows
+
+    page = await staff_client.get("/statistics")
+    assert page.status_code == 200
+    assert '<dd id="resolution-rate">50.0%</dd>' in page.text and "梓山湖警务室" in page.text and officer["name"] in page.text
+    assert (await staff_client.get("/statistics?from=2026-02-01&to=2026-01-01")).status_code == 422
 
     empty = (await staff_client.get("/api/statistics?from=2020-01-01&to=2020-01-31")).json()
     assert empty["registered"] == 0 and empty["resolution_rate"] is None
