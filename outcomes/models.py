@@ -71,3 +71,15 @@ class WeeklyReview(Base):
     week_start: Mapped[dt.date] = mapped_column(Date, unique=True)  # the Monday, office time
     generated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AgreementTemplate(Base):
+    """The office's own starting text of an agreement's terms for one dispute type."""
+
+    __tablename__ = "agreement_templates"
+    __audited__ = True  # changes go to the audit log (audit/log.py)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dispute_type: Mapped[str] = mapped_column(String(32), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -38,8 +38,10 @@ class OutcomeIn(_Strict):
     def _complete(self) -> "OutcomeIn":
         if self.kind == Kind.AGREEMENT and not self.terms:
             raise ValueError("an agreement needs its terms")
-        if self.kind == Kind.REFERRED and self.referral_to is None:
-            raise ValueError("a referral says where to (referral_to)")
+        if self.kind == Kind.REFERRED and (self.referral_to is None or not self.referral_reason):
+            raise ValueError("a referral says where to (referral_to) and why (referral_reason)")
+        if self.referral_to is not None and self.kind not in (Kind.REFERRED, Kind.NO_AGREEMENT):
+            raise ValueError("only a failed mediation is referred (kind referred or no_agreement)")
         return self
 
 
@@ -72,3 +74,9 @@ class ReviewIn(_Strict):
     """Build (or rebuild) the weekly review of the week holding this date; default the last full week."""
 
     week_of: dt.date | None = None
+
+
+class TemplateIn(_Strict):
+    """The office's own text of an agreement template."""
+
+    body: str = Field(min_length=1, max_length=8000)

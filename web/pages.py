@@ -26,14 +26,19 @@ _templates = Environment(
 )
 
 
-def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """A page in the request's language, with the helpers every template uses."""
+def render_text(request: Request, template: str, **context: Any) -> str:
+    """A template rendered in the request's language, with the helpers every template uses."""
     lang = language(request)
-    page = _templates.get_template(template).render(
+    return _templates.get_template(template).render(
         request=request, lang=lang, t=translator(lang), label=vocabulary_label(lang),
         csrf_token=csrf_token(request), staff=current_staff(request), **context,
     )
-    response = HTMLResponse(page, status_code=status_code)
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """A page in the request's language."""
+    lang = language(request)
+    response = HTMLResponse(render_text(request, template, **context), status_code=status_code)
     if request.query_params.get("lang") == lang:
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
     return response

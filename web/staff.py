@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import segno
@@ -20,11 +21,13 @@ from experts import service as experts
 from outcomes import service as outcomes
 from scheduling import bookings, calendar, invites, notify, outbox
 from server.api.sessions import with_links
-from server.auth import current_staff
+from server.auth import current_staff, require_staff
 from server.database import utcnow
+from server.errors import NotFound
 from server.http import path_id, transaction
 from server.vocabulary import DisputeType, RiskLevel, Role
-from web.pages import render
+from web.pages import render, render_text
+from web.pdf import html_to_pdf
 
 
 def login_first(request: Request) -> Response | None:
@@ -113,30 +116,49 @@ async def session_page(request: Request) -> Response:
                   tz=request.app.state.settings.timezone, local=local)
 
 
-async def agreement_page(request: Request, token: str | None = None) -> Response:
-    """The printable people's mediation agreement (人民调解协议书) of a session."""
+async def _agreement(request: Request, token: str | None) -> dict[str, Any]:
+    """What the agreement shows: the outcome, the dispute and its parties, the panel."""
     settings = request.app.state.settings
     async with transaction(request) as db:
         if token is None:
-            if (redirect := login_first(request)) is not None:
-                return redirect
+            require_staff(request)
             session = await bookings.load_session(db, path_id(request))
         else:
             session, _ = await invites.open_invite(db, request.app.state.tokens, token)
         outcome = await outcomes.view(db, await outcomes.for_session(db, session.id))
+        if outcome["kind"] != "agreement":
+            raise NotFound("this session did not end in an agreement")
         dispute = await disputes.get_dispute(db, session.dispute_id)
         panel = notify.panel_line(session)
     tz = settings.timezone
-    return render(
-        request, "agreement.html", outcome=outcome, dispute=dispute, panel=panel, token=token,
-        office=settings.office_name, year=utcnow().astimezone(ZoneInfo(tz)).year,
-        local=lambda value, fmt="%Y-%m-%d %H:%M": local(value, tz, fmt),
-    )
+    return {
+        "outcome": outcome, "dispute": dispute, "panel": panel, "token": token, "office": settings.office_name,
+        "year": dt.datetime.fromisoformat(outcome["recorded_at"]).astimezone(ZoneInfo(tz)).year,
+        "local": lambda value, fmt="%Y-%m-%d %H:%M": local(value, tz, fmt),
+        "pdf_url": f"/join/{token}/agreement.pdf" if token else f"/sessions/{session.id}/agreement.pdf",
+    }
+
+
+async def agreement_page(request: Request) -> Response:
+    """The printable people's mediation agreement (人民调解协议书) of a session, for staff."""
+    if (redirect := login_first(request)) is not None:
+        return redirect
+    return render(request, "agreement.html", **await _agreement(request, None))
 
 
 async def party_agreement_page(request: Request) -> Response:
     """A party reads and confirms the agreement from their own link."""
-    return await agreement_page(request, token=request.path_params["token"])
+    return render(request, "agreement.html", **await _agreement(request, request.path_params["token"]))
+
+
+async def agreement_pdf(request: Request) -> Response:
+    """The agreement as a PDF (staff, or a participant by their link)."""
+    context = await _agreement(request, request.path_params.get("token"))
+    pdf = await html_to_pdf(render_text(request, "agreement_pdf.html", **context))
+    name = quote(f"人民调解协议书-{context['outcome']['session_id']}.pdf")
+    return Response(pdf, media_type="application/pdf", headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{name}", "Cache-Control": "private, no-store",
+    })
 
 
 async def expert_pool(request: Request) -> Response:
@@ -156,6 +178,8 @@ routes = [
     Route("/disputes/{id}/book", book_page),
     Route("/sessions/{id}", session_page),
     Route("/sessions/{id}/agreement", agreement_page),
+    Route("/sessions/{id}/agreement.pdf", agreement_pdf),
     Route("/join/{token}/agreement", party_agreement_page),
+    Route("/join/{token}/agreement.pdf", agreement_pdf),
     Route("/experts", expert_pool),
 ]

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 from starlette.requests import Request
 from starlette.responses import Response
 
-from outcomes import review, service, statistics
-from outcomes.schemas import ConfirmIn, FollowUpIn, OutcomeIn, ReviewIn
+from outcomes import agreements, review, service, statistics
+from outcomes.schemas import ConfirmIn, FollowUpIn, OutcomeIn, ReviewIn, TemplateIn
 from scheduling import invites
 from server.auth import require_staff
 from server.database import utcnow
@@ -123,6 +123,36 @@ async def build_review(request: Request) -> Response:
         return ok(await review.store(db, await review.build(db, week, settings.timezone, now), now), 201)
 
 
+async def list_templates(request: Request) -> Response:
+    """The agreement template of every dispute type."""
+    require_staff(request)
+    async with transaction(request) as db:
+        return ok(await agreements.list_templates(db))
+
+
+async def save_template(request: Request) -> Response:
+    """Replace a dispute type's agreement template with the office's own text."""
+    require_staff(request)
+    data = await read_json(request, TemplateIn)
+    async with transaction(request) as db:
+        return ok(await agreements.save(db, request.path_params["type"], data.body))
+
+
+async def reset_template(request: Request) -> Response:
+    """Go back to the built-in agreement template of a dispute type."""
+    require_staff(request)
+    async with transaction(request) as db:
+        return ok(await agreements.reset(db, request.path_params["type"]))
+
+
+async def agreement_draft(request: Request) -> Response:
+    """The terms to start from: the session's dispute type template with names filled in."""
+    require_staff(request)
+    session_id = path_id(request)
+    async with transaction(request) as db:
+        return ok(await agreements.draft(db, session_id, request.app.state.settings.timezone))
+
+
 routes = [
     ApiRoute("/api/statistics", statistics_report, methods=["GET"], tag="outcomes"),
     ApiRoute("/api/sessions/{id}/outcome", record_outcome, methods=["POST"], body=OutcomeIn, tag="outcomes"),
@@ -131,6 +161,10 @@ routes = [
     ApiRoute("/api/join/{token}/agreement", confirm_agreement, methods=["POST"], body=ConfirmIn, tag="outcomes"),
     ApiRoute("/api/follow-ups", list_follow_ups, methods=["GET"], tag="outcomes"),
     ApiRoute("/api/follow-ups/{id}", record_follow_up, methods=["POST"], body=FollowUpIn, tag="outcomes"),
+    ApiRoute("/api/sessions/{id}/agreement-draft", agreement_draft, methods=["GET"], tag="outcomes"),
+    ApiRoute("/api/agreement-templates", list_templates, methods=["GET"], tag="outcomes"),
+    ApiRoute("/api/agreement-templates/{type}", save_template, methods=["PUT"], body=TemplateIn, tag="outcomes"),
+    ApiRoute("/api/agreement-templates/{type}", reset_template, methods=["DELETE"], tag="outcomes"),
     ApiRoute("/api/reviews", list_reviews, methods=["GET"], tag="reviews"),
     ApiRoute("/api/reviews", build_review, methods=["POST"], body=ReviewIn, tag="reviews"),
     ApiRoute("/api/reviews/{id}", get_review, methods=["GET"], tag="reviews"),

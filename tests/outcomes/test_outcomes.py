@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 from typing import Any
 
 import httpx
+from pypdf import PdfReader
 from itsdangerous import URLSafeSerializer
 
 from tests.conftest import Running
@@ -80,11 +82,25 @@ async def test_failed_and_referred_outcomes(staff_client: httpx.AsyncClient, poo
     session = (await staff_client.post("/api/sessions", json=booking(pool, next_monday(10)))).json()
     missing = await staff_client.post(f"/api/sessions/{session['id']}/outcome", json={"kind": "referred"})
     assert missing.status_code == 422
+    no_reason = await staff_client.post(f"/api/sessions/{session['id']}/outcome", json={"kind": "referred", "referral_to": "court"})
+    assert no_reason.status_code == 422 and "referral_reason" in no_reason.json()["error"]
+    wrong_kind = await staff_client.post(f"/api/sessions/{session['id']}/outcome", json={
+        "kind": "agreement", "terms": "x", "referral_to": "court"})
+    assert wrong_kind.status_code == 422
     referred = await staff_client.post(f"/api/sessions/{session['id']}/outcome", json={
         "kind": "referred", "referral_to": "court", "referral_reason": "涉及人身伤害赔偿，建议诉讼"})
     assert referred.status_code == 201 and referred.json()["follow_ups"] == []
     assert (await staff_client.get(f"/api/disputes/{pool['dispute']['id']}")).json()["status"] == "referred"
     assert (await staff_client.post("/api/sessions/9999/outcome", json={"kind": "no_agreement"})).status_code == 404
+
+    # A failed mediation may be passed on too (to the 12345 hotline here), with its reason.
+    property_dispute = (await staff_client.post("/api/disputes", json={
+        "title": "物业费纠纷", "dispute_type": "property", "parties": [{"name": "黄志明", "side": "applicant"}]})).json()
+    other = (await staff_client.post("/api/sessions", json=booking(pool, next_monday(15), dispute_id=property_dispute["id"]))).json()
+    failed = await staff_client.post(f"/api/sessions/{other['id']}/outcome", json={
+        "kind": "no_agreement", "summary": "双方分歧较大", "referral_to": "hotline_12345", "referral_reason": "涉及物业管理，转 12345 热线"})
+    assert failed.status_code == 201 and failed.json()["referral_to"] == "hotline_12345"
+    assert (await staff_client.get(f"/api/sessions/{other['id']}/outcome")).json()["referral_reason"] == "涉及物业管理，转 12345 热线"
 
 
 async def test_printable_agreement_pages(running: Running, staff_client: httpx.AsyncClient, pool: dict[str, Any]) -> None:
@@ -98,3 +114,34 @@ async def test_printable_agreement_pages(running: Running, staff_client: httpx.A
     party_page = await running.client().get(f"/join/{token_of(session, 'party')}/agreement")
     assert party_page.status_code == 200 and 'id="confirm-form"' in party_page.text
     assert (await running.client().get("/join/garbage/agreement")).status_code == 401
+
+    pdf = await staff_client.get(f"/sessions/{session['id']}/agreement.pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF-")
+    text = "".join("".join(page.extract_text().split()) for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    for expected in ("人民调解协议书", "张建军", "李秀兰", "双方互相道歉", "司法确认", "法制民警"):
+        assert expected in text, expected
+    party_pdf = await running.client().get(f"/join/{token_of(session, 'party')}/agreement.pdf")
+    assert party_pdf.status_code == 200 and party_pdf.content.startswith(b"%PDF-")
+    assert (await running.client().get(f"/sessions/{session['id']}/agreement.pdf")).status_code == 401
+
+
+async def test_agreement_templates_per_dispute_type(staff_client: httpx.AsyncClient, pool: dict[str, Any]) -> None:
+    templates = {t["dispute_type"]: t for t in (await staff_client.get("/api/agreement-templates")).json()}
+    assert len(templates) == 10 and not templates["animals"]["custom"] and "宠物" in templates["animals"]["body"]
+    session = (await staff_client.post("/api/sessions", json=booking(pool, next_monday(10)))).json()
+    draft = (await staff_client.get(f"/api/sessions/{session['id']}/agreement-draft")).json()
+    assert draft["dispute_type"] == "animals"
+    assert "李秀兰于十日内为所养宠物办理登记" in draft["terms"] and "张建军医疗等费用" in draft["terms"]
+    assert "{" not in draft["terms"] and "二、" in draft["terms"] and "三、本协议履行完毕后" in draft["terms"]
+
+    own = "一、{被申请人}每日遛狗必须拴绳，并向{申请人}赔礼道歉。\n二、（金额）元于{日期}前付清。"
+    saved = await staff_client.put("/api/agreement-templates/animals", json={"body": own})
+    assert saved.status_code == 200 and saved.json()["custom"] is True
+    draft = (await staff_client.get(f"/api/sessions/{session['id']}/agreement-draft")).json()
+    day = next_monday(10)
+    assert draft["terms"] == f"一、李秀兰每日遛狗必须拴绳，并向张建军赔礼道歉。\n二、（金额）元于{day.year}年{day.month}月{day.day}日前付清。"
+    assert (await staff_client.put("/api/agreement-templates/animals", json={"body": ""})).status_code == 422
+    assert (await staff_client.put("/api/agreement-templates/spaceships", json={"body": "x"})).status_code == 404
+    reset = await staff_client.delete("/api/agreement-templates/animals")
+    assert reset.json()["custom"] is False and reset.json()["body"] == templates["animals"]["body"]
+    assert (await staff_client.get("/api/sessions/9999/agreement-draft")).status_code == 404
