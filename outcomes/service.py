@@ -12,7 +12,7 @@ from disputes.status import Status, check_move
 from outcomes.models import Confirmation, FollowUp, Outcome
 from outcomes.schemas import ConfirmIn, FollowUpIn, Kind, OutcomeIn
 from scheduling.models import MediationSession, Participant
-from server.database import iso_utc
+from server.database import iso_utc, utcnow
 from server.errors import Conflict, Forbidden, Invalid, NotFound
 
 DISPUTE_AFTER = {
@@ -111,15 +111,20 @@ async def confirm(
 def follow_up_view(f: FollowUp) -> dict[str, Any]:
     """The view of a follow-up."""
     return {"id": f.id, "dispute_id": f.dispute_id, "due_at": iso_utc(f.due_at), "status": f.status,
-            "note": f.note, "done_at": iso_utc(f.done_at)}
+            "note": f.note, "done_at": iso_utc(f.done_at), "overdue": f.status == "pending" and f.due_at < utcnow()}
 
 
-async def follow_ups(db: AsyncSession, *, overdue_at: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Follow-ups, soonest first; with overdue_at, only pending ones due before it."""
-    query = select(FollowUp).order_by(FollowUp.due_at)
+async def follow_ups(
+    db: AsyncSession, *, overdue_at: dt.datetime | None = None, pending: bool = False,
+) -> list[dict[str, Any]]:
+    """Follow-ups with their dispute's title, soonest first; with overdue_at, only pending ones
+    due before it; with pending, only those not yet done."""
+    query = select(FollowUp, Dispute.title).join(Dispute, Dispute.id == FollowUp.dispute_id).order_by(FollowUp.due_at)
     if overdue_at is not None:
         query = query.where(FollowUp.status == "pending", FollowUp.due_at < overdue_at)
-    return [follow_up_view(f) for f in await db.scalars(query)]
+    if pending:
+        query = query.where(FollowUp.status == "pending")
+    return [{**follow_up_view(f), "title": title} for f, title in await db.execute(query)]
 
 
 async def record_follow_up(db: AsyncSession, follow_up_id: int, data: FollowUpIn, now: dt.datetime) -> dict[str, Any]:

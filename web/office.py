@@ -1,4 +1,5 @@
-"""Office pages beyond the daily work: weekly reviews, statistics, the audit log (admins)."""
+"""Office pages beyond the daily work: follow-ups, agreement templates, weekly reviews,
+statistics, the audit log (admins)."""
 from __future__ import annotations
 
 from starlette.requests import Request
@@ -6,7 +7,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from audit import log
-from outcomes import review, statistics
+from outcomes import agreements, review, statistics
+from outcomes import service as outcomes
 from server.api.audit import audit_filter
 from server.api.outcomes import statistics_range
 from server.auth import require_admin
@@ -56,7 +58,27 @@ async def statistics_page(request: Request) -> Response:
     return render(request, "staff/statistics.html", figures=figures, first=first, last=last)
 
 
+async def follow_ups_page(request: Request) -> Response:
+    """Follow-up visits still to do, overdue first in line (soonest due first)."""
+    if (redirect := login_first(request)) is not None:
+        return redirect
+    async with transaction(request) as db:
+        rows = await outcomes.follow_ups(db, pending=True)
+    return render(request, "staff/follow_ups.html", follow_ups=rows, local=local, tz=request.app.state.settings.timezone)
+
+
+async def templates_page(request: Request) -> Response:
+    """The agreement templates of every dispute type, for the office to edit."""
+    if (redirect := login_first(request)) is not None:
+        return redirect
+    async with transaction(request) as db:
+        rows = await agreements.list_templates(db)
+    return render(request, "staff/agreement_templates.html", templates=rows)
+
+
 routes = [
+    Route("/follow-ups", follow_ups_page),
+    Route("/agreement-templates", templates_page),
     Route("/reviews", reviews_page),
     Route("/reviews/{id}", review_page),
     Route("/statistics", statistics_page),

@@ -110,9 +110,13 @@ async def session_page(request: Request) -> Response:
         view = with_links(request, session)
         dispute = await disputes.get_dispute(db, session.dispute_id)
         messages = await outbox.list_messages(db, session_id=session.id)
+        try:
+            outcome: dict[str, Any] | None = await outcomes.view(db, await outcomes.for_session(db, session.id))
+        except NotFound:
+            outcome = None
     qr = {p["id"]: segno.make(p["join_url"], error="m").svg_inline(scale=3, title=p["display_name"])
           for p in view["participants"] if p["kind"] in ("party", "onsite")}
-    return render(request, "staff/session.html", tz_offset=utc_offset(request.app.state.settings.timezone), session=view, dispute=dispute, messages=messages, qr=qr,
+    return render(request, "staff/session.html", tz_offset=utc_offset(request.app.state.settings.timezone), session=view, dispute=dispute, messages=messages, qr=qr, outcome=outcome,
                   tz=request.app.state.settings.timezone, local=local)
 
 

@@ -5,7 +5,9 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.conftest import STAFF_PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -23,6 +25,17 @@ async def browser() -> AsyncIterator[Browser]:
         instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield instance
         await instance.close()
+
+
+async def staff_page(browser: Browser, base: str) -> Page:
+    """A new page logged in through the login form as the fixtures' staff member."""
+    page = await browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    await page.goto(f"{base}/login")
+    await page.fill("#username", "staff1")
+    await page.fill("#password", STAFF_PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base}/")
+    return page
 
 
 async def videos_playing(page: Any, count: int) -> bool:

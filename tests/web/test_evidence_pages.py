@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from playwright.async_api import Browser
 
-from tests.conftest import STAFF_PASSWORD, Live
-from tests.web.conftest import ARTIFACTS
+from tests.conftest import Live
+from tests.web.conftest import ARTIFACTS, staff_page
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -27,12 +27,7 @@ async def test_party_uploads_and_staff_share(browser: Browser, live: Live) -> No
     await other.goto(f"{live.base}/join/{live.token('party', 1)}")
     await other.wait_for_selector("#evidence-list:has-text('暂无材料')")
 
-    staff = await browser.new_page(locale="zh-CN")
-    await staff.goto(f"{live.base}/login")
-    await staff.fill("#username", "staff1")
-    await staff.fill("#password", STAFF_PASSWORD)
-    await staff.click("button[type=submit]")
-    await staff.wait_for_url(f"{live.base}/")
+    staff = await staff_page(browser, live.base)
     await staff.goto(f"{live.base}/disputes/{live.session['dispute_id']}")
     await staff.click("#evidence-list button:has-text('共享给双方')")
     await staff.wait_for_selector("#evidence-list:has-text('已共享给双方')")

@@ -215,3 +215,68 @@ $("build-review")?.addEventListener("click", async () => {
     window.location.href = `/reviews/${review.id}`;
   } catch (error) { report($("form-status"), error); }
 });
+
+// ---------------------------------------------------------------- outcome of a session
+
+const outcomeForm = $("outcome-form");
+if (outcomeForm) {
+  const kind = $("outcome-kind");
+  const terms = $("outcome-terms");
+  const useTemplate = async () => {
+    const draft = await api("GET", `/api/sessions/${config.session_id}/agreement-draft`);
+    terms.value = draft.terms;
+  };
+  const showFields = () => {
+    $("terms-box").hidden = kind.value !== "agreement";
+    $("referral-box").hidden = !["referred", "no_agreement"].includes(kind.value);
+    if (kind.value === "agreement" && !terms.value) useTemplate().catch((error) => report($("outcome-status"), error));
+  };
+  kind.addEventListener("change", showFields);
+  $("use-template").addEventListener("click", () => useTemplate().catch((error) => report($("outcome-status"), error)));
+  showFields();
+  outcomeForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = { kind: kind.value, summary: $("outcome-summary").value };
+    if (kind.value === "agreement") body.terms = terms.value;
+    if (!$("referral-box").hidden && $("referral-to").value) {
+      body.referral_to = $("referral-to").value;
+      body.referral_reason = $("referral-reason").value;
+    }
+    try {
+      await api("POST", `/api/sessions/${config.session_id}/outcome`, body);
+      window.location.reload();
+    } catch (error) { report($("outcome-status"), error); }
+  });
+}
+
+// ---------------------------------------------------------------- follow-up visits
+
+for (const button of document.querySelectorAll("button.follow-up")) {
+  button.addEventListener("click", async () => {
+    const item = button.closest("[data-follow-up]");
+    const note = item.querySelector(".follow-up-note").value;
+    try {
+      await api("POST", `/api/follow-ups/${item.dataset.followUp}`, { result: button.dataset.result, note });
+      window.location.reload();
+    } catch (error) { report($("session-status"), error); }
+  });
+}
+
+// ---------------------------------------------------------------- agreement templates
+
+for (const form of document.querySelectorAll("form.template-form")) {
+  const status = form.querySelector(".template-status");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await api("PUT", `/api/agreement-templates/${form.dataset.type}`, { body: form.querySelector("textarea").value });
+      window.location.reload();
+    } catch (error) { report(status, error); }
+  });
+  form.querySelector(".reset-template")?.addEventListener("click", async () => {
+    try {
+      await api("DELETE", `/api/agreement-templates/${form.dataset.type}`);
+      window.location.reload();
+    } catch (error) { report(status, error); }
+  });
+}

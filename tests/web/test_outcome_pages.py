@@ -1,0 +1,53 @@
+"""Outcomes in real Chromium: the host records an agreement from its template, both parties
+confirm from their links, the follow-up visit is recorded, the office edits a template."""
+from __future__ import annotations
+
+from playwright.async_api import Browser
+
+from tests.conftest import Live
+from tests.web.conftest import ARTIFACTS, staff_page
+
+
+async def test_agreement_confirmed_and_followed_up_through_the_pages(browser: Browser, live: Live) -> None:
+    staff = await staff_page(browser, live.base)
+    await staff.goto(f"{live.base}/agreement-templates")
+    await staff.fill("#template-animals", "一、{被申请人}遛狗拴绳，并向{申请人}赔礼道歉。")
+    await staff.click("form[data-type=animals] button[type=submit]")
+    await staff.wait_for_selector("form[data-type=animals] .tag")  # now the office's own
+
+    session_id = live.session["id"]
+    await staff.goto(f"{live.base}/sessions/{session_id}")
+    await staff.wait_for_function("document.getElementById('outcome-terms').value.includes('李秀兰遛狗拴绳')")
+    assert await staff.input_value("#outcome-terms") == "一、李秀兰遛狗拴绳，并向张建军赔礼道歉。"
+    await staff.fill("#outcome-summary", "经专家团调解，双方和解。")
+    await staff.click("#outcome-form button[type=submit]")
+    await staff.wait_for_selector("#outcome")
+    assert "等待当事人" in await staff.inner_text("#agreement-state")
+    assert await staff.locator(".follow-ups li[data-follow-up]").count() == 2
+
+    for n, name in enumerate(("张建军", "李秀兰")):
+        party = await browser.new_page(locale="zh-CN")
+        await party.goto(f"{live.base}/join/{live.token('party', n)}/agreement")
+        assert "赔礼道歉" in await party.inner_text(".terms")
+        await party.fill("#typed-name", "别人" if n == 0 else name)
+        await party.check("#agree")
+        await party.click("#confirm-form button[type=submit]")
+        if n == 0:  # a wrong name is refused on the page, then corrected
+            await party.wait_for_selector("#confirm-status:has-text('type your name')")
+            await party.fill("#typed-name", name)
+            await party.click("#confirm-form button[type=submit]")
+        await party.wait_for_selector(f"text={name}：已于")
+        await party.close()
+
+    await staff.reload()
+    assert "已生效" in await staff.inner_text("#agreement-state")
+    await staff.screenshot(path=str(ARTIFACTS / "staff-outcome.png"), full_page=True)
+
+    await staff.goto(f"{live.base}/follow-ups")
+    first = staff.locator("li[data-follow-up]").first
+    await first.locator(".follow-up-note").fill("双方相处融洽")
+    await first.locator("button[data-result=kept]").click()
+    await staff.wait_for_function("document.querySelectorAll('li[data-follow-up]').length === 1")
+    dispute = (await live.staff.get(f"/api/disputes/{live.session['dispute_id']}")).json()
+    assert dispute["status"] == "followed_up"
+    await staff.close()
