@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -107,7 +107,8 @@ async def build(db: AsyncSession, week_start: dt.date, timezone: str, now: dt.da
         .join(Dispute, Dispute.id == MediationSession.dispute_id)
         .outerjoin(Outcome, Outcome.session_id == MediationSession.id)
         .where(MediationSession.start >= first, MediationSession.start < last,
-               MediationSession.status != "cancelled", MediationSession.start < now)
+               MediationSession.status != "cancelled",
+               or_(MediationSession.start < now, MediationSession.status == "ended", Outcome.id.is_not(None)))
         .order_by(MediationSession.start)
     )).all()
     sessions = [{"session_id": s.id, "start": iso_utc(s.start), **brief(d), "outcome": kind or "not_recorded"}
