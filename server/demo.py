@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from disputes.models import Dispute, Party
 from experts.models import DateOverride, Expert, Office, WeeklyWindow
 from server.accounts import create_staff
+from server.demo_history import build_reviews, load_history
 
 OFFICE_NAME = "金山警务室"
 TZ = ZoneInfo("Asia/Shanghai")
@@ -107,6 +108,7 @@ async def load_demo(db: AsyncSession, *, today: dt.date | None = None) -> str | 
     office = Office(name=OFFICE_NAME, timezone="Asia/Shanghai")
     db.add(office)
     await db.flush()
+    pool: list[Expert] = []
     for index, (name, role, org, specialties, languages, windows) in enumerate(EXPERTS):
         expert = Expert(
             office_id=office.id, name=name, role=role, organisation=org,
@@ -120,6 +122,9 @@ async def load_demo(db: AsyncSession, *, today: dt.date | None = None) -> str | 
         if index % 5 == 0:  # some experts are on leave one day next week
             expert.overrides = [DateOverride(date=today + dt.timedelta(days=7), note="请假")]
         db.add(expert)
+        pool.append(expert)
+    await db.flush()
+    await load_history(db, today, office, pool, "金山警务室值班民警")
     for spec in DISPUTES:
         created = dt.datetime.combine(today, dt.time(10), TZ) - dt.timedelta(days=int(spec["days_ago"]))  # type: ignore[call-overload]
         dispute = Dispute(
@@ -128,6 +133,7 @@ async def load_demo(db: AsyncSession, *, today: dt.date | None = None) -> str | 
         )
         dispute.parties = [Party(name=n, side=s, phone=p) for n, s, p in spec["parties"]]  # type: ignore[attr-defined]
         db.add(dispute)
+    await build_reviews(db, today, "Asia/Shanghai")
     password = secrets.token_urlsafe(9)
     await create_staff(db, "admin", password, role="admin", display_name="金山警务室值班民警", office_id=office.id)
     return password

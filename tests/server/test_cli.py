@@ -75,7 +75,7 @@ def test_serve_demo_answers_healthz_login_and_api(tmp_path: Path) -> None:
             assert len(experts) == 20
             assert {e["role"] for e in experts} == {"legal_officer", "lawyer", "retired_cadre", "governance_specialist", "counsellor", "mediator"}
             disputes = client.get("/api/disputes").json()
-            assert len(disputes) == 6 and {d["risk_level"] for d in disputes} == {"low", "medium", "high", "urgent"}
+            assert len(disputes) == 15 and {d["risk_level"] for d in disputes} == {"low", "medium", "high", "urgent"}
     finally:
         process.terminate()
         process.wait(timeout=15)
