@@ -64,11 +64,13 @@ async def statistics(db: AsyncSession, first: dt.datetime, last: dt.datetime) ->
         if person.kind == "expert" and person.status in ("invited", "accepted") and person.expert_id is not None:
             entry = by_expert.setdefault(str(person.expert_id), {
                 "expert_id": person.expert_id, "name": person.display_name, "role": person.role,
-                "sessions": 0, "hours": 0.0, "agreements": 0,
+                "sessions": 0, "hours": 0.0, "agreements": 0, "outcomes": {},
             })
+            kind = outcome_of[person.session_id]
             entry["sessions"] += 1
             entry["hours"] = round(entry["hours"] + hours[person.session_id], 2)
-            entry["agreements"] += outcome_of[person.session_id] == "agreement"
+            entry["agreements"] += kind == "agreement"
+            entry["outcomes"][kind] = entry["outcomes"].get(kind, 0) + 1
         if person.kind in ("party", "expert") and person.status in ("invited", "accepted"):
             invited += 1
             no_shows += person.id not in joined

@@ -50,7 +50,7 @@ async def test_statistics_match_the_test_data(running: Running, staff_client: ht
     assert figures["no_show_rate"] == round(6 / 7, 4)
     experts = {e["expert_id"]: e for e in figures["by_expert"]}
     assert experts[officer["id"]] == {"expert_id": officer["id"], "name": officer["name"], "role": "legal_officer",
-                                      "sessions": 1, "hours": 1.5, "agreements": 0}
+                                      "sessions": 1, "hours": 1.5, "agreements": 0, "outcomes": {"no_agreement": 1}}
     lawyer = pool["experts"]["lawyer"][0]
     assert experts[lawyer["id"]]["hours"] == 1.0 and experts[lawyer["id"]]["agreements"] == 1
     created = {d["id"]: dt.datetime.fromisoformat(d["created_at"]) for d in (await staff_client.get("/api/disputes")).json()}
