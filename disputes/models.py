@@ -45,7 +45,7 @@ class Party(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     dispute_id: Mapped[int] = mapped_column(ForeignKey("disputes.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(80))
-    phone: Mapped[str] = mapped_column(String(32), default="")
+    phone: Mapped[str] = mapped_column(String(32), default="", index=True)
     email: Mapped[str] = mapped_column(String(254), default="")
     side: Mapped[str] = mapped_column(String(16))
     language: Mapped[str] = mapped_column(String(32), default="普通话")

@@ -27,7 +27,7 @@ class Outcome(Base):
     referral_to: Mapped[str] = mapped_column(String(32), default="")
     referral_reason: Mapped[str] = mapped_column(Text, default="")
     recorded_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), nullable=True)
-    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class Confirmation(Base):

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,21 +58,21 @@ def _escalations(entries: list[AuditEntry]) -> dict[int, list[str]]:
 
 async def _repeat_reports(db: AsyncSession, new: list[Dispute]) -> set[int]:
     """New disputes with a party who was already in an earlier dispute (same name and phone)."""
-    if not new:
+    phones = {p.phone for d in new for p in d.parties if p.phone.strip()}
+    if not phones:
         return set()
-    earlier: dict[tuple[str, str], dt.datetime] = {}
-    rows = await db.execute(
-        select(Party.name, Party.phone, Dispute.created_at).join(Dispute, Dispute.id == Party.dispute_id)
-        .where(Party.phone != "")
-    )
-    for name, phone, created in rows:
-        key = (name.strip(), phone.strip())
-        if key not in earlier or created < earlier[key]:
-            earlier[key] = created
+    earliest = {
+        (name.strip(), phone.strip()): created
+        for name, phone, created in await db.execute(
+            select(Party.name, Party.phone, func.min(Dispute.created_at))
+            .join(Dispute, Dispute.id == Party.dispute_id)
+            .where(Party.phone.in_(phones)).group_by(Party.name, Party.phone)
+        )
+    }
     return {
         d.id for d in new
-        if any(p.phone and (p.name.strip(), p.phone.strip()) in earlier
-               and earlier[(p.name.strip(), p.phone.strip())] < d.created_at for p in d.parties)
+        if any((key := (p.name.strip(), p.phone.strip())) in earliest and earliest[key] < d.created_at
+               for p in d.parties if p.phone.strip())
     }
 
 

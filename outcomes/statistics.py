@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from disputes.models import Dispute
@@ -29,40 +29,50 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 async def statistics(db: AsyncSession, first: dt.datetime, last: dt.datetime) -> dict[str, Any]:
-    """Figures for disputes registered and sessions ended (with an outcome) in first..last."""
-    disputes = list(await db.scalars(select(Dispute).where(Dispute.created_at >= first, Dispute.created_at < last)))
+    """Figures for disputes registered and sessions ended (with an outcome) in first..last.
+
+    Plain column queries, with the range as a subquery (no long id lists, no ORM objects):
+    a year of a city's disputes stays a fraction of a second (bench/reports.py).
+    """
+    in_range = (Dispute.created_at >= first) & (Dispute.created_at < last)
+    disputes = (await db.execute(select(Dispute.id, Dispute.dispute_type, Dispute.office_id).where(in_range))).all()
+    mediated_sessions = select(Outcome.session_id).where(Outcome.recorded_at >= first, Outcome.recorded_at < last)
     rows = (await db.execute(
-        select(Outcome, MediationSession, Dispute)
+        select(Outcome.kind, MediationSession.id, MediationSession.start, MediationSession.end,
+               Dispute.dispute_type, Dispute.office_id)
         .join(MediationSession, MediationSession.id == Outcome.session_id)
         .join(Dispute, Dispute.id == Outcome.dispute_id)
         .where(Outcome.recorded_at >= first, Outcome.recorded_at < last)
     )).all()
     offices = {o.id: o.name for o in await db.scalars(select(Office))}
-    mediated = len(rows)
-    resolved = sum(1 for outcome, _, _ in rows if outcome.kind == "agreement")
+    resolved = sum(1 for row in rows if row.kind == "agreement")
 
     by_type: dict[str, dict[str, int]] = defaultdict(lambda: {"registered": 0, "mediated": 0, "resolved": 0})
     by_office: dict[str, dict[str, int]] = defaultdict(lambda: {"registered": 0, "mediated": 0, "resolved": 0})
     for dispute in disputes:
         by_type[dispute.dispute_type]["registered"] += 1
         by_office[offices.get(dispute.office_id or 0, "")]["registered"] += 1
-    for outcome, _, dispute in rows:
-        for bucket in (by_type[dispute.dispute_type], by_office[offices.get(dispute.office_id or 0, "")]):
+    for row in rows:
+        for bucket in (by_type[row.dispute_type], by_office[offices.get(row.office_id or 0, "")]):
             bucket["mediated"] += 1
-            bucket["resolved"] += outcome.kind == "agreement"
+            bucket["resolved"] += row.kind == "agreement"
 
-    session_ids = [session.id for _, session, _ in rows]
-    people = list(await db.scalars(select(Participant).where(Participant.session_id.in_(session_ids))))
+    people = (await db.execute(
+        select(Participant.id, Participant.session_id, Participant.kind, Participant.status, Participant.expert_id,
+               Participant.display_name, Participant.role)
+        .where(Participant.session_id.in_(mediated_sessions), Participant.kind.in_(["party", "expert"]),
+               Participant.status.in_(["invited", "accepted"]))
+    )).all()
     joined = set(await db.scalars(
-        select(RoomEvent.participant_id).where(RoomEvent.session_id.in_(session_ids), RoomEvent.kind == "join")
+        select(RoomEvent.participant_id).distinct()
+        .where(RoomEvent.session_id.in_(mediated_sessions), RoomEvent.kind == "join")
     ))
-    outcome_of = {session.id: outcome.kind for outcome, session, _ in rows}
-    hours = {session.id: (session.end - session.start).total_seconds() / 3600 for _, session, _ in rows}
-    by_expert: dict[str, dict[str, Any]] = {}
-    invited = no_shows = 0
+    outcome_of = {row.id: row.kind for row in rows}
+    hours = {row.id: (row.end - row.start).total_seconds() / 3600 for row in rows}
+    by_expert: dict[int, dict[str, Any]] = {}
     for person in people:
-        if person.kind == "expert" and person.status in ("invited", "accepted") and person.expert_id is not None:
-            entry = by_expert.setdefault(str(person.expert_id), {
+        if person.kind == "expert" and person.expert_id is not None:
+            entry = by_expert.setdefault(person.expert_id, {
                 "expert_id": person.expert_id, "name": person.display_name, "role": person.role,
                 "sessions": 0, "hours": 0.0, "agreements": 0, "outcomes": {},
             })
@@ -71,24 +81,23 @@ async def statistics(db: AsyncSession, first: dt.datetime, last: dt.datetime) ->
             entry["hours"] = round(entry["hours"] + hours[person.session_id], 2)
             entry["agreements"] += kind == "agreement"
             entry["outcomes"][kind] = entry["outcomes"].get(kind, 0) + 1
-        if person.kind in ("party", "expert") and person.status in ("invited", "accepted"):
-            invited += 1
-            no_shows += person.id not in joined
+    no_shows = sum(1 for person in people if person.id not in joined)
 
-    firsts: dict[int, dt.datetime] = {}
-    for session in await db.scalars(select(MediationSession).where(
-            MediationSession.dispute_id.in_([d.id for d in disputes]), MediationSession.status != "cancelled")):
-        if session.dispute_id not in firsts or session.start < firsts[session.dispute_id]:
-            firsts[session.dispute_id] = session.start
-    waits = [(firsts[d.id] - d.created_at).total_seconds() / 86400 for d in disputes if d.id in firsts]
+    first_sessions = (await db.execute(
+        select(Dispute.created_at, func.min(MediationSession.start))
+        .join(MediationSession, MediationSession.dispute_id == Dispute.id)
+        .where(in_range, MediationSession.status != "cancelled")
+        .group_by(Dispute.id, Dispute.created_at)
+    )).all()
+    waits = [(start - created).total_seconds() / 86400 for created, start in first_sessions]
     return {
         "from": first.isoformat(), "to": last.isoformat(),
-        "registered": len(disputes), "mediated": mediated, "resolved": resolved,
-        "resolution_rate": _rate(resolved, mediated),
+        "registered": len(disputes), "mediated": len(rows), "resolved": resolved,
+        "resolution_rate": _rate(resolved, len(rows)),
         "by_type": dict(by_type), "by_office": dict(by_office),
         "by_expert": sorted(by_expert.values(), key=lambda e: (-e["sessions"], e["name"])),
         "average_days_to_first_session": round(sum(waits) / len(waits), 2) if waits else None,
-        "no_show_rate": _rate(no_shows, invited),
+        "no_show_rate": _rate(no_shows, len(people)),
     }
 
 
