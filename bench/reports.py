@@ -32,7 +32,7 @@ from outcomes.models import FollowUp, Outcome  # noqa: E402
 from outcomes.statistics import statistics  # noqa: E402
 from scheduling.models import MediationSession, Participant  # noqa: E402
 from scheduling.room_record import RoomEvent  # noqa: E402
-from server.database import create_engine, create_session_factory, upgrade_database  # noqa: E402
+from server.database import create_engine, create_session_factory, read_only, upgrade_database  # noqa: E402
 
 TYPES = ["neighbour", "family", "labour", "rental", "land", "animals", "property", "consumer", "traffic"]
 RISKS = ["low", "medium", "high", "urgent"]
@@ -114,10 +114,12 @@ async def measure(disputes: int) -> dict[str, float]:
 
     async def month() -> Any:
         async with sessions() as db:
+            await read_only(db)
             return await statistics(db, NOW - dt.timedelta(days=30), NOW)
 
     async def year() -> Any:
         async with sessions() as db:
+            await read_only(db)
             return await statistics(db, NOW - dt.timedelta(days=365), NOW)
 
     async def weekly() -> Any:

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Row, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,24 +56,28 @@ def _escalations(entries: list[AuditEntry]) -> dict[int, list[str]]:
     return found
 
 
-async def _repeat_reports(db: AsyncSession, new: list[Dispute]) -> set[int]:
+# What the review shows of a dispute: read as columns (ORM objects would load every party).
+BRIEF = (Dispute.id, Dispute.title, Dispute.dispute_type, Dispute.risk_level, Dispute.status, Dispute.office_id,
+         Dispute.created_at)
+
+
+async def _repeat_reports(db: AsyncSession, new: list[Row[Any]]) -> set[int]:
     """New disputes with a party who was already in an earlier dispute (same name and phone)."""
-    phones = {p.phone for d in new for p in d.parties if p.phone.strip()}
-    if not phones:
+    created = {d.id: d.created_at for d in new}
+    parties = (await db.execute(
+        select(Party.dispute_id, Party.name, Party.phone).where(Party.dispute_id.in_(list(created)), Party.phone != "")
+    )).all()
+    if not parties:
         return set()
     earliest = {
-        (name.strip(), phone.strip()): created
-        for name, phone, created in await db.execute(
+        (name, phone): first
+        for name, phone, first in await db.execute(
             select(Party.name, Party.phone, func.min(Dispute.created_at))
             .join(Dispute, Dispute.id == Party.dispute_id)
-            .where(Party.phone.in_(phones)).group_by(Party.name, Party.phone)
+            .where(Party.phone.in_({p.phone for p in parties})).group_by(Party.name, Party.phone)
         )
     }
-    return {
-        d.id for d in new
-        if any((key := (p.name.strip(), p.phone.strip())) in earliest and earliest[key] < d.created_at
-               for p in d.parties if p.phone.strip())
-    }
+    return {p.dispute_id for p in parties if earliest.get((p.name, p.phone), created[p.dispute_id]) < created[p.dispute_id]}
 
 
 async def build(db: AsyncSession, week_start: dt.date, timezone: str, now: dt.datetime) -> dict[str, Any]:
@@ -83,27 +87,24 @@ async def build(db: AsyncSession, week_start: dt.date, timezone: str, now: dt.da
     last = first + dt.timedelta(days=7)
     offices = {o.id: o.name for o in await db.scalars(select(Office))}
 
-    def office_of(dispute: Dispute) -> str:
-        return offices.get(dispute.office_id or 0, "")
+    def brief(row: Row[Any]) -> dict[str, Any]:
+        return {"dispute_id": row.id, "title": row.title, "dispute_type": row.dispute_type,
+                "risk_level": row.risk_level, "status": row.status, "office": offices.get(row.office_id or 0, "")}
 
-    def brief(dispute: Dispute) -> dict[str, Any]:
-        return {"dispute_id": dispute.id, "title": dispute.title, "dispute_type": dispute.dispute_type,
-                "risk_level": dispute.risk_level, "status": dispute.status, "office": office_of(dispute)}
-
-    new = list(await db.scalars(
-        select(Dispute).where(Dispute.created_at >= first, Dispute.created_at < last).order_by(Dispute.id)
-    ))
+    new = (await db.execute(
+        select(*BRIEF).where(Dispute.created_at >= first, Dispute.created_at < last).order_by(Dispute.id)
+    )).all()
     reasons = _escalations(list(await db.scalars(
         select(AuditEntry).where(AuditEntry.entity == "disputes", AuditEntry.action == "update",
                                  AuditEntry.at >= first, AuditEntry.at < last).order_by(AuditEntry.id)
     )))
     for dispute_id in await _repeat_reports(db, new):
         reasons[dispute_id].append("repeat_report")
-    disputes = {d.id: d for d in await db.scalars(select(Dispute).where(Dispute.id.in_(list(reasons))))}
+    disputes = {d.id: d for d in await db.execute(select(*BRIEF).where(Dispute.id.in_(list(reasons))))}
     escalating = [{**brief(disputes[i]), "reasons": sorted(set(r))} for i, r in sorted(reasons.items()) if i in disputes]
 
     held = (await db.execute(
-        select(MediationSession, Dispute, Outcome.kind)
+        select(MediationSession.id.label("session_id"), MediationSession.start, Outcome.kind, *BRIEF)
         .join(Dispute, Dispute.id == MediationSession.dispute_id)
         .outerjoin(Outcome, Outcome.session_id == MediationSession.id)
         .where(MediationSession.start >= first, MediationSession.start < last,
@@ -111,24 +112,25 @@ async def build(db: AsyncSession, week_start: dt.date, timezone: str, now: dt.da
                or_(MediationSession.start < now, MediationSession.status == "ended", Outcome.id.is_not(None)))
         .order_by(MediationSession.start)
     )).all()
-    sessions = [{"session_id": s.id, "start": iso_utc(s.start), **brief(d), "outcome": kind or "not_recorded"}
-                for s, d, kind in held]
+    sessions = [{"session_id": row.session_id, "start": iso_utc(row.start), **brief(row), "outcome": row.kind or "not_recorded"}
+                for row in held]
 
     overdue = (await db.execute(
-        select(FollowUp, Dispute).join(Dispute, Dispute.id == FollowUp.dispute_id)
+        select(FollowUp.id.label("follow_up_id"), FollowUp.due_at, *BRIEF).join(Dispute, Dispute.id == FollowUp.dispute_id)
         .where(FollowUp.status == "pending", FollowUp.due_at < now).order_by(FollowUp.due_at)
     )).all()
 
     # Early warnings: open high-risk disputes with no session booked, and every escalation.
-    open_high = list(await db.scalars(
-        select(Dispute).where(Dispute.status.in_([Status.REGISTERED, Status.FAILED]),
-                              Dispute.risk_level.in_(["high", "urgent"])).order_by(Dispute.id)
-    ))
+    open_high = (await db.execute(
+        select(*BRIEF).where(Dispute.status.in_([Status.REGISTERED, Status.FAILED]),
+                             Dispute.risk_level.in_(["high", "urgent"])).order_by(Dispute.id)
+    )).all()
     warnings: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for dispute in open_high:
-        warnings[office_of(dispute)].append({**brief(dispute), "reasons": ["high_risk_unscheduled"]})
+    for row in open_high:
+        item = brief(row)
+        warnings[item["office"]].append({**item, "reasons": ["high_risk_unscheduled"]})
     for item in escalating:
-        if disputes[item["dispute_id"]].status in OPEN:
+        if item["status"] in OPEN:
             listed = next((w for w in warnings[item["office"]] if w["dispute_id"] == item["dispute_id"]), None)
             if listed is None:
                 warnings[item["office"]].append(dict(item))
@@ -147,7 +149,7 @@ async def build(db: AsyncSession, week_start: dt.date, timezone: str, now: dt.da
         "escalating": escalating,
         "sessions": {"held": len(sessions), "by_outcome": dict(Counter(s["outcome"] for s in sessions)), "items": sessions},
         "overdue_follow_ups": [
-            {"follow_up_id": f.id, "due_at": iso_utc(f.due_at), **brief(d)} for f, d in overdue
+            {"follow_up_id": row.follow_up_id, "due_at": iso_utc(row.due_at), **brief(row)} for row in overdue
         ],
         "early_warnings": dict(warnings),
     }

@@ -8,11 +8,11 @@ from collections import defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import case, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from disputes.models import Dispute
-from experts.models import Office
+from experts.models import Expert, Office
 from outcomes.models import Outcome
 from scheduling.models import MediationSession, Participant
 from scheduling.room_record import RoomEvent
@@ -57,31 +57,36 @@ async def statistics(db: AsyncSession, first: dt.datetime, last: dt.datetime) ->
             bucket["mediated"] += 1
             bucket["resolved"] += row.kind == "agreement"
 
-    people = (await db.execute(
-        select(Participant.id, Participant.session_id, Participant.kind, Participant.status, Participant.expert_id,
-               Participant.display_name, Participant.role)
+    # Invited parties and experts of the mediated sessions, and how many never joined the room.
+    came = exists().where(RoomEvent.session_id == Participant.session_id, RoomEvent.participant_id == Participant.id,
+                          RoomEvent.kind == "join")
+    invited, no_shows = (await db.execute(
+        select(func.count(), func.coalesce(func.sum(case((came, 0), else_=1)), 0))
         .where(Participant.session_id.in_(mediated_sessions), Participant.kind.in_(["party", "expert"]),
                Participant.status.in_(["invited", "accepted"]))
-    )).all()
-    joined = set(await db.scalars(
-        select(RoomEvent.participant_id).distinct()
-        .where(RoomEvent.session_id.in_(mediated_sessions), RoomEvent.kind == "join")
-    ))
+    )).one()
+
     outcome_of = {row.id: row.kind for row in rows}
     hours = {row.id: (row.end - row.start).total_seconds() / 3600 for row in rows}
+    experts = {e.id: e for e in (await db.execute(select(Expert.id, Expert.name, Expert.role))).all()}
     by_expert: dict[int, dict[str, Any]] = {}
-    for person in people:
-        if person.kind == "expert" and person.expert_id is not None:
-            entry = by_expert.setdefault(person.expert_id, {
-                "expert_id": person.expert_id, "name": person.display_name, "role": person.role,
-                "sessions": 0, "hours": 0.0, "agreements": 0, "outcomes": {},
-            })
-            kind = outcome_of[person.session_id]
-            entry["sessions"] += 1
-            entry["hours"] = round(entry["hours"] + hours[person.session_id], 2)
-            entry["agreements"] += kind == "agreement"
-            entry["outcomes"][kind] = entry["outcomes"].get(kind, 0) + 1
-    no_shows = sum(1 for person in people if person.id not in joined)
+    for expert_id, session_id in await db.execute(
+        select(Participant.expert_id, Participant.session_id)
+        .where(Participant.session_id.in_(mediated_sessions), Participant.kind == "expert",
+               Participant.status.in_(["invited", "accepted"]), Participant.expert_id.is_not(None))
+    ):
+        expert = experts[expert_id]
+        entry = by_expert.setdefault(expert_id, {
+            "expert_id": expert_id, "name": expert.name, "role": expert.role,
+            "sessions": 0, "hours": 0.0, "agreements": 0, "outcomes": {},
+        })
+        kind = outcome_of[session_id]
+        entry["sessions"] += 1
+        entry["hours"] += hours[session_id]
+        entry["agreements"] += kind == "agreement"
+        entry["outcomes"][kind] = entry["outcomes"].get(kind, 0) + 1
+    for entry in by_expert.values():
+        entry["hours"] = round(entry["hours"], 2)
 
     first_sessions = (await db.execute(
         select(Dispute.created_at, func.min(MediationSession.start))
@@ -97,7 +102,7 @@ async def statistics(db: AsyncSession, first: dt.datetime, last: dt.datetime) ->
         "by_type": dict(by_type), "by_office": dict(by_office),
         "by_expert": sorted(by_expert.values(), key=lambda e: (-e["sessions"], e["name"])),
         "average_days_to_first_session": round(sum(waits) / len(waits), 2) if waits else None,
-        "no_show_rate": _rate(no_shows, len(people)),
+        "no_show_rate": _rate(no_shows, invited),
     }
 
 

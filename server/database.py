@@ -49,6 +49,16 @@ def iso_utc(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.timezone.utc).isoformat() if value is not None else None
 
 
+# Execution option for a transaction that only reads (reports): on SQLite it begins DEFERRED
+# and so never waits for, or holds up, writers (WAL gives it a consistent snapshot).
+READ_ONLY = "tiaojie_read_only"
+
+
+async def read_only(db: AsyncSession) -> None:
+    """Make this session's coming transaction read-only (call before its first statement)."""
+    await db.connection(execution_options={READ_ONLY: True})
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An async engine; on SQLite with WAL, foreign keys, a busy timeout and write-locking BEGIN."""
     if url.startswith("sqlite"):
@@ -78,7 +88,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A long report only reads: it must not hold the write lock (see `READ_ONLY`).
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_session_factory(

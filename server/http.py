@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from audit.log import set_actor
 from server.auth import request_actor
+from server.database import read_only
 from server.errors import BadRequest, Invalid, NotFound
 
 M = TypeVar("M", bound=BaseModel)
@@ -76,6 +77,14 @@ async def transaction(request: Request) -> AsyncIterator[AsyncSession]:
     the logged-in staff member's or expert's (invite links name their participant themselves)."""
     async with request.app.state.db_sessions() as db, db.begin():
         set_actor(db, request_actor(request))
+        yield db
+
+
+@contextlib.asynccontextmanager
+async def reading(request: Request) -> AsyncIterator[AsyncSession]:
+    """A database session for a report that only reads: it takes no write lock."""
+    async with request.app.state.db_sessions() as db:
+        await read_only(db)
         yield db
 
 
