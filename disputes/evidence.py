@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from disputes.models import Dispute, Evidence
-from scheduling.models import Participant
+from scheduling.models import MediationSession, Participant
 from server.database import iso_utc
-from server.errors import Forbidden, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType
+from server.errors import Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,7 +207,9 @@ async def share(db: AsyncSession, evidence_id: int, shared: bool) -> dict[str, A
     return view(evidence)
 
 
-def may_upload(participant: Participant) -> None:
-    """Observers watch; everyone else in a session may give evidence."""
+def may_upload(session: MediationSession, participant: Participant) -> None:
+    """Before or during the session everyone but observers may give evidence; afterwards, the office takes it."""
     if participant.kind == "observer":
         raise Forbidden("observers cannot add evidence")
+    if session.status == "ended":
+        raise Conflict("this session has ended; please give further material to the office")

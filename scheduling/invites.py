@@ -20,6 +20,14 @@ def link_token(tokens: TokenSigner, session: MediationSession, participant: Part
     )
 
 
+def agreement_link(
+    tokens: TokenSigner, base_url: str, session: MediationSession, participant: Participant, until: dt.datetime
+) -> str:
+    """A party's link to read and confirm the agreement, valid until `until` (past the session's end)."""
+    token = tokens.invite(session.id, participant.id, participant.role, until, participant.link_version)
+    return f"{join_url(base_url, token)}/agreement"
+
+
 def join_url(base_url: str, token: str) -> str:
     """The address a participant opens."""
     return f"{base_url}/join/{token}"

@@ -26,6 +26,7 @@ SUBJECTS = {
     "reminder_24h": "【明日调解提醒】",
     "reminder_15m": "【调解即将开始】",
     "declined": "【专家婉拒邀请，请安排替补】",
+    "agreement": "【调解协议待您确认】",
 }
 LEADS = {
     "invite": "诚邀您参加以下远程视频调解：",
@@ -107,6 +108,29 @@ async def queue_decline_alert(
         kind="declined", channel="email", recipient=settings.office_email or settings.smtp_from,
         subject=f"{SUBJECTS['declined']}{dispute_title}", body=body,
     )
+
+
+async def queue_agreement_messages(
+    db: AsyncSession, session: MediationSession, *, dispute_title: str, terms: str,
+    link_for: Callable[[Participant], str], settings: Settings, days: int,
+) -> None:
+    """Ask each party to read and confirm the agreement from their own link (valid `days` days)."""
+    for party in session.participants:
+        if party.kind != "party" or party.status not in ("invited", "accepted") or party.revoked_at is not None:
+            continue
+        body = "\n".join([
+            f"{party.display_name}，您好：", "",
+            f"经远程调解，“{dispute_title}”已达成调解协议，协议内容如下：", "", terms, "",
+            f"请在 {days} 天内用浏览器打开您的专属链接，核对协议内容，输入您的姓名并勾选确认：",
+            link_for(party), "此链接仅限本人使用，请勿转发。各方当事人均确认后协议生效。", "", settings.office_name,
+        ]) + "\n"
+        subject = f"{SUBJECTS['agreement']}{dispute_title}"
+        for channel, recipient in (("email", party.email), ("sms", party.phone)):
+            if recipient:
+                await outbox.queue(
+                    db, key=f"agreement:{session.id}:{party.id}:{channel}", session_id=session.id, kind="agreement",
+                    channel=channel, recipient=recipient, subject=subject, body=body,
+                )
 
 
 def _body(

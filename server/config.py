@@ -29,6 +29,8 @@ class Settings:
     office_name: str = "金山警务室 远程调解中心"
     # Where alerts for staff go (an expert declined); default: the From address.
     office_email: str = ""
+    # Parties may confirm an agreement from their link for this many days after it is recorded.
+    agreement_confirm_days: int = 14
     # Follow-up visits (回访) after an agreement, this many days later.
     follow_up_days: tuple[int, ...] = (7, 30)
     # The weekly review (每周研判) is built on this day and hour (office time) for the week

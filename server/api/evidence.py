@@ -108,7 +108,7 @@ async def participant_upload(request: Request) -> Response:
 
     async def resolve(db: AsyncSession) -> tuple[int, evidence.Uploader]:
         session, participant = await invites.open_invite(db, request.app.state.tokens, request.path_params["token"])
-        evidence.may_upload(participant)
+        evidence.may_upload(session, participant)
         return session.dispute_id, evidence.Uploader(participant=participant)
 
     return await _upload(request, resolve)

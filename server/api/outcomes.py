@@ -9,7 +9,8 @@ from starlette.responses import Response
 
 from outcomes import agreements, review, service, statistics
 from outcomes.schemas import ConfirmIn, FollowUpIn, OutcomeIn, ReviewIn, TemplateIn
-from scheduling import invites
+from disputes.models import Dispute
+from scheduling import bookings, invites, notify
 from server.auth import require_staff
 from server.database import utcnow
 from server.errors import Invalid
@@ -22,10 +23,19 @@ async def record_outcome(request: Request) -> Response:
     session_id = path_id(request)
     data = await read_json(request, OutcomeIn)
     settings = request.app.state.settings
+    now = utcnow()
     async with transaction(request) as db:
-        result = await service.record(
-            db, session_id, data, staff_id=staff.id, now=utcnow(), follow_up_days=settings.follow_up_days
-        )
+        result = await service.record(db, session_id, data, staff_id=staff.id, now=now, follow_up_days=settings.follow_up_days)
+        if result["kind"] == "agreement":
+            session = await bookings.load_session(db, session_id)
+            dispute = await db.get(Dispute, session.dispute_id)
+            until = now + dt.timedelta(days=settings.agreement_confirm_days)
+            await notify.queue_agreement_messages(
+                db, session, dispute_title=dispute.title if dispute else "", terms=data.terms, settings=settings,
+                days=settings.agreement_confirm_days,
+                link_for=lambda p: invites.agreement_link(request.app.state.tokens, settings.base_url, session, p, until),
+            )
+    request.app.state.deliverer.kick()
     for follow_up in result["follow_ups"]:
         request.app.state.jobs.schedule_follow_up(follow_up["id"], dt.datetime.fromisoformat(follow_up["due_at"]))
     return ok(result, 201)

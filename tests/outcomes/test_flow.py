@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
+from scheduling.outbox import OutboxMessage
 from server.config import Settings
 from server.database import utcnow
 from tests.conftest import Live, book
@@ -69,6 +71,8 @@ async def test_register_to_statistics(live: Live, settings: Settings) -> None:
         await client.close()
     ended = (await staff.get(f"/api/sessions/{session['id']}")).json()
     assert ended["status"] == "ended"
+    late = await staff.post(f"/api/join/{applicant}/evidence?name=补充.jpg", content=JPEG)
+    assert late.status_code == 409 and "office" in late.json()["error"]
 
     # 5. The host records the agreement, starting from the labour template.
     draft = (await staff.get(f"/api/sessions/{session['id']}/agreement-draft")).json()["terms"]
@@ -77,6 +81,13 @@ async def test_register_to_statistics(live: Live, settings: Settings) -> None:
     outcome = (await staff.post(f"/api/sessions/{session['id']}/outcome", json={
         "kind": "agreement", "summary": "法制民警讲解法律责任，律师分析证据，双方达成还款协议。", "terms": terms})).json()
     assert outcome["complete"] is False and len(outcome["follow_ups"]) == 2
+    # Each party is sent a link to confirm that outlives the session's invite link (two weeks).
+    async with live.app.state.db_sessions() as db:
+        asks = list(await db.scalars(select(OutboxMessage).where(OutboxMessage.kind == "agreement").order_by(OutboxMessage.id)))
+    assert [m.recipient for m in asks] == ["13807370001", "13807370002"] and "18600" in asks[0].body
+    link = re.search(r"http://test/join/(\S+)/agreement", asks[0].body).group(1)
+    invite = live.app.state.tokens.read_invite(link, utcnow() + dt.timedelta(days=13))
+    assert invite.session_id == session["id"]
 
     # 6. Both parties confirm from their own links; a wrong or expired link is refused.
     expired = live.app.state.tokens.invite(session["id"], outcome["parties"][0]["participant_id"], "party",
