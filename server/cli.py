@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("weasyprint").setLevel(logging.WARNING)  # it reports each rendering step at INFO
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="tiaojie", description="Tiaojie remote mediation server")
     sub = parser.add_subparsers(dest="command", required=True)
 
