@@ -2,6 +2,8 @@
 confirm from their links, the follow-up visit is recorded, the office edits a template."""
 from __future__ import annotations
 
+import re
+
 from playwright.async_api import Browser
 
 from tests.conftest import Live
@@ -50,4 +52,14 @@ async def test_agreement_confirmed_and_followed_up_through_the_pages(browser: Br
     await staff.wait_for_function("document.querySelectorAll('li[data-follow-up]').length === 1")
     dispute = (await live.staff.get(f"/api/disputes/{live.session['dispute_id']}")).json()
     assert dispute["status"] == "followed_up"
+
+    # The review meeting: build this week's review from its page; the statistics page counts it.
+    await staff.goto(f"{live.base}/reviews")
+    await staff.click("#build-review")
+    await staff.wait_for_url(re.compile(r".*/reviews/\d+$"))
+    assert "宠物狗纠纷" in await staff.inner_text("main")
+    await staff.screenshot(path=str(ARTIFACTS / "staff-weekly-review.png"), full_page=True)
+    await staff.goto(f"{live.base}/statistics")
+    assert await staff.inner_text("#resolution-rate") == "100.0%"
+    await staff.screenshot(path=str(ARTIFACTS / "staff-statistics.png"), full_page=True)
     await staff.close()
