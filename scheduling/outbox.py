@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 from typing import Any, Protocol
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, select, update
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
@@ -23,6 +23,7 @@ from server.database import Base, UTCDateTime, iso_utc, utcnow
 from server.errors import Conflict, NotFound
 
 logger = logging.getLogger(__name__)
+CLAIM_TIMEOUT_S = 10 * 60
 SMS_NOT_SENT = "no SMS gateway is configured: recorded in the outbox, nothing was sent"
 
 
@@ -54,6 +55,9 @@ class OutboxMessage(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When a process claimed it for sending: a claim older than CLAIM_TIMEOUT_S was abandoned
+    # (the process died mid-send) and the message is pending again.
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 def message_to_dict(m: OutboxMessage) -> dict[str, Any]:
@@ -95,24 +99,43 @@ async def retry(db: AsyncSession, message_id: int) -> dict[str, Any]:
     return message_to_dict(message)
 
 
+def _due(now: dt.datetime) -> Any:
+    """Pending messages, and claims abandoned by a process that stopped mid-send."""
+    stale = now - dt.timedelta(seconds=CLAIM_TIMEOUT_S)
+    return or_(OutboxMessage.status == "pending",
+               and_(OutboxMessage.status == "sending", OutboxMessage.claimed_at < stale))
+
+
+async def _release(sessions: async_sessionmaker[AsyncSession], message_id: int) -> None:
+    async with sessions() as db, db.begin():
+        await db.execute(update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.status == "sending")
+                         .values(status="pending", claimed_at=None))
+
+
 async def deliver_pending(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, sms: SmsGateway | None = None
 ) -> int:
     """Send every pending message once; returns how many were handled."""
     async with sessions() as db, db.begin():
-        ids = list(await db.scalars(select(OutboxMessage.id).where(OutboxMessage.status == "pending").order_by(OutboxMessage.id)))
+        ids = list(await db.scalars(select(OutboxMessage.id).where(_due(utcnow())).order_by(OutboxMessage.id)))
     handled = 0
     for message_id in ids:
+        now = utcnow()
         async with sessions() as db, db.begin():
             claimed = await db.execute(
-                update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.status == "pending")
-                .values(status="sending", attempts=OutboxMessage.attempts + 1)
+                update(OutboxMessage).where(OutboxMessage.id == message_id, _due(now))
+                .values(status="sending", attempts=OutboxMessage.attempts + 1, claimed_at=now)
             )
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 continue
             message = await db.get(OutboxMessage, message_id)
         assert message is not None
-        status, error = await _send(message, settings, sms)
+        try:
+            status, error = await _send(message, settings, sms)
+        except asyncio.CancelledError:
+            # Stopped mid-send: hand the message back so the next run sends it.
+            await asyncio.shield(_release(sessions, message_id))
+            raise
         async with sessions() as db, db.begin():
             await db.execute(
                 update(OutboxMessage).where(OutboxMessage.id == message_id).values(

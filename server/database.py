@@ -50,13 +50,17 @@ def iso_utc(value: dt.datetime | None) -> str | None:
 
 
 # Execution option for a transaction that only reads (reports): on SQLite it begins DEFERRED
-# and so never waits for, or holds up, writers (WAL gives it a consistent snapshot).
+# and so never waits for, or holds up, writers (WAL gives it a consistent snapshot); on
+# PostgreSQL it is a READ ONLY, REPEATABLE READ transaction (one snapshot for the whole report).
 READ_ONLY = "tiaojie_read_only"
 
 
 async def read_only(db: AsyncSession) -> None:
-    """Make this session's coming transaction read-only (call before its first statement)."""
-    await db.connection(execution_options={READ_ONLY: True})
+    """Make this session's coming transaction a read-only snapshot (call before its first statement)."""
+    options: dict[str, Any] = {READ_ONLY: True}
+    if db.bind is not None and db.bind.dialect.name == "postgresql":
+        options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    await db.connection(execution_options=options)
 
 
 def create_engine(url: str) -> AsyncEngine:

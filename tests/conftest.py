@@ -5,7 +5,9 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import os
 import socket
+import uuid
 from email import message_from_bytes, policy
 from email.message import Message
 from pathlib import Path
@@ -31,18 +33,38 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Set to a PostgreSQL server (postgresql://user:password@host/postgres) to run the suite on a
+# fresh PostgreSQL database per test instead of a SQLite file (CI runs SQLite, the default).
+POSTGRES = os.environ.get("TIAOJIE_TEST_POSTGRES", "")
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    """Settings on a fresh migrated SQLite file in the test's folder."""
+def make_settings(tmp_path: Path) -> Iterator[Callable[..., Settings]]:
+    """Settings on a fresh migrated database: a SQLite file in the test's folder (or PostgreSQL)."""
+    created: list[str] = []
 
     def make(**overrides: Any) -> Settings:
+        if POSTGRES and "database_url" not in overrides:
+            import psycopg
+
+            name = f"tiaojie_test_{uuid.uuid4().hex[:12]}"
+            with psycopg.connect(POSTGRES, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            created.append(name)
+            overrides["database_url"] = f"{POSTGRES.rsplit('/', 1)[0]}/{name}".replace("postgresql://", "postgresql+asyncpg://")
         settings = Settings(
             data_dir=tmp_path, secret_key="test-secret", base_url="http://test", **overrides
         )
         upgrade_database(settings.database_url)
         return settings
 
-    return make
+    yield make
+    if created:
+        import psycopg
+
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            for name in created:
+                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -148,3 +148,54 @@ async def test_sms_gateway_is_pluggable(running: Any, staff_client: httpx.AsyncC
     assert [phone for phone, _ in sent] == ["13807370000"] and "王五" in sent[0][1]
     rows = (await staff_client.get("/api/outbox")).json()
     assert next(r for r in rows if r["channel"] == "sms")["status"] == "sent"
+
+
+async def test_a_send_cut_short_is_sent_later(
+    running: Any, settings: Settings, smtp: tuple[Inbox, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import update
+
+    from scheduling import outbox
+
+    inbox, _ = smtp
+    await running.app.state.deliverer.stop()  # deliver by hand
+    now = dt.datetime.now(dt.timezone.utc)
+    async with running.app.state.db_sessions() as db, db.begin():
+        for key, claimed in (("abandoned", now - dt.timedelta(minutes=11)), ("in-flight", now - dt.timedelta(minutes=1))):
+            await outbox.queue(db, key=key, session_id=None, kind="follow_up", channel="email",
+                               recipient=f"{key}@example.cn", subject=key, body="回访提醒")
+            await db.execute(update(outbox.OutboxMessage).where(outbox.OutboxMessage.key == key)
+                             .values(status="sending", claimed_at=claimed))
+        await outbox.queue(db, key="stopped", session_id=None, kind="follow_up", channel="email",
+                           recipient="stopped@example.cn", subject="stopped", body="回访提醒")
+
+    # A process that died mid-send left "abandoned" claimed 11 minutes ago: it is sent again;
+    # "in-flight" may still be on its way from another process: it is left alone.
+    assert await outbox.deliver_pending(running.app.state.db_sessions, settings) == 2
+    assert sorted(m["To"] for m in await inbox.wait_for(2)) == ["abandoned@example.cn", "stopped@example.cn"]
+
+    # A delivery cancelled mid-send (the server stopping) hands its message back.
+    async with running.app.state.db_sessions() as db, db.begin():
+        await outbox.queue(db, key="cut", session_id=None, kind="follow_up", channel="email",
+                           recipient="cut@example.cn", subject="cut", body="回访提醒")
+    started = asyncio.Event()
+
+    async def slow_send(*args: Any, **kwargs: Any) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(outbox.mail, "send", slow_send)
+    task = asyncio.create_task(outbox.deliver_pending(running.app.state.db_sessions, settings))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    statuses = {m["key"]: m["status"] for m in (await _outbox(running))}
+    assert statuses["cut"] == "pending" and statuses["in-flight"] == "sending"
+
+
+async def _outbox(running: Any) -> list[dict[str, Any]]:
+    from scheduling import outbox
+
+    async with running.app.state.db_sessions() as db:
+        return await outbox.list_messages(db)
