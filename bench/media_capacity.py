@@ -26,7 +26,6 @@ import multiprocessing
 import os
 import pstats
 import re
-import statistics
 import struct
 import sys
 import time

@@ -5,7 +5,7 @@ import logging
 from email.message import EmailMessage
 
 import aiosmtplib
-from aiosmtplib import SMTPException as SMTPError
+from aiosmtplib import SMTPException as SMTPError  # noqa: F401 (callers catch mail.SMTPError)
 
 from server.config import Settings
 

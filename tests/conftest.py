@@ -199,6 +199,11 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
     controller.stop()
 
 
+def token_of(session: dict[str, Any], kind: str, n: int = 0) -> str:
+    """The invite token of the n-th participant of a kind in a booked session (as the API gives it)."""
+    return [p for p in session["participants"] if p["kind"] == kind][n]["join_url"].rsplit("/", 1)[1]
+
+
 class Live:
     """A running server on loopback with a booked session."""
 
@@ -209,7 +214,7 @@ class Live:
         self.session = session
 
     def token(self, kind: str, n: int = 0) -> str:
-        return [p for p in self.session["participants"] if p["kind"] == kind][n]["join_url"].rsplit("/", 1)[1]
+        return token_of(self.session, kind, n)
 
     def ws_url(self, session_id: int | None = None) -> str:
         return f"ws{self.base.removeprefix('http')}/ws/rooms/{session_id or self.session['id']}"

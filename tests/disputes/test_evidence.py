@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from disputes.models import Evidence
 from server.config import Settings
-from tests.conftest import Running
+from tests.conftest import Running, token_of
 from tests.scheduling.conftest import booking, next_monday
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
@@ -23,10 +23,6 @@ LIMIT = 4096
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(evidence_max_bytes=LIMIT)
-
-
-def token_of(session: dict[str, Any], kind: str, n: int = 0) -> str:
-    return [p for p in session["participants"] if p["kind"] == kind][n]["join_url"].rsplit("/", 1)[1]
 
 
 def stored_files(settings: Settings) -> list[Path]:

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 from sqlalchemy import select, text
@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from scheduling.outbox import OutboxMessage
 from server.config import Settings
 from server.database import utcnow
-from tests.conftest import Live, book
+from tests.conftest import Live, book, token_of
 from tests.signaling.test_forwarding import wait_until
 from tests.signaling.test_ws import admit, join
 
@@ -27,10 +27,6 @@ JPEG = b"\xff\xd8\xff\xe0" + b"receipt" * 100
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(evidence_max_bytes=2048)
-
-
-def token_of(session: dict[str, Any], kind: str, n: int = 0) -> str:
-    return [p for p in session["participants"] if p["kind"] == kind][n]["join_url"].rsplit("/", 1)[1]
 
 
 async def test_register_to_statistics(live: Live, settings: Settings) -> None:

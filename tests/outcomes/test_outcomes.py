@@ -9,12 +9,8 @@ import httpx
 from pypdf import PdfReader
 from itsdangerous import URLSafeSerializer
 
-from tests.conftest import Running
+from tests.conftest import Running, token_of
 from tests.scheduling.conftest import booking, next_monday
-
-
-def token_of(session: dict[str, Any], kind: str, n: int = 0) -> str:
-    return [p for p in session["participants"] if p["kind"] == kind][n]["join_url"].rsplit("/", 1)[1]
 
 
 async def test_agreement_confirmations_and_follow_ups(running: Running, staff_client: httpx.AsyncClient, pool: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 import websockets
