@@ -59,7 +59,9 @@ async def dashboard(request: Request) -> Response:
         day = await calendar.office_schedule(db, *calendar.local_span(today, "day", settings.timezone))
         week = await calendar.office_schedule(db, *calendar.local_span(today, "week", settings.timezone))
         recent = await disputes.list_disputes(db, limit=10)
-    return render(request, "staff/dashboard.html", day=day, week=week, recent=recent, tz=settings.timezone, local=local)
+        overdue = await outcomes.follow_ups(db, overdue_at=utcnow())
+    return render(request, "staff/dashboard.html", day=day, week=week, recent=recent, overdue=overdue,
+                  tz=settings.timezone, local=local)
 
 
 async def dispute_list(request: Request) -> Response:

@@ -44,3 +44,6 @@ async def test_demo_history_adds_up(running: Running, staff_client: httpx.AsyncC
     assert disputes[relapsed["title"]]["status"] == "registered"
     page = await staff_client.get(f"/reviews/{reviews[0]['id']}")
     assert page.status_code == 200 and "每周研判" in page.text
+    overdue = [f for f in follow_ups if f["overdue"]]
+    home = await staff_client.get("/")
+    assert f"逾期未回访：{len(overdue)} 件" in home.text and all(f["title"] in home.text for f in overdue)
