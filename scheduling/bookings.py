@@ -169,15 +169,15 @@ async def book(
         status="pending" if data.require_confirmation else "confirmed",
         panel=(data.panel.model_dump(mode="json") if data.panel else {}), created_by=staff_id,
     )
-    expert_status = "invited" if data.require_confirmation else "accepted"
     participants = [
-        Participant(kind="host", role="host", display_name=data.host_name or host_name, email=data.host_email)
+        Participant(kind="host", role="host", display_name=data.host_name or host_name, email=data.host_email,
+                    status="accepted")
     ]
     participants += [
         Participant(
             kind="expert", role=experts[seat.expert_id].role, display_name=experts[seat.expert_id].name,
             expert_id=seat.expert_id, email=experts[seat.expert_id].email, phone=experts[seat.expert_id].phone,
-            seat=seat.seat if seat.seat is not None else n, status=expert_status,
+            seat=seat.seat if seat.seat is not None else n,
         )
         for n, seat in enumerate(data.experts)
     ]
@@ -296,7 +296,7 @@ async def replace_expert(
     leaving.revoked_at = utcnow()
     session.participants.append(Participant(
         kind="expert", role=new.role, display_name=new.name, expert_id=new.id, email=new.email,
-        phone=new.phone, seat=leaving.seat, status="invited" if session.status == "pending" else "accepted",
+        phone=new.phone, seat=leaving.seat,
     ))
     await db.flush()
     return session_to_dict(session)

@@ -95,6 +95,11 @@ def _find(session: MediationSession, participant_id: int) -> Participant:
     raise NotFound(f"no participant {participant_id} in session {session.id}")
 
 
+def room_opens_at(session: MediationSession, open_before_s: int) -> dt.datetime:
+    """When the room opens by itself (the host may open it earlier)."""
+    return session.start - dt.timedelta(seconds=open_before_s)
+
+
 def room_is_open(session: MediationSession, now: dt.datetime, open_before_s: int, close_after_s: int) -> bool:
     """Whether participants may be in the room now: from shortly before the start (or since the
     host opened it) until shortly after the end (or until it was closed)."""
@@ -102,5 +107,4 @@ def room_is_open(session: MediationSession, now: dt.datetime, open_before_s: int
         return False
     if now > session.end + dt.timedelta(seconds=close_after_s):
         return False
-    opens = session.start - dt.timedelta(seconds=open_before_s)
-    return now >= opens or (session.room_opened_at is not None and now >= session.room_opened_at)
+    return now >= room_opens_at(session, open_before_s) or (session.room_opened_at is not None and now >= session.room_opened_at)

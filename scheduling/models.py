@@ -66,7 +66,8 @@ class Participant(Base):
     phone: Mapped[str] = mapped_column(String(32), default="")
     seat: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # invited | accepted | declined | replaced | removed
-    status: Mapped[str] = mapped_column(String(16), default="accepted")
+    # Everyone is invited until they answer; only the host (the office itself) starts accepted.
+    status: Mapped[str] = mapped_column(String(16), default="invited")
     responded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Raised when a new link is issued: older links stop working.

@@ -39,10 +39,10 @@ WEEKDAYS = "一二三四五六日"
 
 
 def when(start: dt.datetime, end: dt.datetime, timezone: str) -> str:
-    """'2026年11月30日（周一）10:00–11:00（Asia/Shanghai）' in the given zone."""
+    """'2026年11月30日（周一）10:00–11:00（北京时间）' in the given zone."""
     tz = ZoneInfo(timezone)
     s, e = start.astimezone(tz), end.astimezone(tz)
-    return f"{s.year}年{s.month}月{s.day}日（周{WEEKDAYS[s.weekday()]}）{s:%H:%M}–{e:%H:%M}（{timezone}）"
+    return f"{s.year}年{s.month}月{s.day}日（周{WEEKDAYS[s.weekday()]}）{s:%H:%M}–{e:%H:%M}（{label(timezone)}）"
 
 
 def panel_line(session: MediationSession) -> str:

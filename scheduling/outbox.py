@@ -24,7 +24,9 @@ from server.errors import Conflict, NotFound
 
 logger = logging.getLogger(__name__)
 CLAIM_TIMEOUT_S = 10 * 60
+# last_error of a message that was kept but not sent: the pages show these in the reader's language.
 SMS_NOT_SENT = "no SMS gateway is configured: recorded in the outbox, nothing was sent"
+MAIL_LOGGED = "no SMTP server is configured (TIAOJIE_SMTP_HOST): the mail was written to the log, not sent"
 
 
 class SmsGateway(Protocol):
@@ -66,8 +68,13 @@ def message_to_dict(m: OutboxMessage) -> dict[str, Any]:
         "id": m.id, "key": m.key, "session_id": m.session_id, "kind": m.kind, "channel": m.channel,
         "recipient": m.recipient, "subject": m.subject, "status": m.status, "attempts": m.attempts,
         "last_error": m.last_error, "created_at": iso_utc(m.created_at), "sent_at": iso_utc(m.sent_at),
-        "has_calendar": m.calendar is not None,
+        "has_calendar": m.calendar is not None, "reason": _reason(m.last_error),
     }
+
+
+def _reason(last_error: str) -> str:
+    """Why a message was not sent, as a code the pages translate (the detail stays in last_error)."""
+    return {"": "", SMS_NOT_SENT: "no_sms_gateway", MAIL_LOGGED: "no_smtp"}.get(last_error, "delivery_failed")
 
 
 async def queue(db: AsyncSession, **fields: Any) -> None:
@@ -150,7 +157,8 @@ async def _send(message: OutboxMessage, settings: Settings, sms: SmsGateway | No
     if message.channel == "sms" and sms is None:
         return "recorded", SMS_NOT_SENT
     if message.channel == "email" and not settings.smtp_host:
-        return "failed", "no SMTP server is configured (TIAOJIE_SMTP_HOST)"
+        logger.info("mail not sent (no SMTP server) to %s: %s\n%s", message.recipient, message.subject, message.body)
+        return "recorded", MAIL_LOGGED
     try:
         if message.channel == "sms":
             assert sms is not None

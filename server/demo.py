@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from disputes.models import Dispute, Party
 from experts.models import DateOverride, Expert, Office, WeeklyWindow
+from scheduling.models import MediationSession, Participant
 from server.accounts import create_staff
 from server.demo_history import build_reviews, load_history
 
@@ -100,11 +101,45 @@ DISPUTES: list[dict[str, object]] = [
 ]
 
 
-async def load_demo(db: AsyncSession, *, today: dt.date | None = None) -> str | None:
+# Sessions booked for the open disputes: (dispute index, panel expert indexes, when, experts accepted).
+# The first starts a few minutes after loading, so its room is open at once; the next is tomorrow.
+UPCOMING: list[tuple[int, list[int], str, bool]] = [
+    (0, [0, 4, 11], "soon", True),
+    (1, [1, 5, 12, 15], "tomorrow 15:00", False),
+]
+
+
+def _upcoming_start(when: str, now: dt.datetime) -> dt.datetime:
+    if when == "soon":  # the next five-minute mark at least five minutes away
+        soon = now + dt.timedelta(minutes=10)
+        return soon.replace(minute=soon.minute - soon.minute % 5, second=0, microsecond=0)
+    day, clock = when.split()
+    date = now.date() + dt.timedelta(days={"today": 0, "tomorrow": 1}[day])
+    return dt.datetime.combine(date, dt.time.fromisoformat(clock), TZ)
+
+
+def _book_upcoming(disputes: list[Dispute], pool: list[Expert], now: dt.datetime, host_name: str) -> list[MediationSession]:
+    sessions = []
+    for index, panel, when, accepted in UPCOMING:
+        dispute, start = disputes[index], _upcoming_start(when, now)
+        dispute.status = "scheduled"
+        session = MediationSession(dispute_id=dispute.id, office_id=dispute.office_id, start=start,
+                                   end=start + dt.timedelta(hours=1), status="confirmed", location="金山警务室远程调解中心")
+        session.participants = [Participant(kind="host", role="host", display_name=host_name, status="accepted")] + [
+            Participant(kind="expert", role=pool[i].role, display_name=pool[i].name, expert_id=pool[i].id, seat=seat,
+                        email=pool[i].email, phone=pool[i].phone, status="accepted" if accepted else "invited")
+            for seat, i in enumerate(panel)
+        ] + [Participant(kind="party", role="party", display_name=p.name, party_id=p.id, phone=p.phone) for p in dispute.parties]
+        sessions.append(session)
+    return sessions
+
+
+async def load_demo(db: AsyncSession, *, now: dt.datetime | None = None) -> str | None:
     """Load the demo data set; returns the new staff password, or None if it was loaded before."""
     if await db.scalar(select(Office.id).where(Office.name == OFFICE_NAME)) is not None:
         return None
-    today = today or dt.datetime.now(TZ).date()
+    now = (now or dt.datetime.now(TZ)).astimezone(TZ)
+    today = now.date()
     office = Office(name=OFFICE_NAME, timezone="Asia/Shanghai")
     db.add(office)
     await db.flush()
@@ -124,7 +159,9 @@ async def load_demo(db: AsyncSession, *, today: dt.date | None = None) -> str | 
         db.add(expert)
         pool.append(expert)
     await db.flush()
-    await load_history(db, today, office, pool, "金山警务室值班民警")
+    host_name = "金山警务室值班民警"
+    await load_history(db, today, office, pool, host_name)
+    open_disputes = []
     for spec in DISPUTES:
         created = dt.datetime.combine(today, dt.time(10), TZ) - dt.timedelta(days=int(spec["days_ago"]))  # type: ignore[call-overload]
         dispute = Dispute(
@@ -133,7 +170,10 @@ async def load_demo(db: AsyncSession, *, today: dt.date | None = None) -> str | 
         )
         dispute.parties = [Party(name=n, side=s, phone=p) for n, s, p in spec["parties"]]  # type: ignore[attr-defined]
         db.add(dispute)
+        open_disputes.append(dispute)
+    await db.flush()
+    db.add_all(_book_upcoming(open_disputes, pool, now, host_name))
     await build_reviews(db, today, "Asia/Shanghai")
     password = secrets.token_urlsafe(9)
-    await create_staff(db, "admin", password, role="admin", display_name="金山警务室值班民警", office_id=office.id)
+    await create_staff(db, "admin", password, role="admin", display_name=host_name, office_id=office.id)
     return password

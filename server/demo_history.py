@@ -101,7 +101,8 @@ async def load_history(
             room_closed_at=start + dt.timedelta(hours=1),
         )
         session.participants = [Participant(kind="host", role="host", display_name=host_name)] + [
-            Participant(kind="expert", role=experts[i].role, display_name=experts[i].name, expert_id=experts[i].id, seat=s)
+            Participant(kind="expert", role=experts[i].role, display_name=experts[i].name, expert_id=experts[i].id, seat=s,
+                        status="accepted")
             for s, i in enumerate(case["panel"])
         ] + [Participant(kind="party", role="party", display_name=p.name, party_id=p.id, phone=p.phone) for p in dispute.parties]
         db.add(session)

@@ -87,8 +87,6 @@ LABELS: dict[str, tuple[str, str]] = {
     "replaced": ("已替换", "Replaced"),
     "removed": ("已移出", "Removed"),
     "sent": ("已发送", "Sent"),
-    "send_failed": ("发送失败", "Not sent"),
-    "recorded": ("已记录，未发送", "Recorded, not sent"),
     "email": ("邮件", "E-mail"),
     "sms": ("短信", "SMS"),
     "invite": ("邀请", "Invitation"),
@@ -111,6 +109,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "reopened": ("纠纷反复（化解后重新登记）", "Reopened after being settled"),
     "repeat_report": ("同一当事人再次登记", "Same person reported again"),
     "high_risk_unscheduled": ("高风险纠纷尚未安排调解", "High risk, no session booked"),
+    # time zones: the office's own is named as people say it; others by their IANA name
+    "Asia/Shanghai": ("北京时间", "Beijing time"),
     # party sides
     "applicant": ("申请人", "Applicant"),
     "respondent": ("被申请人", "Respondent"),

@@ -107,9 +107,12 @@ async def expert_home(request: Request) -> Response:
                   sessions=sessions, calendar_url=calendar_url)
 
 
-def _local_time(value: str, timezone: str) -> str:
+def _local_time(value: str, timezone: str, lang: str = "zh") -> str:
+    """'2026-12-02（周三）15:00' (or 'Wed 2026-12-02 15:00' in English) in the zone."""
     moment = dt.datetime.fromisoformat(value).astimezone(ZoneInfo(timezone))
-    return f"{moment:%Y-%m-%d %H:%M}"
+    if lang == "en":
+        return f"{moment:%a %Y-%m-%d %H:%M}"
+    return f"{moment:%Y-%m-%d}（周{'一二三四五六日'[moment.weekday()]}）{moment:%H:%M}"
 
 
 async def join_page(request: Request) -> Response:
@@ -119,7 +122,7 @@ async def join_page(request: Request) -> Response:
     try:
         async with transaction(request) as db:
             session, participant = await invites.open_invite(db, request.app.state.tokens, token)
-            view = invitation_view(session, participant, await db.get(Dispute, session.dispute_id))
+            view = invitation_view(session, participant, await db.get(Dispute, session.dispute_id), request.app.state.settings)
     except AppError as exc:
         key = {401: "join.invalid", 403: "join.revoked", 404: "join.revoked", 410: "join.expired"}.get(exc.status_code, "join.invalid")
         if "cancelled" in exc.message:
@@ -129,8 +132,9 @@ async def join_page(request: Request) -> Response:
     strings = {k: v for k, v in catalogue(language(request)).items() if k.startswith(("room.", "join."))}
     return render(
         request, "join.html", view=view, token=token,
-        starts=_local_time(view["session"]["start"], settings.timezone),
+        starts=_local_time(view["session"]["start"], settings.timezone, language(request)),
         ends=_local_time(view["session"]["end"], settings.timezone)[-5:],
+        opens=_local_time(view["room"]["opens_at"], settings.timezone, language(request)),
         timezone=settings.timezone, strings=strings, evidence_limit_mb=settings.evidence_max_bytes // 1048576,
         evidence_urls={"list": f"/api/join/{token}/evidence", "file": f"/api/join/{token}/evidence/{{id}}",
                        "upload": "" if view["you"]["kind"] == "observer" else f"/api/join/{token}/evidence"},

@@ -10,18 +10,25 @@ from disputes.models import Dispute
 from scheduling import bookings, invites, notify
 from scheduling.models import MediationSession, Participant
 from server.api.sessions import rules
-from server.database import iso_utc
+from server.config import Settings
+from server.database import iso_utc, utcnow
 from server.errors import Forbidden
 from server.http import ApiRoute, ok, transaction
 
 
-def invitation_view(session: MediationSession, participant: Participant, dispute: Dispute | None) -> dict[str, Any]:
-    """What one participant may see of their session: time, panel by role, and themself."""
+def invitation_view(
+    session: MediationSession, participant: Participant, dispute: Dispute | None, settings: Settings
+) -> dict[str, Any]:
+    """What one participant may see of their session: time, when its room opens, panel by role, and themself."""
     return {
         "session": {
             "id": session.id, "start": iso_utc(session.start), "end": iso_utc(session.end),
             "status": session.status, "location_kind": session.location_kind, "location": session.location,
             "dispute_title": dispute.title if dispute else "",
+        },
+        "room": {
+            "opens_at": iso_utc(invites.room_opens_at(session, settings.room_open_before_s)),
+            "open": invites.room_is_open(session, utcnow(), settings.room_open_before_s, settings.room_close_after_s),
         },
         "you": bookings.participant_to_dict(participant),
         "panel": [
@@ -36,7 +43,7 @@ async def show(request: Request) -> Response:
     """The invitation: who you are in which session."""
     async with transaction(request) as db:
         session, participant = await invites.open_invite(db, request.app.state.tokens, request.path_params["token"])
-        return ok(invitation_view(session, participant, await db.get(Dispute, session.dispute_id)))
+        return ok(invitation_view(session, participant, await db.get(Dispute, session.dispute_id), request.app.state.settings))
 
 
 async def _respond(request: Request, accept: bool) -> Response:
@@ -45,7 +52,7 @@ async def _respond(request: Request, accept: bool) -> Response:
         if participant.kind != "expert":
             raise Forbidden("only an invited expert can accept or decline")
         await bookings.respond(db, session.id, participant.id, accept)
-        result: dict[str, Any] = invitation_view(session, participant, await db.get(Dispute, session.dispute_id))
+        result: dict[str, Any] = invitation_view(session, participant, await db.get(Dispute, session.dispute_id), request.app.state.settings)
         if not accept:
             options = await bookings.replacement_options(db, session.id, participant.id, rules(request))
             result["replacements"] = options

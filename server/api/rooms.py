@@ -11,7 +11,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from scheduling import invites
-from server.database import utcnow
+from server.database import iso_utc, utcnow
 from server.errors import AppError
 from signaling.errors import SignalingError
 from signaling.ice import ice_servers
@@ -78,7 +78,9 @@ async def _admit(websocket: WebSocket, send: Any) -> dict[str, Any]:
                 raise SignalingError("this session has ended", code="ended")
             if not invites.room_is_open(session, now, settings.room_open_before_s, settings.room_close_after_s):
                 if participant.kind != "host" or now > session.end:
-                    raise SignalingError("the room is not open now", code="room_closed")
+                    opens = invites.room_opens_at(session, settings.room_open_before_s)
+                    raise SignalingError("the room is not open now", code="room_closed",
+                                         opens_at=iso_utc(opens) if now < opens else None)
                 session.room_opened_at = now  # the host opens the room early
     except AppError as exc:
         raise SignalingError(exc.message, code=f"invite_{exc.status_code}") from None

@@ -20,6 +20,8 @@ async def test_book_creates_participants_links_and_moves_dispute(staff_client: h
     assert all(p["join_url"].startswith("http://test/join/") for p in session["participants"])
     assert len({p["join_url"] for p in session["participants"]}) == 7
     assert session["status"] == "confirmed"
+    # Nobody has answered yet: every seat shows "invited" until its expert accepts.
+    assert {p["status"] for p in session["participants"] if p["kind"] != "host"} == {"invited"}
     dispute = (await staff_client.get(f"/api/disputes/{pool['dispute']['id']}")).json()
     assert dispute["status"] == "scheduled"
 
@@ -129,7 +131,7 @@ async def test_replace_swaps_seat_and_revokes_old_link(staff_client: httpx.Async
     old = next(p for p in people if p["id"] == lawyer_seat["id"])
     assert old["status"] == "replaced" and old["revoked"]
     new = next(p for p in people if p["expert_id"] == new_id)
-    assert new["seat"] == lawyer_seat["seat"] and new["status"] == "accepted"
+    assert new["seat"] == lawyer_seat["seat"] and new["status"] == "invited"
     token = lawyer_seat["join_url"].rsplit("/", 1)[1]
     assert (await staff_client.get(f"/api/join/{token}")).status_code == 403
     # The replaced expert's time is free again.

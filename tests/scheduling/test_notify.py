@@ -64,7 +64,7 @@ async def test_invitation_reschedule_cancel_by_smtp_with_ics(
     assert lawyer_link in text
     assert "律师" in text and "法制民警" in text and "综治专干" in text
     to_party = next(m for m in mails if m["To"] == "zhang@example.cn")
-    assert "Asia/Shanghai" in body_of(to_party) and "10:00–11:00" in body_of(to_party)
+    assert "北京时间" in body_of(to_party) and "10:00–11:00" in body_of(to_party)
 
     invite = calendar_of(to_lawyer)
     assert str(invite["METHOD"]) == "REQUEST"

@@ -13,9 +13,10 @@ SH = dt.timezone(dt.timedelta(hours=8))
 
 
 async def test_demo_history_adds_up(running: Running, staff_client: httpx.AsyncClient) -> None:
-    today = dt.datetime.now(SH).date()
+    now = dt.datetime.now(SH)
+    today = now.date()
     async with running.app.state.db_sessions() as db, db.begin():
-        assert await load_demo(db, today=today) is not None
+        assert await load_demo(db, now=now) is not None
     span = {"from": (today - dt.timedelta(days=60)).isoformat(), "to": today.isoformat()}
     figures = (await staff_client.get("/api/statistics", params=span)).json()
 
@@ -47,3 +48,16 @@ async def test_demo_history_adds_up(running: Running, staff_client: httpx.AsyncC
     overdue = [f for f in follow_ups if f["overdue"]]
     home = await staff_client.get("/")
     assert f"逾期未回访：{len(overdue)} 件" in home.text and all(f["title"] in home.text for f in overdue)
+
+
+async def test_demo_has_a_session_whose_room_opens_now(running: Running, staff_client: httpx.AsyncClient) -> None:
+    now = dt.datetime.now(SH)
+    async with running.app.state.db_sessions() as db, db.begin():
+        await load_demo(db, now=now)
+    week = (await staff_client.get("/api/schedule", params={"date": now.date().isoformat(), "span": "week"})).json()
+    soon = [s for s in week["sessions"] if 0 < (dt.datetime.fromisoformat(s["start"]) - now).total_seconds() <= 10 * 60]
+    assert soon, "a newcomer finds a session about to start"
+    session = (await staff_client.get(f"/api/sessions/{soon[0]['session_id']}")).json()
+    host_link = next(p["join_url"] for p in session["participants"] if p["kind"] == "host")
+    info = (await staff_client.get(f"/api/join/{host_link.rsplit('/', 1)[1]}")).json()
+    assert info["room"]["open"] is True, info

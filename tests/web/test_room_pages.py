@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 from playwright.async_api import Browser
 
-from tests.conftest import Live
+from tests.conftest import Live, book, token_of
 from tests.web.conftest import ARTIFACTS, videos_playing
 
 
@@ -27,8 +28,12 @@ async def test_four_people_in_the_room(browser: Browser, live: Live) -> None:
     for page in pages:
         await page.click("#enter")
     host = pages[0]
-    # The parties wait in the lobby until the host admits them.
+    # The parties wait in the lobby until the host admits them, and never see the host's buttons.
     await pages[1].wait_for_selector("#notice:has-text('请稍候')", timeout=15000)
+    await host.wait_for_selector("#end", state="visible", timeout=15000)
+    for page in pages[1:]:
+        assert not await page.is_visible("#host-controls"), "a party or expert sees the host's buttons"
+        assert not await page.is_visible("#end")
     for name in ("张建军", "李秀兰"):
         await host.click(f"#people button[aria-label='准入: {name}']", timeout=15000)
     for page in pages:
@@ -72,4 +77,26 @@ async def test_expired_link_says_so(browser: Browser, live: Live) -> None:
     response = await page.goto(f"{live.base}/join/not-a-real-token")
     assert response is not None and response.status == 401
     assert "此邀请链接无效" in await page.inner_text("main")
+    await page.close()
+
+
+async def test_party_early_is_told_when_the_room_opens_and_joins_by_itself(browser: Browser, live: Live) -> None:
+    experts = [(await live.staff.post("/api/experts", json={"name": "早到专家", "role": "lawyer", "email": "early@e.cn"})).json()["id"]]
+    # Opens (10 minutes before the start) a few seconds from now.
+    start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=10, seconds=8)
+    other = (await live.staff.post("/api/disputes", json={
+        "title": "楼道堆物纠纷", "dispute_type": "neighbour",
+        "parties": [{"name": "周建华", "side": "applicant"}, {"name": "吴美玲", "side": "respondent"}]})).json()
+    session = await book(live.staff, start, experts, other["id"])
+    page = await browser.new_page(locale="zh-CN")
+    await page.goto(f"{live.base}/join/{token_of(session, 'party')}")
+    opens = start.astimezone(dt.timezone(dt.timedelta(hours=8))) - dt.timedelta(minutes=10)
+    assert f"{opens:%H:%M}（北京时间）" in await page.inner_text("#room-opens")
+    await page.click("#enter")
+    await page.wait_for_selector("#notice:has-text('调解室将于北京时间')", timeout=10000)
+    text = await page.inner_text("#notice")
+    assert f"{opens:%H:%M}" in text and "周" in text, text
+    assert "重新连接" not in await page.inner_text("#room")
+    # When the room opens the page goes in by itself: the party waits in the lobby.
+    await page.wait_for_selector("#notice:has-text('请稍候')", timeout=30000)
     await page.close()

@@ -85,6 +85,9 @@ let listed = [];
 let handRaised = false;
 let picking = false;
 let retryMs = 1000;
+// While the room is not open yet: when it opens (ms since the epoch), so the page waits and then joins.
+let opensAt = 0;
+const ROOM_POLL_MS = 30_000; // the host may open the room early: ask again at least this often
 let iceServers = [];
 let screenTransceiver = null;
 let screenStream = null;
@@ -127,10 +130,28 @@ function connect() {
 
 function reconnect() {
   if (leaving) return;
-  status(t("room.reconnecting"));
   if (pc) { pc.close(); pc = null; }
+  if (opensAt) {
+    setTimeout(connect, Math.max(1000, Math.min(opensAt - Date.now() + 500, ROOM_POLL_MS)));
+    return;
+  }
+  status(t("room.reconnecting"));
   setTimeout(connect, retryMs);
   retryMs = Math.min(retryMs * 2, 8000);
+}
+
+// "12月2日周三 15:00" in the office's zone.
+function officeTime(iso) {
+  return new Intl.DateTimeFormat(config.lang === "en" ? "en-GB" : "zh-CN", {
+    timeZone: config.timezone, month: "long", day: "numeric", weekday: "short", hour: "2-digit", minute: "2-digit", hour12: false,
+  }).format(new Date(iso));
+}
+
+function waitForRoom(opens) {
+  if (!opens) { finish(t("room.room_over")); return; }
+  opensAt = Date.parse(opens);
+  status("");
+  notice(t("room.opens_at", { time: officeTime(opens), zone: config.zone }), "waiting");
 }
 
 function finish(text) {
@@ -153,6 +174,7 @@ async function handle(message) {
       me = message.peer_id;
       slotCount = message.slots;
       retryMs = 1000;
+      if (opensAt) { opensAt = 0; notice(""); }
       if (!message.admitted) notice(t("room.lobby"), "lobby");
       showRecording(message.recording);
       if (message.audio_muted) setTrack("audio", false);
@@ -230,7 +252,8 @@ async function handle(message) {
     case "error":
       if (message.code === "ended") finish(t("room.ended"));
       else if (FATAL.has(message.code)) finish(t("room.error", { message: message.message }));
-      else status(message.code === "room_closed" ? t("room.room_closed") : t("room.error", { message: message.message }));
+      else if (message.code === "room_closed") waitForRoom(message.opens_at);
+      else status(t("room.error", { message: message.message }));
       break;
   }
 }
