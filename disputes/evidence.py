@@ -63,7 +63,7 @@ def file_type(filename: str) -> FileType:
     extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
     if extension not in FILE_TYPES:
         allowed = ", ".join(sorted(FILE_TYPES))
-        raise UnsupportedMediaType(f"files of this type are not accepted; allowed: {allowed}", field="name")
+        raise UnsupportedMediaType("files of this type are not accepted; allowed: {allowed}", allowed=allowed, field="name")
     return FILE_TYPES[extension]
 
 
@@ -118,7 +118,7 @@ async def receive(
             async for chunk in chunks:
                 size += len(chunk)
                 if size > max_bytes:
-                    raise PayloadTooLarge(f"the file is larger than the limit of {max_bytes / 1048576:g} MB")
+                    raise PayloadTooLarge("the file is larger than the limit of {mb} MB", mb=f"{max_bytes / 1048576:g}")
                 if len(head) < HEAD_BYTES:
                     head += chunk[:HEAD_BYTES - len(head)]
                 digest.update(chunk)
@@ -139,7 +139,7 @@ async def record(
 ) -> dict[str, Any]:
     """Record a received file as evidence of the dispute."""
     if await db.get(Dispute, dispute_id) is None:
-        raise NotFound(f"no dispute with id {dispute_id}")
+        raise NotFound("no dispute with id {dispute_id}", dispute_id=dispute_id)
     participant = uploader.participant
     evidence = Evidence(
         dispute_id=dispute_id, filename=received.filename, stored_as=received.stored_as,
@@ -177,7 +177,7 @@ def visible_to(evidence: Evidence, participant: Participant) -> bool:
 async def for_dispute(db: AsyncSession, dispute_id: int, participant: Participant | None = None) -> list[dict[str, Any]]:
     """A dispute's files, oldest first; for a participant only those they may see."""
     if await db.get(Dispute, dispute_id) is None:
-        raise NotFound(f"no dispute with id {dispute_id}")
+        raise NotFound("no dispute with id {dispute_id}", dispute_id=dispute_id)
     rows = await db.scalars(select(Evidence).where(Evidence.dispute_id == dispute_id).order_by(Evidence.id))
     return [view(e) for e in rows if participant is None or visible_to(e, participant)]
 
@@ -193,7 +193,7 @@ async def open_file(
         or (dispute_id is not None and evidence.dispute_id != dispute_id)
         or (participant is not None and not visible_to(evidence, participant))
     ):
-        raise NotFound(f"no evidence with id {evidence_id}")
+        raise NotFound("no evidence with id {evidence_id}", evidence_id=evidence_id)
     return folder / evidence.stored_as, view(evidence)
 
 
@@ -201,7 +201,7 @@ async def share(db: AsyncSession, evidence_id: int, shared: bool) -> dict[str, A
     """Staff share a file with every party of the dispute (or stop sharing it)."""
     evidence = await db.get(Evidence, evidence_id)
     if evidence is None:
-        raise NotFound(f"no evidence with id {evidence_id}")
+        raise NotFound("no evidence with id {evidence_id}", evidence_id=evidence_id)
     evidence.shared = shared
     await db.flush()
     return view(evidence)

@@ -47,7 +47,7 @@ async def load_dispute(db: AsyncSession, dispute_id: int) -> Dispute:
     """The dispute with its parties; NotFound otherwise."""
     dispute = await db.get(Dispute, dispute_id)
     if dispute is None:
-        raise NotFound(f"no dispute with id {dispute_id}")
+        raise NotFound("no dispute with id {dispute_id}", dispute_id=dispute_id)
     return dispute
 
 

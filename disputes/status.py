@@ -39,12 +39,12 @@ def check_move(current: str, target: str) -> Status:
     try:
         new = Status(target)
     except ValueError:
-        raise Invalid(f"unknown status '{target}'", field="status") from None
+        raise Invalid("unknown status '{target}'", target=target, field="status") from None
     allowed = ALLOWED_MOVES[Status(current)]
     if new not in allowed:
         names = ", ".join(sorted(allowed))
         raise Conflict(
-            f"a dispute cannot move from '{current}' to '{target}' (allowed: {names})",
+            "a dispute cannot move from '{current}' to '{target}' (allowed: {names})", current=current, target=target, names=names,
             field="status",
         )
     return new

@@ -64,14 +64,14 @@ async def load_expert(db: AsyncSession, expert_id: int) -> Expert:
         .options(selectinload(Expert.windows), selectinload(Expert.overrides))
     )
     if expert is None:
-        raise NotFound(f"no expert with id {expert_id}")
+        raise NotFound("no expert with id {expert_id}", expert_id=expert_id)
     return expert
 
 
 async def _check_email_free(db: AsyncSession, email: str, expert_id: int | None = None) -> None:
     other = await db.scalar(select(Expert.id).where(Expert.email == email))
     if other is not None and other != expert_id:
-        raise Conflict(f"another expert already uses {email}", field="email")
+        raise Conflict("another expert already uses {email}", email=email, field="email")
 
 
 async def create_expert(db: AsyncSession, data: ExpertIn, office_id: int | None = None) -> dict[str, Any]:
@@ -108,7 +108,7 @@ async def update_expert(
     if allowed is not None:
         refused = sorted(set(changes) - allowed)
         if refused:
-            raise Forbidden(f"you may not change {', '.join(refused)}", field=refused[0])
+            raise Forbidden("you may not change {fields}", fields=", ".join(refused), field=refused[0])
     expert = await load_expert(db, expert_id)
     if "email" in changes:
         await _check_email_free(db, changes["email"], expert_id)

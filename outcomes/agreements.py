@@ -52,7 +52,7 @@ def _with_closing(body: str) -> str:
 
 def _check_type(dispute_type: str) -> str:
     if dispute_type not in BUILT_IN:
-        raise NotFound(f"no dispute type '{dispute_type}'")
+        raise NotFound("no dispute type '{dispute_type}'", dispute_type=dispute_type)
     return dispute_type
 
 
@@ -99,7 +99,7 @@ async def draft(db: AsyncSession, session_id: int, timezone: str) -> dict[str, A
     """The template of a session's dispute type with the dispute's names and place filled in."""
     session = await db.get(MediationSession, session_id)
     if session is None:
-        raise NotFound(f"no session with id {session_id}")
+        raise NotFound("no session with id {session_id}", session_id=session_id)
     dispute = await db.get(Dispute, session.dispute_id)
     assert dispute is not None
     sides: dict[str, list[str]] = {"applicant": [], "respondent": []}

@@ -192,7 +192,7 @@ async def get(db: AsyncSession, review_id: int) -> dict[str, Any]:
     """One stored review."""
     review = await db.get(WeeklyReview, review_id)
     if review is None:
-        raise NotFound(f"no weekly review with id {review_id}")
+        raise NotFound("no weekly review with id {review_id}", review_id=review_id)
     return view(review)
 
 

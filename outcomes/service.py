@@ -30,7 +30,7 @@ async def record(
     """Record a session's outcome, move the dispute on, and plan follow-ups after an agreement."""
     session = await db.get(MediationSession, session_id)
     if session is None:
-        raise NotFound(f"no session with id {session_id}")
+        raise NotFound("no session with id {session_id}", session_id=session_id)
     if session.status == "cancelled":
         raise Conflict("a cancelled session has no outcome")
     if await db.scalar(select(Outcome.id).where(Outcome.session_id == session_id)) is not None:
@@ -131,9 +131,9 @@ async def record_follow_up(db: AsyncSession, follow_up_id: int, data: FollowUpIn
     """What the visit found: kept, or relapsed (which reopens the dispute)."""
     follow_up = await db.get(FollowUp, follow_up_id)
     if follow_up is None:
-        raise NotFound(f"no follow-up with id {follow_up_id}")
+        raise NotFound("no follow-up with id {follow_up_id}", follow_up_id=follow_up_id)
     if follow_up.status != "pending":
-        raise Conflict(f"this follow-up was already recorded as {follow_up.status}")
+        raise Conflict("this follow-up was already recorded as {status}", status=follow_up.status)
     follow_up.status, follow_up.note, follow_up.done_at = data.result, data.note, now
     dispute = await db.get(Dispute, follow_up.dispute_id)
     assert dispute is not None

@@ -60,7 +60,7 @@ async def load_session(db: AsyncSession, session_id: int) -> MediationSession:
     """The session with its participants; NotFound otherwise."""
     session = await db.get(MediationSession, session_id)
     if session is None:
-        raise NotFound(f"no session with id {session_id}")
+        raise NotFound("no session with id {session_id}", session_id=session_id)
     return session
 
 
@@ -75,7 +75,7 @@ async def _lock_experts(db: AsyncSession, expert_ids: list[int]) -> dict[int, Ex
     experts = {e.id: e for e in rows}
     missing = sorted(set(expert_ids) - set(experts))
     if missing:
-        raise NotFound(f"no expert with id {missing[0]}", field="experts")
+        raise NotFound("no expert with id {expert_id}", expert_id=missing[0], field="experts")
     return experts
 
 
@@ -95,7 +95,7 @@ async def _check_experts(
         ))
     ]
     if problems:
-        raise Conflict("; ".join(problems), field="experts")
+        raise Conflict(problems, field="experts")
     return experts
 
 
@@ -107,7 +107,7 @@ async def search_slots(db: AsyncSession, data: SearchIn, now: dt.datetime, rules
         if data.dispute_id is not None:
             dispute = await db.get(Dispute, data.dispute_id)
             if dispute is None:
-                raise NotFound(f"no dispute with id {data.dispute_id}", field="dispute_id")
+                raise NotFound("no dispute with id {dispute_id}", dispute_id=data.dispute_id, field="dispute_id")
             dispute_type = dispute.dispute_type
         panel = default_panel(dispute_type)
     window_start = data.window_start or now
@@ -156,7 +156,7 @@ async def book(
     """Book a session atomically; Conflict (409) if any expert cannot take the time."""
     dispute = await db.get(Dispute, data.dispute_id)
     if dispute is None:
-        raise NotFound(f"no dispute with id {data.dispute_id}", field="dispute_id")
+        raise NotFound("no dispute with id {dispute_id}", dispute_id=data.dispute_id, field="dispute_id")
     ids = [e.expert_id for e in data.experts]
     experts = await _check_experts(
         db, ids, data.start, data.end, rules, check_availability=not data.override_availability
@@ -202,7 +202,7 @@ def _holding_experts(session: MediationSession) -> list[Participant]:
 
 def _require_active(session: MediationSession) -> None:
     if session.status not in ACTIVE_STATES:
-        raise Conflict(f"session {session.id} is {session.status}", field="status")
+        raise Conflict("session {session_id} is {status}", session_id=session.id, status=session.status, field="status")
 
 
 async def reschedule(db: AsyncSession, session_id: int, data: RescheduleIn, rules: Rules) -> dict[str, Any]:
@@ -250,7 +250,7 @@ def _expert_participant(session: MediationSession, participant_id: int) -> Parti
             if p.kind != "expert":
                 raise Invalid("only an expert's seat can be given to another expert", field="participant_id")
             return p
-    raise NotFound(f"no participant {participant_id} in session {session.id}", field="participant_id")
+    raise NotFound("no participant {participant_id} in session {session_id}", participant_id=participant_id, session_id=session.id, field="participant_id")
 
 
 async def replacement_options(db: AsyncSession, session_id: int, participant_id: int, rules: Rules) -> list[dict[str, Any]]:
@@ -284,7 +284,7 @@ async def replace_expert(
     _require_active(session)
     leaving = _expert_participant(session, participant_id)
     if leaving.status not in HOLDING_STATES and leaving.status != "declined":
-        raise Conflict(f"that seat was already {leaving.status}", field="participant_id")
+        raise Conflict("that seat was already {status}", status=leaving.status, field="participant_id")
     if any(p.expert_id == expert_id for p in _holding_experts(session)):
         raise Conflict("that expert is already on this panel", field="expert_id")
     experts = await _check_experts(
@@ -310,7 +310,7 @@ async def respond(db: AsyncSession, session_id: int, participant_id: int, accept
     if participant is None or participant.kind != "expert":
         raise Forbidden("only an invited expert can accept or decline")
     if participant.status not in ("invited", "accepted", "declined"):
-        raise Conflict(f"your seat was {participant.status}")
+        raise Conflict("your seat was {status}", status=participant.status)
     participant.status = "accepted" if accept else "declined"
     participant.responded_at = utcnow()
     if session.status == "pending" and all(p.status == "accepted" for p in _holding_experts(session)) \

@@ -81,7 +81,7 @@ async def reissue(db: AsyncSession, session: MediationSession, participant_id: i
     """A new link for a participant; every older link stops working."""
     participant = _find(session, participant_id)
     if participant.status in ("replaced", "removed"):
-        raise Forbidden(f"this participant was {participant.status}")
+        raise Forbidden("this participant was {status}", status=participant.status)
     participant.link_version += 1
     participant.revoked_at = None
     await db.flush()
@@ -92,7 +92,7 @@ def _find(session: MediationSession, participant_id: int) -> Participant:
     for participant in session.participants:
         if participant.id == participant_id:
             return participant
-    raise NotFound(f"no participant {participant_id} in session {session.id}")
+    raise NotFound("no participant {participant_id} in session {session_id}", participant_id=participant_id, session_id=session.id)
 
 
 def room_opens_at(session: MediationSession, open_before_s: int) -> dt.datetime:

@@ -15,6 +15,7 @@ from experts.models import Expert
 from experts.service import free_intervals
 from scheduling.models import ACTIVE_STATES, HOLDING_STATES, MediationSession, Participant
 from scheduling.slots import Candidate, to_minutes
+from server.errors import Part
 
 Busy = dict[int, list[tuple[dt.datetime, dt.datetime]]]
 
@@ -88,25 +89,25 @@ async def load_candidates(
 def time_problem(
     expert: Expert, busy: list[tuple[dt.datetime, dt.datetime]], start: dt.datetime, end: dt.datetime,
     *, gap_min: int, office_tz: str, check_availability: bool,
-) -> str | None:
+) -> Part | None:
     """Why this expert cannot take start..end, or None. Overlaps are always refused."""
     gap = dt.timedelta(minutes=gap_min)
     if any(s - gap < end and start < e + gap for s, e in busy):
-        return f"{expert.name} already has a session at that time"
+        return ("{name} already has a session at that time", {"name": expert.name})
     if not expert.active:
-        return f"{expert.name} is not active in the expert pool"
+        return ("{name} is not active in the expert pool", {"name": expert.name})
     if not check_availability:
         return None
     free = free_intervals(expert, start.date() - dt.timedelta(days=1), end.date())
     if not any(s <= start and end <= e for s, e in availability.merge(free)):
-        return f"{expert.name} is not available at that time"
+        return ("{name} is not available at that time", {"name": expert.name})
     tz = ZoneInfo(office_tz)
     day = start.astimezone(tz).date()
     monday = day - dt.timedelta(days=day.weekday())
     same_day = sum(1 for s, _ in busy if s.astimezone(tz).date() == day)
     same_week = sum(1 for s, _ in busy if 0 <= (s.astimezone(tz).date() - monday).days < 7)
     if same_day >= expert.max_sessions_per_day:
-        return f"{expert.name} already has {same_day} sessions that day"
+        return ("{name} already has {count} sessions that day", {"name": expert.name, "count": same_day})
     if same_week >= expert.max_sessions_per_week:
-        return f"{expert.name} already has {same_week} sessions that week"
+        return ("{name} already has {count} sessions that week", {"name": expert.name, "count": same_week})
     return None

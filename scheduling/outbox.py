@@ -98,9 +98,9 @@ async def retry(db: AsyncSession, message_id: int) -> dict[str, Any]:
     """Put a failed message back in the queue."""
     message = await db.get(OutboxMessage, message_id)
     if message is None:
-        raise NotFound(f"no outbox message {message_id}")
+        raise NotFound("no outbox message {message_id}", message_id=message_id)
     if message.status != "failed":
-        raise Conflict(f"only failed messages can be retried; this one is {message.status}")
+        raise Conflict("only failed messages can be retried; this one is {status}", status=message.status)
     message.status = "pending"
     await db.flush()
     return message_to_dict(message)

@@ -68,7 +68,7 @@ async def create_staff(
 ) -> StaffUser:
     """Add a staff account; Conflict if the user name is taken."""
     if await db.scalar(select(StaffUser.id).where(StaffUser.username == username)):
-        raise Conflict(f"user name '{username}' is taken", field="username")
+        raise Conflict("user name '{username}' is taken", username=username, field="username")
     user = StaffUser(
         username=username, password_hash=hash_password(password), role=role,
         display_name=display_name or username, office_id=office_id,

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -39,6 +39,7 @@ from server.tokens import TokenSigner
 from signaling.hub import InProcessHub
 from signaling.workers import WorkerHub
 from web import office, pages, staff
+from web.i18n import error_text, language, translator
 from web.i18n import STATIC_DIR
 
 logger = logging.getLogger(__name__)
@@ -66,16 +67,19 @@ def _wants_json(request: Request) -> bool:
 
 async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
+    message = error_text(exc, language(request))
     if _wants_json(request):
-        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
-    return pages.render(request, "error.html", exc.status_code, message=exc.message)
+        return ok({**exc.to_dict(), "message": message}, status_code=exc.status_code)
+    return pages.render(request, "error.html", exc.status_code, message=message)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    t = translator(language(request))
+    message = t(f"http.{exc.status_code}") if exc.status_code in (404, 405) else t("http.error")
     if _wants_json(request):
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-    return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+        return ok({"error": exc.detail, "message": message}, status_code=exc.status_code, headers=exc.headers)
+    return pages.render(request, "error.html", exc.status_code, message=message)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -1,5 +1,14 @@
-"""Error types that carry their HTTP status; domain code raises them, one handler renders them."""
+"""Error types that carry their HTTP status; domain code raises them, one handler renders them.
+
+A message is an English template with named values (`NotFound("no expert with id {expert_id}",
+expert_id=7)`), so that the pages can show it in the reader's language: the catalogue
+`web/locales/errors.zh.json` translates the template, then the values are filled in.
+"""
 from __future__ import annotations
+
+from typing import Callable
+
+Part = tuple[str, dict[str, object]]  # a template and its values
 
 
 class AppError(Exception):
@@ -8,12 +17,21 @@ class AppError(Exception):
     status_code = 400
 
     def __init__(
-        self, message: str, *, field: str | None = None, details: list[dict[str, str]] | None = None
+        self, message: str | list[Part], *, field: str | None = None,
+        details: list[dict[str, str]] | None = None, **values: object,
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        self.parts: list[Part] = [(message, values)] if isinstance(message, str) else message
+        self.message = self.text()
+        super().__init__(self.message)
         self.field = field
         self.details = details
+
+    def text(self, translate: Callable[[str, dict[str, object]], str] | None = None, sep: str = "; ") -> str:
+        """The message, each part's template translated (default: the English) and filled in."""
+        return sep.join(
+            (translate(template, values) if translate else template.format(**values) if values else template)
+            for template, values in self.parts
+        )
 
     def to_dict(self) -> dict[str, object]:
         """The JSON body of the error response."""

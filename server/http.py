@@ -27,7 +27,7 @@ def validation_error(exc: ValidationError) -> Invalid:
         for err in exc.errors()
     ]
     first = details[0]
-    return Invalid(f"{first['field']}: {first['message']}", field=first["field"], details=details)
+    return Invalid("{name}: {problem}", field=first["field"], details=details, name=first["field"], problem=first["message"])
 
 
 def parse(model: type[M], data: Any) -> M:
@@ -56,7 +56,7 @@ def path_id(request: Request, name: str = "id") -> int:
     """A numeric id from the path; NotFound when it is not a positive number in range."""
     raw = request.path_params[name]
     if not str(raw).isdigit() or len(str(raw)) > 18:
-        raise NotFound(f"no such {name}")
+        raise NotFound("no such {name}", name=name)
     return int(raw)
 
 
@@ -68,7 +68,7 @@ def query_param(request: Request, name: str, parse_value: Callable[[str], Any], 
     try:
         return parse_value(raw)
     except (ValueError, TypeError, LookupError):
-        raise Invalid(f"bad value for query parameter '{name}'", field=name) from None
+        raise Invalid("bad value for query parameter '{name}'", name=name, field=name) from None
 
 
 @contextlib.asynccontextmanager
@@ -88,9 +88,9 @@ async def reading(request: Request) -> AsyncIterator[AsyncSession]:
         yield db
 
 
-def ok(data: Any, status_code: int = 200) -> JSONResponse:
+def ok(data: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
     """A JSON response that keeps Chinese text readable."""
-    return _Json(data, status_code=status_code)
+    return _Json(data, status_code=status_code, headers=headers)
 
 
 class _Json(JSONResponse):

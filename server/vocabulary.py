@@ -111,6 +111,11 @@ LABELS: dict[str, tuple[str, str]] = {
     "high_risk_unscheduled": ("高风险纠纷尚未安排调解", "High risk, no session booked"),
     # time zones: the office's own is named as people say it; others by their IANA name
     "Asia/Shanghai": ("北京时间", "Beijing time"),
+    # query parameters named in error messages
+    "from": ("开始日期", "from"),
+    "to": ("结束日期", "to"),
+    "date": ("日期", "date"),
+    "span": ("范围", "span"),
     # party sides
     "applicant": ("申请人", "Applicant"),
     "respondent": ("被申请人", "Respondent"),

@@ -8,6 +8,7 @@ from typing import Callable
 
 from starlette.requests import HTTPConnection
 
+from server.errors import AppError
 from server.vocabulary import label
 
 WEB_DIR = Path(__file__).resolve().parent
@@ -43,3 +44,22 @@ def translator(lang: str) -> Callable[..., str]:
 def vocabulary_label(lang: str) -> Callable[[str], str]:
     """Labels of the office's codes (roles, dispute types, statuses) in the language."""
     return lambda code: label(code, lang)
+
+
+@functools.cache
+def _error_catalogue() -> dict[str, str]:
+    return json.loads((WEB_DIR / "locales" / "errors.zh.json").read_text(encoding="utf-8"))
+
+
+def error_text(error: AppError, lang: str) -> str:
+    """An error's message in the language: Chinese from the error catalogue, codes in values
+    (statuses, roles) by their labels; English as raised."""
+    if lang == "en":
+        return error.message
+    messages = _error_catalogue()
+
+    def translate(template: str, values: dict[str, object]) -> str:
+        shown = {k: label(v) if isinstance(v, str) else v for k, v in values.items()}
+        return messages.get(template, template).format(**shown)
+
+    return error.text(translate, sep="；")

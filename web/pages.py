@@ -19,7 +19,7 @@ from server.auth import csrf_token, current_expert_id, current_staff, log_out
 from server.database import utcnow
 from server.errors import AppError
 from server.http import transaction
-from web.i18n import LANG_COOKIE, WEB_DIR, catalogue, language, translator, vocabulary_label
+from web.i18n import LANG_COOKIE, WEB_DIR, catalogue, error_text, language, translator, vocabulary_label
 
 _templates = Environment(
     loader=FileSystemLoader(WEB_DIR / "templates"), autoescape=select_autoescape(["html"])
@@ -77,7 +77,7 @@ async def expert_login_page(request: Request) -> Response:
             try:
                 await sign_in_expert(request, str(form["token"]))
             except AppError as exc:
-                return render(request, "error.html", exc.status_code, message=exc.message)
+                return render(request, "error.html", exc.status_code, message=error_text(exc, language(request)))
             return _redirect("/expert")
         await send_magic_link(request, str(form.get("email", "")))
         return render(request, "expert_login.html", sent=True)

@@ -47,7 +47,7 @@ async def get_entry(request: Request) -> Response:
     async with reading(request) as db:
         rows = await log.entries(db, log.Filter(before_id=entry_id + 1, limit=1))
     if not rows or rows[0]["id"] != entry_id:
-        raise NotFound(f"no audit entry with id {entry_id}")
+        raise NotFound("no audit entry with id {entry_id}", entry_id=entry_id)
     return ok(rows[0])
 
 

@@ -38,7 +38,7 @@ async def _upload(request: Request, resolve: Resolve) -> Response:
     limit = request.app.state.settings.evidence_max_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the file is larger than the limit of {limit / 1048576:g} MB")
+        raise PayloadTooLarge("the file is larger than the limit of {mb} MB", mb=f"{limit / 1048576:g}")
     name = request.query_params.get("name", "")
     if not name:
         raise Invalid("say the file's name in ?name=", field="name")

@@ -89,7 +89,7 @@ async def free_intervals(request: Request) -> Response:
     first = query_param(request, "from", dt.date.fromisoformat, today)
     last = query_param(request, "to", dt.date.fromisoformat, first + dt.timedelta(days=6))
     if last < first or (last - first).days > MAX_RANGE_DAYS:
-        raise Invalid(f"'to' must be on or after 'from' and at most {MAX_RANGE_DAYS} days later", field="to")
+        raise Invalid("'to' must be on or after 'from' and at most {days} days later", days=MAX_RANGE_DAYS, field="to")
     async with transaction(request) as db:
         expert = await service.load_expert(db, expert_id)
         intervals = service.free_intervals(expert, first, last)

@@ -21,7 +21,7 @@ async def test_party_uploads_and_staff_share(browser: Browser, live: Live) -> No
     await party.set_input_files("#evidence-file", files=[{"name": "病毒.exe", "mimeType": "application/octet-stream", "buffer": b"MZ"}])
     await party.click("#evidence-form button[type=submit]")
     await party.wait_for_selector("#evidence-status.error")
-    assert "not accepted" in await party.inner_text("#evidence-status")
+    assert "不接受这种类型的文件" in await party.inner_text("#evidence-status")
 
     other = await browser.new_page(locale="zh-CN")
     await other.goto(f"{live.base}/join/{live.token('party', 1)}")

@@ -15,7 +15,7 @@ async function request(method, url, body, contentType) {
     method, body, headers: contentType ? { ...headers, "Content-Type": contentType } : headers,
   });
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.error || response.statusText);
+  if (!response.ok) throw new Error(data.message || data.error || response.statusText);
   return data;
 }
 

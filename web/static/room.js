@@ -97,6 +97,11 @@ function status(text) { $("status").textContent = text; }
 
 let noticeKind = "";
 
+// A signaling error in the reader's language, by its code (signaling/PROTOCOL.md).
+function errorText(message) {
+  return strings[`room.code.${message.code}`] || strings["room.code.other"];
+}
+
 // One notice line: the lobby and the caucus notices follow the room's state; others stay.
 function notice(text, kind = "info") {
   noticeKind = text ? kind : "";
@@ -251,9 +256,9 @@ async function handle(message) {
       break;
     case "error":
       if (message.code === "ended") finish(t("room.ended"));
-      else if (FATAL.has(message.code)) finish(t("room.error", { message: message.message }));
+      else if (FATAL.has(message.code)) finish(t("room.error", { message: errorText(message) }));
       else if (message.code === "room_closed") waitForRoom(message.opens_at);
-      else status(t("room.error", { message: message.message }));
+      else status(t("room.error", { message: errorText(message) }));
       break;
   }
 }
