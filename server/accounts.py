@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import ForeignKey, String, delete, func, select
+from sqlalchemy import Boolean, ForeignKey, String, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -28,6 +29,23 @@ class StaffUser(Base):
     role: Mapped[str] = mapped_column(String(16), default="staff")  # staff | admin
     office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A disabled account cannot log in, and its open sessions end.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class LoginSession(Base):
+    """One login (a staff member's or an expert's). The signed cookie names it; a request counts
+    as logged in only while this row lives, so logging out, a new password or a disabled
+    account ends the session on the server, whatever copies of the cookie remain."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
+    expert_id: Mapped[int | None] = mapped_column(ForeignKey("experts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class LoginFailure(Base):
@@ -94,11 +112,60 @@ async def authenticate(
     user = await db.scalar(select(StaffUser).where(StaffUser.username == username))
     # Verify against a dummy hash for unknown users too, so timing does not reveal them.
     ok = verify_password(user.password_hash if user else _dummy_hash(), password)
-    if user is None or not ok:
+    if user is None or not ok or not user.active:
         db.add(LoginFailure(username=username))
         return None
     await db.execute(delete(LoginFailure).where(LoginFailure.username == username))
     return user
+
+
+async def start_session(
+    db: AsyncSession, *, lifetime_s: int, staff_id: int | None = None, expert_id: int | None = None
+) -> str:
+    """Record a new login; returns its id for the cookie."""
+    session_id = secrets.token_urlsafe(32)
+    db.add(LoginSession(id=session_id, staff_id=staff_id, expert_id=expert_id,
+                        expires_at=utcnow() + dt.timedelta(seconds=lifetime_s)))
+    await db.flush()
+    return session_id
+
+
+async def session_is_live(db: AsyncSession, session_id: str) -> bool:
+    """Whether the login is neither ended nor expired, and its staff account still active."""
+    row = await db.execute(
+        select(LoginSession.revoked_at, LoginSession.expires_at, StaffUser.active)
+        .outerjoin(StaffUser, StaffUser.id == LoginSession.staff_id).where(LoginSession.id == session_id)
+    )
+    found = row.first()
+    if found is None:
+        return False
+    revoked_at, expires_at, active = found
+    return revoked_at is None and expires_at > utcnow() and active is not False
+
+
+async def end_session(db: AsyncSession, session_id: str) -> None:
+    """End one login (logging out)."""
+    await db.execute(update(LoginSession).where(LoginSession.id == session_id, LoginSession.revoked_at.is_(None))
+                     .values(revoked_at=utcnow()))
+
+
+async def end_staff_sessions(db: AsyncSession, staff_id: int) -> None:
+    """End every login of a staff member (new password, account disabled)."""
+    await db.execute(update(LoginSession).where(LoginSession.staff_id == staff_id, LoginSession.revoked_at.is_(None))
+                     .values(revoked_at=utcnow()))
+
+
+async def set_password(db: AsyncSession, user: StaffUser, password: str) -> None:
+    """Give a staff member a new password; every session they had ends."""
+    user.password_hash = hash_password(password)
+    await end_staff_sessions(db, user.id)
+
+
+async def set_active(db: AsyncSession, user: StaffUser, active: bool) -> None:
+    """Enable or disable a staff account; disabling ends its sessions."""
+    user.active = active
+    if not active:
+        await end_staff_sessions(db, user.id)
 
 
 async def spend_token(db: AsyncSession, token_id: str) -> None:

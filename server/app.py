@@ -25,7 +25,7 @@ from server.api import join as join_api
 from server.api import outcomes as outcomes_api
 from server.api import rooms as rooms_api
 from server.api import sessions as sessions_api
-from server.auth import CSRFMiddleware
+from server.auth import CSRFMiddleware, LoginSessionMiddleware
 from scheduling import room_record
 from scheduling.invites import participant_link
 from scheduling.jobs import JobContext, Jobs
@@ -54,6 +54,12 @@ async def healthz(request: Request) -> Response:
     async with request.app.state.db_sessions() as db:
         await db.execute(text("SELECT 1"))
     return ok({"status": "ok", "version": VERSION})
+
+
+async def api_index(request: Request) -> Response:
+    """Where the API is described, for whoever opens /api/ in a browser."""
+    return ok({"name": "Tiaojie API", "version": VERSION, "openapi": "/api/openapi.json",
+               "note": "JSON over HTTPS; staff log in at POST /api/auth/login and send X-CSRF-Token on changes"})
 
 
 async def openapi(request: Request) -> Response:
@@ -135,6 +141,8 @@ def create_app(settings: Settings) -> Starlette:
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
+        Route("/api", api_index),
+        Route("/api/", api_index),
         Route("/api/openapi.json", openapi),
         *auth_api.routes,
         *experts_api.routes,
@@ -155,6 +163,7 @@ def create_app(settings: Settings) -> Starlette:
             SessionMiddleware, secret_key=settings.secret_key, session_cookie=SESSION_COOKIE,
             max_age=settings.session_max_age_s, same_site="lax", https_only=settings.https_only_cookies,
         ),
+        Middleware(LoginSessionMiddleware),
         Middleware(CSRFMiddleware, exempt_prefixes=TOKEN_AUTHENTICATED_PREFIXES),
     ]
     app = Starlette(

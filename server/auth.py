@@ -1,4 +1,5 @@
-"""Who is asking: staff and expert principals from the signed session cookie, and CSRF."""
+"""Who is asking: staff and expert principals from the signed session cookie (valid only while
+its server-side login session lives), and CSRF."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,6 +11,8 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server import accounts
+from server.database import read_only
 from server.errors import Forbidden, Unauthorized
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -30,21 +33,44 @@ class Staff:
         return self.role == "admin"
 
 
-def log_in_staff(conn: HTTPConnection, staff: Staff) -> None:
+def log_in_staff(conn: HTTPConnection, staff: Staff, session_id: str) -> None:
     """Start a staff session (a fresh CSRF token too, against session fixation)."""
     conn.session.clear()
-    conn.session.update({"staff": [staff.id, staff.role, staff.office_id], "csrf": secrets.token_urlsafe(24)})
+    conn.session.update({"staff": [staff.id, staff.role, staff.office_id], "sid": session_id,
+                         "csrf": secrets.token_urlsafe(24)})
 
 
-def log_in_expert(conn: HTTPConnection, expert_id: int) -> None:
+def log_in_expert(conn: HTTPConnection, expert_id: int, session_id: str) -> None:
     """Start an expert session."""
     conn.session.clear()
-    conn.session.update({"expert": expert_id, "csrf": secrets.token_urlsafe(24)})
+    conn.session.update({"expert": expert_id, "sid": session_id, "csrf": secrets.token_urlsafe(24)})
 
 
-def log_out(conn: HTTPConnection) -> None:
-    """End whatever session there is."""
-    conn.session.clear()
+def login_session_id(conn: HTTPConnection) -> str | None:
+    """The server-side login session the cookie names, if any."""
+    sid = conn.session.get("sid")
+    return sid if isinstance(sid, str) else None
+
+
+class LoginSessionMiddleware:
+    """Forgets the cookie's login unless its server-side session still lives (ended by logout,
+    a new password or a disabled account). Runs inside the session middleware."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        session = scope.get("session") if scope["type"] in ("http", "websocket") else None
+        if session and ("staff" in session or "expert" in session):
+            sid = session.get("sid")
+            live = False
+            if isinstance(sid, str):
+                async with scope["app"].state.db_sessions() as db:
+                    await read_only(db)
+                    live = await accounts.session_is_live(db, sid)
+            if not live:
+                session.clear()
+        await self.app(scope, receive, send)
 
 
 def current_staff(conn: HTTPConnection) -> Staff | None:

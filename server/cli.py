@@ -1,4 +1,4 @@
-"""The `tiaojie` command: serve, demo, create-staff, migrate."""
+"""The `tiaojie` command: serve, demo, create-staff, reset-password, migrate."""
 from __future__ import annotations
 
 import argparse
@@ -6,11 +6,15 @@ import asyncio
 import getpass
 import logging
 import os
+import secrets
 import sys
 
 from audit.log import AuditedSession
 from server.config import Settings
 from server.database import create_engine, create_session_factory, upgrade_database
+
+
+DATABASE_HELP = "SQLAlchemy URL (default: TIAOJIE_DATABASE_URL, else sqlite+aiosqlite:///var/tiaojie.sqlite3)"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -28,15 +32,22 @@ async def _in_transaction(settings: Settings, work):  # type: ignore[no-untyped-
         await engine.dispose()
 
 
-def _load_demo(settings: Settings) -> None:
+def _load_demo(settings: Settings) -> str:
+    """Load the demo once; the line about the admin login to print."""
     from server.demo import load_demo
 
     password = asyncio.run(_in_transaction(settings, load_demo))
     if password is None:
-        print("Demo data is already loaded (staff user 'admin' keeps its password).")
-    else:
-        print("Demo data loaded: offices 金山警务室 and 朝阳警务室, 20 experts, 15 disputes (9 already mediated).")
-        print(f"Staff login: user 'admin', password '{password}'")
+        print("Demo data is already loaded.")
+        return "Staff login: user 'admin' keeps its password (a new one: tiaojie reset-password admin)"
+    print("Demo data loaded: offices 金山警务室 and 朝阳警务室, 20 experts, 15 disputes (9 already mediated),"
+          " a session starting in a few minutes.")
+    return f"Staff login: user 'admin', password '{password}'"
+
+
+def _banner(*lines: str) -> str:
+    rule = "=" * 72
+    return "\n".join([rule, *(f"  {line}" for line in lines), rule])
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -46,16 +57,27 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     upgrade_database(settings.database_url)
-    if args.demo:
-        _load_demo(settings)
-    print(f"Tiaojie on http://{args.host}:{args.port}/  (database {settings.database_url})")
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    login = _load_demo(settings) if args.demo else ""
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level="info"))
+
+    async def serve() -> None:
+        # The login lines come last, after uvicorn's start-up output, where a newcomer sees them.
+        task = asyncio.create_task(server.serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.05)
+        if server.started:
+            url = f"http://{args.host}:{args.port}/login"
+            print(_banner(f"Tiaojie is running. Open {url}", *([login] if login else []),
+                          f"Database: {settings.database_url}"), flush=True)
+        await task
+
+    asyncio.run(serve())
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
     settings = _settings(args)
     upgrade_database(settings.database_url)
-    _load_demo(settings)
+    print(_load_demo(settings))
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -84,6 +106,28 @@ def cmd_create_staff(args: argparse.Namespace) -> None:
     print(f"Staff account '{args.username}' created.")
 
 
+def cmd_reset_password(args: argparse.Namespace) -> None:
+    from sqlalchemy import select
+
+    from server.accounts import StaffUser, set_password
+
+    settings = _settings(args)
+    upgrade_database(settings.database_url)
+    password = args.password or secrets.token_urlsafe(9)
+    if len(password) < 10:
+        sys.exit("The password needs at least 10 characters.")
+
+    async def reset(db):  # type: ignore[no-untyped-def]
+        user = await db.scalar(select(StaffUser).where(StaffUser.username == args.username))
+        if user is not None:
+            await set_password(db, user, password)
+        return user is not None
+
+    if not asyncio.run(_in_transaction(settings, reset)):
+        sys.exit(f"There is no staff account '{args.username}'.")
+    print(f"New password for '{args.username}' (every session of this account has ended): password '{password}'")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -94,9 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="upgrade the database and run the server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--database-url", help="default: TIAOJIE_DATABASE_URL or var/tiaojie.sqlite3")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    serve.add_argument("--database-url", help=DATABASE_HELP)
     serve.add_argument("--demo", action="store_true", help="load the demo data first")
     serve.add_argument(
         "--media-workers", type=int, default=os.cpu_count() or 1,
@@ -105,20 +149,26 @@ def main(argv: list[str] | None = None) -> None:
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="load the demo data set")
-    demo.add_argument("--database-url")
+    demo.add_argument("--database-url", help=DATABASE_HELP)
     demo.set_defaults(func=cmd_demo)
 
     migrate = sub.add_parser("migrate", help="upgrade the database schema")
-    migrate.add_argument("--database-url")
+    migrate.add_argument("--database-url", help=DATABASE_HELP)
     migrate.set_defaults(func=cmd_migrate)
 
     staff = sub.add_parser("create-staff", help="add a staff account")
     staff.add_argument("username")
-    staff.add_argument("--display-name")
-    staff.add_argument("--admin", action="store_true")
+    staff.add_argument("--display-name", help="the name shown on pages (default: the user name)")
+    staff.add_argument("--admin", action="store_true", help="may add staff accounts and read the audit log")
     staff.add_argument("--password", help="default: asked for")
-    staff.add_argument("--database-url")
+    staff.add_argument("--database-url", help=DATABASE_HELP)
     staff.set_defaults(func=cmd_create_staff)
+
+    reset = sub.add_parser("reset-password", help="give a staff account a new password and end its sessions")
+    reset.add_argument("username")
+    reset.add_argument("--password", help="default: a new random one, printed")
+    reset.add_argument("--database-url", help=DATABASE_HELP)
+    reset.set_defaults(func=cmd_reset_password)
 
     args = parser.parse_args(argv)
     args.func(args)

@@ -13,9 +13,9 @@ from starlette.routing import Route
 from disputes.models import Dispute
 from experts import service as experts
 from scheduling import calendar, invites
-from server.api.auth import check_login, send_magic_link, sign_in_expert
+from server.api.auth import check_login, log_out, send_magic_link, sign_in_expert
 from server.api.join import invitation_view
-from server.auth import csrf_token, current_expert_id, current_staff, log_out
+from server.auth import csrf_token, current_expert_id, current_staff
 from server.database import utcnow
 from server.errors import AppError
 from server.http import transaction
@@ -65,7 +65,7 @@ async def login_page(request: Request) -> Response:
 
 async def logout_page(request: Request) -> Response:
     """Log out and return to the login page."""
-    log_out(request)
+    await log_out(request)
     return _redirect("/login")
 
 

@@ -8,9 +8,12 @@ from starlette.responses import Response
 
 from experts.models import Expert
 from server import accounts, mail
-from server.auth import Staff, csrf_token, require_admin, current_expert_id, current_staff, log_in_expert, log_in_staff, log_out
-from server.errors import Forbidden, Unauthorized
-from server.http import ApiRoute, ok, read_json, transaction
+from server.auth import (
+    Staff, csrf_token, current_expert_id, current_staff, log_in_expert, log_in_staff, login_session_id, require_admin,
+    require_staff,
+)
+from server.errors import Forbidden, NotFound, Unauthorized
+from server.http import ApiRoute, ok, path_id, read_json, transaction
 
 
 class LoginIn(BaseModel):
@@ -23,6 +26,16 @@ class StaffIn(BaseModel):
     password: str = Field(min_length=10, max_length=200)
     display_name: str = Field("", max_length=80)
     admin: bool = False
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=10, max_length=200)
+
+
+class StaffPatch(BaseModel):
+    active: bool | None = None
+    password: str | None = Field(None, min_length=10, max_length=200)
 
 
 class MagicLinkRequest(BaseModel):
@@ -42,10 +55,21 @@ async def check_login(request: Request, username: str, password: str) -> Staff:
             max_failures=settings.login_max_failures, window_s=settings.login_window_s,
         )
         staff = Staff(user.id, user.role, user.office_id) if user else None
+        if staff is not None:
+            session_id = await accounts.start_session(db, staff_id=staff.id, lifetime_s=settings.session_max_age_s)
     if staff is None:
         raise Unauthorized("wrong user name or password")
-    log_in_staff(request, staff)
+    log_in_staff(request, staff, session_id)
     return staff
+
+
+async def log_out(request: Request) -> None:
+    """End the login on the server, then forget it in the cookie."""
+    session_id = login_session_id(request)
+    if session_id is not None:
+        async with transaction(request) as db:
+            await accounts.end_session(db, session_id)
+    request.session.clear()
 
 
 async def sign_in_expert(request: Request, token: str) -> int:
@@ -57,7 +81,8 @@ async def sign_in_expert(request: Request, token: str) -> int:
         if expert is None or not expert.active:
             raise Forbidden("this expert account is not active")
         await accounts.spend_token(db, link.token_id)
-    log_in_expert(request, link.expert_id)
+        session_id = await accounts.start_session(db, expert_id=link.expert_id, lifetime_s=settings.session_max_age_s)
+    log_in_expert(request, link.expert_id, session_id)
     return link.expert_id
 
 
@@ -85,8 +110,39 @@ async def login(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     """End the session."""
-    log_out(request)
+    await log_out(request)
     return ok({"logged_out": True})
+
+
+async def change_password(request: Request) -> Response:
+    """A staff member changes their own password: every other session of theirs ends."""
+    staff = require_staff(request)
+    data = await read_json(request, PasswordChange)
+    async with transaction(request) as db:
+        user = await db.get(accounts.StaffUser, staff.id)
+        if user is None or not accounts.verify_password(user.password_hash, data.current_password):
+            raise Forbidden("the current password is wrong", field="current_password")
+        await accounts.set_password(db, user, data.new_password)
+        session_id = await accounts.start_session(
+            db, staff_id=staff.id, lifetime_s=request.app.state.settings.session_max_age_s)
+    log_in_staff(request, staff, session_id)
+    return ok({"changed": True, "csrf_token": csrf_token(request)})
+
+
+async def update_staff_account(request: Request) -> Response:
+    """Disable or enable a staff account, or set its password (administrators only); either
+    ends the account's sessions."""
+    require_admin(request)
+    data = await read_json(request, StaffPatch)
+    async with transaction(request) as db:
+        user = await db.get(accounts.StaffUser, path_id(request))
+        if user is None:
+            raise NotFound("no staff account with id {staff_id}", staff_id=request.path_params["id"])
+        if data.active is not None:
+            await accounts.set_active(db, user, data.active)
+        if data.password is not None:
+            await accounts.set_password(db, user, data.password)
+        return ok({"id": user.id, "username": user.username, "role": user.role, "active": user.active})
 
 
 async def me(request: Request) -> Response:
@@ -133,6 +189,8 @@ async def create_staff_account(request: Request) -> Response:
 
 routes = [
     ApiRoute("/api/staff", create_staff_account, methods=["POST"], body=StaffIn, tag="auth"),
+    ApiRoute("/api/staff/{id}", update_staff_account, methods=["PATCH"], body=StaffPatch, tag="auth"),
+    ApiRoute("/api/auth/password", change_password, methods=["POST"], body=PasswordChange, tag="auth"),
     ApiRoute("/api/auth/login", login, methods=["POST"], body=LoginIn, tag="auth"),
     ApiRoute("/api/auth/logout", logout, methods=["POST"], tag="auth"),
     ApiRoute("/api/auth/me", me, methods=["GET"], tag="auth"),

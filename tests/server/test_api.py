@@ -14,6 +14,9 @@ async def test_healthz_and_openapi(running: Running) -> None:
     assert "post" in schema["paths"]["/api/disputes"]
     assert "ExpertIn" in schema["components"]["schemas"]
     assert "DisputeIn" in schema["components"]["schemas"]
+    for index in ("/api", "/api/"):
+        answer = await client.get(index)
+        assert answer.status_code == 200 and answer.json()["openapi"] == "/api/openapi.json"
 
 
 async def test_expert_round_trip(staff_client: httpx.AsyncClient) -> None:

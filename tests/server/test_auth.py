@@ -164,3 +164,57 @@ async def test_only_admins_create_staff(running: Running, staff_client: httpx.As
     assert (await admin.post("/api/staff", json=body)).status_code == 409
     short = await admin.post("/api/staff", json={**body, "username": "x1", "password": "short"})
     assert short.status_code == 422 and short.json()["field"] == "password"
+
+
+def _copy(running: Running, client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """Another client holding the same cookies (a stolen or saved copy of the cookie)."""
+    copy = running.client()
+    copy.cookies = httpx.Cookies(client.cookies)
+    copy.headers["X-CSRF-Token"] = client.headers["X-CSRF-Token"]
+    return copy
+
+
+async def test_logout_ends_the_session_on_the_server(running: Running, staff_client: httpx.AsyncClient) -> None:
+    saved = _copy(running, staff_client)
+    assert (await saved.get("/api/auth/me")).status_code == 200
+    assert (await staff_client.post("/api/auth/logout")).status_code == 200
+    # The signed cookie is still well-formed and unexpired, but its login has ended.
+    assert (await saved.get("/api/auth/me")).status_code == 401
+    assert (await saved.get("/api/disputes")).status_code == 401
+    page = await saved.get("/disputes")
+    assert page.status_code == 303 and page.headers["location"].startswith("/login")
+
+
+async def test_expert_logout_ends_the_session(running: Running, make_expert: ExpertFactory) -> None:
+    expert = await make_expert()
+    client = await expert_client(running, expert["id"])
+    saved = _copy(running, client)
+    assert (await client.post("/api/auth/logout")).status_code == 200
+    assert (await saved.get("/api/auth/me")).status_code == 401
+
+
+async def test_new_password_ends_every_other_session(running: Running, staff_client: httpx.AsyncClient) -> None:
+    elsewhere = await log_in(running)
+    new = "a new horse battery staple"
+    wrong = await staff_client.post("/api/auth/password", json={"current_password": "nope", "new_password": new})
+    assert wrong.status_code == 403 and wrong.json()["message"] == "当前密码不正确"
+    changed = await staff_client.post("/api/auth/password", json={"current_password": STAFF_PASSWORD, "new_password": new})
+    assert changed.status_code == 200
+    assert (await elsewhere.get("/api/auth/me")).status_code == 401
+    assert (await staff_client.get("/api/auth/me")).status_code == 200  # this one goes on
+    fresh = await with_csrf(running.client())
+    assert (await fresh.post("/api/auth/login", json={"username": "staff1", "password": STAFF_PASSWORD})).status_code == 401
+    assert (await fresh.post("/api/auth/login", json={"username": "staff1", "password": new})).status_code == 200
+
+
+async def test_disabled_account_is_logged_out_and_cannot_log_in(running: Running, staff_client: httpx.AsyncClient) -> None:
+    await add_staff(running, "chief", role="admin")
+    admin = await log_in(running, "chief")
+    me = (await staff_client.get("/api/auth/me")).json()
+    assert (await staff_client.patch(f"/api/staff/{me['id']}", json={"active": False})).status_code == 403
+    disabled = await admin.patch(f"/api/staff/{me['id']}", json={"active": False})
+    assert disabled.status_code == 200 and disabled.json()["active"] is False
+    assert (await staff_client.get("/api/auth/me")).status_code == 401
+    again = await with_csrf(running.client())
+    assert (await again.post("/api/auth/login", json={"username": "staff1", "password": STAFF_PASSWORD})).status_code == 401
+    assert (await admin.patch("/api/staff/999", json={"active": True})).status_code == 404

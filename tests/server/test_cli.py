@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -63,7 +64,12 @@ def test_serve_demo_answers_healthz_login_and_api(tmp_path: Path) -> None:
             assert "工作人员登录" in client.get("/login").text
             assert client.get("/api/openapi.json").json()["info"]["title"].startswith("Tiaojie")
         process.terminate()
-        password = re.search(r"password '(\S+)'", process.communicate(timeout=15)[0]).group(1)
+        output = process.communicate(timeout=15)[0]
+        password = re.search(r"password '(\S+)'", output).group(1)
+        # The login comes last, after the server's own start-up lines.
+        banner = output[output.index("Tiaojie is running"):]
+        assert f"http://127.0.0.1:{port}/login" in banner and password in banner
+        assert "Application startup complete" in output[:output.index("Tiaojie is running")]
         # Start again on the same data: the demo is not loaded twice and the password works.
         process = _start_server(port, env)
         with httpx.Client(base_url=base) as client:
@@ -79,3 +85,18 @@ def test_serve_demo_answers_healthz_login_and_api(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_reset_password_ends_sessions_and_the_new_one_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(["create-staff", "wang", "--password", "long enough pw"])
+    with pytest.raises(SystemExit) as caught:
+        main(["reset-password", "nobody"])
+    assert "no staff account 'nobody'" in str(caught.value)
+    capsys.readouterr()
+    main(["reset-password", "wang"])
+    password = re.search(r"password '(\S+)'", capsys.readouterr().out).group(1)
+    from server.accounts import verify_password
+    stored = sqlite3.connect(tmp_path / "var" / "tiaojie.sqlite3").execute(
+        "SELECT password_hash FROM staff_users WHERE username = 'wang'").fetchone()[0]
+    assert verify_password(stored, password) and not verify_password(stored, "long enough pw")
