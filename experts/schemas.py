@@ -14,9 +14,11 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 def check_timezone(value: str) -> str:
     """The name if it is a known IANA time zone."""
+    if len(value) > 64:  # no IANA name is this long; a longer one is not even a file name
+        raise ValueError("unknown time zone")
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(f"unknown time zone '{value}'") from None
     return value
 

@@ -51,7 +51,7 @@ MODERATION = frozenset({"admit", "mute", "remove", "end", "caucus_start", "caucu
 
 def participant_of(peer_id: str | None) -> int | None:
     """The participant id in a room peer id ('p12' -> 12)."""
-    if not peer_id or not peer_id.startswith("p") or not peer_id[1:].isdigit():
+    if not peer_id or not peer_id.startswith("p") or not (peer_id[1:].isascii() and peer_id[1:].isdigit()):
         return None
     return int(peer_id[1:])
 

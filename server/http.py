@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
+import re
 from typing import Any, AsyncIterator, Callable, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -18,6 +20,16 @@ from server.errors import BadRequest, Invalid, NotFound
 
 M = TypeVar("M", bound=BaseModel)
 MAX_JSON_BYTES = 1_000_000
+# Dates a query may name: wide enough for any register, narrow enough that converting a day to
+# UTC or adding a week never leaves the calendar (year 1 and 9999 would).
+MIN_DATE, MAX_DATE = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
+MAX_ID = 2**63 - 1  # the largest integer the databases store
+_DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() also takes '³' and '٣'
+
+
+def is_number(text: str) -> bool:
+    """Whether the text is a whole number of 1 to 18 ASCII digits (an id or a length)."""
+    return _DIGITS.fullmatch(text) is not None
 
 
 def validation_error(exc: ValidationError) -> Invalid:
@@ -47,6 +59,8 @@ async def read_json(request: Request, model: type[M]) -> M:
         data = json.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BadRequest("the request body is not valid JSON", field="body") from None
+    except RecursionError:
+        raise BadRequest("the request body is nested too deeply", field="body") from None
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object", field="body")
     return parse(model, data)
@@ -55,9 +69,25 @@ async def read_json(request: Request, model: type[M]) -> M:
 def path_id(request: Request, name: str = "id") -> int:
     """A numeric id from the path; NotFound when it is not a positive number in range."""
     raw = request.path_params[name]
-    if not str(raw).isdigit() or len(str(raw)) > 18:
+    if not is_number(str(raw)):
         raise NotFound("no such {name}", name=name)
     return int(raw)
+
+
+def parse_date(text: str) -> dt.date:
+    """A YYYY-MM-DD date between MIN_DATE and MAX_DATE (ValueError otherwise)."""
+    value = dt.date.fromisoformat(text)
+    if not MIN_DATE <= value <= MAX_DATE:
+        raise ValueError("date out of range")
+    return value
+
+
+def parse_count(text: str) -> int:
+    """A whole number from 0 to MAX_ID (ValueError otherwise)."""
+    value = int(text)
+    if not 0 <= value <= MAX_ID:
+        raise ValueError("number out of range")
+    return value
 
 
 def query_param(request: Request, name: str, parse_value: Callable[[str], Any], default: Any = None) -> Any:

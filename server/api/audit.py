@@ -10,7 +10,7 @@ from starlette.responses import Response
 from audit import log
 from server.auth import require_admin
 from server.errors import NotFound
-from server.http import ApiRoute, ok, path_id, query_param, reading
+from server.http import ApiRoute, ok, parse_count, parse_date, path_id, query_param, reading
 
 
 def audit_filter(request: Request) -> log.Filter:
@@ -18,17 +18,17 @@ def audit_filter(request: Request) -> log.Filter:
     tz = ZoneInfo(request.app.state.settings.timezone)
 
     def day_start(text: str) -> dt.datetime:
-        return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), tz)
+        return dt.datetime.combine(parse_date(text), dt.time(), tz)
 
     until = query_param(request, "to", day_start)
     return log.Filter(
         entity=request.query_params.get("entity") or None,
-        entity_id=query_param(request, "entity_id", int),
+        entity_id=query_param(request, "entity_id", parse_count),
         actor=request.query_params.get("actor") or None,
         since=query_param(request, "from", day_start),
         until=until + dt.timedelta(days=1) if until else None,
-        before_id=query_param(request, "before_id", int),
-        limit=query_param(request, "limit", int, 100),
+        before_id=query_param(request, "before_id", parse_count),
+        limit=query_param(request, "limit", parse_count, 100),
     )
 
 

@@ -18,7 +18,7 @@ from disputes import evidence
 from scheduling import invites
 from server.auth import require_staff
 from server.errors import Invalid, PayloadTooLarge
-from server.http import ApiRoute, ok, path_id, read_json, transaction
+from server.http import ApiRoute, is_number, ok, path_id, read_json, transaction
 
 Resolve = Callable[[AsyncSession], Awaitable[tuple[int, evidence.Uploader]]]
 
@@ -37,7 +37,7 @@ async def _upload(request: Request, resolve: Resolve) -> Response:
     """Check who uploads (a short transaction), receive the file, then record it (another)."""
     limit = request.app.state.settings.evidence_max_bytes
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if is_number(declared) and int(declared) > limit:
         raise PayloadTooLarge("the file is larger than the limit of {mb} MB", mb=f"{limit / 1048576:g}")
     name = request.query_params.get("name", "")
     if not name:

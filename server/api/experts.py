@@ -15,7 +15,7 @@ from server.api import sessions as sessions_api
 from server.auth import require_expert_self_or_staff, require_staff
 from server.database import utcnow
 from server.errors import Invalid
-from server.http import ApiRoute, ok, path_id, query_param, read_json, transaction
+from server.http import ApiRoute, ok, parse_date, path_id, query_param, read_json, transaction
 from server.vocabulary import Role
 
 MAX_RANGE_DAYS = 62
@@ -86,8 +86,8 @@ async def free_intervals(request: Request) -> Response:
     expert_id = path_id(request)
     require_expert_self_or_staff(request, expert_id)
     today = dt.date.today()
-    first = query_param(request, "from", dt.date.fromisoformat, today)
-    last = query_param(request, "to", dt.date.fromisoformat, first + dt.timedelta(days=6))
+    first = query_param(request, "from", parse_date, today)
+    last = query_param(request, "to", parse_date, first + dt.timedelta(days=6))
     if last < first or (last - first).days > MAX_RANGE_DAYS:
         raise Invalid("'to' must be on or after 'from' and at most {days} days later", days=MAX_RANGE_DAYS, field="to")
     async with transaction(request) as db:

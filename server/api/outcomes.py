@@ -14,7 +14,7 @@ from scheduling import bookings, invites, notify
 from server.auth import require_staff
 from server.database import utcnow
 from server.errors import Invalid
-from server.http import ApiRoute, ok, path_id, query_param, read_json, reading, transaction
+from server.http import ApiRoute, ok, parse_date, path_id, query_param, read_json, reading, transaction
 
 
 async def record_outcome(request: Request) -> Response:
@@ -87,8 +87,8 @@ async def record_follow_up(request: Request) -> Response:
 def statistics_range(request: Request) -> tuple[dt.date, dt.date]:
     """?from= and ?to= (office dates, both included); default this month so far."""
     today = utcnow().astimezone(ZoneInfo(request.app.state.settings.timezone)).date()
-    first = query_param(request, "from", dt.date.fromisoformat, today.replace(day=1))
-    last = query_param(request, "to", dt.date.fromisoformat, today)
+    first = query_param(request, "from", parse_date, today.replace(day=1))
+    last = query_param(request, "to", parse_date, today)
     if last < first:
         raise Invalid("'to' must not be before 'from'", field="to")
     return first, last

@@ -13,6 +13,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from scheduling import invites
 from server.database import iso_utc, utcnow
 from server.errors import AppError
+from server.http import is_number
 from signaling.errors import SignalingError
 from signaling.ice import ice_servers
 from signaling.session import SignalingSession
@@ -66,7 +67,7 @@ async def _admit(websocket: WebSocket, send: Any) -> dict[str, Any]:
     if not isinstance(message, dict) or message.get("type") != "join" or not isinstance(message.get("token"), str):
         raise SignalingError("the first message must be {\"type\": \"join\", \"token\": ...}", code="join_first")
     raw_id = websocket.path_params["session_id"]
-    if not raw_id.isdigit() or len(raw_id) > 18:
+    if not is_number(raw_id):
         raise SignalingError("no such session", code="not_found")
     state = websocket.app.state
     settings = state.settings

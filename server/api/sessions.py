@@ -17,7 +17,7 @@ from scheduling.schemas import BookingIn, CancelIn, ReplaceIn, RescheduleIn, Sea
 from server.accounts import StaffUser
 from server.auth import require_staff
 from server.database import utcnow
-from server.http import ApiRoute, ok, path_id, query_param, read_json, transaction
+from server.http import ApiRoute, ok, parse_count, parse_date, path_id, query_param, read_json, transaction
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -177,7 +177,7 @@ async def schedule(request: Request) -> Response:
     require_staff(request)
     settings = request.app.state.settings
     today = utcnow().astimezone(ZoneInfo(settings.timezone)).date()
-    day = query_param(request, "date", dt.date.fromisoformat, today)
+    day = query_param(request, "date", parse_date, today)
     span = query_param(request, "span", lambda v: {"day": "day", "week": "week"}[v], "day")
     first, last = calendar.local_span(day, span, settings.timezone)
     async with transaction(request) as db:
@@ -189,7 +189,7 @@ async def list_outbox(request: Request) -> Response:
     """Notifications, newest first; ?status=failed shows failed deliveries."""
     require_staff(request)
     status = query_param(request, "status", str)
-    session_id = query_param(request, "session_id", int)
+    session_id = query_param(request, "session_id", parse_count)
     async with transaction(request) as db:
         return ok(await outbox.list_messages(db, status=status, session_id=session_id))
 

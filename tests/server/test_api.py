@@ -141,3 +141,30 @@ async def test_api_needs_a_login(running: Running) -> None:
     client = running.client()
     for url in ("/api/experts", "/api/disputes", "/api/experts/1"):
         assert (await client.get(url)).status_code == 401
+
+
+async def test_inputs_that_fuzzing_turned_into_500s_are_4xx(running: Running, staff_client: httpx.AsyncClient) -> None:
+    from tests.conftest import add_staff, log_in
+
+    await add_staff(running, "chief", role="admin")
+    admin = await log_in(running, "chief")
+    nested = "[" * 5000 + "]" * 5000
+    anonymous = running.client()
+    for client, path in ((anonymous, "/api/auth/login"), (staff_client, "/api/disputes"), (staff_client, "/api/experts")):
+        response = await client.post(path, content=nested, headers={"content-type": "application/json"})
+        assert response.status_code in (400, 403), (path, response.status_code, response.text)
+        assert response.json()["error"]
+    deep = await staff_client.post("/api/disputes", content='{"title": ' + nested + "}", headers={"content-type": "application/json"})
+    assert deep.status_code == 400 and deep.json()["field"] == "body"
+    for path in ("/api/schedule?date=9999-12-31&span=week", "/api/schedule?date=0001-01-01",
+                 "/api/statistics?from=0001-01-01&to=9999-12-31", "/api/audit?from=0001-01-01&to=9999-12-31",
+                 "/api/audit?entity_id=99999999999999999999999", "/api/audit?limit=-1"):
+        response = await admin.get(path)
+        assert response.status_code == 422, (path, response.status_code, response.text)
+        assert response.json()["field"] and response.json()["message"]
+    for path in ("/api/sessions/%C2%B3", "/api/disputes/%D9%A3"):  # '³' and '٣' are digits to str.isdigit()
+        assert (await staff_client.get(path)).status_code == 404
+    expert = (await staff_client.post("/api/experts", json={"name": "时区专家", "role": "lawyer", "email": "tz@e.cn"})).json()
+    for zone in ("A" * 300, "Asia/" + "x" * 300, "../../etc/passwd"):
+        bad = await staff_client.patch(f"/api/experts/{expert['id']}", json={"timezone": zone})
+        assert bad.status_code == 422 and bad.json()["field"] == "timezone", bad.text
