@@ -81,6 +81,12 @@ class ServerPeer:
         """Apply the client's offer and return the server's answer."""
         if self.slots:
             raise SignalingError("renegotiation is not supported; reconnect instead", code="bad_offer")
+        missing = missing_codecs(offer_sdp)
+        if missing:
+            raise SignalingError(
+                f"the offer has no {' or '.join(sorted(missing))}: the server forwards Opus audio and VP8 video "
+                "without transcoding, so every browser must send and receive them", code="unsupported_codec",
+                missing=sorted(missing))
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except (ValueError, AttributeError, IndexError, KeyError) as exc:
@@ -189,6 +195,19 @@ class ServerPeer:
         logger.info("peer %s connection %s", self.id, self.pc.connectionState)
         if self.pc.connectionState in ("failed", "closed"):
             await self._on_closed(self)
+
+
+def missing_codecs(offer_sdp: str) -> set[str]:
+    """The required codecs ('audio/opus', 'video/VP8') that some active m-line of the offer lacks."""
+    missing = set()
+    for section in re.split(r"\r?\nm=", "\n" + offer_sdp)[1:]:
+        kind, _, rest = section.partition(" ")
+        if kind not in CODECS or rest.startswith("0 "):  # port 0: a rejected m-line
+            continue
+        name = CODECS[kind].split("/")[1]
+        if not re.search(rf"^a=rtpmap:\d+ {name}/", section, re.M | re.I):
+            missing.add(CODECS[kind])
+    return missing
 
 
 def _prefer(transceiver: RTCRtpTransceiver) -> None:

@@ -16,7 +16,7 @@ from server.errors import AppError
 from server.http import is_number
 from signaling.errors import SignalingError
 from signaling.ice import ice_servers
-from signaling.session import SignalingSession
+from signaling.session import SignalingSession, parse
 
 logger = logging.getLogger(__name__)
 JOIN_TIMEOUT_S = 10
@@ -51,20 +51,29 @@ async def room_socket(websocket: WebSocket) -> None:
     await session.start()
     try:
         while not session.left:
-            await session.on_text(await websocket.receive_text())
+            try:
+                await session.on_text(await _receive_text(websocket))
+            except SignalingError as exc:  # a binary frame: say so, and carry on
+                await send(exc.to_message())
     except (WebSocketDisconnect, RuntimeError):  # Starlette raises RuntimeError subclasses after a close
         pass
     finally:
         await session.dropped()
 
 
+async def _receive_text(websocket: WebSocket) -> str:
+    """The next text frame; SignalingError for a binary one (the protocol is JSON text)."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    if message.get("text") is None:
+        raise SignalingError("send JSON in text frames, not binary ones", code="bad_message")
+    return str(message["text"])
+
+
 async def _admit(websocket: WebSocket, send: Any) -> dict[str, Any]:
-    raw = await asyncio.wait_for(websocket.receive_text(), JOIN_TIMEOUT_S)
-    try:
-        message = json.loads(raw)
-    except (json.JSONDecodeError, ValueError):
-        raise SignalingError("not valid JSON", code="bad_json") from None
-    if not isinstance(message, dict) or message.get("type") != "join" or not isinstance(message.get("token"), str):
+    message = parse(await asyncio.wait_for(_receive_text(websocket), JOIN_TIMEOUT_S))
+    if message.get("type") != "join" or not isinstance(message.get("token"), str):
         raise SignalingError("the first message must be {\"type\": \"join\", \"token\": ...}", code="join_first")
     raw_id = websocket.path_params["session_id"]
     if not is_number(raw_id):

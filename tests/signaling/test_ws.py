@@ -250,3 +250,63 @@ async def test_no_rejoining_an_ended_session(live: Live) -> None:
     party = await join(live, 1, live.token("party"))
     assert party.errors and party.errors[0]["code"] == "ended"
     await party.close()
+
+
+async def test_a_flood_from_the_lobby_is_rate_limited(live: Live) -> None:
+    host = await join(live, 0, live.token("host"))
+    party = await join(live, 1, live.token("party"))
+    try:
+        await wait_until(lambda: any(m["type"] == "participants" and any(p["kind"] == "party" for p in m["participants"])
+                                     for m in host.messages), 5)
+        before = len(host.messages)
+        for n in range(3000):
+            await party.socket.send(json.dumps({"type": "hand", "raised": n % 2 == 0}))
+        await party.socket.send(json.dumps({"type": "chat", "text": "x" * 2001}))
+        await asyncio.sleep(1.5)
+        relayed = len(host.messages) - before
+        assert relayed < 150, f"the host received {relayed} messages from 3,000 toggles"
+        limited = [e for e in party.errors if e["code"] == "rate_limited"]
+        assert 1 <= len(limited) < 50, len(limited)
+        # Chat has its own, stricter limit: six messages at once, the sixth is dropped.
+        await asyncio.sleep(6)
+        admitted = party.peer_id
+        await host.socket.send(json.dumps({"type": "moderate", "action": "admit", "peer_id": admitted}))
+        await wait_until(lambda: any(m["type"] == "admitted" for m in party.messages), 5)
+        for n in range(6):
+            await party.socket.send(json.dumps({"type": "chat", "text": f"第{n}条"}))
+        await asyncio.sleep(1)
+        chats = [m["text"] for m in host.messages if m["type"] == "chat"]
+        assert chats == [f"第{n}条" for n in range(5)], chats
+    finally:
+        await host.close()
+        await party.close()
+
+
+async def test_binary_and_deeply_nested_frames_get_errors_and_the_socket_stays(live: Live) -> None:
+    socket = await websockets.connect(live.ws_url())
+    await socket.send(b"\x00\x01binary")
+    assert json.loads(await socket.recv())["code"] == "bad_message"
+    await socket.wait_closed()  # a bad first frame is a refusal
+    party = await join(live, 1, live.token("party"))
+    try:
+        await party.socket.send(b"\x00\x01binary")
+        await party.socket.send("[" * 5000 + "]" * 5000)
+        await party.socket.send(json.dumps({"type": "hand", "raised": True}))
+        await wait_until(lambda: len(party.errors) >= 2, 5)
+        assert [e["code"] for e in party.errors[:2]] == ["bad_message", "bad_json"]
+        assert party.socket.close_code is None
+    finally:
+        await party.close()
+
+
+async def test_an_offer_without_vp8_gets_a_clear_error(live: Live) -> None:
+    party = await join(live, 1, live.token("party"))
+    try:
+        offer = await party.media.offer()
+        h264_only = offer.replace("VP8/90000", "H264/90000")
+        assert "VP8" not in h264_only
+        await party.socket.send(json.dumps({"type": "offer", "sdp": h264_only}))
+        await wait_until(lambda: party.errors, 10)
+        assert party.errors[0]["code"] == "unsupported_codec" and party.errors[0]["missing"] == ["video/VP8"]
+    finally:
+        await party.close()

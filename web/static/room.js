@@ -6,7 +6,7 @@ const strings = config.strings;
 const $ = (id) => document.getElementById(id);
 const MAX_VIDEO_BITRATE = 600_000; // bits/s: enough for 640x480 talking heads
 // Refusals that reconnecting cannot cure: the link is bad, revoked or expired.
-const FATAL = new Set(["invite_401", "invite_403", "invite_404", "invite_410", "not_found"]);
+const FATAL = new Set(["invite_401", "invite_403", "invite_404", "invite_410", "not_found", "unsupported_codec"]);
 
 function t(key, values = {}) {
   let text = strings[key] || key;
