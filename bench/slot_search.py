@@ -64,7 +64,7 @@ def make_search(late: bool = False) -> Search:
     now = dt.datetime.combine(FIRST_DAY, dt.time(8), SH)
     return Search(
         panel=panel, window_start=now, window_end=now + dt.timedelta(days=28), now=now,
-        duration_min=60, step_min=15, buffer_before_min=15, buffer_after_min=15, min_notice_min=120,
+        duration_min=60, step_min=15, gap_min=15, min_notice_min=120,
         party_busy=to_minutes([(now + dt.timedelta(days=d, hours=1), now + dt.timedelta(days=d, hours=3)) for d in range(28)]),
         limit=10,
     )

@@ -8,7 +8,6 @@ the first's session.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -19,21 +18,14 @@ from sqlalchemy.orm import selectinload
 from disputes.models import Dispute
 from disputes.status import Status, check_move
 from experts.models import Expert
-from scheduling.loading import busy_times, load_candidates, time_problem
+from scheduling.loading import busy_times, load_candidates
 from scheduling.models import ACTIVE_STATES, HOLDING_STATES, MediationSession, Participant
 from scheduling.panel import Panel, Seat, default_panel
+from scheduling.rules import Rules, earliest_start, expert_problem, session_problem, window_end
 from scheduling.schemas import BookingIn, RescheduleIn, SearchIn
 from scheduling.slots import Search, find_slots
 from server.database import iso_utc, utcnow
 from server.errors import Conflict, Forbidden, Invalid, NotFound
-
-
-@dataclasses.dataclass(frozen=True)
-class Rules:
-    """The office's booking rules."""
-
-    gap_min: int = 15
-    timezone: str = "Asia/Shanghai"
 
 
 def participant_to_dict(p: Participant) -> dict[str, Any]:
@@ -81,17 +73,19 @@ async def _lock_experts(db: AsyncSession, expert_ids: list[int]) -> dict[int, Ex
 
 async def _check_experts(
     db: AsyncSession, expert_ids: list[int], start: dt.datetime, end: dt.datetime, rules: Rules,
-    *, check_availability: bool, exclude_session: int | None = None,
+    *, check_availability: bool, exclude_session: int | None = None, now: dt.datetime | None = None,
 ) -> dict[int, Expert]:
-    """Lock the experts and refuse (409) if any cannot take start..end."""
+    """Lock the experts and refuse (409) if the time or any expert breaks a booking rule."""
+    problem = session_problem(start, end, now or utcnow(), rules, check_notice=check_availability)
+    if problem is not None:
+        raise Conflict([problem], field="start")
     experts = await _lock_experts(db, expert_ids)
     week = dt.timedelta(days=7)
     busy = await busy_times(db, expert_ids, start - week, end + week, exclude_session=exclude_session)
     problems = [
         problem for expert_id in expert_ids
-        if (problem := time_problem(
-            experts[expert_id], busy.get(expert_id, []), start, end, gap_min=rules.gap_min,
-            office_tz=rules.timezone, check_availability=check_availability,
+        if (problem := expert_problem(
+            experts[expert_id], busy.get(expert_id, []), start, end, rules, check_availability=check_availability,
         ))
     ]
     if problems:
@@ -110,19 +104,20 @@ async def search_slots(db: AsyncSession, data: SearchIn, now: dt.datetime, rules
                 raise NotFound("no dispute with id {dispute_id}", dispute_id=data.dispute_id, field="dispute_id")
             dispute_type = dispute.dispute_type
         panel = default_panel(dispute_type)
-    window_start = data.window_start or now
-    window_end = data.window_end or window_start + dt.timedelta(days=14)
-    if window_end <= window_start or window_end - window_start > dt.timedelta(days=62):
-        raise Invalid("the window must end after it starts and span at most 62 days", field="window_end")
+    first = max(data.window_start or now, earliest_start(now, rules))
+    last = min(data.window_end or first + dt.timedelta(days=14), window_end(now, rules))
+    if data.window_end is not None and data.window_start is not None and data.window_end <= data.window_start:
+        raise Invalid("the window must end after it starts", field="window_end")
+    if last <= first:
+        return []
     candidates = await load_candidates(
-        db, window_start, window_end, roles={s.role for s in panel.seats},
+        db, first, last, roles={s.role for s in panel.seats},
         pinned={s.expert_id for s in panel.seats if s.expert_id is not None},
     )
     search = Search(
-        panel=panel, window_start=window_start, window_end=window_end, now=now,
+        panel=panel, window_start=first, window_end=last, now=now,
         duration_min=data.duration_min, step_min=data.step_min,
-        buffer_before_min=data.buffer_before_min, buffer_after_min=data.buffer_after_min,
-        min_notice_min=data.min_notice_min, limit=data.limit, timezone=rules.timezone,
+        gap_min=rules.gap_min, min_notice_min=rules.notice_min, limit=data.limit, timezone=rules.timezone,
         party_busy=[(int(s.start.timestamp()) // 60, -(-int(s.end.timestamp()) // 60)) for s in data.party_busy],
     )
     names = {e.id: (e.name, e.role) for e in await db.scalars(select(Expert).where(Expert.active))}
@@ -151,7 +146,7 @@ async def search_slots(db: AsyncSession, data: SearchIn, now: dt.datetime, rules
 
 async def book(
     db: AsyncSession, data: BookingIn, rules: Rules, *, staff_id: int | None, office_id: int | None,
-    host_name: str,
+    host_name: str, now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Book a session atomically; Conflict (409) if any expert cannot take the time."""
     dispute = await db.get(Dispute, data.dispute_id)
@@ -159,7 +154,7 @@ async def book(
         raise NotFound("no dispute with id {dispute_id}", dispute_id=data.dispute_id, field="dispute_id")
     ids = [e.expert_id for e in data.experts]
     experts = await _check_experts(
-        db, ids, data.start, data.end, rules, check_availability=not data.override_availability
+        db, ids, data.start, data.end, rules, check_availability=not data.override_availability, now=now,
     )
     if dispute.status != Status.SCHEDULED:
         dispute.status = check_move(dispute.status, Status.SCHEDULED)
@@ -264,7 +259,7 @@ async def replacement_options(db: AsyncSession, session_id: int, participant_id:
     search = Search(
         panel=Panel(seats=[Seat(role=leaving.role)]), window_start=session.start, window_end=session.end,
         now=session.start, duration_min=int((session.end - session.start).total_seconds() // 60),
-        step_min=1, buffer_before_min=rules.gap_min, buffer_after_min=rules.gap_min, min_notice_min=0,
+        step_min=1, gap_min=rules.gap_min, min_notice_min=0,
         limit=1, alternates=50, timezone=rules.timezone,
     )
     slots = find_slots(search, [c for c in candidates if c.expert_id not in on_panel])

@@ -35,9 +35,6 @@ class SearchIn(_Strict):
     window_start: AwareDatetime | None = None
     window_end: AwareDatetime | None = None
     step_min: int = Field(30, ge=5, le=240)
-    buffer_before_min: int = Field(15, ge=0, le=240)
-    buffer_after_min: int = Field(15, ge=0, le=240)
-    min_notice_min: int = Field(120, ge=0, le=60 * 24 * 14)
     party_busy: list[Span] = Field(default_factory=list, max_length=200)
     limit: int = Field(5, ge=1, le=50)
 

@@ -7,8 +7,9 @@ weeks within a few milliseconds.
 
 How it works: every start time on the grid (window start, rounded up to the slot interval,
 after the minimum notice) is an index k. For each expert the free intervals, minus their
-sessions widened by the buffer and minus days or weeks already at their cap, become ranges of
-feasible k. Per role a difference array counts how many experts are free at each k; a k is a
+sessions widened by the gap and minus start times on days or in weeks already at their cap,
+become ranges of feasible k. The rules themselves (what counts as a day, a week, the gap) are
+those of `scheduling/rules.py`, which booking checks too. Per role a difference array counts how many experts are free at each k; a k is a
 slot when every role has at least as many free experts as it has required seats, every pinned
 expert is free, and no party is busy. Only for the first `limit` slots are the experts
 actually chosen and ranked.
@@ -20,9 +21,9 @@ import dataclasses
 import datetime as dt
 from collections import defaultdict
 from typing import Iterable, Sequence
-from zoneinfo import ZoneInfo
 
 from scheduling.panel import Panel, Seat
+from scheduling.rules import cap_day, cap_week
 
 Minutes = tuple[int, int]
 _NEVER = -(2**62)
@@ -64,8 +65,7 @@ class Search:
     now: dt.datetime
     duration_min: int = 60
     step_min: int = 30
-    buffer_before_min: int = 15
-    buffer_after_min: int = 15
+    gap_min: int = 15
     min_notice_min: int = 120
     party_busy: Sequence[Minutes] = ()
     limit: int = 5
@@ -123,9 +123,8 @@ def find_slots(search: Search, candidates: Iterable[Candidate]) -> list[Slot]:
     if any(not seats[n][1].optional and expert_id not in present for expert_id, n in pinned.items()):
         return []  # a required pinned expert is not in the pool
 
-    gap = max(search.buffer_before_min, search.buffer_after_min)
-    caps = _CapCalendar(ZoneInfo(search.timezone))
-    blocked = {c.expert_id: _blocked(c, gap, caps) for c in pool}
+    caps = _CapCalendar(search.timezone)
+    blocked = {c.expert_id: _blocked(c, search.gap_min, caps, duration) for c in pool}
     party_ok = bytearray(b"\x01") * count
     for lo, hi in _blocked_ranges(search.party_busy, first, count, step, duration):
         party_ok[lo:hi + 1] = bytes(hi + 1 - lo)
@@ -170,24 +169,21 @@ def _minute(value: dt.datetime) -> int:
 
 
 class _CapCalendar:
-    """Local day and week boundaries (in epoch minutes) for the daily and weekly caps."""
+    """The cap days and weeks of `scheduling/rules.py`, in epoch minutes."""
 
-    def __init__(self, tz: ZoneInfo) -> None:
-        self.tz = tz
+    def __init__(self, zone: str) -> None:
+        self.zone = zone
 
     def day(self, minute: int) -> Minutes:
-        local = dt.datetime.fromtimestamp(minute * 60, self.tz)
-        start = minute - local.hour * 60 - local.minute
-        return start, start + 1440
+        return to_minutes([cap_day(minute_to_datetime(minute), self.zone)])[0]
 
     def week(self, minute: int) -> Minutes:
-        local = dt.datetime.fromtimestamp(minute * 60, self.tz)
-        start = minute - local.weekday() * 1440 - local.hour * 60 - local.minute
-        return start, start + 7 * 1440
+        return to_minutes([cap_week(minute_to_datetime(minute), self.zone)])[0]
 
 
-def _blocked(candidate: Candidate, gap: int, caps: _CapCalendar) -> list[Minutes]:
-    """Times the expert cannot start into: sessions widened by the gap, and capped days or weeks."""
+def _blocked(candidate: Candidate, gap: int, caps: _CapCalendar, duration: int) -> list[Minutes]:
+    """Intervals a session may not overlap: sessions widened by the gap; and for a day or week
+    at its cap, a span that a session overlaps exactly when it starts in that day or week."""
     if not candidate.busy:
         return []
     blocked = [(s - gap, e + gap) for s, e in candidate.busy]
@@ -196,8 +192,10 @@ def _blocked(candidate: Candidate, gap: int, caps: _CapCalendar) -> list[Minutes
     for start, _ in candidate.busy:
         per_day[caps.day(start)] += 1
         per_week[caps.week(start)] += 1
-    blocked += [span for span, n in per_day.items() if n >= candidate.max_per_day]
-    blocked += [span for span, n in per_week.items() if n >= candidate.max_per_week]
+    capped = [span for span, n in per_day.items() if n >= candidate.max_per_day]
+    capped += [span for span, n in per_week.items() if n >= candidate.max_per_week]
+    # A session [t, t + duration) overlaps (lo + duration - 1, hi) exactly when lo <= t < hi.
+    blocked += [(lo + duration - 1, hi) for lo, hi in capped]
     blocked.sort()
     return blocked
 

@@ -26,6 +26,10 @@ class Settings:
     invite_grace_s: int = 2 * 3600
     # Minutes an expert keeps free between two sessions.
     booking_gap_min: int = 15
+    # No session sooner than this after now (unless staff override the availability) ...
+    booking_notice_min: int = 120
+    # ... nor further ahead than this.
+    booking_horizon_days: int = 92
     office_name: str = "金山警务室 远程调解中心"
     # Where alerts for staff go (an expert declined); default: the From address.
     office_email: str = ""

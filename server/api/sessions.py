@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from disputes.models import Dispute
+from scheduling.rules import Rules
 from scheduling import bookings, calendar, invites, notify, outbox
 from scheduling.models import MediationSession, Participant
 from scheduling.schemas import BookingIn, CancelIn, ReplaceIn, RescheduleIn, SearchIn
@@ -23,10 +24,11 @@ from server.http import ApiRoute, ok, parse_count, parse_date, path_id, query_pa
 M = TypeVar("M", bound=BaseModel)
 
 
-def rules(request: Request) -> bookings.Rules:
+def rules(request: Request) -> Rules:
     """The office's booking rules from the settings."""
     settings = request.app.state.settings
-    return bookings.Rules(gap_min=settings.booking_gap_min, timezone=settings.timezone)
+    return Rules(gap_min=settings.booking_gap_min, notice_min=settings.booking_notice_min,
+                 horizon_days=settings.booking_horizon_days, timezone=settings.timezone)
 
 
 def link_for(request: Request, session: MediationSession, participant: Participant) -> str:

@@ -26,7 +26,7 @@ def expert(expert_id: int, role: str, *free: tuple[int, int], **fields: object) 
 def search(panel: Panel | None = None, **fields: object) -> Search:
     values: dict[str, object] = dict(
         panel=panel or default_panel(), window_start=at(23, 0), window_end=at(30, 0), now=NOW,
-        min_notice_min=0, buffer_before_min=0, buffer_after_min=0,
+        min_notice_min=0, gap_min=0,
     )
     values.update(fields)
     return Search(**values)  # type: ignore[arg-type]
@@ -100,8 +100,8 @@ def test_existing_sessions_and_buffers() -> None:
     pool = [expert(1, "lawyer", span(23, 9, 13), busy=(span(23, 10, 11),))]
     no_buffer = find_slots(search(panel), pool)
     assert [s.start for s in no_buffer] == [at(23, 9), at(23, 11), at(23, 11, 30), at(23, 12)]
-    with_buffer = find_slots(search(panel, buffer_before_min=15, buffer_after_min=30), pool)
-    # The gap between two of one expert's sessions is at least the larger buffer (30 minutes).
+    with_buffer = find_slots(search(panel, gap_min=30), pool)
+    # 30 minutes free before and after each of the expert's sessions.
     assert [s.start for s in with_buffer] == [at(23, 11, 30), at(23, 12)]
 
 
@@ -123,37 +123,12 @@ def test_daily_and_weekly_caps() -> None:
     assert find_slots(search(panel, limit=1, window_end=at(30, 23)), weekly)[0].start == at(30, 9)
 
 
-def test_parties_unavailable_times_are_avoided() -> None:
+def test_a_capped_day_blocks_starts_on_it_not_sessions_running_into_it() -> None:
+    # Two sessions on the 24th (its cap): sessions starting late on the 23rd and running past
+    # midnight are allowed, as booking allows them (a session counts on the day it starts);
+    # starts on the 24th are not.
     panel = Panel(seats=[Seat(role="lawyer")])
-    pool = [expert(1, "lawyer", span(23, 9, 12))]
-    slots = find_slots(search(panel, party_busy=(span(23, 9, 10), span(23, 11, 12))), pool)
-    assert [s.start for s in slots] == [at(23, 10)]
-
-
-def test_ranking_priority_then_match_then_least_recently_booked() -> None:
-    seat = Seat(role="lawyer", specialty="animals", dialect="益阳话")
-    panel = Panel(seats=[seat])
-    free = span(23, 9, 10)
-    pool = [
-        expert(1, "lawyer", free, priority=50),
-        expert(2, "lawyer", free, priority=10, last_booked=5),
-        expert(3, "lawyer", free, priority=10, specialties=frozenset({"animals"}), last_booked=9),
-        expert(4, "lawyer", free, priority=10, specialties=frozenset({"animals"}), languages=frozenset({"益阳话"}), last_booked=9),
-        expert(5, "lawyer", free, priority=10, specialties=frozenset({"animals"}), languages=frozenset({"益阳话"}), last_booked=3),
-    ]
-    slot = find_slots(search(panel, limit=1), pool)[0]
-    assert slot.seats[0].expert_id == 5 and slot.seats[0].match == 2
-    assert slot.seats[0].alternates == (4, 3, 2)
-
-
-def test_limit_and_earliest_first() -> None:
-    free = (span(25, 9, 17), span(26, 9, 17))
-    pool = [expert(i, role, *free) for i, role in ((1, "legal_officer"), (2, "lawyer"), (3, "governance_specialist"))]
-    slots = find_slots(search(limit=20), pool)
-    assert len(slots) == 20
-    assert slots == sorted(slots, key=lambda s: s.start)
-    assert slots[0].start == at(25, 9) and slots[-1].start.day == 26
-
-
-def test_empty_window() -> None:
-    assert find_slots(search(window_start=at(23, 9), window_end=at(23, 9, 30)), []) == []
+    evening = to_minutes([(at(23, 22), at(24, 2))])[0]
+    pool = [expert(1, "lawyer", evening, busy=(span(24, 9, 10), span(24, 14, 15)), max_per_day=2, max_per_week=9)]
+    found = find_slots(search(panel, duration_min=90, step_min=30, limit=10), pool)
+    assert [s.start for s in found] == [at(23, 22), at(23, 22, 30), at(23, 23), at(23, 23, 30)]
