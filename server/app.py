@@ -25,13 +25,13 @@ from server.api import join as join_api
 from server.api import outcomes as outcomes_api
 from server.api import rooms as rooms_api
 from server.api import sessions as sessions_api
-from server.auth import CSRFMiddleware, LoginSessionMiddleware
+from server.auth import CSRFMiddleware, LiveLogins, LoginSessionMiddleware
 from scheduling import room_record
 from scheduling.invites import participant_link
 from scheduling.jobs import JobContext, Jobs
 from scheduling.outbox import Deliverer
 from server.config import Settings
-from server.database import create_engine, create_session_factory
+from server.database import create_engine, create_session_factory, read_only
 from server.errors import AppError
 from server.http import ok
 from server.openapi import build_openapi
@@ -52,6 +52,7 @@ TOKEN_AUTHENTICATED_PREFIXES = ("/api/join/",)
 async def healthz(request: Request) -> Response:
     """Liveness and database check."""
     async with request.app.state.db_sessions() as db:
+        await read_only(db)
         await db.execute(text("SELECT 1"))
     return ok({"status": "ok", "version": VERSION})
 
@@ -108,6 +109,7 @@ def create_app(settings: Settings) -> Starlette:
         ))
         app.state.engine, app.state.db_sessions = engine, sessions
         app.state.deliverer, app.state.jobs = deliverer, jobs
+        app.state.live_logins = LiveLogins(sessions)
         async def record(room_id: str, event: dict[str, Any]) -> None:
             try:
                 async with sessions() as db, db.begin():

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import secrets
+import time
 from urllib.parse import parse_qs
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,6 +54,36 @@ def login_session_id(conn: HTTPConnection) -> str | None:
     return sid if isinstance(sid, str) else None
 
 
+class LiveLogins:
+    """Which login sessions are live, from the database, remembered for a moment: the check
+    costs a query, as much as a simple read itself. Logging out, a new password and disabling
+    an account forget here at once; another node sees the end within `ttl_s`."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl_s: float = 2.0) -> None:
+        self._sessions = sessions
+        self._ttl_s = ttl_s
+        self._live_until: dict[str, float] = {}
+
+    async def is_live(self, sid: str) -> bool:
+        now = time.monotonic()
+        if self._live_until.get(sid, 0.0) > now:
+            return True
+        async with self._sessions() as db:
+            await read_only(db)
+            live = await accounts.session_is_live(db, sid)
+        if live:
+            if len(self._live_until) > 10_000:
+                self._live_until.clear()
+            self._live_until[sid] = now + self._ttl_s
+        else:
+            self._live_until.pop(sid, None)
+        return live
+
+    def forget(self) -> None:
+        """After a login ended here: check every session afresh."""
+        self._live_until.clear()
+
+
 class LoginSessionMiddleware:
     """Forgets the cookie's login unless its server-side session still lives (ended by logout,
     a new password or a disabled account). Runs inside the session middleware."""
@@ -63,12 +95,7 @@ class LoginSessionMiddleware:
         session = scope.get("session") if scope["type"] in ("http", "websocket") else None
         if session and ("staff" in session or "expert" in session):
             sid = session.get("sid")
-            live = False
-            if isinstance(sid, str):
-                async with scope["app"].state.db_sessions() as db:
-                    await read_only(db)
-                    live = await accounts.session_is_live(db, sid)
-            if not live:
+            if not isinstance(sid, str) or not await scope["app"].state.live_logins.is_live(sid):
                 session.clear()
         await self.app(scope, receive, send)
 

@@ -55,8 +55,14 @@ def iso_utc(value: dt.datetime | None) -> str | None:
 READ_ONLY = "tiaojie_read_only"
 
 
+class ReadOnlyWrite(RuntimeError):
+    """A read-only transaction (a GET request, a report) tried to write: a bug, never data loss."""
+
+
 async def read_only(db: AsyncSession) -> None:
-    """Make this session's coming transaction a read-only snapshot (call before its first statement)."""
+    """Make this session's coming transaction a read-only snapshot (call before its first
+    statement); a flush that would write in it raises ReadOnlyWrite, on every database."""
+    db.info[READ_ONLY] = True
     options: dict[str, Any] = {READ_ONLY: True}
     if db.bind is not None and db.bind.dialect.name == "postgresql":
         options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
@@ -69,7 +75,9 @@ def create_engine(url: str) -> AsyncEngine:
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # Keep enough connections open for a busy office: one beyond the pool is opened and
+        # closed again per use, and opening one (the PRAGMAs below) costs more than a read.
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=20, max_overflow=20)
         _configure_sqlite(engine)
         return engine
     return create_async_engine(url, pool_pre_ping=True)
@@ -101,7 +109,14 @@ def create_session_factory(
     engine: AsyncEngine, session_class: type[Session] = Session
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions whose objects stay readable after commit (the app passes audit's session class)."""
+    if not event.contains(session_class, "before_flush", _refuse_writes):
+        event.listen(session_class, "before_flush", _refuse_writes)
     return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=session_class)
+
+
+def _refuse_writes(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
+        raise ReadOnlyWrite("a read-only transaction tried to write")
 
 
 def upgrade_database(url: str) -> None:

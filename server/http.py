@@ -101,20 +101,20 @@ def query_param(request: Request, name: str, parse_value: Callable[[str], Any], 
         raise Invalid("bad value for query parameter '{name}'", name=name, field=name) from None
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
 @contextlib.asynccontextmanager
 async def transaction(request: Request) -> AsyncIterator[AsyncSession]:
     """A database session inside one transaction, committed on success; changes are logged as
-    the logged-in staff member's or expert's (invite links name their participant themselves)."""
+    the logged-in staff member's or expert's (invite links name their participant themselves).
+
+    A GET or HEAD only reads: its transaction is a read-only snapshot that takes no write lock,
+    so reads never wait behind bookings (and a write in one is refused as a bug)."""
     async with request.app.state.db_sessions() as db, db.begin():
+        if request.method in SAFE_METHODS:
+            await read_only(db)
         set_actor(db, request_actor(request))
-        yield db
-
-
-@contextlib.asynccontextmanager
-async def reading(request: Request) -> AsyncIterator[AsyncSession]:
-    """A database session for a report that only reads: it takes no write lock."""
-    async with request.app.state.db_sessions() as db:
-        await read_only(db)
         yield db
 
 

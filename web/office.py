@@ -12,7 +12,7 @@ from outcomes import service as outcomes
 from server.api.audit import audit_filter
 from server.api.outcomes import statistics_range
 from server.auth import require_admin
-from server.http import path_id, reading, transaction
+from server.http import path_id, transaction
 from web.pages import render
 from web.staff import local, login_first
 
@@ -23,7 +23,7 @@ async def audit_page(request: Request) -> Response:
         return redirect
     require_admin(request)
     where = audit_filter(request)
-    async with reading(request) as db:
+    async with transaction(request) as db:
         rows = await log.entries(db, where)
     older = {k: v for k, v in request.query_params.items() if k != "before_id"}
     return render(request, "staff/audit.html", rows=rows, where=where, older=older, local=local,
@@ -53,7 +53,7 @@ async def statistics_page(request: Request) -> Response:
     if (redirect := login_first(request)) is not None:
         return redirect
     first, last = statistics_range(request)
-    async with reading(request) as db:
+    async with transaction(request) as db:
         figures = await statistics.statistics(db, *statistics.span(first, last, request.app.state.settings.timezone))
     return render(request, "staff/statistics.html", figures=figures, first=first, last=last)
 

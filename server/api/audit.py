@@ -10,7 +10,7 @@ from starlette.responses import Response
 from audit import log
 from server.auth import require_admin
 from server.errors import NotFound
-from server.http import ApiRoute, ok, parse_count, parse_date, path_id, query_param, reading
+from server.http import ApiRoute, ok, parse_count, parse_date, path_id, query_param, transaction
 
 
 def audit_filter(request: Request) -> log.Filter:
@@ -36,7 +36,7 @@ async def list_entries(request: Request) -> Response:
     """Audit rows, newest first."""
     require_admin(request)
     where = audit_filter(request)
-    async with reading(request) as db:
+    async with transaction(request) as db:
         return ok(await log.entries(db, where))
 
 
@@ -44,7 +44,7 @@ async def get_entry(request: Request) -> Response:
     """One audit row."""
     require_admin(request)
     entry_id = path_id(request)
-    async with reading(request) as db:
+    async with transaction(request) as db:
         rows = await log.entries(db, log.Filter(before_id=entry_id + 1, limit=1))
     if not rows or rows[0]["id"] != entry_id:
         raise NotFound("no audit entry with id {entry_id}", entry_id=entry_id)

@@ -69,6 +69,7 @@ async def log_out(request: Request) -> None:
     if session_id is not None:
         async with transaction(request) as db:
             await accounts.end_session(db, session_id)
+        request.app.state.live_logins.forget()
     request.session.clear()
 
 
@@ -125,6 +126,7 @@ async def change_password(request: Request) -> Response:
         await accounts.set_password(db, user, data.new_password)
         session_id = await accounts.start_session(
             db, staff_id=staff.id, lifetime_s=request.app.state.settings.session_max_age_s)
+    request.app.state.live_logins.forget()
     log_in_staff(request, staff, session_id)
     return ok({"changed": True, "csrf_token": csrf_token(request)})
 
@@ -142,7 +144,9 @@ async def update_staff_account(request: Request) -> Response:
             await accounts.set_active(db, user, data.active)
         if data.password is not None:
             await accounts.set_password(db, user, data.password)
-        return ok({"id": user.id, "username": user.username, "role": user.role, "active": user.active})
+        result = {"id": user.id, "username": user.username, "role": user.role, "active": user.active}
+    request.app.state.live_logins.forget()
+    return ok(result)
 
 
 async def me(request: Request) -> Response:

@@ -14,7 +14,7 @@ from scheduling import bookings, invites, notify
 from server.auth import require_staff
 from server.database import utcnow
 from server.errors import Invalid
-from server.http import ApiRoute, ok, parse_date, path_id, query_param, read_json, reading, transaction
+from server.http import ApiRoute, ok, parse_date, path_id, query_param, read_json, transaction
 
 
 async def record_outcome(request: Request) -> Response:
@@ -98,7 +98,7 @@ async def statistics_report(request: Request) -> Response:
     """Figures for ?from=YYYY-MM-DD to ?to=YYYY-MM-DD (office time zone); ?format=csv for CSV."""
     require_staff(request)
     first, last = statistics_range(request)
-    async with reading(request) as db:
+    async with transaction(request) as db:
         figures = await statistics.statistics(db, *statistics.span(first, last, request.app.state.settings.timezone))
     if request.query_params.get("format") == "csv":
         return Response(
