@@ -12,16 +12,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Connection, event, insert, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper, Session, object_session
 
 from audit.models import AuditEntry
-from experts.models import Expert
-from scheduling.models import Participant
-from server.accounts import StaffUser
 from server.database import Base, iso_utc, utcnow
 
 SYSTEM = "system"
@@ -81,6 +79,8 @@ def _log(action: str) -> Callable[[Mapper[Any], Connection, Any], None]:
         session = object_session(obj)
         if not getattr(obj, "__audited__", False) or not isinstance(session, AuditedSession):
             return
+        before: dict[str, Any] | None
+        after: dict[str, Any] | None
         if action == "update":
             before, after = _changes(obj)
             if not after:
@@ -141,6 +141,12 @@ async def entries(db: AsyncSession, where: Filter) -> list[dict[str, Any]]:
     ]
 
 
+# Where an actor's name is, by kind: looked up by table name, as a foreign key names its table,
+# so that the audit log, beneath every package whose rows it records, imports none of them.
+ACTOR_NAMES = {"staff": ("staff_users", "username"), "expert": ("experts", "name"),
+               "participant": ("participants", "display_name")}
+
+
 async def _actor_names(db: AsyncSession, actors: set[str]) -> dict[str, str]:
     ids: dict[str, list[int]] = {"staff": [], "expert": [], "participant": []}
     for actor in actors:
@@ -148,8 +154,9 @@ async def _actor_names(db: AsyncSession, actors: set[str]) -> dict[str, str]:
         if kind in ids and number.isdigit():
             ids[kind].append(int(number))
     names: dict[str, str] = {}
-    for kind, column, name in (("staff", StaffUser.id, StaffUser.username), ("expert", Expert.id, Expert.name),
-                               ("participant", Participant.id, Participant.display_name)):
+    for kind, (table_name, name_column) in ACTOR_NAMES.items():
+        table = Base.metadata.tables[table_name]
+        column, name = table.c.id, table.c[name_column]
         if ids[kind]:
             for number, text in await db.execute(select(column, name).where(column.in_(ids[kind]))):
                 names[f"{kind}:{number}"] = text

@@ -12,14 +12,14 @@ import dataclasses
 import hashlib
 import os
 import uuid
+from collections.abc import AsyncIterable
 from pathlib import Path
-from typing import Any, AsyncIterable
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from disputes.models import Dispute, Evidence
-from scheduling.models import MediationSession, Participant
 from server.database import iso_utc
 from server.errors import Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType
 
@@ -75,12 +75,21 @@ def clean_name(filename: str) -> str:
     return name[-200:]
 
 
+class Viewer(Protocol):
+    """A participant as evidence needs them (scheduling's Participant is one; the register
+    itself knows nothing of sessions)."""
+
+    id: int
+    kind: str
+    party_id: int | None
+
+
 @dataclasses.dataclass(frozen=True)
 class Uploader:
     """Who gives the file: a staff member, or a participant from their own link."""
 
     staff_id: int | None = None
-    participant: Participant | None = None
+    participant: Viewer | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +172,7 @@ def view(evidence: Evidence) -> dict[str, Any]:
     }
 
 
-def visible_to(evidence: Evidence, participant: Participant) -> bool:
+def visible_to(evidence: Evidence, participant: Viewer) -> bool:
     """Whether a participant (from their link) may see a file (see the module doc)."""
     if participant.kind in PANEL_KINDS:
         return True
@@ -174,7 +183,7 @@ def visible_to(evidence: Evidence, participant: Participant) -> bool:
     )
 
 
-async def for_dispute(db: AsyncSession, dispute_id: int, participant: Participant | None = None) -> list[dict[str, Any]]:
+async def for_dispute(db: AsyncSession, dispute_id: int, participant: Viewer | None = None) -> list[dict[str, Any]]:
     """A dispute's files, oldest first; for a participant only those they may see."""
     if await db.get(Dispute, dispute_id) is None:
         raise NotFound("no dispute with id {dispute_id}", dispute_id=dispute_id)
@@ -184,7 +193,7 @@ async def for_dispute(db: AsyncSession, dispute_id: int, participant: Participan
 
 async def open_file(
     db: AsyncSession, folder: Path, evidence_id: int, *, dispute_id: int | None = None,
-    participant: Participant | None = None,
+    participant: Viewer | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """The stored file and its listing; NotFound for files the participant may not see."""
     evidence = await db.get(Evidence, evidence_id)
@@ -207,9 +216,9 @@ async def share(db: AsyncSession, evidence_id: int, shared: bool) -> dict[str, A
     return view(evidence)
 
 
-def may_upload(session: MediationSession, participant: Participant) -> None:
+def may_upload(session_status: str, participant: Viewer) -> None:
     """Before or during the session everyone but observers may give evidence; afterwards, the office takes it."""
     if participant.kind == "observer":
         raise Forbidden("observers cannot add evidence")
-    if session.status == "ended":
+    if session_status == "ended":
         raise Conflict("this session has ended; please give further material to the office")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Iterable
+from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 UTC = dt.timezone.utc

@@ -76,7 +76,7 @@ class WindowIn(_Strict):
     end: dt.time
 
     @model_validator(mode="after")
-    def _not_empty(self) -> "WindowIn":
+    def _not_empty(self) -> WindowIn:
         if self.start == self.end:
             raise ValueError("a window needs different start and end times")
         return self
@@ -91,7 +91,7 @@ class OverrideIn(_Strict):
     note: str = Field("", max_length=200)
 
     @model_validator(mode="after")
-    def _both_or_neither(self) -> "OverrideIn":
+    def _both_or_neither(self) -> OverrideIn:
         if (self.start is None) != (self.end is None):
             raise ValueError("give both start and end, or neither for a day off")
         if self.start is not None and self.start == self.end:
@@ -106,7 +106,7 @@ class AvailabilityIn(_Strict):
     overrides: list[OverrideIn] = Field(default_factory=list, max_length=400)
 
     @model_validator(mode="after")
-    def _no_duplicate_overrides(self) -> "AvailabilityIn":
+    def _no_duplicate_overrides(self) -> AvailabilityIn:
         seen: set[tuple[dt.date, dt.time | None]] = set()
         for override in self.overrides:
             key = (override.date, override.start)

@@ -6,10 +6,18 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+# Every package's tables, so that the metadata is complete (autogenerate compares against it).
+import audit.models  # noqa: F401, E402
+import disputes.models  # noqa: F401, E402
+import experts.models  # noqa: F401, E402
+import outcomes.models  # noqa: F401, E402
+import scheduling.jobs  # noqa: F401, E402
+import scheduling.models  # noqa: F401, E402
+import scheduling.outbox  # noqa: F401, E402
+import scheduling.room_record  # noqa: F401, E402
+import server.accounts  # noqa: F401, E402
 from server.database import Base, create_engine
-from server.models import import_all_models
 
-import_all_models()
 config = context.config
 target_metadata = Base.metadata
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -61,7 +62,7 @@ BRIEF = (Dispute.id, Dispute.title, Dispute.dispute_type, Dispute.risk_level, Di
          Dispute.created_at)
 
 
-async def _repeat_reports(db: AsyncSession, new: list[Row[Any]]) -> set[int]:
+async def _repeat_reports(db: AsyncSession, new: Sequence[Any]) -> set[int]:
     """New disputes with a party who was already in an earlier dispute (same name and phone)."""
     created = {d.id: d.created_at for d in new}
     parties = (await db.execute(
@@ -87,7 +88,7 @@ async def build(db: AsyncSession, week_start: dt.date, timezone: str, now: dt.da
     last = first + dt.timedelta(days=7)
     offices = {o.id: o.name for o in await db.scalars(select(Office))}
 
-    def brief(row: Row[Any]) -> dict[str, Any]:
+    def brief(row: Any) -> dict[str, Any]:
         return {"dispute_id": row.id, "title": row.title, "dispute_type": row.dispute_type,
                 "risk_level": row.risk_level, "status": row.status, "office": offices.get(row.office_id or 0, "")}
 

@@ -35,7 +35,7 @@ class OutcomeIn(_Strict):
     referral_reason: str = Field("", max_length=2000)
 
     @model_validator(mode="after")
-    def _complete(self) -> "OutcomeIn":
+    def _complete(self) -> OutcomeIn:
         if self.kind == Kind.AGREEMENT and not self.terms:
             raise ValueError("an agreement needs its terms")
         if self.kind == Kind.REFERRED and (self.referral_to is None or not self.referral_reason):
@@ -52,7 +52,7 @@ class ConfirmIn(_Strict):
     agree: bool
 
     @model_validator(mode="after")
-    def _ticked(self) -> "ConfirmIn":
+    def _ticked(self) -> ConfirmIn:
         if not self.agree:
             raise ValueError("tick the box to confirm")
         return self

@@ -75,6 +75,8 @@ async def statistics(db: AsyncSession, first: dt.datetime, last: dt.datetime) ->
         .where(Participant.session_id.in_(mediated_sessions), Participant.kind == "expert",
                Participant.status.in_(["invited", "accepted"]), Participant.expert_id.is_not(None))
     ):
+        if expert_id is None:
+            continue
         expert = experts[expert_id]
         entry = by_expert.setdefault(expert_id, {
             "expert_id": expert_id, "name": expert.name, "role": expert.role,

@@ -20,7 +20,8 @@ import dataclasses
 import datetime as dt
 import logging
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.base import JobLookupError
@@ -33,9 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from disputes.models import Dispute
-from outcomes import review
-from outcomes.models import FollowUp
-from scheduling import notify, outbox
+from scheduling import notify
 from scheduling.models import ACTIVE_STATES, MediationSession, Participant
 from server.aio import cancel_and_wait
 from server.config import Settings
@@ -141,11 +140,6 @@ class Jobs:
         global _context
         _context = self.context
         self.scheduler.start(paused=True)
-        self.scheduler.add_job(
-            weekly_review, CronTrigger(day_of_week=self.settings.review_day, hour=self.settings.review_hour,
-                                       timezone=ZoneInfo(self.settings.timezone)),
-            id="weekly-review", replace_existing=True, misfire_grace_time=24 * 3600,
-        )
         if self.settings.run_scheduler:
             await self.renew()
             self._task = asyncio.create_task(self._keep_lease(), name="scheduler-lease")
@@ -218,12 +212,15 @@ class Jobs:
                 misfire_grace_time=grace,
             )
 
-    def schedule_follow_up(self, follow_up_id: int, due_at: dt.datetime) -> None:
-        """Remind the office of a follow-up visit when it falls due."""
-        self.scheduler.add_job(
-            follow_up_due, "date", run_date=max(due_at, utcnow()), args=(follow_up_id,),
-            id=f"follow-up-{follow_up_id}", replace_existing=True, misfire_grace_time=7 * 24 * 3600,
-        )
+    def once(self, job_id: str, func: Callable[..., Any], run_at: dt.datetime, args: tuple[Any, ...], grace_s: int) -> None:
+        """Run a module-level job function once at run_at (now if that has passed)."""
+        self.scheduler.add_job(func, "date", run_date=max(run_at, utcnow()), args=args, id=job_id,
+                               replace_existing=True, misfire_grace_time=grace_s)
+
+    def weekly(self, job_id: str, func: Callable[..., Any], day: str, hour: int, grace_s: int) -> None:
+        """Run a module-level job function every week on that day and hour (office time)."""
+        self.scheduler.add_job(func, CronTrigger(day_of_week=day, hour=hour, timezone=ZoneInfo(self.settings.timezone)),
+                               id=job_id, replace_existing=True, misfire_grace_time=grace_s)
 
     def remove_session(self, session_id: int) -> None:
         """Remove a cancelled session's jobs."""
@@ -235,7 +232,8 @@ class Jobs:
                     pass
 
 
-def _require_context() -> JobContext:
+def job_context() -> JobContext:
+    """The running app's context, for job functions (here and in other packages)."""
     if _context is None:
         raise RuntimeError("no running app installed a JobContext")
     return _context
@@ -243,7 +241,7 @@ def _require_context() -> JobContext:
 
 async def remind(session_id: int, offset_s: int) -> None:
     """Queue the reminder for every participant (once: the outbox key makes it idempotent)."""
-    context = _require_context()
+    context = job_context()
     async with context.sessions() as db, db.begin():
         session = await db.get(MediationSession, session_id)
         if session is None or session.status not in ACTIVE_STATES:
@@ -259,7 +257,7 @@ async def remind(session_id: int, offset_s: int) -> None:
 
 async def open_room(session_id: int) -> None:
     """Mark the room open (participants may join from now on)."""
-    context = _require_context()
+    context = job_context()
     async with context.sessions() as db, db.begin():
         session = await db.get(MediationSession, session_id)
         if session is not None and session.room_opened_at is None:
@@ -268,34 +266,8 @@ async def open_room(session_id: int) -> None:
 
 async def close_room(session_id: int) -> None:
     """Mark the room closed at the end plus the grace period."""
-    context = _require_context()
+    context = job_context()
     async with context.sessions() as db, db.begin():
         session = await db.get(MediationSession, session_id)
         if session is not None and session.room_closed_at is None:
             session.room_closed_at = utcnow()
-
-
-async def follow_up_due(follow_up_id: int) -> None:
-    """Tell the office that a follow-up visit (回访) is due (once: the outbox key)."""
-    context = _require_context()
-    async with context.sessions() as db, db.begin():
-        follow_up = await db.get(FollowUp, follow_up_id)
-        if follow_up is None or follow_up.status != "pending":
-            return
-        dispute = await db.get(Dispute, follow_up.dispute_id)
-        title = dispute.title if dispute else ""
-        await outbox.queue(
-            db, key=f"follow-up:{follow_up_id}", session_id=None, kind="follow_up", channel="email",
-            recipient=context.settings.office_email or context.settings.smtp_from,
-            subject=f"【回访提醒】{title}",
-            body=f"纠纷“{title}”已达成调解协议，现到回访时间，请社区民警回访并在系统中记录回访结果。\n",
-        )
-    context.after_queue()
-
-
-async def weekly_review() -> None:
-    """Build, keep and e-mail the review of the week that just ended (每周研判)."""
-    context = _require_context()
-    async with context.sessions() as db, db.begin():
-        await review.publish(db, context.settings, utcnow())
-    context.after_queue()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,7 +39,8 @@ async def busy_times(
         query = query.where(MediationSession.id != exclude_session)
     result: Busy = defaultdict(list)
     for expert_id, start, end in await db.execute(query):
-        result[expert_id].append((start, end))
+        if expert_id is not None:
+            result[expert_id].append((start, end))
     return result
 
 
@@ -50,7 +51,7 @@ async def last_booked(db: AsyncSession) -> dict[int, dt.datetime]:
         .where(Participant.expert_id.is_not(None))
         .group_by(Participant.expert_id)
     )
-    return {expert_id: at for expert_id, at in rows}
+    return {expert_id: at for expert_id, at in rows if expert_id is not None}
 
 
 async def load_candidates(

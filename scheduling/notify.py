@@ -6,7 +6,7 @@ recipient's personal join link; e-mails to invitees carry an ICS invitation.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 

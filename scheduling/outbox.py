@@ -205,7 +205,7 @@ class Deliverer:
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), self._interval_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
             try:

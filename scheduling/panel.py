@@ -20,7 +20,7 @@ class Seat(BaseModel):
     expert_id: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
-    def _pinned_is_one(self) -> "Seat":
+    def _pinned_is_one(self) -> Seat:
         if self.expert_id is not None and self.count != 1:
             raise ValueError("a seat pinned to a named expert has count 1")
         return self
@@ -34,7 +34,7 @@ class Panel(BaseModel):
     seats: list[Seat] = Field(min_length=1, max_length=20)
 
     @model_validator(mode="after")
-    def _pins_are_distinct(self) -> "Panel":
+    def _pins_are_distinct(self) -> Panel:
         pinned = [s.expert_id for s in self.seats if s.expert_id is not None]
         if len(pinned) != len(set(pinned)):
             raise ValueError("the same expert is pinned to two seats")

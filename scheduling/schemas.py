@@ -20,7 +20,7 @@ class Span(_Strict):
     end: AwareDatetime
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Span":
+    def _ordered(self) -> Span:
         if self.end <= self.start:
             raise ValueError("end must be after start")
         return self
@@ -79,7 +79,7 @@ class BookingIn(_Strict):
     panel: Panel | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "BookingIn":
+    def _check(self) -> BookingIn:
         if self.end <= self.start:
             raise ValueError("end must be after start")
         if self.end - self.start > dt.timedelta(hours=8):

@@ -20,7 +20,7 @@ import bisect
 import dataclasses
 import datetime as dt
 from collections import defaultdict
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from scheduling.panel import Panel, Seat
 from scheduling.rules import cap_day, cap_week

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -16,6 +17,11 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from audit.log import AuditedSession
+from outcomes import jobs as outcome_jobs
+from scheduling import room_record
+from scheduling.invites import participant_link
+from scheduling.jobs import JobContext, Jobs
+from scheduling.outbox import Deliverer
 from server.api import audit as audit_api
 from server.api import auth as auth_api
 from server.api import disputes as disputes_api
@@ -26,10 +32,6 @@ from server.api import outcomes as outcomes_api
 from server.api import rooms as rooms_api
 from server.api import sessions as sessions_api
 from server.auth import CSRFMiddleware, LiveLogins, LoginSessionMiddleware
-from scheduling import room_record
-from scheduling.invites import participant_link
-from scheduling.jobs import JobContext, Jobs
-from scheduling.outbox import Deliverer
 from server.config import Settings
 from server.database import create_engine, create_session_factory, read_only
 from server.errors import AppError
@@ -39,8 +41,7 @@ from server.tokens import TokenSigner
 from signaling.hub import InProcessHub
 from signaling.workers import WorkerHub
 from web import office, pages, staff
-from web.i18n import error_text, language, translator
-from web.i18n import STATIC_DIR
+from web.i18n import STATIC_DIR, error_text, language, translator
 
 logger = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -85,7 +86,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     t = translator(language(request))
     message = t(f"http.{exc.status_code}") if exc.status_code in (404, 405) else t("http.error")
     if _wants_json(request):
-        return ok({"error": exc.detail, "message": message}, status_code=exc.status_code, headers=exc.headers)
+        return ok({"error": exc.detail, "message": message}, status_code=exc.status_code,
+                  headers=dict(exc.headers) if exc.headers else None)
     return pages.render(request, "error.html", exc.status_code, message=message)
 
 
@@ -133,6 +135,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.media = media
         deliverer.start()
         await jobs.start()
+        await outcome_jobs.install(jobs)
         try:
             yield
         finally:

@@ -13,7 +13,6 @@ from audit.log import AuditedSession
 from server.config import Settings
 from server.database import create_engine, create_session_factory, upgrade_database
 
-
 DATABASE_HELP = "SQLAlchemy URL (default: TIAOJIE_DATABASE_URL, else sqlite+aiosqlite:///var/tiaojie.sqlite3)"
 
 
@@ -23,7 +22,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-async def _in_transaction(settings: Settings, work):  # type: ignore[no-untyped-def]
+async def _in_transaction(settings: Settings, work):
     engine = create_engine(settings.database_url)
     try:
         async with create_session_factory(engine, AuditedSession)() as db, db.begin():
@@ -117,7 +116,7 @@ def cmd_reset_password(args: argparse.Namespace) -> None:
     if len(password) < 10:
         sys.exit("The password needs at least 10 characters.")
 
-    async def reset(db):  # type: ignore[no-untyped-def]
+    async def reset(db):
         user = await db.scalar(select(StaffUser).where(StaffUser.username == args.username))
         if user is not None:
             await set_password(db, user, password)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +75,7 @@ class Settings:
             )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Build settings from TIAOJIE_* variables; explicit overrides win."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}

@@ -6,7 +6,7 @@ expert_id=7)`), so that the pages can show it in the reader's language: the cata
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 Part = tuple[str, dict[str, object]]  # a template and its values
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from starlette.routing import BaseRoute
 

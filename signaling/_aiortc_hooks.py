@@ -33,7 +33,8 @@ aiortc upgrade that moves one fails loudly.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
@@ -62,12 +63,12 @@ def receive_without_decoding(
 
 def intercept_rtp(transport: RTCDtlsTransport, handler: RtpHandler) -> None:
     """Send every decrypted inbound RTP packet (bytes) on this transport to handler."""
-    transport._handle_rtp_data = handler  # type: ignore[method-assign]
+    transport._handle_rtp_data = handler  # type: ignore[method-assign, assignment]
 
 
 def intercept_sender_rtcp(sender: RTCRtpSender, handler: RtcpHandler) -> None:
     """Send the RTCP feedback that the router gives this sender to handler."""
-    sender._handle_rtcp_packet = handler  # type: ignore[method-assign]
+    sender._handle_rtcp_packet = handler  # type: ignore[method-assign, assignment]
 
 
 class _IdleTrack(MediaStreamTrack):
@@ -109,7 +110,7 @@ class _PacketSender:
             udp = pair.protocol.transport
             if udp is None:
                 return False
-            self._pair, self._sock, self._addr = pair, udp._sock, pair.remote_addr
+            self._pair, self._sock, self._addr = pair, udp._sock, pair.remote_addr  # type: ignore[attr-defined]
         size = len(packet)
         if size > 1400:
             return False
@@ -145,7 +146,7 @@ def intercept_datagrams(transport: RTCDtlsTransport, handler: Callable[[bytes], 
         if not handler(data):
             original(data, component)
 
-    connection.data_received = data_received
+    connection.data_received = data_received  # type: ignore[method-assign]
 
 
 def report_sent(sender: RTCRtpSender, ntp_time: int, rtp_timestamp: int, packets: int, octets: int) -> None:
@@ -158,4 +159,4 @@ def report_sent(sender: RTCRtpSender, ntp_time: int, rtp_timestamp: int, packets
 
 def rtcp_ssrc(receiver: RTCRtpReceiver) -> int | None:
     """The SSRC a receiver uses as the sender of its RTCP feedback."""
-    return receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined, no-any-return]
+    return receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]

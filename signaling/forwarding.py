@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 PLI_MIN_INTERVAL_S = 0.3
 KEYFRAME_RETRY_S = 0.5

@@ -6,8 +6,9 @@ to each participant's `send` callback.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 
 from aiortc import RTCIceServer
 

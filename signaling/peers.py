@@ -10,12 +10,21 @@ every forwarded packet fits every subscriber without transcoding.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
-from aiortc import clock
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceCandidate, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceCandidate,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+    clock,
+)
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RTCP_RTPFB_NACK, AnyRtcpPacket, RtcpPsfbPacket, RtcpRtpfbPacket
 from aiortc.sdp import candidate_from_sdp
@@ -105,7 +114,7 @@ class ServerPeer:
         self._publish = transceivers[:PUBLISHED]
         for transceiver, stream in zip(self._publish, (self.audio, self.video, self.screen)):
             transceiver.direction = "recvonly"
-            hooks.receive_without_decoding(transceiver.receiver, lambda ssrcs, s=stream: self._learn(ssrcs, s))
+            hooks.receive_without_decoding(transceiver.receiver, functools.partial(self._learn, stream=stream))
         senders = []
         for transceiver in transceivers[PUBLISHED:]:
             transceiver.sender.replaceTrack(hooks.idle_track(transceiver.kind))
@@ -118,7 +127,8 @@ class ServerPeer:
         # Without announced SSRCs, a payload type's first stream is the microphone or the camera.
         for transceiver, stream in zip(self._publish[:2], (self.audio, self.video)):
             for codec in transceiver._codecs:
-                self._kind_by_pt[codec.payloadType] = stream
+                if codec.payloadType is not None:
+                    self._kind_by_pt[codec.payloadType] = stream
         for audio_t, video_t in zip(senders[0::2], senders[1::2]):
             slot = SlotSenders(self._subscription(audio_t), self._subscription(video_t))
             self._hook_feedback(audio_t.sender, slot.audio, slot)
@@ -159,7 +169,7 @@ class ServerPeer:
         def on_sent(rtp_timestamp: int, packets: int, octets: int) -> None:
             hooks.report_sent(sender, clock.current_ntp_time(), rtp_timestamp, packets, octets)
 
-        return Subscription(transceiver.kind, sender._ssrc, codec.payloadType, self._send, on_sent)
+        return Subscription(transceiver.kind, sender._ssrc, codec.payloadType or 0, self._send, on_sent)
 
     def _hook_feedback(self, sender: RTCRtpSender, subscription: Subscription, slot: SlotSenders) -> None:
         async def on_rtcp(packet: AnyRtcpPacket) -> None:

@@ -87,7 +87,7 @@ class StreamTap:
             self._last_audio = relative
             frame: JitterFrame | None = JitterFrame(data=payload, timestamp=relative)
         else:
-            packet = RtpPacket(payload_type=self._codec.payloadType, marker=marker, sequence_number=seq, timestamp=relative)
+            packet = RtpPacket(payload_type=self._codec.payloadType or 0, marker=marker, sequence_number=seq, timestamp=relative)
             try:
                 packet._data = depayload(self._codec, payload)  # type: ignore[attr-defined]
             except ValueError:

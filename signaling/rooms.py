@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiortc import RTCIceServer
 
@@ -403,10 +404,10 @@ class MediaEngine:
                             _link(sub_peer, key, sources)
                         else:
                             _unlink(sub_peer, key)
-                shown = [slot.participant_id for slot in sub_peer.slots]
-                if shown != sub_peer.announced_slots:
-                    sub_peer.announced_slots = shown
-                    await self._emit(subscriber_id, {"type": "slots", "slots": shown})
+                slot_ids = [slot.participant_id for slot in sub_peer.slots]
+                if slot_ids != sub_peer.announced_slots:
+                    sub_peer.announced_slots = slot_ids
+                    await self._emit(subscriber_id, {"type": "slots", "slots": slot_ids})
         for member in room.members.values():
             peer = self.peers.get(member.peer_id)
             if peer is not None:

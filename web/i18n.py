@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from starlette.requests import HTTPConnection
 

@@ -9,10 +9,9 @@ from starlette.routing import Route
 from audit import log
 from outcomes import agreements, review, statistics
 from outcomes import service as outcomes
-from server.api.audit import audit_filter
-from server.api.outcomes import statistics_range
 from server.auth import require_admin
 from server.http import path_id, transaction
+from server.queries import audit_filter, statistics_range
 from web.pages import render
 from web.staff import local, login_first
 

@@ -13,12 +13,12 @@ from starlette.routing import Route
 from disputes.models import Dispute
 from experts import service as experts
 from scheduling import calendar, invites
-from server.api.auth import check_login, log_out, send_magic_link, sign_in_expert
-from server.api.join import invitation_view
 from server.auth import csrf_token, current_expert_id, current_staff
 from server.database import utcnow
 from server.errors import AppError
 from server.http import transaction
+from server.links import invitation_view
+from server.logins import check_login, log_out, send_magic_link, sign_in_expert
 from web.i18n import LANG_COOKIE, WEB_DIR, catalogue, error_text, language, translator, vocabulary_label
 
 _templates = Environment(

@@ -25,7 +25,7 @@ class _StaticOnly(URLFetcher):
 
 
 def _render(html: str) -> bytes:
-    return HTML(string=html, base_url=BASE_URL, url_fetcher=_StaticOnly()).write_pdf()  # type: ignore[no-any-return]
+    return HTML(string=html, base_url=BASE_URL, url_fetcher=_StaticOnly()).write_pdf()
 
 
 async def html_to_pdf(html: str) -> bytes:

@@ -20,11 +20,11 @@ from disputes import service as disputes
 from experts import service as experts
 from outcomes import service as outcomes
 from scheduling import bookings, calendar, invites, notify, outbox
-from server.api.sessions import with_links
 from server.auth import current_staff, require_staff
 from server.database import utcnow
 from server.errors import NotFound
 from server.http import path_id, transaction
+from server.links import with_links
 from server.vocabulary import DisputeType, RiskLevel, Role
 from web.pages import render, render_text
 from web.pdf import html_to_pdf

@@ -1,35 +1,14 @@
 """Routes for reading the audit log (administrators only; there is no way to change it)."""
 from __future__ import annotations
 
-import datetime as dt
-from zoneinfo import ZoneInfo
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from audit import log
 from server.auth import require_admin
 from server.errors import NotFound
-from server.http import ApiRoute, ok, parse_count, parse_date, path_id, query_param, transaction
-
-
-def audit_filter(request: Request) -> log.Filter:
-    """The audit log filter from the query string (?entity, entity_id, actor, from, to, before_id, limit)."""
-    tz = ZoneInfo(request.app.state.settings.timezone)
-
-    def day_start(text: str) -> dt.datetime:
-        return dt.datetime.combine(parse_date(text), dt.time(), tz)
-
-    until = query_param(request, "to", day_start)
-    return log.Filter(
-        entity=request.query_params.get("entity") or None,
-        entity_id=query_param(request, "entity_id", parse_count),
-        actor=request.query_params.get("actor") or None,
-        since=query_param(request, "from", day_start),
-        until=until + dt.timedelta(days=1) if until else None,
-        before_id=query_param(request, "before_id", parse_count),
-        limit=query_param(request, "limit", parse_count, 100),
-    )
+from server.http import ApiRoute, ok, path_id, transaction
+from server.queries import audit_filter
 
 
 async def list_entries(request: Request) -> Response:

@@ -5,8 +5,8 @@ its name in `?name=`: the body streams to disk under the size limit, with no tra
 """
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 from urllib.parse import quote
 
 from pydantic import BaseModel
@@ -108,7 +108,7 @@ async def participant_upload(request: Request) -> Response:
 
     async def resolve(db: AsyncSession) -> tuple[int, evidence.Uploader]:
         session, participant = await invites.open_invite(db, request.app.state.tokens, request.path_params["token"])
-        evidence.may_upload(session, participant)
+        evidence.may_upload(session.status, participant)
         return session.dispute_id, evidence.Uploader(participant=participant)
 
     return await _upload(request, resolve)

@@ -11,11 +11,11 @@ from starlette.routing import Route
 from experts import service
 from experts.schemas import SELF_EDITABLE, AvailabilityIn, ExpertIn, ExpertPatch
 from scheduling import calendar
-from server.api import sessions as sessions_api
 from server.auth import require_expert_self_or_staff, require_staff
 from server.database import utcnow
 from server.errors import Invalid
 from server.http import ApiRoute, ok, parse_date, path_id, query_param, read_json, transaction
+from server.links import link_for
 from server.vocabulary import Role
 
 MAX_RANGE_DAYS = 62
@@ -103,7 +103,7 @@ async def sessions(request: Request) -> Response:
     async with transaction(request) as db:
         await service.load_expert(db, expert_id)
         return ok(await calendar.expert_sessions(
-            db, expert_id, utcnow(), lambda s, p: sessions_api.link_for(request, s, p)
+            db, expert_id, utcnow(), lambda s, p: link_for(request, s, p)
         ))
 
 

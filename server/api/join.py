@@ -8,35 +8,9 @@ from starlette.responses import Response
 
 from disputes.models import Dispute
 from scheduling import bookings, invites, notify
-from scheduling.models import MediationSession, Participant
-from server.api.sessions import rules
-from server.config import Settings
-from server.database import iso_utc, utcnow
 from server.errors import Forbidden
 from server.http import ApiRoute, ok, transaction
-
-
-def invitation_view(
-    session: MediationSession, participant: Participant, dispute: Dispute | None, settings: Settings
-) -> dict[str, Any]:
-    """What one participant may see of their session: time, when its room opens, panel by role, and themself."""
-    return {
-        "session": {
-            "id": session.id, "start": iso_utc(session.start), "end": iso_utc(session.end),
-            "status": session.status, "location_kind": session.location_kind, "location": session.location,
-            "dispute_title": dispute.title if dispute else "",
-        },
-        "room": {
-            "opens_at": iso_utc(invites.room_opens_at(session, settings.room_open_before_s)),
-            "open": invites.room_is_open(session, utcnow(), settings.room_open_before_s, settings.room_close_after_s),
-        },
-        "you": bookings.participant_to_dict(participant),
-        "panel": [
-            {"role": p.role, "display_name": p.display_name}
-            for p in session.participants
-            if p.kind == "expert" and p.status in ("invited", "accepted")
-        ],
-    }
+from server.links import invitation_view, rules
 
 
 async def show(request: Request) -> Response:

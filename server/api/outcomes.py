@@ -2,19 +2,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from outcomes import agreements, review, service, statistics
-from outcomes.schemas import ConfirmIn, FollowUpIn, OutcomeIn, ReviewIn, TemplateIn
 from disputes.models import Dispute
+from outcomes import agreements, review, service, statistics
+from outcomes import jobs as outcome_jobs
+from outcomes.schemas import ConfirmIn, FollowUpIn, OutcomeIn, ReviewIn, TemplateIn
 from scheduling import bookings, invites, notify
 from server.auth import require_staff
 from server.database import utcnow
-from server.errors import Invalid
-from server.http import ApiRoute, ok, parse_date, path_id, query_param, read_json, transaction
+from server.http import ApiRoute, ok, path_id, query_param, read_json, transaction
+from server.queries import statistics_range
 
 
 async def record_outcome(request: Request) -> Response:
@@ -37,7 +37,7 @@ async def record_outcome(request: Request) -> Response:
             )
     request.app.state.deliverer.kick()
     for follow_up in result["follow_ups"]:
-        request.app.state.jobs.schedule_follow_up(follow_up["id"], dt.datetime.fromisoformat(follow_up["due_at"]))
+        outcome_jobs.schedule_follow_up(request.app.state.jobs, follow_up["id"], dt.datetime.fromisoformat(follow_up["due_at"]))
     return ok(result, 201)
 
 
@@ -82,16 +82,6 @@ async def record_follow_up(request: Request) -> Response:
     data = await read_json(request, FollowUpIn)
     async with transaction(request) as db:
         return ok(await service.record_follow_up(db, follow_up_id, data, utcnow()))
-
-
-def statistics_range(request: Request) -> tuple[dt.date, dt.date]:
-    """?from= and ?to= (office dates, both included); default this month so far."""
-    today = utcnow().astimezone(ZoneInfo(request.app.state.settings.timezone)).date()
-    first = query_param(request, "from", parse_date, today.replace(day=1))
-    last = query_param(request, "to", parse_date, today)
-    if last < first:
-        raise Invalid("'to' must not be before 'from'", field="to")
-    return first, last
 
 
 async def statistics_report(request: Request) -> Response:

@@ -31,7 +31,7 @@ async def room_socket(websocket: WebSocket) -> None:
 
     try:
         info = await _admit(websocket, send)
-    except (SignalingError, asyncio.TimeoutError, WebSocketDisconnect) as exc:
+    except (TimeoutError, SignalingError, WebSocketDisconnect) as exc:
         try:
             if isinstance(exc, SignalingError):
                 await send(exc.to_message())

@@ -1,8 +1,8 @@
 """Staff routes for slot search, bookings, invitations and the outbox."""
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
@@ -11,7 +11,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from disputes.models import Dispute
-from scheduling.rules import Rules
 from scheduling import bookings, calendar, invites, notify, outbox
 from scheduling.models import MediationSession, Participant
 from scheduling.schemas import BookingIn, CancelIn, ReplaceIn, RescheduleIn, SearchIn
@@ -19,32 +18,9 @@ from server.accounts import StaffUser
 from server.auth import require_staff
 from server.database import utcnow
 from server.http import ApiRoute, ok, parse_count, parse_date, path_id, query_param, read_json, transaction
-
+from server.links import link_for, rules, with_links
 
 M = TypeVar("M", bound=BaseModel)
-
-
-def rules(request: Request) -> Rules:
-    """The office's booking rules from the settings."""
-    settings = request.app.state.settings
-    return Rules(gap_min=settings.booking_gap_min, notice_min=settings.booking_notice_min,
-                 horizon_days=settings.booking_horizon_days, timezone=settings.timezone)
-
-
-def link_for(request: Request, session: MediationSession, participant: Participant) -> str:
-    """A participant's personal join link."""
-    state = request.app.state
-    return invites.participant_link(
-        state.tokens, state.settings.base_url, state.settings.invite_grace_s, session, participant
-    )
-
-
-def with_links(request: Request, session: MediationSession) -> dict[str, Any]:
-    """A session's view for staff: every participant with their personal join link."""
-    data = bookings.session_to_dict(session)
-    for view, participant in zip(data["participants"], session.participants):
-        view["join_url"] = link_for(request, session, participant)
-    return data
 
 
 async def announce(

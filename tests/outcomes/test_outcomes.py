@@ -6,8 +6,8 @@ import io
 from typing import Any
 
 import httpx
-from pypdf import PdfReader
 from itsdangerous import URLSafeSerializer
+from pypdf import PdfReader
 
 from tests.conftest import Running, token_of
 from tests.scheduling.conftest import booking, next_monday

@@ -3,16 +3,16 @@ shown, and e-mailed by the weekly job through a real SMTP server."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import update
 
-from outcomes import review
+from outcomes import jobs, review
 from outcomes.models import FollowUp
-from scheduling import jobs
 from scheduling.models import MediationSession
 from server.config import Settings
 from server.database import utcnow

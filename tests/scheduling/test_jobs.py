@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from server.app import create_app
 from server.config import Settings

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from email.message import Message
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest

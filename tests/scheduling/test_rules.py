@@ -9,7 +9,8 @@ from pathlib import Path
 
 import hypothesis
 import pytest
-from hypothesis import HealthCheck, strategies as st
+from hypothesis import HealthCheck
+from hypothesis import strategies as st
 
 from disputes.models import Dispute
 from experts.models import Expert, WeeklyWindow

@@ -4,8 +4,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from unittest import mock
 from typing import Any
+from unittest import mock
 
 import httpx
 from itsdangerous import URLSafeTimedSerializer

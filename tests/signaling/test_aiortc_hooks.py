@@ -5,8 +5,8 @@ import inspect
 from importlib.metadata import version
 
 import aiortc
-from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aioice import Connection
+from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 
 
 def test_pinned_version() -> None:

@@ -5,7 +5,8 @@ import asyncio
 import gc
 import weakref
 from collections import defaultdict
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 

@@ -1,8 +1,9 @@
 """Playwright with Debian's Chromium and fake camera and microphone (never a downloaded browser)."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright

@@ -54,7 +54,7 @@ def test_error_text_translates_template_and_labels_codes() -> None:
 
 def test_every_signaling_error_code_has_words_in_both_languages() -> None:
     codes = set()
-    for path, tree in _sources():
+    for _, tree in _sources():
         for node in ast.walk(tree):
             if isinstance(node, ast.keyword) and node.arg == "code" and isinstance(node.value, ast.Constant) \
                     and isinstance(node.value.value, str):
