@@ -9,6 +9,7 @@ import httpx
 
 from tests.conftest import Running, add_staff, log_in
 from tests.scheduling.conftest import booking, next_monday
+from tests.scheduling.test_notify import outbox_settled
 
 
 async def test_book_creates_participants_links_and_moves_dispute(staff_client: httpx.AsyncClient, pool: dict[str, Any]) -> None:
@@ -137,3 +138,21 @@ async def test_replace_swaps_seat_and_revokes_old_link(staff_client: httpx.Async
     # The replaced expert's time is free again.
     solo = {**booking(pool, next_monday(10)), "experts": [{"expert_id": lawyer_seat["expert_id"]}]}
     assert (await staff_client.post("/api/sessions", json=solo)).status_code == 201
+
+
+async def test_without_smtp_mail_is_logged_and_the_page_says_so(
+    staff_client: httpx.AsyncClient, pool: dict[str, Any], caplog: Any
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="scheduling.outbox")
+    session = (await staff_client.post("/api/sessions", json=booking(pool, next_monday(10)))).json()
+    rows = await outbox_settled(staff_client, 5)
+    mails = [r for r in rows if r["channel"] == "email"]
+    assert mails and {(r["status"], r["reason"]) for r in mails} == {("recorded", "no_smtp")}
+    assert "zhang@example.cn" in caplog.text and "远程调解邀请" in caplog.text  # the mail is in the log
+    page = (await staff_client.get(f"/sessions/{session['id']}")).text
+    assert "已记录，未发送" in page and "未配置邮件服务器" in page
+    assert "发送失败" not in page and "待确认" not in page
+    assert page.count("已接受") == 1  # the host; no expert has answered yet: 已邀请
+    assert "已邀请" in page

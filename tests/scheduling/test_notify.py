@@ -200,3 +200,4 @@ async def _outbox(running: Any) -> list[dict[str, Any]]:
 
     async with running.app.state.db_sessions() as db:
         return await outbox.list_messages(db)
+
