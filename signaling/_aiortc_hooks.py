@@ -24,6 +24,8 @@ ordinary aiortc peers, such as the tests' clients:
 - `intercept_datagrams`: aioice's Connection.data_received(data, component) queues every datagram
   for RTCDtlsTransport's receive loop; the benchmark's load generator counts SRTP packets from
   their clear-text RTP header right there, without decrypting or waking a task.
+- `set_codec_parameters`: RTCRtpTransceiver._codecs holds the codecs negotiated by
+  setRemoteDescription (copies), and createAnswer writes their parameters as fmtp lines.
 - `report_sent`: RTCP sender reports come from RTCRtpSender's private counters; the engine
   updates them so that receivers can still synchronise audio and video.
 
@@ -39,6 +41,7 @@ from typing import Any
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import AnyRtcpPacket
 from pylibsrtp._binding import ffi as srtp_ffi
 from pylibsrtp._binding import lib as srtp_lib
@@ -155,6 +158,13 @@ def report_sent(sender: RTCRtpSender, ntp_time: int, rtp_timestamp: int, packets
     sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
     sender._RTCRtpSender__packet_count = packets  # type: ignore[attr-defined]
     sender._RTCRtpSender__octet_count = octets  # type: ignore[attr-defined]
+
+
+def set_codec_parameters(transceiver: RTCRtpTransceiver, mime_type: str, parameters: dict[str, int]) -> None:
+    """Add fmtp parameters to a codec negotiated by setRemoteDescription (the answer copies them)."""
+    for codec in transceiver._codecs:
+        if codec.mimeType.lower() == mime_type.lower():
+            codec.parameters.update(parameters)
 
 
 def rtcp_ssrc(receiver: RTCRtpReceiver) -> int | None:

@@ -36,6 +36,7 @@ from signaling.forwarding import PublishedStream, Subscription, parse_rtp
 logger = logging.getLogger(__name__)
 SLOTS = 8
 CODECS = {"audio": "audio/opus", "video": "video/VP8"}
+OPUS_PARAMETERS = {"minptime": 10, "useinbandfec": 1, "usedtx": 1}
 
 
 PUBLISHED = 3  # microphone, camera, screen
@@ -224,3 +225,7 @@ def _prefer(transceiver: RTCRtpTransceiver) -> None:
     wanted = CODECS[transceiver.kind]
     codecs = [c for c in RTCRtpSender.getCapabilities(transceiver.kind).codecs if c.mimeType == wanted]
     transceiver.setCodecPreferences(codecs)
+    if transceiver.kind == "audio":
+        # Audio first on poor links: ask publishers for Opus in-band FEC (a lost packet is
+        # rebuilt from the next one) and DTX (silence costs almost nothing).
+        hooks.set_codec_parameters(transceiver, CODECS["audio"], OPUS_PARAMETERS)

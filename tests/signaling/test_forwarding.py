@@ -178,3 +178,14 @@ async def test_subscriber_pli_reaches_publisher_rate_limited(harness: Harness) -
     await asyncio.sleep(0.35)
     await slot_receiver._send_rtcp_pli(server_ssrc)
     await wait_until(lambda: len(requests) == 2, 5)
+
+
+async def test_answer_asks_for_opus_fec_and_dtx(harness: Harness) -> None:
+    client = MediaClient(0)
+    harness.clients["p0"] = client
+    await harness.engine.join("room-1", "p0", {"name": "客户0", "role": "expert", "kind": "expert"})
+    await harness.engine.handle("p0", {"type": "offer", "sdp": await client.offer()})
+    answer = (await harness.next("p0", "answer"))["sdp"]
+    opus = [line for line in answer.splitlines() if line.startswith("a=fmtp:") and "useinbandfec" in line]
+    assert opus and all("useinbandfec=1" in line and "usedtx=1" in line for line in opus), answer
+    await client.accept(answer)
