@@ -1,12 +1,18 @@
 """RTP-level forwarding: one published stream fanned out to subscribers' senders.
 
 Nothing here decodes or encodes media. A packet arrives decrypted (once); for each subscriber
-its header is rewritten (SSRC, payload type, sequence number, timestamp) and it is encrypted
-for that subscriber and sent. Each subscriber keeps a short history to answer NACKs. A new
-subscriber gets no video until a keyframe starts, and asks the publisher for one (PLI),
-repeating until the publisher's SSRC is known and a keyframe arrives. If a subscriber's UDP
-transport backs up, its packets are dropped until the next keyframe and a keyframe is asked for,
-so a slow subscriber never grows memory or delays the others.
+its header is rewritten (SSRC, payload type, sequence number, timestamp; video also gets the
+abs-send-time extension, so that the subscriber can estimate its bandwidth and say so in REMB)
+and it is encrypted for that subscriber and sent. Each subscriber keeps a short history to
+answer NACKs. A new subscriber gets no video until a keyframe starts, and asks the publisher for
+one (PLI), repeating until the publisher's SSRC is known and a keyframe arrives.
+
+Everything sent to a subscriber passes its downlink budget (`signaling/bandwidth.py`): video
+over the budget is dropped until the next keyframe, and that subscriber waits a while before it
+asks for one, so a weak link cannot make the publisher send keyframes for everyone; NACKs are
+answered only from what the budget spares. A subscriber on audio only gets no video at all.
+If a subscriber's UDP transport backs up, its packets are dropped the same way, so a slow
+subscriber never grows memory or delays the others.
 """
 from __future__ import annotations
 
@@ -15,10 +21,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from signaling.bandwidth import Downlink
+
 PLI_MIN_INTERVAL_S = 0.3
 KEYFRAME_RETRY_S = 0.5
+# A subscriber whose own budget dropped video asks for a keyframe only after this long.
+BUDGET_KEYFRAME_BACKOFF_S = 2.0
 HISTORY_SIZE = 512  # packets kept per subscriber for retransmission (about 5 s of video)
 _HEADER = struct.Struct("!BBHII")
+_ABS_SEND_TIME_UNITS = 1 << 18  # 6.18 fixed-point seconds
 _SEQ_TS_SSRC = struct.Struct("!HII")
 
 
@@ -87,13 +98,20 @@ class Subscription:
 
     def __init__(
         self, kind: str, ssrc: int, payload_type: int, send: Callable[[bytes], bool],
-        on_sent: Callable[[int, int, int], None] | None = None,
+        on_sent: Callable[[int, int, int], None] | None = None, *,
+        downlink: Downlink | None = None, abs_send_time_id: int | None = None,
     ) -> None:
         self.kind = kind
         self.ssrc = ssrc
         self.payload_type = payload_type
         self._send = send
         self._on_sent = on_sent
+        self.downlink = downlink or Downlink()
+        self._abs_send_time_id = abs_send_time_id if kind == "video" else None
+        self.paused = False  # the subscriber is on audio only: no video, no keyframe requests
+        self._ask_after = 0.0
+        self._frame_ts: int | None = None  # the video frame being sent (its RTP timestamp)
+        self._rebase_seq = False
         self.waiting_keyframe = kind == "video"
         self._seq_offset: int | None = None
         self._ts_offset = 0
@@ -110,23 +128,42 @@ class Subscription:
         self.waiting_keyframe = self.kind == "video"
 
     def forward(self, payload: bytes, marker: int, seq: int, timestamp: int, keyframe: bool) -> bool:
-        """Send one packet; False when this subscriber needs a keyframe."""
+        """Send one packet; False when this subscriber needs a keyframe (ask the publisher now)."""
+        if self.paused:
+            return True
+        if self.kind == "video" and timestamp != self._frame_ts:  # a new frame: may it start?
+            if (keyframe or not self.waiting_keyframe) and not self.downlink.start_frame():
+                self.dropped += 1
+                self._drop_until_keyframe(BUDGET_KEYFRAME_BACKOFF_S)
+                return True  # it asks later: a weak link must not bring keyframes on everyone
+            self._frame_ts = timestamp
         if self.waiting_keyframe:
             if not keyframe:
-                return False
+                return time.monotonic() < self._ask_after
             self.waiting_keyframe = False
         if self._seq_offset is None:
             self._seq_offset = (self._last_seq + 1 - seq) & 0xFFFF
             step = 3000 if self.kind == "video" else 960  # one frame at 90 kHz / 20 ms at 48 kHz
             self._ts_offset = (self._last_ts + step - timestamp) & 0xFFFFFFFF if self.packets else 0
+        elif self._rebase_seq:  # after dropped packets: no gap the subscriber would NACK in vain
+            self._seq_offset = (self._last_seq + 1 - seq) & 0xFFFF
+        self._rebase_seq = False
         out_seq = (seq + self._seq_offset) & 0xFFFF
         out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
-        packet = _HEADER.pack(0x80, (marker << 7) | self.payload_type, out_seq, out_ts, self.ssrc) + payload
+        if self._abs_send_time_id is not None:
+            header = _HEADER.pack(0x90, (marker << 7) | self.payload_type, out_seq, out_ts, self.ssrc)
+            sent_at = int(time.time() * _ABS_SEND_TIME_UNITS) & 0xFFFFFF
+            extension = b"\xbe\xde\x00\x01" + bytes([(self._abs_send_time_id << 4) | 2]) + sent_at.to_bytes(3, "big")
+            packet = header + extension + payload
+        else:
+            packet = _HEADER.pack(0x80, (marker << 7) | self.payload_type, out_seq, out_ts, self.ssrc) + payload
+        if self.kind == "video":
+            self.downlink.spend(len(packet))
         self._history[out_seq % HISTORY_SIZE] = packet
         if not self._send(packet):
             self.dropped += 1
             if self.kind == "video":
-                self.waiting_keyframe = True
+                self._drop_until_keyframe(0.0)
                 return False
             return True
         self._last_seq, self._last_ts = out_seq, out_ts
@@ -136,10 +173,26 @@ class Subscription:
             self._on_sent(out_ts, self.packets, self.octets)
         return True
 
+    def _drop_until_keyframe(self, backoff_s: float) -> None:
+        self.waiting_keyframe = True
+        self._frame_ts = None
+        self._rebase_seq = True
+        self._ask_after = time.monotonic() + backoff_s
+
+    def pause(self, paused: bool) -> None:
+        """Audio only (no video at all) or back to video, from the next keyframe."""
+        self.paused = paused
+        if not paused:
+            self.waiting_keyframe = True
+            self._rebase_seq = True
+            self._ask_after = 0.0
+
     def retransmit(self, seq: int) -> bool:
-        """Send a packet again from the history (answering a NACK)."""
+        """Send a packet again from the history (answering a NACK), if the budget spares it."""
         packet = self._history.get(seq % HISTORY_SIZE)
         if packet is None or int.from_bytes(packet[2:4], "big") != seq:
+            return False
+        if not self.downlink.admit_retransmission(len(packet)):
             return False
         return self._send(packet)
 

@@ -26,10 +26,21 @@ from aiortc import (
     clock,
 )
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
-from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RTCP_RTPFB_NACK, AnyRtcpPacket, RtcpPsfbPacket, RtcpRtpfbPacket
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    AnyRtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
 from aiortc.sdp import candidate_from_sdp
 
 from signaling import _aiortc_hooks as hooks
+from signaling.bandwidth import Downlink
 from signaling.errors import SignalingError
 from signaling.forwarding import PublishedStream, Subscription, parse_rtp
 
@@ -81,6 +92,11 @@ class ServerPeer:
         self._publish: list[RTCRtpTransceiver] = []
         self._on_closed = on_closed
         self._closed = False
+        # What this participant's downlink can take (from its REMB feedback), and who to tell
+        # when it goes to audio only or back (the engine, which tells the participant).
+        self.downlink = Downlink()
+        self.on_bandwidth: Callable[[ServerPeer], Awaitable[None]] | None = None
+        self._abs_send_time_id: int | None = None
         self.pc.on("connectionstatechange", self._on_connection_state)
 
     @property
@@ -125,6 +141,9 @@ class ServerPeer:
         await self.pc.setLocalDescription(answer)
         level = re.search(r"a=extmap:(\d+) urn:ietf:params:rtp-hdrext:ssrc-audio-level", self.pc.localDescription.sdp)
         self.audio.level_extension = int(level.group(1)) if level else None
+        send_time = re.search(r"a=extmap:(\d+) http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+                              self.pc.localDescription.sdp)
+        self._abs_send_time_id = int(send_time.group(1)) if send_time else None
         # Without announced SSRCs, a payload type's first stream is the microphone or the camera.
         for transceiver, stream in zip(self._publish[:2], (self.audio, self.video)):
             for codec in transceiver._codecs:
@@ -170,7 +189,8 @@ class ServerPeer:
         def on_sent(rtp_timestamp: int, packets: int, octets: int) -> None:
             hooks.report_sent(sender, clock.current_ntp_time(), rtp_timestamp, packets, octets)
 
-        return Subscription(transceiver.kind, sender._ssrc, codec.payloadType or 0, self._send, on_sent)
+        return Subscription(transceiver.kind, sender._ssrc, codec.payloadType or 0, self._send, on_sent,
+                            downlink=self.downlink, abs_send_time_id=self._abs_send_time_id)
 
     def _hook_feedback(self, sender: RTCRtpSender, subscription: Subscription, slot: SlotSenders) -> None:
         async def on_rtcp(packet: AnyRtcpPacket) -> None:
@@ -179,10 +199,50 @@ class ServerPeer:
                     subscription.retransmit(seq)
             elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                 source = slot.sources.get(subscription.kind)
-                if source is not None:
+                if source is not None and not subscription.paused:
                     source.want_keyframe()
+            elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                try:
+                    bitrate, _ = unpack_remb_fci(packet.fci)
+                except ValueError:
+                    return
+                if self.downlink.feedback(bitrate):
+                    await self._audio_only_changed()
 
         hooks.intercept_sender_rtcp(sender, on_rtcp)
+
+    async def count_streams(self) -> None:
+        """After the slots changed: how many streams this participant receives."""
+        shown = [slot for slot in self.slots if slot.participant_id is not None]
+        video = sum(1 for slot in shown if "video" in slot.sources)
+        audio = sum(1 for slot in shown if "audio" in slot.sources)
+        if self.downlink.streams(video=video, audio=audio):
+            await self._audio_only_changed()
+
+    async def bandwidth_tick(self) -> None:
+        """Once a second: audio only after a sustained weak link, and video tried again."""
+        if self.downlink.tick():
+            await self._audio_only_changed()
+
+    async def _audio_only_changed(self) -> None:
+        audio_only = self.downlink.audio_only
+        logger.info("peer %s downlink %s bps: %s", self.id, self.downlink.estimate_bps,
+                    "audio only" if audio_only else "video again")
+        for slot in self.slots:
+            slot.video.pause(audio_only)
+            source = slot.sources.get("video")
+            if not audio_only and source is not None:
+                source.want_keyframe()
+        if self.on_bandwidth is not None:
+            await self.on_bandwidth(self)
+
+    def send_remb(self, bitrate_bps: int) -> None:
+        """Tell this participant's browser how much to send (REMB for its camera and screen)."""
+        sender_ssrc = hooks.rtcp_ssrc(self._publish[1].receiver) if self._publish else None
+        ssrcs = [s.ssrc for s in (self.video, self.screen) if s.ssrc is not None]
+        if sender_ssrc is not None and ssrcs:
+            self._send(bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=sender_ssrc, media_ssrc=0,
+                                            fci=pack_remb_fci(bitrate_bps, ssrcs))))
 
     async def _on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
         header = parse_rtp(data)

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiortc import RTCIceServer
 
+from signaling.bandwidth import AUDIO_BPS, publisher_target_bps
 from signaling.errors import SignalingError
 from signaling.forwarding import PublishedStream
 from signaling.peers import SLOTS, ServerPeer
@@ -28,6 +29,7 @@ Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 Record = Callable[[str, dict[str, Any]], Awaitable[None]]
 RECONNECT_TIMEOUT_S = 30.0
 SPEAKER_INTERVAL_S = 0.5
+STEER_EVERY_TICKS = 2  # publishers' bitrate targets once a second
 SCREEN = "#screen"  # a slot showing "p12#screen" shows participant p12's screen share
 SPEAKING_LEVEL = 60  # RFC 6464 level (-dBov) below which someone counts as speaking
 HOST_ACTIONS = frozenset({
@@ -137,10 +139,36 @@ class MediaEngine:
         for peer_id in list(self._room_of):
             await self.leave(peer_id, reason="shutdown")
 
+    async def _bandwidth_changed(self, peer: ServerPeer) -> None:
+        await self._emit(peer.id, {"type": "bandwidth", "audio_only": peer.downlink.audio_only,
+                                   "estimate_bps": peer.downlink.estimate_bps})
+
+    def _steer_publishers(self) -> None:
+        """Ask each publisher's browser to send what its weakest subscriber with video can take
+        (REMB), so that a participant on a slow link still gets every camera."""
+        for room in self.rooms.values():
+            peers = [peer for peer_id in room.members if (peer := self.peers.get(peer_id)) is not None]
+            for publisher in peers:
+                if publisher.video.ssrc is None:
+                    continue
+                watching = [p for p in peers if p is not publisher and not p.downlink.audio_only
+                            and any(slot.participant_id == publisher.id for slot in p.slots)]
+                target = publisher_target_bps([p.downlink.video_share_bps() for p in watching])
+                sharing = publisher.screen.ssrc is not None and any(
+                    slot.participant_id == f"{publisher.id}{SCREEN}" for p in watching for slot in p.slots)
+                publisher.send_remb(target * (2 if sharing else 1) + AUDIO_BPS)
+
     async def _watch_speakers(self) -> None:
-        """Tell each room who is speaking, from the audio levels in the packets (no decoding)."""
+        """Tell each room who is speaking, from the audio levels in the packets (no decoding);
+        every second, steer the publishers' bitrates."""
+        ticks = 0
         while True:
             await asyncio.sleep(SPEAKER_INTERVAL_S)
+            ticks += 1
+            if ticks % STEER_EVERY_TICKS == 0:
+                for peer in list(self.peers.values()):
+                    await peer.bandwidth_tick()
+                self._steer_publishers()
             for room in list(self.rooms.values()):
                 loudest, speaker = SPEAKING_LEVEL, None
                 for peer_id in room.members:
@@ -362,6 +390,7 @@ class MediaEngine:
             raise
         self.peers[member.peer_id] = peer
         peer.audio.held = member.held_mute
+        peer.on_bandwidth = self._bandwidth_changed
         await self._emit(member.peer_id, {"type": "answer", "sdp": answer})
         await self._changed(room)
 
@@ -408,6 +437,7 @@ class MediaEngine:
                 if slot_ids != sub_peer.announced_slots:
                     sub_peer.announced_slots = slot_ids
                     await self._emit(subscriber_id, {"type": "slots", "slots": slot_ids})
+                await sub_peer.count_streams()
         for member in room.members.values():
             peer = self.peers.get(member.peer_id)
             if peer is not None:

@@ -6,6 +6,7 @@ import array
 import asyncio
 import fractions
 import math
+import os
 from typing import Any
 
 import av
@@ -31,6 +32,35 @@ class ColourTrack(VideoStreamTrack):
         frame = av.VideoFrame(width=320, height=240, format="yuv420p")
         for plane, value in zip(frame.planes, self.yuv):
             plane.update(bytes([value]) * plane.buffer_size)
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+class MovingTrack(VideoStreamTrack):
+    """320x240 video that changes every frame as a camera's does (a moving bar over a
+    gradient, and a patch of noise for texture): the encoder spends the bitrate it is given,
+    where a solid colour would cost next to nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._n = 0
+        self._gradient = bytes((x + y) % 256 for y in range(240) for x in range(320))
+        self._noise = [os.urandom(48 * 48) for _ in range(16)]
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        self._n += 1
+        luma = bytearray(self._gradient)
+        left = (self._n * 4) % 280
+        for y in range(60, 180):
+            luma[y * 320 + left:y * 320 + left + 40] = b"\xf0" * 40
+        patch = self._noise[self._n % len(self._noise)]
+        for y in range(48):
+            luma[(96 + y) * 320 + 136:(96 + y) * 320 + 184] = patch[y * 48:(y + 1) * 48]
+        frame = av.VideoFrame(width=320, height=240, format="yuv420p")
+        frame.planes[0].update(bytes(luma))
+        frame.planes[1].update(bytes([128]) * frame.planes[1].buffer_size)
+        frame.planes[2].update(bytes([128]) * frame.planes[2].buffer_size)
         frame.pts, frame.time_base = pts, time_base
         return frame
 
@@ -84,8 +114,10 @@ class Received:
 class MediaClient:
     """One participant's browser, played by aiortc."""
 
-    def __init__(self, index: int, volume: float = 1.0) -> None:
+    def __init__(self, index: int, volume: float = 1.0, *, moving: bool = False) -> None:
         self.index = index
+        self.downlink_dropped = 0
+        self.downlink_offered = 0  # bytes that reached the shaped link
         # Like a browser that accepts the server's BUNDLE group: every m-line on one transport.
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.colour = COLOURS[index]
@@ -93,7 +125,7 @@ class MediaClient:
         self.slots = [Received() for _ in range(SLOTS)]
         self.slot_owner: list[str | None] = [None] * SLOTS
         self._tasks: list[asyncio.Task[None]] = []
-        self.video_track = ColourTrack(self.colour)
+        self.video_track: VideoStreamTrack = MovingTrack() if moving else ColourTrack(self.colour)
         self.audio_track = ToneTrack(self.tone, volume)
         self.pc.addTransceiver(self.audio_track, direction="sendonly")
         self.pc.addTransceiver(self.video_track, direction="sendonly")
@@ -128,6 +160,28 @@ class MediaClient:
     def share_screen(self, yuv: tuple[int, int, int]) -> None:
         """Start sending a 'screen' of another colour on the share m-line."""
         self.screen.sender.replaceTrack(ColourTrack(yuv))
+
+    def impair_downlink(self, rate_bps: int, max_queue_s: float = 0.25) -> None:
+        """Shape what this client receives like a slow mobile link: a queue drained at rate_bps
+        (so delay grows when the server sends too much, as a real bottleneck's does), and
+        drop-tail once a packet would wait longer than max_queue_s. STUN is not shaped."""
+        connection = self.pc.getTransceivers()[0].receiver.transport.transport._connection
+        deliver = connection.data_received
+        loop = asyncio.get_running_loop()
+        free_at = 0.0
+
+        def shaped(data: bytes, component: int) -> None:
+            nonlocal free_at
+            self.downlink_offered += len(data)
+            now = loop.time()
+            start = max(now, free_at)
+            if start - now > max_queue_s:
+                self.downlink_dropped += 1
+                return
+            free_at = start + len(data) * 8 / rate_bps
+            loop.call_at(free_at, deliver, data, component)
+
+        connection.data_received = shaped
 
     def received_from(self, peer_id: str) -> Received:
         """What arrived from one participant (by their current slot)."""

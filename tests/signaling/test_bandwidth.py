@@ -1,0 +1,112 @@
+"""The downlink budget with a fake clock: video frames under the estimate, NACKs from what is
+spare (and budgeted even before any feedback), audio only after a sustained weak link."""
+from __future__ import annotations
+
+from signaling.bandwidth import MAX_VIDEO_BPS, MIN_VIDEO_BPS, START_BPS, Downlink, publisher_target_bps
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _frames_for(link: Downlink, clock: Clock, seconds: float, frame_bytes: int, fps: int = 30) -> int:
+    """Offer `fps` frames a second of `frame_bytes` (in 1,200-byte packets); the bytes that went."""
+    sent = 0
+    for _ in range(int(seconds * fps)):
+        clock.now += 1 / fps
+        if link.start_frame():
+            for _ in range(0, frame_bytes, 1200):
+                link.spend(1200)
+                sent += 1200
+    return sent
+
+
+def test_without_feedback_media_is_not_limited() -> None:
+    link = Downlink(Clock())
+    assert all(link.start_frame() for _ in range(1000))
+    assert link.video_share_bps() == int(START_BPS * 0.9)  # the assumed start, for steering
+    assert not link.audio_only
+
+
+def test_video_is_kept_under_the_estimate() -> None:
+    clock = Clock()
+    link = Downlink(clock)
+    link.streams(video=1, audio=1)
+    link.feedback(300_000)
+    # 30 frames a second of 4,800 bytes (1.15 Mbit/s) offered for 10 s on a 300 kbit/s link.
+    sent = _frames_for(link, clock, 10, 4800)
+    assert 0.8 * 300_000 * 0.9 * 10 / 8 <= sent <= 300_000 * 0.9 * 10 / 8 + 40_000
+    assert link.dropped_video > 0
+
+
+def test_a_keyframe_larger_than_the_burst_still_goes_whole() -> None:
+    clock = Clock()
+    link = Downlink(clock)
+    link.streams(video=1, audio=1)
+    link.feedback(200_000)
+    clock.now += 1.0
+    assert link.start_frame()
+    for _ in range(40):  # a 48 KB keyframe: more than the budget's burst
+        link.spend(1200)
+    assert not link.start_frame()  # in debt: the next frames wait ...
+    clock.now += 2.0
+    assert link.start_frame()  # ... until it is paid off
+
+
+def test_retransmissions_give_way_before_media() -> None:
+    clock = Clock()
+    link = Downlink(clock)
+    link.streams(video=1, audio=1)
+    link.feedback(300_000)
+    clock.now += 1.0  # a full budget
+    assert link.admit_retransmission(1200)
+    while link.start_frame():
+        link.spend(1200)
+    assert not link.admit_retransmission(1200)  # the budget went to media
+    assert link.dropped_retransmissions == 1
+
+
+def test_nacks_are_budgeted_before_any_feedback() -> None:
+    clock = Clock()
+    link = Downlink(clock)
+    answered = 0
+    for _ in range(10_000):  # a lossy link NACKs everything: 10,000 NACKs in one second
+        clock.now += 0.0001
+        answered += link.admit_retransmission(1200)
+    assert 0 < answered * 1200 * 8 <= START_BPS, answered
+
+
+def test_audio_only_after_a_sustained_weak_link_then_video_tried_again() -> None:
+    clock = Clock()
+    link = Downlink(clock)
+    link.streams(video=4, audio=4)
+    assert link.feedback(200_000) is False and not link.audio_only  # 45k per stream: a dip?
+    clock.now += 3
+    assert link.tick() is False and not link.audio_only
+    clock.now += 3.5
+    assert link.tick() is True and link.audio_only  # still too small after 6 s
+    assert link.feedback(300_000) is False and link.audio_only  # 67k per stream: not yet 90k
+    clock.now += 10.5
+    assert link.tick() is True and not link.audio_only  # a try with video, to let the estimate grow
+    assert link.feedback(700_000) is False and not link.audio_only
+    assert link.streams(video=2, audio=2) is False  # fewer streams: more for each
+
+
+def test_video_again_as_soon_as_the_estimate_allows() -> None:
+    clock = Clock()
+    link = Downlink(clock)
+    link.streams(video=2, audio=2)
+    link.feedback(100_000)
+    clock.now += 7
+    assert link.tick() is True and link.audio_only
+    assert link.feedback(250_000) is True and not link.audio_only  # 225k / 2 >= 90k
+
+
+def test_publisher_target_follows_the_weakest_subscriber_within_bounds() -> None:
+    assert publisher_target_bps([]) == MAX_VIDEO_BPS
+    assert publisher_target_bps([900_000, 120_000]) == 120_000
+    assert publisher_target_bps([10_000]) == MIN_VIDEO_BPS
