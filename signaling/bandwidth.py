@@ -1,6 +1,10 @@
 """Each subscriber's downlink: what its feedback (REMB) says the link can take, and the budget
 that keeps what the server sends under it.
 
+A link is limited only while its receiver reports loss (RTCP receiver reports): a healthy link
+whose browser's estimate is still ramping up is left alone, so rooms on good networks lose
+nothing; a link that loses packets is held to its estimate for a while after the last loss.
+
 Audio comes first: it is always sent. The estimate is the browser's receive-side estimate (REMB),
 which it makes from the packets that carry the abs-send-time extension: the video. So the
 budget is video's: video is sent while the budget allows and dropped otherwise (the
@@ -17,7 +21,7 @@ import time
 from collections.abc import Callable
 
 AUDIO_BPS = 40_000  # an Opus stream with its headers (what a publisher's REMB adds for it)
-START_BPS = 300_000  # what a link is assumed to take before its first feedback (as WebRTC starts)
+START_BPS = 300_000  # the NACK answers' budget on a link that is not limited
 MAX_DEBT_S = 1.0  # a frame that starts within budget is sent whole, even a keyframe, up to this debt
 MIN_VIDEO_BPS = 60_000  # per video stream: below this for a while, the subscriber gets audio only ...
 RESUME_VIDEO_BPS = 90_000  # ... and video again from this (so that it does not flap)
@@ -27,6 +31,8 @@ PROBE_EVERY_S = 10.0  # on audio only, try video again this often: the estimate 
 MAX_VIDEO_BPS = 600_000  # what the room page lets a camera send
 HEADROOM = 0.9  # keep a tenth of the estimate free for RTCP and the estimate's own error
 BURST_S = 0.3  # the budget may run this far ahead (a keyframe is a burst)
+LOSSY_FRACTION = 13  # of 256 (5%): a receiver report above this means the link is congested
+CONGESTED_HOLD_S = 10.0  # the link stays limited this long after the last lossy report
 RESERVE = 0.3  # retransmissions only while this share of the burst is still unspent
 
 
@@ -44,6 +50,7 @@ class Downlink:
         self._retransmit_tokens = 0.0  # before feedback, NACK answers have a budget of their own
         self._retransmit_at = self._at
         self._low_since: float | None = None  # when the share fell below MIN_VIDEO_BPS
+        self._congested_until = -1.0
         self._audio_only_since = 0.0
         self.dropped_video = 0
         self.dropped_retransmissions = 0
@@ -53,15 +60,29 @@ class Downlink:
         self.estimate_bps = max(0, int(bitrate_bps))
         return self._decide()
 
+    def loss(self, fraction_lost: int) -> bool:
+        """A receiver report's fraction lost (of 256) for a stream this subscriber receives;
+        True when audio-only changed."""
+        if fraction_lost > LOSSY_FRACTION:
+            self._congested_until = self._clock() + CONGESTED_HOLD_S
+        return self._decide()
+
+    @property
+    def limited(self) -> bool:
+        """Whether the budget holds this link to its estimate now (an estimate, and recent loss)."""
+        return self.estimate_bps is not None and self._clock() < self._congested_until
+
     def streams(self, video: int, audio: int) -> bool:
         """How many streams the subscriber receives now; True when audio-only changed."""
         self.video_streams, self.audio_streams = video, audio
         return self._decide()
 
-    def video_share_bps(self) -> int:
-        """What each video stream may take (before any feedback, of START_BPS)."""
-        estimate = START_BPS if self.estimate_bps is None else self.estimate_bps
-        return max(0, int(estimate * HEADROOM / max(1, self.video_streams)))
+    def video_share_bps(self) -> int | None:
+        """What each video stream may take on a limited link; None: no limit."""
+        if not self.limited:
+            return None
+        assert self.estimate_bps is not None
+        return max(0, int(self.estimate_bps * HEADROOM / max(1, self.video_streams)))
 
     def tick(self) -> bool:
         """Called every second or so: go to audio only after a sustained low share, and try
@@ -71,7 +92,7 @@ class Downlink:
     def _decide(self) -> bool:
         now = self._clock()
         share = self.video_share_bps()
-        if self.estimate_bps is None or self.video_streams == 0:
+        if share is None or self.video_streams == 0:
             audio_only, self._low_since = False, None
         elif self.audio_only:
             # Back to video when the estimate allows it, or to find out whether it would.
@@ -101,7 +122,7 @@ class Downlink:
     def start_frame(self) -> bool:
         """Whether a video frame may start now: the budget is not in debt. A frame that starts
         is sent whole (`spend`), so a keyframe larger than the budget's burst still gets through."""
-        if self.estimate_bps is None:
+        if not self.limited:
             return True
         self._refill()
         if self._tokens < 0:
@@ -111,17 +132,17 @@ class Downlink:
 
     def spend(self, size: int) -> None:
         """Count a video packet that was sent (once its frame started)."""
-        if self.estimate_bps is None:
+        if not self.limited or self.estimate_bps is None:
             return
         self._refill()
         floor = -self.estimate_bps * HEADROOM / 8 * MAX_DEBT_S
         self._tokens = max(floor, self._tokens - size)
 
     def admit_retransmission(self, size: int) -> bool:
-        """Whether a NACK may be answered now: only from what the budget has to spare (before
-        any feedback, of START_BPS: a link that loses packets NACKs them, and answering every
-        NACK on it is what buries it)."""
-        if self.estimate_bps is None:
+        """Whether a NACK may be answered now: only from what the budget has to spare (on a link
+        not limited, from a budget of START_BPS: a link that loses packets NACKs them, and
+        answering every NACK on it is what buries it)."""
+        if not self.limited:
             self._retransmit_tokens = min(START_BPS / 8 * BURST_S,
                                           self._retransmit_tokens + (self._clock() - self._retransmit_at) * START_BPS / 8 * RESERVE)
             self._retransmit_at = self._clock()
@@ -138,9 +159,10 @@ class Downlink:
         return True
 
 
-def publisher_target_bps(shares: list[int]) -> int:
+def publisher_target_bps(shares: list[int | None]) -> int:
     """What a camera should send: the smallest share among the subscribers that get its video
-    (nobody watching: the page's cap), never less than a watchable video."""
-    if not shares:
+    (None: a link not limited; none limited: the page's cap), never less than a watchable video."""
+    known = [share for share in shares if share is not None]
+    if not known:
         return MAX_VIDEO_BPS
-    return max(MIN_VIDEO_BPS, min(MAX_VIDEO_BPS, min(shares)))
+    return max(MIN_VIDEO_BPS, min(MAX_VIDEO_BPS, min(known)))

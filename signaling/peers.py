@@ -33,7 +33,9 @@ from aiortc.rtp import (
     RTCP_RTPFB_NACK,
     AnyRtcpPacket,
     RtcpPsfbPacket,
+    RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSrPacket,
     pack_remb_fci,
     unpack_remb_fci,
 )
@@ -201,6 +203,10 @@ class ServerPeer:
                 source = slot.sources.get(subscription.kind)
                 if source is not None and not subscription.paused:
                     source.want_keyframe()
+            elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+                for report in packet.reports:
+                    if report.ssrc == subscription.ssrc and self.downlink.loss(report.fraction_lost):
+                        await self._audio_only_changed()
             elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
                 try:
                     bitrate, _ = unpack_remb_fci(packet.fci)

@@ -166,8 +166,8 @@ class MediaEngine:
             await asyncio.sleep(SPEAKER_INTERVAL_S)
             ticks += 1
             if ticks % STEER_EVERY_TICKS == 0:
-                for peer in list(self.peers.values()):
-                    await peer.bandwidth_tick()
+                for each in list(self.peers.values()):
+                    await each.bandwidth_tick()
                 self._steer_publishers()
             for room in list(self.rooms.values()):
                 loudest, speaker = SPEAKING_LEVEL, None

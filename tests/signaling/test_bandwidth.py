@@ -1,5 +1,6 @@
-"""The downlink budget with a fake clock: video frames under the estimate, NACKs from what is
-spare (and budgeted even before any feedback), audio only after a sustained weak link."""
+"""The downlink budget with a fake clock: a lossy link's video frames under its estimate, NACKs
+from what is spare (and budgeted on every link), audio only after a sustained weak link; a
+healthy link is not held to an estimate that is still ramping up."""
 from __future__ import annotations
 
 from signaling.bandwidth import MAX_VIDEO_BPS, MIN_VIDEO_BPS, START_BPS, Downlink, publisher_target_bps
@@ -25,18 +26,37 @@ def _frames_for(link: Downlink, clock: Clock, seconds: float, frame_bytes: int, 
     return sent
 
 
-def test_without_feedback_media_is_not_limited() -> None:
-    link = Downlink(Clock())
+def lossy(link: Downlink, estimate_bps: int) -> Downlink:
+    link.feedback(estimate_bps)
+    link.loss(40)  # 16% lost in a receiver report
+    return link
+
+
+def test_without_feedback_or_loss_media_is_not_limited() -> None:
+    clock = Clock()
+    link = Downlink(clock)
     assert all(link.start_frame() for _ in range(1000))
-    assert link.video_share_bps() == int(START_BPS * 0.9)  # the assumed start, for steering
-    assert not link.audio_only
+    link.feedback(300_000)  # a browser's estimate, still ramping up on a healthy link
+    link.loss(2)
+    assert all(link.start_frame() for _ in range(1000))
+    assert link.video_share_bps() is None and not link.limited and not link.audio_only
+
+
+def test_a_lossy_link_is_limited_for_a_while_after_the_last_loss() -> None:
+    clock = Clock()
+    link = lossy(Downlink(clock), 300_000)
+    assert link.limited
+    clock.now += 9.9
+    assert link.limited
+    clock.now += 0.2
+    assert not link.limited
 
 
 def test_video_is_kept_under_the_estimate() -> None:
     clock = Clock()
     link = Downlink(clock)
     link.streams(video=1, audio=1)
-    link.feedback(300_000)
+    lossy(link, 300_000)
     # 30 frames a second of 4,800 bytes (1.15 Mbit/s) offered for 10 s on a 300 kbit/s link.
     sent = _frames_for(link, clock, 10, 4800)
     assert 0.8 * 300_000 * 0.9 * 10 / 8 <= sent <= 300_000 * 0.9 * 10 / 8 + 40_000
@@ -47,7 +67,7 @@ def test_a_keyframe_larger_than_the_burst_still_goes_whole() -> None:
     clock = Clock()
     link = Downlink(clock)
     link.streams(video=1, audio=1)
-    link.feedback(200_000)
+    lossy(link, 200_000)
     clock.now += 1.0
     assert link.start_frame()
     for _ in range(40):  # a 48 KB keyframe: more than the budget's burst
@@ -61,7 +81,7 @@ def test_retransmissions_give_way_before_media() -> None:
     clock = Clock()
     link = Downlink(clock)
     link.streams(video=1, audio=1)
-    link.feedback(300_000)
+    lossy(link, 300_000)
     clock.now += 1.0  # a full budget
     assert link.admit_retransmission(1200)
     while link.start_frame():
@@ -70,7 +90,7 @@ def test_retransmissions_give_way_before_media() -> None:
     assert link.dropped_retransmissions == 1
 
 
-def test_nacks_are_budgeted_before_any_feedback() -> None:
+def test_nacks_are_budgeted_on_every_link() -> None:
     clock = Clock()
     link = Downlink(clock)
     answered = 0
@@ -84,12 +104,14 @@ def test_audio_only_after_a_sustained_weak_link_then_video_tried_again() -> None
     clock = Clock()
     link = Downlink(clock)
     link.streams(video=4, audio=4)
+    link.loss(40)
     assert link.feedback(200_000) is False and not link.audio_only  # 45k per stream: a dip?
     clock.now += 3
     assert link.tick() is False and not link.audio_only
     clock.now += 3.5
     assert link.tick() is True and link.audio_only  # still too small after 6 s
     assert link.feedback(300_000) is False and link.audio_only  # 67k per stream: not yet 90k
+    link.loss(40)
     clock.now += 10.5
     assert link.tick() is True and not link.audio_only  # a try with video, to let the estimate grow
     assert link.feedback(700_000) is False and not link.audio_only
@@ -100,7 +122,7 @@ def test_video_again_as_soon_as_the_estimate_allows() -> None:
     clock = Clock()
     link = Downlink(clock)
     link.streams(video=2, audio=2)
-    link.feedback(100_000)
+    lossy(link, 100_000)
     clock.now += 7
     assert link.tick() is True and link.audio_only
     assert link.feedback(250_000) is True and not link.audio_only  # 225k / 2 >= 90k
@@ -108,5 +130,6 @@ def test_video_again_as_soon_as_the_estimate_allows() -> None:
 
 def test_publisher_target_follows_the_weakest_subscriber_within_bounds() -> None:
     assert publisher_target_bps([]) == MAX_VIDEO_BPS
-    assert publisher_target_bps([900_000, 120_000]) == 120_000
+    assert publisher_target_bps([None, None]) == MAX_VIDEO_BPS  # nobody's link is limited
+    assert publisher_target_bps([None, 900_000, 120_000]) == 120_000
     assert publisher_target_bps([10_000]) == MIN_VIDEO_BPS

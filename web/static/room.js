@@ -254,6 +254,10 @@ async function handle(message) {
     case "chat":
       addChat(message);
       break;
+    case "bandwidth":
+      if (message.audio_only) notice(t("room.audio_only"), "bandwidth");
+      else if (noticeKind === "bandwidth") notice("");
+      break;
     case "error":
       if (message.code === "ended") finish(t("room.ended"));
       else if (FATAL.has(message.code)) finish(t("room.error", { message: errorText(message) }));
