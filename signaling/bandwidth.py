@@ -7,11 +7,12 @@ nothing; a link that loses packets is held to its estimate for a while after the
 
 Audio comes first: it is always sent. The estimate is the browser's receive-side estimate (REMB),
 which it makes from the packets that carry the abs-send-time extension: the video. So the
-budget is video's: video is sent while the budget allows and dropped otherwise (the
-subscription then waits for a keyframe). Answers to
-NACKs come last: they are sent only while a reserve of the budget is left, so that repairing
-loss never takes the place of new media on a link that is already full. When the link cannot
-carry even a small video stream per publisher, the subscriber gets audio only until it can.
+budget is video's: a video frame starts while the budget allows and is dropped otherwise (the
+subscription then waits for a keyframe). Answers to NACKs come last: they are sent only while a
+reserve of the budget is left, so that repairing loss never takes the place of new media on a
+link that is already full (and on a link that is not limited they have a budget of their own).
+When the link cannot carry even a small video stream per publisher for a while, the subscriber
+gets audio only, and video is tried again now and then.
 
 No media here: plain numbers, so that tests drive it with a fake clock.
 """
@@ -44,7 +45,6 @@ class Downlink:
         self.estimate_bps: int | None = None  # no feedback yet: no limit
         self.audio_only = False
         self.video_streams = 0
-        self.audio_streams = 0
         self._tokens = 0.0
         self._at = clock()
         self._retransmit_tokens = 0.0  # before feedback, NACK answers have a budget of their own
@@ -72,9 +72,9 @@ class Downlink:
         """Whether the budget holds this link to its estimate now (an estimate, and recent loss)."""
         return self.estimate_bps is not None and self._clock() < self._congested_until
 
-    def streams(self, video: int, audio: int) -> bool:
-        """How many streams the subscriber receives now; True when audio-only changed."""
-        self.video_streams, self.audio_streams = video, audio
+    def streams(self, video: int) -> bool:
+        """How many video streams the subscriber receives now; True when audio-only changed."""
+        self.video_streams = video
         return self._decide()
 
     def video_share_bps(self) -> int | None:

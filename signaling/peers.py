@@ -218,11 +218,9 @@ class ServerPeer:
         hooks.intercept_sender_rtcp(sender, on_rtcp)
 
     async def count_streams(self) -> None:
-        """After the slots changed: how many streams this participant receives."""
+        """After the slots changed: how many video streams this participant receives."""
         shown = [slot for slot in self.slots if slot.participant_id is not None]
-        video = sum(1 for slot in shown if "video" in slot.sources)
-        audio = sum(1 for slot in shown if "audio" in slot.sources)
-        if self.downlink.streams(video=video, audio=audio):
+        if self.downlink.streams(video=sum(1 for slot in shown if "video" in slot.sources)):
             await self._audio_only_changed()
 
     async def bandwidth_tick(self) -> None:

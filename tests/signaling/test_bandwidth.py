@@ -55,7 +55,7 @@ def test_a_lossy_link_is_limited_for_a_while_after_the_last_loss() -> None:
 def test_video_is_kept_under_the_estimate() -> None:
     clock = Clock()
     link = Downlink(clock)
-    link.streams(video=1, audio=1)
+    link.streams(video=1)
     lossy(link, 300_000)
     # 30 frames a second of 4,800 bytes (1.15 Mbit/s) offered for 10 s on a 300 kbit/s link.
     sent = _frames_for(link, clock, 10, 4800)
@@ -66,7 +66,7 @@ def test_video_is_kept_under_the_estimate() -> None:
 def test_a_keyframe_larger_than_the_burst_still_goes_whole() -> None:
     clock = Clock()
     link = Downlink(clock)
-    link.streams(video=1, audio=1)
+    link.streams(video=1)
     lossy(link, 200_000)
     clock.now += 1.0
     assert link.start_frame()
@@ -80,7 +80,7 @@ def test_a_keyframe_larger_than_the_burst_still_goes_whole() -> None:
 def test_retransmissions_give_way_before_media() -> None:
     clock = Clock()
     link = Downlink(clock)
-    link.streams(video=1, audio=1)
+    link.streams(video=1)
     lossy(link, 300_000)
     clock.now += 1.0  # a full budget
     assert link.admit_retransmission(1200)
@@ -103,7 +103,7 @@ def test_nacks_are_budgeted_on_every_link() -> None:
 def test_audio_only_after_a_sustained_weak_link_then_video_tried_again() -> None:
     clock = Clock()
     link = Downlink(clock)
-    link.streams(video=4, audio=4)
+    link.streams(video=4)
     link.loss(40)
     assert link.feedback(200_000) is False and not link.audio_only  # 45k per stream: a dip?
     clock.now += 3
@@ -115,13 +115,13 @@ def test_audio_only_after_a_sustained_weak_link_then_video_tried_again() -> None
     clock.now += 10.5
     assert link.tick() is True and not link.audio_only  # a try with video, to let the estimate grow
     assert link.feedback(700_000) is False and not link.audio_only
-    assert link.streams(video=2, audio=2) is False  # fewer streams: more for each
+    assert link.streams(video=2) is False  # fewer streams: more for each
 
 
 def test_video_again_as_soon_as_the_estimate_allows() -> None:
     clock = Clock()
     link = Downlink(clock)
-    link.streams(video=2, audio=2)
+    link.streams(video=2)
     lossy(link, 100_000)
     clock.now += 7
     assert link.tick() is True and link.audio_only
