@@ -73,7 +73,10 @@ class MediaEngine:
         member = room.members.get(peer_id)
         resumed = member is not None
         if member is None:
-            member = Member(peer_id=peer_id, info=info, admitted=info.get("kind") in ADMITTED_ON_JOIN)
+            # "readmitted": the web process saw the host admit them before their worker restarted.
+            readmitted = bool(info.pop("readmitted", False))
+            admitted = readmitted or info.get("kind") in ADMITTED_ON_JOIN
+            member = Member(peer_id=peer_id, info=info, admitted=admitted)
             room.members[peer_id] = member
             self._room_of[peer_id] = room_id
         else:

@@ -5,6 +5,10 @@ participant's messages to the worker that holds their room, over a Unix socket p
 newline-delimited JSON; a worker runs a MediaEngine and sends back the messages for each
 participant. A room goes to the worker with the fewest participants when its first participant
 arrives and stays there until it is empty.
+
+A worker that dies is replaced at once: its rooms move to the new process, and each of their
+participants is told (`media_restart`) so that the page reconnects by itself; whoever the host
+had admitted comes back admitted (the web process saw the admissions go by).
 """
 from __future__ import annotations
 
@@ -72,20 +76,44 @@ class WorkerHub:
         self._room_worker: dict[str, _Worker] = {}
         self._load: Counter[int] = Counter()
         self._stats: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._admitted: set[str] = set()  # peers the host admitted: a restarted worker lets them in
+        self._closing = False
 
     async def start(self) -> None:
         """Start the worker processes."""
         for index in range(self._count):
-            worker = _Worker(index, self._ice_servers, self._reconnect_timeout_s, self._recordings_dir)
-            await worker.connect()
-            self._workers.append(worker)
-            self._readers.append(asyncio.create_task(self._read(worker), name=f"media-worker-{index}"))
+            self._workers.append(await self._spawn(index))
+
+    async def _spawn(self, index: int) -> _Worker:
+        worker = _Worker(index, self._ice_servers, self._reconnect_timeout_s, self._recordings_dir)
+        await worker.connect()
+        self._readers.append(asyncio.create_task(self._read(worker), name=f"media-worker-{index}"))
+        return worker
+
+    async def _replace(self, dead: _Worker) -> None:
+        """Start a worker in place of one that died, move its rooms there, and tell their people."""
+        logger.error("media worker %d stopped (exit code %s); starting a new one", dead.index, dead.process.exitcode)
+        fresh = await self._spawn(dead.index)
+        self._workers[dead.index] = fresh
+        for room, worker in list(self._room_worker.items()):
+            if worker is dead:
+                self._room_worker[room] = fresh
+        for peer_id, room in list(self._peer_room.items()):
+            send = self._senders.get(peer_id)
+            if self._room_worker.get(room) is fresh and send is not None:
+                try:
+                    await send({"type": "error", "code": "media_restart",
+                                "message": "the media server restarted; reconnect to continue"})
+                except Exception:
+                    logger.debug("could not tell %s about the restart", peer_id)
 
     async def _read(self, worker: _Worker) -> None:
         assert worker.reader is not None
         async for line in worker.reader:
             reply = json.loads(line)
             if reply["op"] == "emit":
+                if reply["message"].get("type") == "admitted":
+                    self._admitted.add(reply["peer"])
                 send = self._senders.get(reply["peer"])
                 if send is not None:
                     try:
@@ -101,7 +129,8 @@ class WorkerHub:
                 future = self._stats.pop(worker.index, None)
                 if future is not None and not future.done():
                     future.set_result(reply["stats"])
-        logger.error("media worker %d has stopped", worker.index)
+        if not self._closing:
+            await self._replace(worker)
 
     def _worker_for(self, peer_id: str) -> _Worker:
         room = self._peer_room.get(peer_id)
@@ -115,6 +144,8 @@ class WorkerHub:
             worker = min(self._workers, key=lambda w: (self._load[w.index], w.index))
             self._room_worker[room_id] = worker
         self._senders[peer_id] = send
+        if peer_id in self._admitted:
+            info = {**info, "readmitted": True}
         if peer_id not in self._peer_room:
             self._peer_room[peer_id] = room_id
             self._load[worker.index] += 1
@@ -139,6 +170,7 @@ class WorkerHub:
     def _forget(self, peer_id: str) -> None:
         """The worker says this participant is gone for good."""
         room = self._peer_room.pop(peer_id, None)
+        self._admitted.discard(peer_id)
         if room is None:
             return
         self._load[self._room_worker[room].index] -= 1
@@ -164,6 +196,7 @@ class WorkerHub:
         return totals
 
     async def close(self) -> None:
+        self._closing = True
         for worker in self._workers:
             try:
                 worker.send({"op": "stop"})

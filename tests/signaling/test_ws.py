@@ -310,3 +310,38 @@ async def test_an_offer_without_vp8_gets_a_clear_error(live: Live) -> None:
         assert party.errors[0]["code"] == "unsupported_codec" and party.errors[0]["missing"] == ["video/VP8"]
     finally:
         await party.close()
+
+
+@pytest.mark.parametrize("settings", [2], indirect=True)
+async def test_a_killed_media_worker_is_replaced_and_its_room_comes_back(live: Live, caplog: Any) -> None:
+    host = await join(live, 0, live.token("host"))
+    party = await join(live, 1, live.token("party"))
+    clients = [host, party]
+    try:
+        for client in clients:
+            await client.connect_media()
+        await admit(host, party)
+        hub = live.app.state.media
+        room = str(live.session["id"])
+        dead = hub._room_worker[room]
+        dead.process.kill()
+        await wait_until(lambda: all(any(e["code"] == "media_restart" for e in c.errors) for c in clients), 10)
+        assert hub._room_worker[room] is not dead and hub._room_worker[room].process.is_alive()
+        # The pages reconnect with the same links: media flows again, the party is still admitted.
+        for client in clients:
+            await client.close()
+        host = await join(live, 0, live.token("host"))
+        party = await join(live, 1, live.token("party"))
+        clients = [host, party]
+        for client in clients:
+            await client.connect_media()
+        await wait_until(lambda: all(
+            o.peer_id in c.media.slot_owner and c.media.received_from(o.peer_id).video_frames >= 10
+            for c in clients for o in clients if o is not c), 20)
+        assert not any(m["type"] == "lobby" for m in party.messages)
+        assert (await hub.stats())["workers"] == 2
+        assert any("starting a new one" in r.getMessage() for r in caplog.records)
+        assert not [r for r in caplog.records if r.exc_info], "the web process logged a traceback"
+    finally:
+        for client in clients:
+            await client.close()

@@ -262,6 +262,7 @@ async function handle(message) {
       if (message.code === "ended") finish(t("room.ended"));
       else if (FATAL.has(message.code)) finish(t("room.error", { message: errorText(message) }));
       else if (message.code === "room_closed") waitForRoom(message.opens_at);
+      else if (message.code === "media_restart") { status(t("room.code.media_restart")); socket.close(); }
       else status(t("room.error", { message: errorText(message) }));
       break;
   }
