@@ -16,6 +16,7 @@ subscriber never grows memory or delays the others.
 """
 from __future__ import annotations
 
+import asyncio
 import struct
 import time
 from collections.abc import Callable
@@ -28,6 +29,9 @@ KEYFRAME_RETRY_S = 0.5
 # A subscriber whose own budget dropped video asks for a keyframe only after this long.
 BUDGET_KEYFRAME_BACKOFF_S = 2.0
 HISTORY_SIZE = 512  # packets kept per subscriber for retransmission (about 5 s of video)
+NACK_RETRY_S = 0.1  # a packet still missing this long after the first NACK is asked for once more
+NACK_MAX_GAP = 64  # a larger jump in sequence numbers is a restart, not loss
+NACK_FORGET_S = 1.0  # a packet missing longer than this is given up (the keyframe logic takes over)
 _HEADER = struct.Struct("!BBHII")
 _ABS_SEND_TIME_UNITS = 1 << 18  # 6.18 fixed-point seconds
 _SEQ_TS_SSRC = struct.Struct("!HII")
@@ -166,7 +170,8 @@ class Subscription:
                 self._drop_until_keyframe(0.0)
                 return False
             return True
-        self._last_seq, self._last_ts = out_seq, out_ts
+        if (out_seq - self._last_seq) & 0xFFFF < 0x8000:  # a late (repaired) packet does not rewind
+            self._last_seq, self._last_ts = out_seq, out_ts
         self.packets += 1
         self.octets += len(payload)
         if self._on_sent is not None and marker:
@@ -200,11 +205,21 @@ class Subscription:
 class PublishedStream:
     """A stream a participant sends: its subscribers and its keyframe requests."""
 
-    def __init__(self, kind: str, request_keyframe: Callable[[int], None]) -> None:
+    def __init__(
+        self, kind: str, request_keyframe: Callable[[int], None],
+        request_retransmission: Callable[[int, list[int]], None] | None = None,
+    ) -> None:
         self.kind = kind
         self.ssrc: int | None = None
         self.subscriptions: list[Subscription] = []
         self._request_keyframe = request_keyframe
+        # Uplink loss is repaired here, once, by NACKing the publisher: its retransmission then
+        # reaches every subscriber like any packet (instead of each of them NACKing the loss).
+        self._request_retransmission = request_retransmission
+        self._highest: int | None = None
+        self._missing: dict[int, float] = {}
+        self.nacks_sent = 0
+        self.recovered = 0
         self._last_pli = -PLI_MIN_INTERVAL_S
         self.packets = 0
         # Muted by the host: nothing is forwarded until the participant unmutes.
@@ -228,6 +243,35 @@ class PublishedStream:
         if subscription in self.subscriptions:
             self.subscriptions.remove(subscription)
 
+    def _track_loss(self, seq: int, ssrc: int) -> None:
+        if self._highest is None:
+            self._highest = seq
+            return
+        ahead = (seq - self._highest) & 0xFFFF
+        if 0 < ahead < 0x8000:  # newer
+            if 1 < ahead <= NACK_MAX_GAP:
+                now = time.monotonic()
+                lost = [(self._highest + n) & 0xFFFF for n in range(1, ahead)]
+                for missing in lost:
+                    self._missing[missing] = now
+                self._nack(ssrc, lost)
+                asyncio.get_running_loop().call_later(NACK_RETRY_S, self._nack_again, ssrc)
+            self._highest = seq
+        elif self._missing.pop(seq, None) is not None:  # older: a repair arrived
+            self.recovered += 1
+
+    def _nack(self, ssrc: int, seqs: list[int]) -> None:
+        assert self._request_retransmission is not None
+        self.nacks_sent += 1
+        self._request_retransmission(ssrc, seqs)
+
+    def _nack_again(self, ssrc: int) -> None:
+        now = time.monotonic()
+        self._missing = {seq: at for seq, at in self._missing.items() if now - at < NACK_FORGET_S}
+        again = [seq for seq, at in self._missing.items() if now - at >= NACK_RETRY_S]
+        if again and ssrc == self.ssrc:
+            self._nack(ssrc, again[:NACK_MAX_GAP])
+
     def want_keyframe(self) -> None:
         """Ask the publisher for a keyframe (rate-limited); before its SSRC is known, the
         starving subscribers ask again on its first packets."""
@@ -240,6 +284,8 @@ class PublishedStream:
         """Fan one inbound packet out to every subscriber."""
         self.ssrc = ssrc
         self.packets += 1
+        if self._request_retransmission is not None:
+            self._track_loss(seq, ssrc)
         if self.held:
             return
         if self.level_extension is not None:

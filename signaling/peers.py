@@ -83,8 +83,8 @@ class ServerPeer:
         # transport never connects).
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.audio = PublishedStream("audio", self._request_keyframe)
-        self.video = PublishedStream("video", self._request_keyframe)
-        self.screen = PublishedStream("video", self._request_keyframe)
+        self.video = PublishedStream("video", self._request_keyframe, self._request_retransmission)
+        self.screen = PublishedStream("video", self._request_keyframe, self._request_retransmission)
         self.slots: list[SlotSenders] = []
         # What the client was last told each slot shows.
         self.announced_slots: list[str | None] = []
@@ -260,6 +260,11 @@ class ServerPeer:
                 return
             self._streams_by_ssrc[ssrc] = stream
         stream.on_packet(data, marker, seq, timestamp, ssrc, start, end)
+
+    def _request_retransmission(self, media_ssrc: int, seqs: list[int]) -> None:
+        sender_ssrc = hooks.rtcp_ssrc(self._publish[1].receiver) if self._publish else None
+        if sender_ssrc is not None:
+            self._send(bytes(RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=sender_ssrc, media_ssrc=media_ssrc, lost=seqs)))
 
     def _request_keyframe(self, media_ssrc: int) -> None:
         sender_ssrc = hooks.rtcp_ssrc(self._publish[1].receiver) if self._publish else None

@@ -118,6 +118,7 @@ class MediaClient:
         self.index = index
         self.downlink_dropped = 0
         self.downlink_offered = 0  # bytes that reached the shaped link
+        self.uplink_dropped = 0
         # Like a browser that accepts the server's BUNDLE group: every m-line on one transport.
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.colour = COLOURS[index]
@@ -182,6 +183,25 @@ class MediaClient:
             loop.call_at(free_at, deliver, data, component)
 
         connection.data_received = shaped
+
+    def impair_uplink(self, every: int) -> None:
+        """Lose every `every`-th RTP packet this client sends (SRTCP, DTLS and STUN go through):
+        a lossy uplink, as from a phone at the edge of a cell."""
+        ice = self.pc.getTransceivers()[0].sender.transport.transport
+        send = ice._send
+        count = 0
+
+        async def lossy(data: bytes) -> None:
+            nonlocal count
+            is_rtp = len(data) > 1 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223
+            if is_rtp:
+                count += 1
+                if count % every == 0:
+                    self.uplink_dropped += 1
+                    return
+            await send(data)
+
+        ice._send = lossy
 
     def received_from(self, peer_id: str) -> Received:
         """What arrived from one participant (by their current slot)."""

@@ -189,3 +189,18 @@ async def test_answer_asks_for_opus_fec_and_dtx(harness: Harness) -> None:
     opus = [line for line in answer.splitlines() if line.startswith("a=fmtp:") and "useinbandfec" in line]
     assert opus and all("useinbandfec=1" in line and "usedtx=1" in line for line in opus), answer
     await client.accept(answer)
+
+
+async def test_uplink_loss_is_repaired_at_the_server(harness: Harness) -> None:
+    publisher = await harness.add(0)
+    subscriber = await harness.add(1)
+    await wait_until(lambda: "p0" in subscriber.slot_owner, 10)
+    publisher.impair_uplink(every=10)  # 10% of the camera's and microphone's packets lost on the way
+    stream = harness.engine.peers["p0"].video
+    await asyncio.sleep(1)
+    frames = subscriber.received_from("p0").video_frames
+    await asyncio.sleep(5)
+    fps = (subscriber.received_from("p0").video_frames - frames) / 5
+    assert publisher.uplink_dropped >= 30
+    assert stream.nacks_sent > 0 and stream.recovered > 0, (stream.nacks_sent, stream.recovered)
+    assert fps >= 20, f"{fps:.1f} fps reached the subscriber through a 10% lossy uplink"
