@@ -25,6 +25,9 @@ from typing import Any
 from signaling.bandwidth import Downlink
 
 PLI_MIN_INTERVAL_S = 0.3
+# One subscriber's own keyframe requests (PLI/FIR) reach the publisher at most this often, so a
+# weak link that keeps losing frames cannot make the publisher send keyframes for everyone.
+SUBSCRIBER_PLI_MIN_INTERVAL_S = 1.0
 KEYFRAME_RETRY_S = 0.5
 # A subscriber whose own budget dropped video asks for a keyframe only after this long.
 BUDGET_KEYFRAME_BACKOFF_S = 2.0
@@ -115,6 +118,7 @@ class Subscription:
         self.paused = False  # the subscriber is on audio only: no video, no keyframe requests
         self._ask_after = 0.0
         self._frame_ts: int | None = None  # the video frame being sent (its RTP timestamp)
+        self._last_pli = -SUBSCRIBER_PLI_MIN_INTERVAL_S
         self._rebase_seq = False
         self.waiting_keyframe = kind == "video"
         self._seq_offset: int | None = None
@@ -176,6 +180,14 @@ class Subscription:
         self.octets += len(payload)
         if self._on_sent is not None and marker:
             self._on_sent(out_ts, self.packets, self.octets)
+        return True
+
+    def may_ask_keyframe(self) -> bool:
+        """Whether this subscriber's PLI/FIR may go on to the publisher now (rate-limited)."""
+        now = time.monotonic()
+        if self.paused or now - self._last_pli < SUBSCRIBER_PLI_MIN_INTERVAL_S:
+            return False
+        self._last_pli = now
         return True
 
     def _drop_until_keyframe(self, backoff_s: float) -> None:

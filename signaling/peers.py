@@ -201,7 +201,7 @@ class ServerPeer:
                     subscription.retransmit(seq)
             elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                 source = slot.sources.get(subscription.kind)
-                if source is not None and not subscription.paused:
+                if source is not None and subscription.may_ask_keyframe():
                     source.want_keyframe()
             elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
                 for report in packet.reports:

@@ -174,8 +174,12 @@ async def test_subscriber_pli_reaches_publisher_rate_limited(harness: Harness) -
         await slot_receiver._send_rtcp_pli(server_ssrc)
     await wait_until(lambda: len(requests) >= 1, 5)
     await asyncio.sleep(0.2)
-    assert len(requests) == 1  # five PLIs within 0.3 s become one
+    assert len(requests) == 1  # five PLIs at once become one
     await asyncio.sleep(0.35)
+    await slot_receiver._send_rtcp_pli(server_ssrc)
+    await asyncio.sleep(0.3)
+    assert len(requests) == 1  # one subscriber: at most one a second
+    await asyncio.sleep(0.45)
     await slot_receiver._send_rtcp_pli(server_ssrc)
     await wait_until(lambda: len(requests) == 2, 5)
 
