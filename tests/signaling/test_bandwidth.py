@@ -32,6 +32,14 @@ def lossy(link: Downlink, estimate_bps: int) -> Downlink:
     return link
 
 
+def limited(video: int, estimate_bps: int) -> tuple[Downlink, Clock]:
+    """A lossy link receiving `video` streams, held to its estimate, and its clock."""
+    clock = Clock()
+    link = Downlink(clock)
+    link.streams(video=video)
+    return lossy(link, estimate_bps), clock
+
+
 def test_without_feedback_or_loss_media_is_not_limited() -> None:
     clock = Clock()
     link = Downlink(clock)
@@ -53,10 +61,7 @@ def test_a_lossy_link_is_limited_for_a_while_after_the_last_loss() -> None:
 
 
 def test_video_is_kept_under_the_estimate() -> None:
-    clock = Clock()
-    link = Downlink(clock)
-    link.streams(video=1)
-    lossy(link, 300_000)
+    link, clock = limited(1, 300_000)
     # 30 frames a second of 4,800 bytes (1.15 Mbit/s) offered for 10 s on a 300 kbit/s link.
     sent = _frames_for(link, clock, 10, 4800)
     assert 0.8 * 300_000 * 0.9 * 10 / 8 <= sent <= 300_000 * 0.9 * 10 / 8 + 40_000
@@ -64,10 +69,7 @@ def test_video_is_kept_under_the_estimate() -> None:
 
 
 def test_a_keyframe_larger_than_the_burst_still_goes_whole() -> None:
-    clock = Clock()
-    link = Downlink(clock)
-    link.streams(video=1)
-    lossy(link, 200_000)
+    link, clock = limited(1, 200_000)
     clock.now += 1.0
     assert link.start_frame()
     for _ in range(40):  # a 48 KB keyframe: more than the budget's burst
@@ -78,10 +80,7 @@ def test_a_keyframe_larger_than_the_burst_still_goes_whole() -> None:
 
 
 def test_retransmissions_give_way_before_media() -> None:
-    clock = Clock()
-    link = Downlink(clock)
-    link.streams(video=1)
-    lossy(link, 300_000)
+    link, clock = limited(1, 300_000)
     clock.now += 1.0  # a full budget
     assert link.admit_retransmission(1200)
     while link.start_frame():
@@ -119,10 +118,7 @@ def test_audio_only_after_a_sustained_weak_link_then_video_tried_again() -> None
 
 
 def test_video_again_as_soon_as_the_estimate_allows() -> None:
-    clock = Clock()
-    link = Downlink(clock)
-    link.streams(video=2)
-    lossy(link, 100_000)
+    link, clock = limited(2, 100_000)
     clock.now += 7
     assert link.tick() is True and link.audio_only
     assert link.feedback(250_000) is True and not link.audio_only  # 225k / 2 >= 90k

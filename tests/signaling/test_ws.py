@@ -176,18 +176,28 @@ def settings(make_settings: Any, request: pytest.FixtureRequest) -> Settings:
     return make_settings(media_workers=getattr(request, "param", 0))
 
 
+async def host_and_party(live: Live) -> list[WsClient]:
+    """The host and a party in the room with their media connected (the party not yet admitted)."""
+    clients = [await join(live, 0, live.token("host")), await join(live, 1, live.token("party"))]
+    for client in clients:
+        await client.connect_media()
+    return clients
+
+
+async def media_flows(clients: list[WsClient]) -> None:
+    """Wait until everyone receives everyone else's video."""
+    await wait_until(lambda: all(
+        o.peer_id in c.media.slot_owner and c.media.received_from(o.peer_id).video_frames >= 10
+        for c in clients for o in clients if o is not c), 20)
+
+
 @pytest.mark.parametrize("settings", [2], indirect=True)
 async def test_rooms_run_in_worker_processes(live: Live) -> None:
-    host = await join(live, 0, live.token("host"))
-    party = await join(live, 1, live.token("party"))
-    clients = [host, party]
+    clients = await host_and_party(live)
+    host, party = clients
     try:
-        for client in clients:
-            await client.connect_media()
         await admit(host, party)
-        await wait_until(lambda: all(
-            o.peer_id in c.media.slot_owner and c.media.received_from(o.peer_id).video_frames >= 10
-            for c in clients for o in clients if o is not c), 20)
+        await media_flows(clients)
         assert close_to(host.media.received_from(party.peer_id).last_yuv, COLOURS[1])
         hub = live.app.state.media
         stats = await hub.stats()
@@ -314,12 +324,9 @@ async def test_an_offer_without_vp8_gets_a_clear_error(live: Live) -> None:
 
 @pytest.mark.parametrize("settings", [2], indirect=True)
 async def test_a_killed_media_worker_is_replaced_and_its_room_comes_back(live: Live, caplog: Any) -> None:
-    host = await join(live, 0, live.token("host"))
-    party = await join(live, 1, live.token("party"))
-    clients = [host, party]
+    clients = await host_and_party(live)
+    host, party = clients
     try:
-        for client in clients:
-            await client.connect_media()
         await admit(host, party)
         hub = live.app.state.media
         room = str(live.session["id"])
@@ -330,14 +337,9 @@ async def test_a_killed_media_worker_is_replaced_and_its_room_comes_back(live: L
         # The pages reconnect with the same links: media flows again, the party is still admitted.
         for client in clients:
             await client.close()
-        host = await join(live, 0, live.token("host"))
-        party = await join(live, 1, live.token("party"))
-        clients = [host, party]
-        for client in clients:
-            await client.connect_media()
-        await wait_until(lambda: all(
-            o.peer_id in c.media.slot_owner and c.media.received_from(o.peer_id).video_frames >= 10
-            for c in clients for o in clients if o is not c), 20)
+        clients = await host_and_party(live)
+        host, party = clients
+        await media_flows(clients)
         assert not any(m["type"] == "lobby" for m in party.messages)
         assert (await hub.stats())["workers"] == 2
         assert any("starting a new one" in r.getMessage() for r in caplog.records)
