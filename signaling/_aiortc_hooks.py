@@ -26,6 +26,9 @@ ordinary aiortc peers, such as the tests' clients:
   their clear-text RTP header right there, without decrypting or waking a task.
 - `set_codec_parameters`: RTCRtpTransceiver._codecs holds the codecs negotiated by
   setRemoteDescription (copies), and createAnswer writes their parameters as fmtp lines.
+- `add_header_extension`: RTCRtpTransceiver._headerExtensions holds the header extensions that
+  setRemoteDescription kept (aiortc knows only mid, audio level and abs-send-time), and
+  createAnswer writes them as extmap lines; simulcast needs the rid extension answered too.
 - `report_sent`: RTCP sender reports come from RTCRtpSender's private counters; the engine
   updates them so that receivers can still synchronise audio and video.
 
@@ -40,7 +43,7 @@ from typing import Any
 
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpReceiveParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import AnyRtcpPacket
 from pylibsrtp._binding import ffi as srtp_ffi
@@ -165,6 +168,12 @@ def set_codec_parameters(transceiver: RTCRtpTransceiver, mime_type: str, paramet
     for codec in transceiver._codecs:
         if codec.mimeType.lower() == mime_type.lower():
             codec.parameters.update(parameters)
+
+
+def add_header_extension(transceiver: RTCRtpTransceiver, uri: str, extension_id: int) -> None:
+    """Answer an RTP header extension that aiortc does not know (it then writes its extmap line)."""
+    if all(extension.uri != uri for extension in transceiver._headerExtensions):
+        transceiver._headerExtensions.append(RTCRtpHeaderExtensionParameters(id=extension_id, uri=uri))
 
 
 def rtcp_ssrc(receiver: RTCRtpReceiver) -> int | None:

@@ -1,18 +1,22 @@
-"""Each subscriber's downlink: what its feedback (REMB) says the link can take, and the budget
-that keeps what the server sends under it.
+"""Each subscriber's downlink: what its feedback says the link can take, and the budget that
+keeps what the server sends under it.
 
 A link is limited only while its receiver reports loss (RTCP receiver reports): a healthy link
 whose browser's estimate is still ramping up is left alone, so rooms on good networks lose
 nothing; a link that loses packets is held to its estimate for a while after the last loss.
+Its estimate is the smaller of two: the browser's own (REMB, which it makes from the video's
+abs-send-time), and what the link delivered (what the server sent in the last second, less
+the share the receiver reports lost), which only grows, while reports show no loss, to at most
+half again what was sent. When the hold runs out the link is tried unlimited again (a larger
+simulcast layer): if it loses packets again soon, the next hold is twice as long.
 
-Audio comes first: it is always sent. The estimate is the browser's receive-side estimate (REMB),
-which it makes from the packets that carry the abs-send-time extension: the video. So the
-budget is video's: a video frame starts while the budget allows and is dropped otherwise (the
-subscription then waits for a keyframe). Answers to NACKs come last: they are sent only while a
-reserve of the budget is left, so that repairing loss never takes the place of new media on a
-link that is already full (and on a link that is not limited they have a budget of their own).
-When the link cannot carry even a small video stream per publisher for a while, the subscriber
-gets audio only, and video is tried again now and then.
+Audio comes first: it is always sent, and the video share is what remains of the estimate. A
+video frame starts while the budget allows and is dropped otherwise (the subscription then waits
+for a keyframe). Answers to NACKs come last: they are sent only while a reserve of the budget is
+left, so that repairing loss never takes the place of new media on a link that is already full
+(and on a link that is not limited they have a budget of their own). When the link cannot carry
+even a small video stream per publisher for a while, the subscriber gets audio only, and video
+is tried again now and then.
 
 No media here: plain numbers, so that tests drive it with a fake clock.
 """
@@ -29,11 +33,18 @@ RESUME_VIDEO_BPS = 90_000  # ... and video again from this (so that it does not 
 AUDIO_ONLY_AFTER_S = 6.0  # how long a share must stay too small (an estimate dips, then recovers)
 PROBE_EVERY_S = 10.0  # on audio only, try video again this often: the estimate only grows
 #                       while video flows, so without a try it could never come back
-MAX_VIDEO_BPS = 600_000  # what the room page lets a camera send
+MAX_VIDEO_BPS = 600_000  # what the room page lets a camera send (its largest layer) ...
+SIMULCAST_BPS = MAX_VIDEO_BPS + 90_000  # ... and with its small simulcast layer (web/static/room.js)
 HEADROOM = 0.9  # keep a tenth of the estimate free for RTCP and the estimate's own error
 BURST_S = 0.3  # the budget may run this far ahead (a keyframe is a burst)
 LOSSY_FRACTION = 13  # of 256 (5%): a receiver report above this means the link is congested
-CONGESTED_HOLD_S = 10.0  # the link stays limited this long after the last lossy report
+CONGESTED_HOLD_S = 10.0  # the link stays limited this long after the last lossy report ...
+MAX_HOLD_S = 120.0  # ... twice that after each failed try at more, up to this
+RELAPSE_S = 30.0  # congestion again within this long after a hold ended: the try failed
+CLEAN_FRACTION = 5  # of 256 (2%): reports at or below this let the delivered estimate grow
+GROWTH = 1.08  # per second without loss ...
+GROWTH_CAP = 1.5  # ... up to this times what was actually sent
+MIN_ESTIMATE_BPS = 80_000  # the delivered estimate goes no lower (audio, and a try at video)
 RESERVE = 0.3  # retransmissions only while this share of the burst is still unspent
 
 
@@ -42,7 +53,9 @@ class Downlink:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self.estimate_bps: int | None = None  # no feedback yet: no limit
+        self.remb_bps: int | None = None  # the browser's estimate (REMB); None: none yet
+        self.delivered_bps: int | None = None  # what the link delivered while it lost packets
+        self.audio_streams = 0
         self.audio_only = False
         self.video_streams = 0
         self._tokens = 0.0
@@ -50,21 +63,38 @@ class Downlink:
         self._retransmit_tokens = 0.0  # before feedback, NACK answers have a budget of their own
         self._retransmit_at = self._at
         self._low_since: float | None = None  # when the share fell below MIN_VIDEO_BPS
-        self._congested_until = -1.0
+        self._congested_until = float("-inf")
+        self._hold_s = CONGESTED_HOLD_S
+        self._sent_octets = 0  # since the last tick
+        self._tick_at = self._at
+        self._worst_loss = 0  # the worst fraction lost reported since the last tick
+        self._reports = 0
         self._audio_only_since = 0.0
         self.dropped_video = 0
         self.dropped_retransmissions = 0
 
+    @property
+    def estimate_bps(self) -> int | None:
+        """What the link can take: the smaller of the browser's estimate and what it delivered."""
+        known = [bps for bps in (self.remb_bps, self.delivered_bps) if bps is not None]
+        return min(known) if known else None
+
     def feedback(self, bitrate_bps: int) -> bool:
         """A new estimate (REMB); True when audio-only changed."""
-        self.estimate_bps = max(0, int(bitrate_bps))
+        self.remb_bps = max(0, int(bitrate_bps))
         return self._decide()
 
     def loss(self, fraction_lost: int) -> bool:
         """A receiver report's fraction lost (of 256) for a stream this subscriber receives;
         True when audio-only changed."""
+        now = self._clock()
+        self._reports += 1
+        self._worst_loss = max(self._worst_loss, fraction_lost)
         if fraction_lost > LOSSY_FRACTION:
-            self._congested_until = self._clock() + CONGESTED_HOLD_S
+            if now >= self._congested_until:  # a new episode: did the last try at more fail?
+                relapse = now - self._congested_until < RELAPSE_S
+                self._hold_s = min(MAX_HOLD_S, self._hold_s * 2) if relapse else CONGESTED_HOLD_S
+            self._congested_until = now + self._hold_s
         return self._decide()
 
     @property
@@ -72,21 +102,43 @@ class Downlink:
         """Whether the budget holds this link to its estimate now (an estimate, and recent loss)."""
         return self.estimate_bps is not None and self._clock() < self._congested_until
 
-    def streams(self, video: int) -> bool:
-        """How many video streams the subscriber receives now; True when audio-only changed."""
+    def streams(self, video: int, audio: int = 0) -> bool:
+        """How many streams the subscriber receives now; True when audio-only changed."""
         self.video_streams = video
+        self.audio_streams = audio
         return self._decide()
 
     def video_share_bps(self) -> int | None:
-        """What each video stream may take on a limited link; None: no limit."""
+        """What each video stream may take on a limited link (the estimate, less a reserve and
+        the audio); None: no limit."""
         if not self.limited:
             return None
         assert self.estimate_bps is not None
-        return max(0, int(self.estimate_bps * HEADROOM / max(1, self.video_streams)))
+        video = self.estimate_bps * HEADROOM - self.audio_streams * AUDIO_BPS
+        return max(0, int(video / max(1, self.video_streams)))
+
+    def sent(self, size: int, *, video: bool) -> None:
+        """Count a packet that was sent (for video, once its frame started)."""
+        self._sent_octets += size
+        if video:
+            self.spend(size)
 
     def tick(self) -> bool:
-        """Called every second or so: go to audio only after a sustained low share, and try
-        video again now and then; True when audio-only changed."""
+        """Called every second or so: what the link delivered, audio only after a sustained low
+        share, and video tried again now and then; True when audio-only changed."""
+        now = self._clock()
+        elapsed = now - self._tick_at
+        if elapsed > 0 and self._reports and self._sent_octets:
+            sent_bps = self._sent_octets * 8 / elapsed
+            if self._worst_loss > LOSSY_FRACTION:
+                delivered = sent_bps * (1 - self._worst_loss / 256)
+                self.delivered_bps = max(MIN_ESTIMATE_BPS, int(delivered * HEADROOM))
+            elif self.delivered_bps is not None and self._worst_loss <= CLEAN_FRACTION:
+                grown = int(self.delivered_bps * GROWTH)
+                self.delivered_bps = max(self.delivered_bps, min(grown, int(sent_bps * GROWTH_CAP)))
+            self._sent_octets, self._tick_at, self._worst_loss, self._reports = 0, now, 0, 0
+        if not self.limited:
+            self.delivered_bps = None
         return self._decide()
 
     def _decide(self) -> bool:
@@ -131,7 +183,7 @@ class Downlink:
         return True
 
     def spend(self, size: int) -> None:
-        """Count a video packet that was sent (once its frame started)."""
+        """Take a video packet from the budget."""
         if not self.limited or self.estimate_bps is None:
             return
         self._refill()
@@ -159,9 +211,12 @@ class Downlink:
         return True
 
 
-def publisher_target_bps(shares: list[int | None]) -> int:
+def publisher_target_bps(shares: list[int | None], *, simulcast: bool = False) -> int:
     """What a camera should send: the smallest share among the subscribers that get its video
-    (None: a link not limited; none limited: the page's cap), never less than a watchable video."""
+    (None: a link not limited; none limited: the page's cap), never less than a watchable video;
+    in simulcast layers, all of them (a weak subscriber gets the small layer)."""
+    if simulcast:
+        return SIMULCAST_BPS
     known = [share for share in shares if share is not None]
     if not known:
         return MAX_VIDEO_BPS

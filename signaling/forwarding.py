@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from signaling.bandwidth import Downlink
+from signaling.simulcast import Layer
 
 PLI_MIN_INTERVAL_S = 0.3
 # One subscriber's own keyframe requests (PLI/FIR) reach the publisher at most this often, so a
@@ -59,8 +60,8 @@ def parse_rtp(data: bytes) -> tuple[int, int, int, int, int, int, int] | None:
     return data[1] & 0x7F, data[1] >> 7, seq, timestamp, ssrc, start, end
 
 
-def audio_level(data: bytes, extension_id: int) -> int | None:
-    """The RFC 6464 audio level (0 loud .. 127 silent) from a one-byte header extension, if any."""
+def header_extension(data: bytes, extension_id: int) -> bytes | None:
+    """The value of a one-byte RTP header extension (RFC 8285), if the packet has it."""
     if not data[0] & 0x10:
         return None
     start = 12 + 4 * (data[0] & 0x0F)
@@ -75,29 +76,54 @@ def audio_level(data: bytes, extension_id: int) -> int | None:
             continue
         ext_id, length = byte >> 4, (byte & 0x0F) + 1
         if ext_id == extension_id:
-            return data[i + 1] & 0x7F
+            return data[i + 1:i + 1 + length]
         i += 1 + length
     return None
 
 
-def vp8_keyframe_start(payload: bytes | memoryview) -> bool:
-    """Whether a VP8 RTP payload (RFC 7741) begins a keyframe."""
-    if len(payload) < 2:
-        return False
+def audio_level(data: bytes, extension_id: int) -> int | None:
+    """The RFC 6464 audio level (0 loud .. 127 silent) from its header extension, if any."""
+    value = header_extension(data, extension_id)
+    return value[0] & 0x7F if value else None
+
+
+def vp8_descriptor(payload: bytes | memoryview) -> tuple[int, int, int, int, int, int]:
+    """What the forwarding needs from a VP8 payload descriptor (RFC 7741): (its length, whether
+    this packet starts a keyframe (1/0), picture id, its position, its size in bytes (0: none,
+    1: 7 bits, 2: 15 bits), position of TL0PICIDX (0: none)); a too-short payload is all zeros."""
+    size = len(payload)
+    if size < 2:
+        return 0, 0, 0, 0, 0, 0
     first = payload[0]
-    if not first & 0x10 or first & 0x0F:  # S bit set and partition 0
-        return False
     i = 1
+    picture_id = pid_at = pid_size = tl0_at = 0
     if first & 0x80:  # X: extension byte follows
         ext = payload[1]
         i = 2
-        if ext & 0x80:  # I: picture id, 1 or 2 bytes
-            i += 2 if len(payload) > 2 and payload[2] & 0x80 else 1
+        if ext & 0x80 and size > 2:  # I: picture id, 1 or 2 bytes
+            pid_at = 2
+            if payload[2] & 0x80:
+                pid_size = 2
+                picture_id = ((payload[2] & 0x7F) << 8) | payload[3] if size > 3 else 0
+            else:
+                pid_size = 1
+                picture_id = payload[2]
+            i += pid_size
         if ext & 0x40:  # L: TL0PICIDX
+            tl0_at = i
             i += 1
         if ext & 0x30:  # T or K
             i += 1
-    return len(payload) > i and not payload[i] & 0x01
+    keyframe = first & 0x10 and not first & 0x0F and size > i and not payload[i] & 0x01  # S, partition 0, P=0
+    return i, 1 if keyframe else 0, picture_id, pid_at, pid_size, tl0_at
+
+
+def vp8_keyframe_size(payload: bytes | memoryview, descriptor_length: int) -> tuple[int, int]:
+    """Width and height from the frame header that starts a VP8 keyframe ((0, 0) if absent)."""
+    header = payload[descriptor_length:descriptor_length + 10]
+    if len(header) < 10 or header[3:6] != b"\x9d\x01\x2a":
+        return 0, 0
+    return (header[6] | header[7] << 8) & 0x3FFF, (header[8] | header[9] << 8) & 0x3FFF
 
 
 class Subscription:
@@ -116,6 +142,12 @@ class Subscription:
         self.downlink = downlink or Downlink()
         self._abs_send_time_id = abs_send_time_id if kind == "video" else None
         self.paused = False  # the subscriber is on audio only: no video, no keyframe requests
+        # Simulcast: the publisher's layer (SSRC) being forwarded, the one chosen for this
+        # subscriber (None: the largest), and how large the subscriber shows the video (pixels;
+        # None: not told).
+        self.source: int | None = None
+        self.target: int | None = None
+        self.tile_pixels: int | None = None
         self._ask_after = 0.0
         self._frame_ts: int | None = None  # the video frame being sent (its RTP timestamp)
         self._last_pli = -SUBSCRIBER_PLI_MIN_INTERVAL_S
@@ -125,18 +157,34 @@ class Subscription:
         self._ts_offset = 0
         self._last_seq = int.from_bytes(time.time_ns().to_bytes(8, "big")[-2:], "big")
         self._last_ts = 0
+        # VP8 picture ids and TL0PICIDX continue across a change of source, like the numbering.
+        self._pid_offset = 0
+        self._tl0_offset = 0
+        self._last_pid = 0
+        self._last_tl0 = 0
         self._history: dict[int, bytes] = {}
         self.packets = 0
         self.octets = 0
         self.dropped = 0
+        self.switches = 0
 
     def restart(self) -> None:
         """A new source: continue numbering after the last packet, wait for a keyframe."""
+        self.source = None
         self._seq_offset = None
         self.waiting_keyframe = self.kind == "video"
 
-    def forward(self, payload: bytes, marker: int, seq: int, timestamp: int, keyframe: bool) -> bool:
-        """Send one packet; False when this subscriber needs a keyframe (ask the publisher now)."""
+    def switch(self, ssrc: int) -> None:
+        """Forward another layer (at its keyframe) with the numbering continued."""
+        if self.source is not None:
+            self.switches += 1
+        self.restart()
+        self.source = ssrc
+
+    def forward(self, payload: bytes, marker: int, seq: int, timestamp: int, keyframe: bool,
+                vp8: tuple[int, int, int, int, int, int] | None = None) -> bool:
+        """Send one packet; False when this subscriber needs a keyframe (ask the publisher now).
+        vp8 is the packet's vp8_descriptor, for video."""
         if self.paused:
             return True
         if self.kind == "video" and timestamp != self._frame_ts:  # a new frame: may it start?
@@ -153,9 +201,14 @@ class Subscription:
             self._seq_offset = (self._last_seq + 1 - seq) & 0xFFFF
             step = 3000 if self.kind == "video" else 960  # one frame at 90 kHz / 20 ms at 48 kHz
             self._ts_offset = (self._last_ts + step - timestamp) & 0xFFFFFFFF if self.packets else 0
+            if vp8 is not None and self.packets:
+                self._pid_offset = self._last_pid + 1 - vp8[2]
+                self._tl0_offset = (self._last_tl0 + 1 - payload[vp8[5]]) if vp8[5] else 0
         elif self._rebase_seq:  # after dropped packets: no gap the subscriber would NACK in vain
             self._seq_offset = (self._last_seq + 1 - seq) & 0xFFFF
         self._rebase_seq = False
+        if vp8 is not None and vp8[4]:
+            payload = self._renumber(payload, vp8)
         out_seq = (seq + self._seq_offset) & 0xFFFF
         out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
         if self._abs_send_time_id is not None:
@@ -165,8 +218,7 @@ class Subscription:
             packet = header + extension + payload
         else:
             packet = _HEADER.pack(0x80, (marker << 7) | self.payload_type, out_seq, out_ts, self.ssrc) + payload
-        if self.kind == "video":
-            self.downlink.spend(len(packet))
+        self.downlink.sent(len(packet), video=self.kind == "video")
         self._history[out_seq % HISTORY_SIZE] = packet
         if not self._send(packet):
             self.dropped += 1
@@ -181,6 +233,26 @@ class Subscription:
         if self._on_sent is not None and marker:
             self._on_sent(out_ts, self.packets, self.octets)
         return True
+
+    def _renumber(self, payload: bytes, vp8: tuple[int, int, int, int, int, int]) -> bytes:
+        """The payload with its picture id (and TL0PICIDX) shifted by this subscriber's offsets."""
+        _, _, picture_id, pid_at, pid_size, tl0_at = vp8
+        if not self._pid_offset and not self._tl0_offset:
+            self._last_pid = picture_id
+            if tl0_at:
+                self._last_tl0 = payload[tl0_at]
+            return payload
+        out = bytearray(payload)
+        if pid_size == 2:
+            self._last_pid = (picture_id + self._pid_offset) & 0x7FFF
+            out[pid_at] = 0x80 | self._last_pid >> 8
+            out[pid_at + 1] = self._last_pid & 0xFF
+        else:
+            self._last_pid = (picture_id + self._pid_offset) & 0x7F
+            out[pid_at] = self._last_pid
+        if tl0_at:
+            self._last_tl0 = out[tl0_at] = (payload[tl0_at] + self._tl0_offset) & 0xFF
+        return bytes(out)
 
     def may_ask_keyframe(self) -> bool:
         """Whether this subscriber's PLI/FIR may go on to the publisher now (rate-limited)."""
@@ -215,37 +287,63 @@ class Subscription:
 
 
 class PublishedStream:
-    """A stream a participant sends: its subscribers and its keyframe requests."""
+    """A stream a participant sends (its layers, for simulcast video), its subscribers and its
+    keyframe requests."""
 
     def __init__(
         self, kind: str, request_keyframe: Callable[[int], None],
         request_retransmission: Callable[[int, list[int]], None] | None = None,
     ) -> None:
         self.kind = kind
-        self.ssrc: int | None = None
+        self.layers: dict[int, Layer] = {}
+        self.top: Layer | None = None  # the largest active layer: who chose nothing gets it
         self.subscriptions: list[Subscription] = []
         self._request_keyframe = request_keyframe
         # Uplink loss is repaired here, once, by NACKing the publisher: its retransmission then
         # reaches every subscriber like any packet (instead of each of them NACKing the loss).
         self._request_retransmission = request_retransmission
-        self._highest: int | None = None
-        self._missing: dict[int, float] = {}
         self.nacks_sent = 0
         self.recovered = 0
-        self._last_pli = -PLI_MIN_INTERVAL_S
         self.packets = 0
         # Muted by the host: nothing is forwarded until the participant unmutes.
         self.held = False
-        # Recording taps (signaling/recording.py); empty unless the room records.
+        # Recording taps (signaling/recording.py), fed from the top layer; empty unless the room records.
         self.taps: list[Any] = []
         # Audio: the RFC 6464 header extension id, and the loudest level (0 loud .. 127 silent)
         # since the room last looked, for the active speaker.
         self.level_extension: int | None = None
         self.loudest = 127
 
+    @property
+    def ssrc(self) -> int | None:
+        """The SSRC of the top layer (None before the first packet)."""
+        return self.top.ssrc if self.top is not None else None
+
+    def active_layers(self) -> list[Layer]:
+        """The layers that are arriving now."""
+        return [layer for layer in self.layers.values() if layer.active()]
+
+    def rank_layers(self) -> None:
+        """Forget layers that stopped long ago and find the top one (after a change, and every
+        second)."""
+        for ssrc, layer in list(self.layers.items()):
+            if not layer.active() and len(self.layers) > 1 and layer is not self.top:
+                del self.layers[ssrc]
+        active = self.active_layers()
+        if active:
+            self.top = max(active, key=lambda layer: (layer.pixels, layer.heard_at if not layer.pixels else 0))
+
+    def desired(self, subscription: Subscription) -> int | None:
+        """The layer this subscriber should get: its choice while that layer arrives, else the top."""
+        target = self.layers.get(subscription.target) if subscription.target is not None else None
+        if target is None or not target.active():
+            target = self.top
+        return target.ssrc if target is not None else None
+
     def subscribe(self, subscription: Subscription) -> None:
         """Add a subscriber; video waits for (and asks for) a keyframe."""
         subscription.restart()
+        subscription.target = None
         self.subscriptions.append(subscription)
         if self.kind == "video":
             self.want_keyframe()
@@ -255,21 +353,21 @@ class PublishedStream:
         if subscription in self.subscriptions:
             self.subscriptions.remove(subscription)
 
-    def _track_loss(self, seq: int, ssrc: int) -> None:
-        if self._highest is None:
-            self._highest = seq
+    def _track_loss(self, layer: Layer, seq: int) -> None:
+        if layer.highest is None:
+            layer.highest = seq
             return
-        ahead = (seq - self._highest) & 0xFFFF
+        ahead = (seq - layer.highest) & 0xFFFF
         if 0 < ahead < 0x8000:  # newer
             if 1 < ahead <= NACK_MAX_GAP:
                 now = time.monotonic()
-                lost = [(self._highest + n) & 0xFFFF for n in range(1, ahead)]
+                lost = [(layer.highest + n) & 0xFFFF for n in range(1, ahead)]
                 for missing in lost:
-                    self._missing[missing] = now
-                self._nack(ssrc, lost)
-                asyncio.get_running_loop().call_later(NACK_RETRY_S, self._nack_again, ssrc)
-            self._highest = seq
-        elif self._missing.pop(seq, None) is not None:  # older: a repair arrived
+                    layer.missing[missing] = now
+                self._nack(layer.ssrc, lost)
+                asyncio.get_running_loop().call_later(NACK_RETRY_S, self._nack_again, layer)
+            layer.highest = seq
+        elif layer.missing.pop(seq, None) is not None:  # older: a repair arrived
             self.recovered += 1
 
     def _nack(self, ssrc: int, seqs: list[int]) -> None:
@@ -277,27 +375,33 @@ class PublishedStream:
         self.nacks_sent += 1
         self._request_retransmission(ssrc, seqs)
 
-    def _nack_again(self, ssrc: int) -> None:
+    def _nack_again(self, layer: Layer) -> None:
         now = time.monotonic()
-        self._missing = {seq: at for seq, at in self._missing.items() if now - at < NACK_FORGET_S}
-        again = [seq for seq, at in self._missing.items() if now - at >= NACK_RETRY_S]
-        if again and ssrc == self.ssrc:
-            self._nack(ssrc, again[:NACK_MAX_GAP])
+        layer.missing = {seq: at for seq, at in layer.missing.items() if now - at < NACK_FORGET_S}
+        again = [seq for seq, at in layer.missing.items() if now - at >= NACK_RETRY_S]
+        if again and self.layers.get(layer.ssrc) is layer:
+            self._nack(layer.ssrc, again[:NACK_MAX_GAP])
 
-    def want_keyframe(self) -> None:
-        """Ask the publisher for a keyframe (rate-limited); before its SSRC is known, the
-        starving subscribers ask again on its first packets."""
+    def want_keyframe(self, ssrc: int | None = None) -> None:
+        """Ask the publisher for a keyframe of one layer (default: the top; rate-limited); before
+        the first packet, the starving subscribers ask again on the first packets."""
+        layer = self.layers.get(ssrc) if ssrc is not None else self.top
         now = time.monotonic()
-        if self.ssrc is not None and now - self._last_pli >= PLI_MIN_INTERVAL_S:
-            self._last_pli = now
-            self._request_keyframe(self.ssrc)
+        if layer is not None and now - layer.last_pli >= PLI_MIN_INTERVAL_S:
+            layer.last_pli = now
+            self._request_keyframe(layer.ssrc)
 
-    def on_packet(self, data: bytes, marker: int, seq: int, timestamp: int, ssrc: int, start: int, end: int) -> None:
-        """Fan one inbound packet out to every subscriber."""
-        self.ssrc = ssrc
+    def on_packet(self, data: bytes, marker: int, seq: int, timestamp: int, ssrc: int, start: int, end: int,
+                  rid: str | None = None) -> None:
+        """Fan one inbound packet out to the subscribers that get its layer."""
+        layer = self.layers.get(ssrc)
+        if layer is None:
+            layer = self.layers[ssrc] = Layer(ssrc, rid)
+            self.rank_layers()
+        layer.heard(len(data))
         self.packets += 1
         if self._request_retransmission is not None:
-            self._track_loss(seq, ssrc)
+            self._track_loss(layer, seq)
         if self.held:
             return
         if self.level_extension is not None:
@@ -305,12 +409,29 @@ class PublishedStream:
             if level is not None and level < self.loudest:
                 self.loudest = level
         payload = data[start:end]
-        keyframe = self.kind == "video" and vp8_keyframe_start(payload)
+        vp8 = None
+        keyframe = False
+        if self.kind == "video":
+            vp8 = vp8_descriptor(payload)
+            keyframe = vp8[1] == 1
+            if keyframe:
+                size = vp8_keyframe_size(payload, vp8[0])
+                if size != (layer.width, layer.height) and size[0]:
+                    layer.width, layer.height = size
+                    self.rank_layers()
         starved = False
         for subscription in self.subscriptions:
-            if not subscription.forward(payload, marker, seq, timestamp, keyframe):
+            if subscription.source != ssrc:  # another layer is forwarded to it, or none yet
+                if ssrc != self.desired(subscription):
+                    continue
+                if self.kind == "video" and not keyframe:
+                    starved = starved or not subscription.paused
+                    continue
+                subscription.switch(ssrc)
+            if not subscription.forward(payload, marker, seq, timestamp, keyframe, vp8):
                 starved = True
-        if starved and time.monotonic() - self._last_pli >= KEYFRAME_RETRY_S:
-            self.want_keyframe()
-        for tap in self.taps:
-            tap.on_packet(payload, marker, seq, timestamp, keyframe)
+        if starved and time.monotonic() - layer.last_pli >= KEYFRAME_RETRY_S:
+            self.want_keyframe(ssrc)
+        if layer is self.top:
+            for tap in self.taps:
+                tap.on_packet(payload, marker, seq, timestamp, keyframe)

@@ -7,6 +7,11 @@ receives (recvonly). Slot k shows one other participant, or someone's screen; th
 the client who is in which slot. Camera and screen use the same payload type, so inbound packets
 are told apart by the SSRCs the offer announced. The server answers VP8 and Opus only, so that
 every forwarded packet fits every subscriber without transcoding.
+
+The camera may come in simulcast layers (the offer's `a=rid`/`a=simulcast` on m-line 1): the
+answer accepts them and the rid header extension, and each layer's packets (their own SSRCs,
+which the offer does not announce) are camera packets; signaling/simulcast.py picks the layer
+each subscriber gets.
 """
 from __future__ import annotations
 
@@ -44,12 +49,14 @@ from aiortc.sdp import candidate_from_sdp
 from signaling import _aiortc_hooks as hooks
 from signaling.bandwidth import Downlink
 from signaling.errors import SignalingError
-from signaling.forwarding import PublishedStream, Subscription, parse_rtp
+from signaling.simulcast import Choice, choose_layer
+from signaling.forwarding import PublishedStream, Subscription, header_extension, parse_rtp
 
 logger = logging.getLogger(__name__)
 SLOTS = 8
 CODECS = {"audio": "audio/opus", "video": "video/VP8"}
 OPUS_PARAMETERS = {"minptime": 10, "useinbandfec": 1, "usedtx": 1}
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
 
 
 PUBLISHED = 3  # microphone, camera, screen
@@ -99,6 +106,8 @@ class ServerPeer:
         self.downlink = Downlink()
         self.on_bandwidth: Callable[[ServerPeer], Awaitable[None]] | None = None
         self._abs_send_time_id: int | None = None
+        self._rid_id: int | None = None
+        self.simulcast = False  # whether its camera comes in simulcast layers
         self.pc.on("connectionstatechange", self._on_connection_state)
 
     @property
@@ -131,6 +140,11 @@ class ServerPeer:
         for transceiver in transceivers:
             _prefer(transceiver)
         self._publish = transceivers[:PUBLISHED]
+        rids, rid_id = simulcast_offer(offer_sdp)
+        if rids and rid_id is not None:
+            hooks.add_header_extension(transceivers[1], RID_URI, rid_id)
+            self._rid_id = rid_id
+            self.simulcast = len(rids) > 1
         for transceiver, stream in zip(self._publish, (self.audio, self.video, self.screen)):
             transceiver.direction = "recvonly"
             hooks.receive_without_decoding(transceiver.receiver, functools.partial(self._learn, stream=stream))
@@ -156,7 +170,8 @@ class ServerPeer:
             self._hook_feedback(audio_t.sender, slot.audio, slot)
             self._hook_feedback(video_t.sender, slot.video, slot)
             self.slots.append(slot)
-        return self.pc.localDescription.sdp
+        sdp: str = self.pc.localDescription.sdp
+        return simulcast_answer(sdp, rids) if self._rid_id is not None else sdp
 
     async def add_candidate(self, sdp: str, sdp_mid: str | None, sdp_mline_index: int | None) -> None:
         """Add a trickled ICE candidate from the client."""
@@ -220,13 +235,39 @@ class ServerPeer:
     async def count_streams(self) -> None:
         """After the slots changed: how many video streams this participant receives."""
         shown = [slot for slot in self.slots if slot.participant_id is not None]
-        if self.downlink.streams(video=sum(1 for slot in shown if "video" in slot.sources)):
+        if self.downlink.streams(video=sum(1 for slot in shown if "video" in slot.sources),
+                                 audio=sum(1 for slot in shown if "audio" in slot.sources)):
             await self._audio_only_changed()
 
     async def bandwidth_tick(self) -> None:
-        """Once a second: audio only after a sustained weak link, and video tried again."""
+        """Once a second: audio only after a sustained weak link, and video tried again; which
+        of its camera's simulcast layers still arrive."""
+        for stream in (self.video, self.screen):
+            stream.rank_layers()
         if self.downlink.tick():
             await self._audio_only_changed()
+
+    def choose_layers(self) -> None:
+        """Each slot's video from the simulcast layer that fits this downlink and the tile it is
+        shown in (asking the publisher for a keyframe of it, where the switch is made)."""
+        share = self.downlink.video_share_bps()
+        for slot in self.slots:
+            stream = slot.sources.get("video")
+            if stream is None:
+                continue
+            subscription = slot.video
+            layers = stream.active_layers()
+            subscription.target = choose_layer(
+                [Choice(layer.ssrc, layer.pixels, layer.bps) for layer in layers], share,
+                subscription.tile_pixels, subscription.source) if len(layers) > 1 else None
+            if subscription.target not in (None, subscription.source) and not subscription.paused:
+                stream.want_keyframe(subscription.target)
+
+    def show_sizes(self, pixels: list[int | None]) -> None:
+        """How large the participant shows each slot's video (pixels; None: not said)."""
+        for slot, size in zip(self.slots, pixels):
+            slot.video.tile_pixels = size
+        self.choose_layers()
 
     async def _audio_only_changed(self) -> None:
         audio_only = self.downlink.audio_only
@@ -243,7 +284,7 @@ class ServerPeer:
     def send_remb(self, bitrate_bps: int) -> None:
         """Tell this participant's browser how much to send (REMB for its camera and screen)."""
         sender_ssrc = hooks.rtcp_ssrc(self._publish[1].receiver) if self._publish else None
-        ssrcs = [s.ssrc for s in (self.video, self.screen) if s.ssrc is not None]
+        ssrcs = [layer.ssrc for s in (self.video, self.screen) for layer in s.active_layers()]
         if sender_ssrc is not None and ssrcs:
             self._send(bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=sender_ssrc, media_ssrc=0,
                                             fci=pack_remb_fci(bitrate_bps, ssrcs))))
@@ -259,7 +300,11 @@ class ServerPeer:
             if stream is None:
                 return
             self._streams_by_ssrc[ssrc] = stream
-        stream.on_packet(data, marker, seq, timestamp, ssrc, start, end)
+        rid = None
+        if self._rid_id is not None and ssrc not in stream.layers:
+            value = header_extension(data, self._rid_id)
+            rid = value.decode("ascii", "replace") if value else None
+        stream.on_packet(data, marker, seq, timestamp, ssrc, start, end, rid)
 
     def _request_retransmission(self, media_ssrc: int, seqs: list[int]) -> None:
         sender_ssrc = hooks.rtcp_ssrc(self._publish[1].receiver) if self._publish else None
@@ -288,6 +333,35 @@ def missing_codecs(offer_sdp: str) -> set[str]:
         if not re.search(rf"^a=rtpmap:\d+ {name}/", section, re.M | re.I):
             missing.add(CODECS[kind])
     return missing
+
+
+def _camera_section(sdp: str) -> tuple[int, int]:
+    """Where m-line 1 (the camera) starts and ends in an SDP."""
+    starts = [match.start() for match in re.finditer(r"^m=", sdp, re.M)]
+    if len(starts) < 2:
+        return len(sdp), len(sdp)
+    return starts[1], starts[2] if len(starts) > 2 else len(sdp)
+
+
+def simulcast_offer(offer_sdp: str) -> tuple[list[str], int | None]:
+    """The rids the offer's camera sends (in its a=simulcast order) and its rid extension id."""
+    start, end = _camera_section(offer_sdp)
+    section = offer_sdp[start:end]
+    simulcast = re.search(r"^a=simulcast:send (\S+)", section, re.M)
+    extension = re.search(rf"^a=extmap:(\d+)(?:/\w+)? {re.escape(RID_URI)}", section, re.M)
+    if simulcast is None:
+        return [], None
+    rids = [rid.lstrip("~") for alternatives in simulcast.group(1).split(";") for rid in alternatives.split(",")[:1]]
+    rids = [rid for rid in rids if re.fullmatch(r"[A-Za-z0-9_-]{1,16}", rid)]
+    return rids, int(extension.group(1)) if extension else None
+
+
+def simulcast_answer(answer_sdp: str, rids: list[str]) -> str:
+    """The answer with the camera's m-line receiving those simulcast layers."""
+    start, end = _camera_section(answer_sdp)
+    newline = "\r\n" if "\r\n" in answer_sdp else "\n"
+    lines = "".join(f"a=rid:{rid} recv{newline}" for rid in rids) + f"a=simulcast:recv {';'.join(rids)}{newline}"
+    return answer_sdp[:end] + lines + answer_sdp[end:]
 
 
 def _prefer(transceiver: RTCRtpTransceiver) -> None:

@@ -148,7 +148,8 @@ class MediaEngine:
 
     def _steer_publishers(self) -> None:
         """Ask each publisher's browser to send what its weakest subscriber with video can take
-        (REMB), so that a participant on a slow link still gets every camera."""
+        (REMB), so that a participant on a slow link still gets every camera; a camera in
+        simulcast layers sends them all (the weak get the small one)."""
         for room in self.rooms.values():
             peers = [peer for peer_id in room.members if (peer := self.peers.get(peer_id)) is not None]
             for publisher in peers:
@@ -156,7 +157,8 @@ class MediaEngine:
                     continue
                 watching = [p for p in peers if p is not publisher and not p.downlink.audio_only
                             and any(slot.participant_id == publisher.id for slot in p.slots)]
-                target = publisher_target_bps([p.downlink.video_share_bps() for p in watching])
+                target = publisher_target_bps([p.downlink.video_share_bps() for p in watching],
+                                              simulcast=publisher.simulcast)
                 sharing = publisher.screen.ssrc is not None and any(
                     slot.participant_id == f"{publisher.id}{SCREEN}" for p in watching for slot in p.slots)
                 publisher.send_remb(target * (2 if sharing else 1) + AUDIO_BPS)
@@ -171,6 +173,8 @@ class MediaEngine:
             if ticks % STEER_EVERY_TICKS == 0:
                 for each in list(self.peers.values()):
                     await each.bandwidth_tick()
+                for each in list(self.peers.values()):
+                    each.choose_layers()
                 self._steer_publishers()
             for room in list(self.rooms.values()):
                 loudest, speaker = SPEAKING_LEVEL, None
@@ -213,6 +217,10 @@ class MediaEngine:
             if "video" in message:
                 member.video_muted = bool(message["video"])
             await self._changed(room, relink=False)
+        elif kind == "view":
+            peer = self.peers.get(peer_id)
+            if peer is not None:
+                peer.show_sizes(_sizes(message.get("pixels")))
         elif kind == "hand":
             member.hand_raised = bool(message.get("raised"))
             await self._changed(room, relink=False)
@@ -489,6 +497,15 @@ def _unlink(subscriber: ServerPeer, key: str) -> None:
                 stream.unsubscribe(getattr(slot, kind))
             slot.participant_id = None
             slot.sources = {}
+
+
+def _sizes(value: Any) -> list[int | None]:
+    """A view message's tile sizes: one per slot, each pixels or null."""
+    if not isinstance(value, list) or len(value) > SLOTS or not all(
+            size is None or (isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= 100_000_000)
+            for size in value):
+        raise SignalingError(f"'pixels' must be a list of at most {SLOTS} pixel counts or nulls", code="bad_message")
+    return value
 
 
 def _text(message: dict[str, Any], field: str, max_length: int, *, allow_empty: bool = False) -> str:

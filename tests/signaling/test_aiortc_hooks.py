@@ -35,6 +35,9 @@ def test_receiver_and_sender_internals() -> None:
     assert "await self._next_encoded_frame(codec)" in run_rtp
     # set_codec_parameters: the answer is written from the transceiver's negotiated codecs.
     assert "codecs=transceiver._codecs" in inspect.getsource(aiortc.rtcpeerconnection.create_media_description_for_transceiver)
+    # add_header_extension: ... and its header extensions.
+    assert "headerExtensions=transceiver._headerExtensions" in inspect.getsource(
+        aiortc.rtcpeerconnection.create_media_description_for_transceiver)
 
 
 async def test_private_attributes_exist_on_instances() -> None:

@@ -3,7 +3,15 @@ from what is spare (and budgeted on every link), audio only after a sustained we
 healthy link is not held to an estimate that is still ramping up."""
 from __future__ import annotations
 
-from signaling.bandwidth import MAX_VIDEO_BPS, MIN_VIDEO_BPS, START_BPS, Downlink, publisher_target_bps
+from signaling.bandwidth import (
+    AUDIO_BPS,
+    MAX_VIDEO_BPS,
+    MIN_VIDEO_BPS,
+    SIMULCAST_BPS,
+    START_BPS,
+    Downlink,
+    publisher_target_bps,
+)
 
 
 class Clock:
@@ -129,3 +137,50 @@ def test_publisher_target_follows_the_weakest_subscriber_within_bounds() -> None
     assert publisher_target_bps([None, None]) == MAX_VIDEO_BPS  # nobody's link is limited
     assert publisher_target_bps([None, 900_000, 120_000]) == 120_000
     assert publisher_target_bps([10_000]) == MIN_VIDEO_BPS
+    assert publisher_target_bps([10_000], simulcast=True) == SIMULCAST_BPS  # the weak get the small layer
+
+
+def _second(link: Downlink, clock: Clock, sent_bps: int, fraction_lost: int) -> None:
+    """One second of sending at sent_bps, with one receiver report, then the tick."""
+    for _ in range(10):
+        clock.now += 0.1
+        link.sent(sent_bps // 80, video=False)
+    link.loss(fraction_lost)
+    link.tick()
+
+
+def test_a_lossy_link_is_held_to_what_it_delivered() -> None:
+    # A 300 kbit/s link offered 1.2 Mbit/s loses three quarters; its browser's estimate is far off.
+    clock = Clock()
+    link = Downlink(clock)
+    link.feedback(1_300_000)
+    _second(link, clock, 1_200_000, 192)
+    assert link.limited and link.estimate_bps is not None
+    assert 0.8 * 300_000 <= link.estimate_bps <= 300_000
+    # Sending within it, no loss: the estimate grows a little, never beyond half again what was sent.
+    before = link.estimate_bps
+    for _ in range(8):  # (within the 10 s hold)
+        _second(link, clock, 200_000, 0)
+    assert link.limited and before < link.estimate_bps <= 1.5 * 200_000
+
+
+def test_the_video_share_is_what_audio_leaves() -> None:
+    link, _ = limited(2, 300_000)
+    link.streams(video=2, audio=2)
+    assert link.video_share_bps() == (300_000 * 0.9 - 2 * AUDIO_BPS) // 2
+
+
+def test_a_failed_try_at_more_holds_the_link_twice_as_long() -> None:
+    clock = Clock()
+    link = lossy(Downlink(clock), 300_000)
+    clock.now += 10.5
+    assert not link.limited  # the hold ran out: the link is tried unlimited
+    link.loss(40)  # and loses again at once
+    clock.now += 19.5
+    assert link.limited
+    clock.now += 1
+    assert not link.limited
+    clock.now += 60  # a long clean spell: the next hold is the first one again
+    link.loss(40)
+    clock.now += 10.5
+    assert not link.limited
