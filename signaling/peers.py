@@ -49,8 +49,8 @@ from aiortc.sdp import candidate_from_sdp
 from signaling import _aiortc_hooks as hooks
 from signaling.bandwidth import Downlink
 from signaling.errors import SignalingError
-from signaling.simulcast import Choice, choose_layer
 from signaling.forwarding import PublishedStream, Subscription, header_extension, parse_rtp
+from signaling.simulcast import Choice, choose_layer
 
 logger = logging.getLogger(__name__)
 SLOTS = 8
