@@ -22,25 +22,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import aiortc.codecs.opus  # noqa: E402
-import aiortc.codecs.vpx  # noqa: E402
-
 from signaling import bandwidth  # noqa: E402
 from signaling.rooms import MediaEngine  # noqa: E402
-from tests.signaling.media_client import MediaClient  # noqa: E402
+from tests.signaling.media_client import MediaClient, browser_like_encoders  # noqa: E402
 
 SETTLE_S, MEASURE_S = 6, 8
-
-
-def browser_like_encoders() -> None:
-    aiortc.codecs.vpx.MIN_BITRATE = 30_000
-    original = aiortc.codecs.opus.OpusEncoder.__init__
-
-    def voice(self: Any) -> None:
-        original(self)
-        self.codec.bit_rate = 32_000
-
-    aiortc.codecs.opus.OpusEncoder.__init__ = voice  # type: ignore[method-assign]
 
 
 def budgets(on: bool) -> None:

@@ -4,10 +4,10 @@ keeps what the server sends under it.
 A link is limited only while its receiver reports loss (RTCP receiver reports): a healthy link
 whose browser's estimate is still ramping up is left alone, so rooms on good networks lose
 nothing; a link that loses packets is held to its estimate for a while after the last loss.
-Its estimate is the smaller of two: the browser's own (REMB, which it makes from the video's
-abs-send-time), and what the link delivered (what the server sent in the last second, less
-the share the receiver reports lost), which only grows, while reports show no loss, to at most
-half again what was sent. When the hold runs out the link is tried unlimited again (a larger
+Its estimate is what the link delivered over the last two seconds (the bytes of the packets its
+receiver reports say arrived), which grows while reports show no loss, to at most half again
+what was sent; until the first such second, the browser's own estimate (REMB, from the video's
+abs-send-time). When the hold runs out the link is tried unlimited again (a larger
 simulcast layer): if it loses packets again soon, the next hold is twice as long.
 
 Audio comes first: it is always sent, and the video share is what remains of the estimate. A
@@ -25,24 +25,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-AUDIO_BPS = 40_000  # an Opus stream with its headers (what a publisher's REMB adds for it)
+AUDIO_BPS = 50_000  # an Opus voice stream (32 kbit/s) with its RTP, SRTP, UDP and IP headers
 START_BPS = 300_000  # the NACK answers' budget on a link that is not limited
-MAX_DEBT_S = 1.0  # a frame that starts within budget is sent whole, even a keyframe, up to this debt
+MAX_DEBT_S = 1.0  # a frame that starts within budget is sent whole, even a keyframe, up to this debt ...
+FRAME_DEBT_S = 0.5  # ... and new frames start until the debt is this deep (each refused one costs a keyframe)
 MIN_VIDEO_BPS = 60_000  # per video stream: below this for a while, the subscriber gets audio only ...
 RESUME_VIDEO_BPS = 90_000  # ... and video again from this (so that it does not flap)
 AUDIO_ONLY_AFTER_S = 6.0  # how long a share must stay too small (an estimate dips, then recovers)
 PROBE_EVERY_S = 10.0  # on audio only, try video again this often: the estimate only grows
 #                       while video flows, so without a try it could never come back
 MAX_VIDEO_BPS = 600_000  # what the room page lets a camera send (its largest layer) ...
-SIMULCAST_BPS = MAX_VIDEO_BPS + 90_000  # ... and with its small simulcast layer (web/static/room.js)
+SIMULCAST_BPS = MAX_VIDEO_BPS + 70_000  # ... and with its small simulcast layer (web/static/room.js)
 HEADROOM = 0.9  # keep a tenth of the estimate free for RTCP and the estimate's own error
 BURST_S = 0.3  # the budget may run this far ahead (a keyframe is a burst)
 LOSSY_FRACTION = 13  # of 256 (5%): a receiver report above this means the link is congested
-CONGESTED_HOLD_S = 10.0  # the link stays limited this long after the last lossy report ...
-MAX_HOLD_S = 120.0  # ... twice that after each failed try at more, up to this
+CONGESTED_HOLD_S = 20.0  # the link stays limited this long after the last lossy report ...
+MAX_HOLD_S = 160.0  # ... twice that after each failed try at more, up to this
 RELAPSE_S = 30.0  # congestion again within this long after a hold ended: the try failed
 CLEAN_FRACTION = 5  # of 256 (2%): reports at or below this let the delivered estimate grow
-GROWTH = 1.08  # per second without loss ...
+GROWTH = 1.15  # per second without loss ...
 GROWTH_CAP = 1.5  # ... up to this times what was actually sent
 MIN_ESTIMATE_BPS = 80_000  # the delivered estimate goes no lower (audio, and a try at video)
 RESERVE = 0.3  # retransmissions only while this share of the burst is still unspent
@@ -66,6 +67,8 @@ class Downlink:
         self._congested_until = float("-inf")
         self._hold_s = CONGESTED_HOLD_S
         self._sent_octets = 0  # since the last tick
+        self._delivered_octets = 0  # since the last tick, by the receiver's reports
+        self._last_window = (0, 0.0)  # (delivered octets, seconds) of the tick before
         self._tick_at = self._at
         self._worst_loss = 0  # the worst fraction lost reported since the last tick
         self._reports = 0
@@ -75,20 +78,23 @@ class Downlink:
 
     @property
     def estimate_bps(self) -> int | None:
-        """What the link can take: the smaller of the browser's estimate and what it delivered."""
-        known = [bps for bps in (self.remb_bps, self.delivered_bps) if bps is not None]
-        return min(known) if known else None
+        """What the link can take: what it delivered while it lost packets, else the browser's
+        estimate. (REMB counts only the video, the packets with abs-send-time, and cannot grow
+        past one and a half times what arrived: once a budget holds video down, the REMB would
+        fall with it, all the way to audio only.)"""
+        return self.delivered_bps if self.delivered_bps is not None else self.remb_bps
 
     def feedback(self, bitrate_bps: int) -> bool:
         """A new estimate (REMB); True when audio-only changed."""
         self.remb_bps = max(0, int(bitrate_bps))
         return self._decide()
 
-    def loss(self, fraction_lost: int) -> bool:
-        """A receiver report's fraction lost (of 256) for a stream this subscriber receives;
-        True when audio-only changed."""
+    def loss(self, fraction_lost: int, delivered_octets: int = 0) -> bool:
+        """A receiver report for a stream this subscriber receives: its fraction lost (of 256),
+        and the bytes it says arrived since its last report; True when audio-only changed."""
         now = self._clock()
         self._reports += 1
+        self._delivered_octets += delivered_octets
         self._worst_loss = max(self._worst_loss, fraction_lost)
         if fraction_lost > LOSSY_FRACTION:
             if now >= self._congested_until:  # a new episode: did the last try at more fail?
@@ -128,15 +134,19 @@ class Downlink:
         share, and video tried again now and then; True when audio-only changed."""
         now = self._clock()
         elapsed = now - self._tick_at
-        if elapsed > 0 and self._reports and self._sent_octets:
+        if elapsed > 0 and self._reports:
             sent_bps = self._sent_octets * 8 / elapsed
-            if self._worst_loss > LOSSY_FRACTION:
-                delivered = sent_bps * (1 - self._worst_loss / 256)
-                self.delivered_bps = max(MIN_ESTIMATE_BPS, int(delivered * HEADROOM))
+            # Reports come about once a second per stream, not in step with the ticks: two ticks.
+            octets, seconds = self._last_window
+            delivered_bps = (octets + self._delivered_octets) * 8 / (seconds + elapsed)
+            if self._worst_loss > LOSSY_FRACTION and delivered_bps:
+                self.delivered_bps = max(MIN_ESTIMATE_BPS, int(delivered_bps))
             elif self.delivered_bps is not None and self._worst_loss <= CLEAN_FRACTION:
                 grown = int(self.delivered_bps * GROWTH)
                 self.delivered_bps = max(self.delivered_bps, min(grown, int(sent_bps * GROWTH_CAP)))
-            self._sent_octets, self._tick_at, self._worst_loss, self._reports = 0, now, 0, 0
+            self._last_window = (self._delivered_octets, elapsed)
+            self._sent_octets, self._delivered_octets, self._tick_at = 0, 0, now
+            self._worst_loss, self._reports = 0, 0
         if not self.limited:
             self.delivered_bps = None
         return self._decide()
@@ -177,7 +187,8 @@ class Downlink:
         if not self.limited:
             return True
         self._refill()
-        if self._tokens < 0:
+        assert self.estimate_bps is not None
+        if self._tokens < -self.estimate_bps * HEADROOM / 8 * FRAME_DEBT_S:
             self.dropped_video += 1
             return False
         return True

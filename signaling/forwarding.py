@@ -36,6 +36,8 @@ HISTORY_SIZE = 512  # packets kept per subscriber for retransmission (about 5 s 
 NACK_RETRY_S = 0.1  # a packet still missing this long after the first NACK is asked for once more
 NACK_MAX_GAP = 64  # a larger jump in sequence numbers is a restart, not loss
 NACK_FORGET_S = 1.0  # a packet missing longer than this is given up (the keyframe logic takes over)
+RESEND_AFTER_S = 0.3  # a packet sent again is not sent again sooner than this (it may be on its way)
+RESEND_MAX_AGE = 96  # packets: an older one is too late to be shown (and would look like a restart)
 _HEADER = struct.Struct("!BBHII")
 _ABS_SEND_TIME_UNITS = 1 << 18  # 6.18 fixed-point seconds
 _SEQ_TS_SSRC = struct.Struct("!HII")
@@ -163,6 +165,9 @@ class Subscription:
         self._last_pid = 0
         self._last_tl0 = 0
         self._history: dict[int, bytes] = {}
+        self._reported: tuple[int, int] | None = None  # (highest sequence, lost) of the last report
+        self._resent: dict[int, float] = {}  # sequence number -> when it was last sent again
+        self.retransmitted = 0
         self.packets = 0
         self.octets = 0
         self.dropped = 0
@@ -276,13 +281,39 @@ class Subscription:
             self._rebase_seq = True
             self._ask_after = 0.0
 
+    def delivered(self, highest: int, lost: int) -> int:
+        """The bytes that reached the subscriber since its previous receiver report, from this
+        one's extended highest sequence number and cumulative packets lost (sizes from the
+        history; those lost are taken as the range's average size)."""
+        highest &= 0xFFFF
+        previous, self._reported = self._reported, (highest, lost)
+        if previous is None:
+            return 0
+        expected = (highest - previous[0]) & 0xFFFF
+        if not 0 < expected <= HISTORY_SIZE:
+            return 0
+        sizes = [len(packet) for n in range(1, expected + 1)
+                 if (packet := self._history.get((previous[0] + n) % HISTORY_SIZE)) is not None
+                 and int.from_bytes(packet[2:4], "big") == (previous[0] + n) & 0xFFFF]
+        if not sizes:
+            return 0
+        received = max(0, expected - max(0, lost - previous[1]))
+        return sum(sizes) * received // len(sizes)
+
     def retransmit(self, seq: int) -> bool:
         """Send a packet again from the history (answering a NACK), if the budget spares it."""
         packet = self._history.get(seq % HISTORY_SIZE)
-        if packet is None or int.from_bytes(packet[2:4], "big") != seq:
+        if packet is None or int.from_bytes(packet[2:4], "big") != seq or (self._last_seq - seq) & 0xFFFF > RESEND_MAX_AGE:
             return False
+        now = time.monotonic()
+        if now - self._resent.get(seq, -RESEND_AFTER_S) < RESEND_AFTER_S:
+            return False  # a browser NACKs again each round trip; the last copy may still be on its way
         if not self.downlink.admit_retransmission(len(packet)):
             return False
+        if len(self._resent) >= HISTORY_SIZE:
+            self._resent = {n: at for n, at in self._resent.items() if now - at < RESEND_AFTER_S}
+        self._resent[seq] = now
+        self.retransmitted += 1
         return self._send(packet)
 
 

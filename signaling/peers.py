@@ -217,11 +217,13 @@ class ServerPeer:
             elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                 source = slot.sources.get(subscription.kind)
                 if source is not None and subscription.may_ask_keyframe():
-                    source.want_keyframe()
+                    source.want_keyframe(source.desired(subscription))
             elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
                 for report in packet.reports:
-                    if report.ssrc == subscription.ssrc and self.downlink.loss(report.fraction_lost):
-                        await self._audio_only_changed()
+                    if report.ssrc == subscription.ssrc:
+                        delivered = subscription.delivered(report.highest_sequence, report.packets_lost)
+                        if self.downlink.loss(report.fraction_lost, delivered):
+                            await self._audio_only_changed()
             elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
                 try:
                     bitrate, _ = unpack_remb_fci(packet.fci)
@@ -277,7 +279,7 @@ class ServerPeer:
             slot.video.pause(audio_only)
             source = slot.sources.get("video")
             if not audio_only and source is not None:
-                source.want_keyframe()
+                source.want_keyframe(source.desired(slot.video))
         if self.on_bandwidth is not None:
             await self.on_bandwidth(self)
 

@@ -7,17 +7,38 @@ import asyncio
 import fractions
 import math
 import os
+from collections.abc import Callable
 from typing import Any
 
+import aiortc.codecs.opus
+import aiortc.codecs.vpx
 import av
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import AUDIO_PTIME, MediaStreamError, MediaStreamTrack, VideoStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from aiortc.rtp import RTCP_PSFB_PLI, HeaderExtensionsMap, RtcpPacket, RtcpPsfbPacket, RtpPacket
 
-from signaling.peers import SLOTS
+from signaling import _aiortc_hooks as hooks
+from signaling.peers import RID_URI, SLOTS
 
 # Y, U, V of the colours the clients send.
 COLOURS = [(81, 90, 240), (145, 54, 34), (41, 240, 110), (210, 16, 146)]
 TONES = [440, 660, 880, 1100]
+
+
+def browser_like_encoders(patch: Callable[[Any, str, Any], None] = setattr) -> None:
+    """Encoders in a browser's range (pass pytest's monkeypatch.setattr to undo it after a test):
+    VP8 steered down to 30 kbit/s (aiortc stops at 250), Opus voice at 32 kbit/s (aiortc: 96)."""
+    patch(aiortc.codecs.vpx, "MIN_BITRATE", 30_000)
+    original = aiortc.codecs.opus.OpusEncoder.__init__
+
+    def voice(self: Any) -> None:
+        original(self)
+        self.codec.bit_rate = 32_000
+
+    patch(aiortc.codecs.opus.OpusEncoder, "__init__", voice)
 
 
 class ColourTrack(VideoStreamTrack):
@@ -100,6 +121,68 @@ class ToneTrack(MediaStreamTrack):
         return frame
 
 
+class SimulcastCamera:
+    """A camera published in two simulcast layers as the room page asks a browser to: 'l' at
+    half size and 'h' at full size, two VP8 encoders over the same frames, each layer with its
+    own SSRC and numbering and the rid in a header extension, answering PLIs per layer. aiortc
+    cannot send simulcast, so the packets are written to the client's transport directly."""
+
+    RID_ID = 10
+    LAYERS = (("l", 2, 60_000), ("h", 1, 400_000))  # rid, scale down by, bitrate
+
+    def __init__(self, track: VideoStreamTrack) -> None:
+        self.track = track
+        self.layers = []
+        for rid, scale, bitrate in self.LAYERS:
+            encoder = Vp8Encoder()
+            encoder._Vp8Encoder__target_bitrate = bitrate  # type: ignore[attr-defined]  # below aiortc's floor
+            ssrc = int.from_bytes(os.urandom(4), "big")
+            self.layers.append({"rid": rid, "scale": scale, "encoder": encoder, "ssrc": ssrc,
+                                "seq": int.from_bytes(os.urandom(2), "big"), "keyframe": True, "frames": 0})
+        self._extensions = HeaderExtensionsMap()
+        self._extensions.configure(RTCRtpParameters(
+            headerExtensions=[RTCRtpHeaderExtensionParameters(id=self.RID_ID, uri=RID_URI)]))
+
+    def offer(self, sdp: str) -> str:
+        """The offer with the camera's m-line (the second) sending the layers."""
+        sections = sdp.split("\r\nm=")
+        rids = [layer["rid"] for layer in self.layers]
+        lines = [f"a=extmap:{self.RID_ID} {RID_URI}"] + [f"a=rid:{rid} send" for rid in rids]
+        sections[2] = sections[2] + "\r\n" + "\r\n".join(lines + [f"a=simulcast:send {';'.join(rids)}"])
+        return "\r\nm=".join(sections)
+
+    async def run(self, transceiver: RTCRtpTransceiver) -> None:
+        transport = transceiver.sender.transport
+        send = hooks.packet_sender(transport)
+        payload_type = transceiver._codecs[0].payloadType
+        handle_rtcp = transport._handle_rtcp_data
+
+        async def on_rtcp(data: bytes) -> None:  # a PLI for a layer: its next frame is a keyframe
+            for packet in RtcpPacket.parse(data):
+                if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_PLI:
+                    for layer in self.layers:
+                        if layer["ssrc"] == packet.media_ssrc:
+                            layer["keyframe"] = True
+            await handle_rtcp(data)
+
+        transport._handle_rtcp_data = on_rtcp
+        while True:
+            frame = await self.track.recv()
+            for layer in self.layers:
+                scaled = frame if layer["scale"] == 1 else frame.reformat(
+                    width=frame.width // layer["scale"], height=frame.height // layer["scale"])
+                payloads, timestamp = layer["encoder"].encode(scaled, layer["keyframe"])
+                layer["keyframe"] = False
+                layer["frames"] += 1
+                for n, payload in enumerate(payloads):
+                    packet = RtpPacket(payload_type=payload_type, marker=int(n == len(payloads) - 1),
+                                       sequence_number=layer["seq"], timestamp=timestamp, ssrc=layer["ssrc"],
+                                       payload=payload)
+                    packet.extensions.rtp_stream_id = layer["rid"]
+                    layer["seq"] = (layer["seq"] + 1) & 0xFFFF
+                    send(packet.serialize(self._extensions))
+
+
 class Received:
     """What arrived in one slot."""
 
@@ -107,6 +190,7 @@ class Received:
         self.video_frames = 0
         self.audio_frames = 0
         self.last_yuv: tuple[int, int, int] | None = None
+        self.last_width = 0
         self.tone: float | None = None
         self.first_video_at: float | None = None
 
@@ -114,7 +198,7 @@ class Received:
 class MediaClient:
     """One participant's browser, played by aiortc."""
 
-    def __init__(self, index: int, volume: float = 1.0, *, moving: bool = False) -> None:
+    def __init__(self, index: int, volume: float = 1.0, *, moving: bool = False, simulcast: bool = False) -> None:
         self.index = index
         self.downlink_dropped = 0
         self.downlink_offered = 0  # bytes that reached the shaped link
@@ -128,8 +212,9 @@ class MediaClient:
         self._tasks: list[asyncio.Task[None]] = []
         self.video_track: VideoStreamTrack = MovingTrack() if moving else ColourTrack(self.colour)
         self.audio_track = ToneTrack(self.tone, volume)
+        self.simulcast = SimulcastCamera(self.video_track) if simulcast else None
         self.pc.addTransceiver(self.audio_track, direction="sendonly")
-        self.pc.addTransceiver(self.video_track, direction="sendonly")
+        self.pc.addTransceiver(hooks.idle_track("video") if simulcast else self.video_track, direction="sendonly")
         self.screen = self.pc.addTransceiver("video", direction="sendonly")  # shares nothing until asked
         for _ in range(SLOTS):
             self.pc.addTransceiver("audio", direction="recvonly")
@@ -143,15 +228,20 @@ class MediaClient:
     async def offer(self) -> str:
         """The offer (candidates included)."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        return self.pc.localDescription.sdp
+        sdp: str = self.pc.localDescription.sdp
+        return self.simulcast.offer(sdp) if self.simulcast is not None else sdp
 
     async def accept(self, answer_sdp: str) -> None:
         """Apply the answer and start consuming every slot."""
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        if self.simulcast is not None:
+            self._tasks.append(asyncio.create_task(self.simulcast.run(self.pc.getTransceivers()[1])))
         transceivers = self.pc.getTransceivers()[3:]
         for n, transceiver in enumerate(transceivers):
             slot = self.slots[n // 2]
             self._tasks.append(asyncio.create_task(self._consume(transceiver.receiver.track, slot)))
+            if transceiver.kind == "video":
+                self._tasks.append(asyncio.create_task(_repair_like_a_browser(transceiver.receiver)))
 
     def on_message(self, message: dict[str, Any]) -> None:
         """Track the server's slot assignments."""
@@ -216,6 +306,7 @@ class MediaClient:
                     slot.video_frames += 1
                     if slot.first_video_at is None:
                         slot.first_video_at = loop.time()
+                    slot.last_width = frame.width
                     slot.last_yuv = tuple(_middle(plane) for plane in frame.planes[:3])  # type: ignore[assignment]
                 else:
                     slot.audio_frames += 1
@@ -227,6 +318,41 @@ class MediaClient:
         for task in self._tasks:
             task.cancel()
         await self.pc.close()
+
+
+REPAIR_EVERY_S = 0.1  # a browser NACKs a missing packet again about every round trip ...
+GIVE_UP_S = 1.0  # ... and asks for a keyframe instead once a frame has waited this long
+
+
+async def _repair_like_a_browser(receiver: Any) -> None:
+    """What a browser's receiver does after loss and aiortc's does not: NACK what is still
+    missing again and again (aiortc NACKs only when a new gap appears, so a lost retransmission
+    is never asked for again), and give up on a frame that waited GIVE_UP_S: drop what waits
+    and ask for a keyframe (aiortc's jitter buffer would wait for 512 more packets, 17 s of a
+    small layer)."""
+    nacks = receiver._RTCRtpReceiver__nack_generator
+    jitter = receiver._RTCRtpReceiver__jitter_buffer
+    active = receiver._RTCRtpReceiver__active_ssrc
+    loop = asyncio.get_running_loop()
+    stuck_at, since = None, loop.time()
+    try:
+        while True:
+            await asyncio.sleep(REPAIR_EVERY_S)
+            if not active or nacks is None or jitter._origin is None:
+                continue
+            ssrc = max(active, key=active.get)
+            if nacks.missing:
+                await receiver._send_rtcp_nack(ssrc, sorted(nacks.missing))
+            if jitter._origin != stuck_at or (nacks.max_seq - jitter._origin) & 0xFFFF < 2:
+                stuck_at, since = jitter._origin, loop.time()
+            elif loop.time() - since >= GIVE_UP_S:
+                # Whatever came after the hole cannot be decoded without it: start again at a keyframe.
+                jitter.remove(min(jitter.capacity, (nacks.max_seq + 1 - jitter._origin) & 0xFFFF))
+                nacks.missing.clear()
+                await receiver._send_rtcp_pli(ssrc)
+                stuck_at, since = jitter._origin, loop.time()
+    except asyncio.CancelledError:
+        pass
 
 
 def _middle(plane: Any) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from signaling.bandwidth import (
     AUDIO_BPS,
+    CONGESTED_HOLD_S,
     MAX_VIDEO_BPS,
     MIN_VIDEO_BPS,
     SIMULCAST_BPS,
@@ -62,7 +63,7 @@ def test_a_lossy_link_is_limited_for_a_while_after_the_last_loss() -> None:
     clock = Clock()
     link = lossy(Downlink(clock), 300_000)
     assert link.limited
-    clock.now += 9.9
+    clock.now += CONGESTED_HOLD_S - 0.1
     assert link.limited
     clock.now += 0.2
     assert not link.limited
@@ -141,11 +142,11 @@ def test_publisher_target_follows_the_weakest_subscriber_within_bounds() -> None
 
 
 def _second(link: Downlink, clock: Clock, sent_bps: int, fraction_lost: int) -> None:
-    """One second of sending at sent_bps, with one receiver report, then the tick."""
+    """One second of sending at sent_bps, then a receiver report saying what arrived, then the tick."""
     for _ in range(10):
         clock.now += 0.1
         link.sent(sent_bps // 80, video=False)
-    link.loss(fraction_lost)
+    link.loss(fraction_lost, delivered_octets=sent_bps // 8 * (256 - fraction_lost) // 256)
     link.tick()
 
 
@@ -160,8 +161,8 @@ def test_a_lossy_link_is_held_to_what_it_delivered() -> None:
     # Sending within it, no loss: the estimate grows a little, never beyond half again what was sent.
     before = link.estimate_bps
     for _ in range(8):  # (within the 10 s hold)
-        _second(link, clock, 200_000, 0)
-    assert link.limited and before < link.estimate_bps <= 1.5 * 200_000
+        _second(link, clock, 250_000, 0)
+    assert link.limited and before < link.estimate_bps <= 1.5 * 250_000
 
 
 def test_the_video_share_is_what_audio_leaves() -> None:
@@ -173,14 +174,14 @@ def test_the_video_share_is_what_audio_leaves() -> None:
 def test_a_failed_try_at_more_holds_the_link_twice_as_long() -> None:
     clock = Clock()
     link = lossy(Downlink(clock), 300_000)
-    clock.now += 10.5
+    clock.now += CONGESTED_HOLD_S + 0.5
     assert not link.limited  # the hold ran out: the link is tried unlimited
     link.loss(40)  # and loses again at once
-    clock.now += 19.5
+    clock.now += 2 * CONGESTED_HOLD_S - 0.5
     assert link.limited
     clock.now += 1
     assert not link.limited
     clock.now += 60  # a long clean spell: the next hold is the first one again
     link.loss(40)
-    clock.now += 10.5
+    clock.now += CONGESTED_HOLD_S + 0.5
     assert not link.limited

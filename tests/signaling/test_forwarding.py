@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from signaling.rooms import MediaEngine
-from tests.signaling.media_client import COLOURS, TONES, MediaClient
+from tests.signaling.media_client import COLOURS, TONES, MediaClient, browser_like_encoders
 
 
 class Harness:
@@ -40,9 +40,10 @@ class Harness:
             if message["type"] == kind:
                 return message
 
-    async def add(self, index: int, room: str = "room-1", kind: str = "expert", volume: float = 1.0) -> MediaClient:
+    async def add(self, index: int, room: str = "room-1", kind: str = "expert", volume: float = 1.0,
+                  **client_options: Any) -> MediaClient:
         peer_id = f"p{index}"
-        client = MediaClient(index, volume)
+        client = MediaClient(index, volume, **client_options)
         self.clients[peer_id] = client
         await self.engine.join(room, peer_id, {"name": f"客户{index}", "role": kind, "kind": kind})
         await self.connect(peer_id, client)
@@ -208,3 +209,23 @@ async def test_uplink_loss_is_repaired_at_the_server(harness: Harness) -> None:
     assert publisher.uplink_dropped >= 30
     assert stream.nacks_sent > 0 and stream.recovered > 0, (stream.nacks_sent, stream.recovered)
     assert fps >= 20, f"{fps:.1f} fps reached the subscriber through a 10% lossy uplink"
+
+
+async def test_a_weak_subscriber_gets_the_small_layer_with_clean_audio(harness: Harness, monkeypatch) -> None:
+    browser_like_encoders(monkeypatch.setattr)
+    publishers = [await harness.add(i, moving=True, simulcast=True) for i in range(2)]
+    weak = await harness.add(2)
+    weak.impair_downlink(300_000)  # a rural 4G link: 300 kbit/s, drop-tail past 250 ms of queue
+    await asyncio.sleep(6)  # the server finds out what the link carries
+    before = {p: (weak.received_from(p).audio_frames, weak.received_from(p).video_frames) for p in ("p0", "p1")}
+    strong_before = publishers[1].received_from("p0").video_frames
+    await asyncio.sleep(8)
+    for p in ("p0", "p1"):
+        got = weak.received_from(p)
+        audio = (got.audio_frames - before[p][0]) / (8 * 50)
+        fps = (got.video_frames - before[p][1]) / 8
+        assert audio >= 0.95, f"{audio:.1%} of {p}'s audio frames reached the weak link"
+        assert fps >= 10 and got.last_width == 160, f"{fps:.1f} fps of {p}'s video at {got.last_width} wide"
+    strong = publishers[1].received_from("p0")
+    assert (strong.video_frames - strong_before) / 8 >= 20 and strong.last_width == 320  # the large layer
+    assert weak.downlink_dropped > 0  # the link was really too small for the large layers

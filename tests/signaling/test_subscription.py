@@ -1,0 +1,49 @@
+"""One subscriber's sender without a network: what its receiver reports say arrived, and when a
+NACKed packet is sent again."""
+from __future__ import annotations
+
+import struct
+
+from signaling.bandwidth import Downlink
+from signaling.forwarding import RESEND_MAX_AGE, Subscription
+
+NOW = [0.0]
+
+
+def sender() -> tuple[Subscription, list[bytes]]:
+    sent: list[bytes] = []
+    downlink = Downlink(lambda: NOW[0])
+    subscription = Subscription("audio", 0xABCD, 111, lambda packet: sent.append(packet) or True, downlink=downlink)
+    return subscription, sent
+
+
+def send(subscription: Subscription, count: int, size: int = 100) -> None:
+    for _ in range(count):
+        n = subscription.packets
+        subscription.forward(bytes(size), 0, 1000 + n, 960 * n, False)
+
+
+def seq(packet: bytes) -> int:
+    return struct.unpack_from("!H", packet, 2)[0]
+
+
+def test_delivered_bytes_come_from_the_reports() -> None:
+    subscription, sent = sender()
+    send(subscription, 10)
+    assert subscription.delivered(seq(sent[4]), 0) == 0  # the first report: a starting point
+    send(subscription, 10)
+    size = len(sent[0])
+    assert subscription.delivered(seq(sent[14]), 0) == 10 * size  # ten more arrived
+    assert subscription.delivered(seq(sent[19]), 2) == 3 * size  # five more sent, two of them lost
+    assert subscription.delivered(seq(sent[19]), 2) == 0  # nothing new
+
+
+def test_a_nack_is_answered_once_per_round_and_never_for_a_stale_packet() -> None:
+    subscription, sent = sender()
+    send(subscription, RESEND_MAX_AGE + 20)
+    NOW[0] += 1  # the retransmissions' own budget fills
+    recent, stale = seq(sent[-5]), seq(sent[5])
+    assert subscription.retransmit(recent)
+    assert not subscription.retransmit(recent)  # asked again at once: the copy is on its way
+    assert not subscription.retransmit(stale)  # too old to be shown: not worth the link
+    assert subscription.retransmitted == 1
