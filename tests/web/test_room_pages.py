@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Any
 
 from playwright.async_api import Browser
 
@@ -100,3 +101,66 @@ async def test_party_early_is_told_when_the_room_opens_and_joins_by_itself(brows
     # When the room opens the page goes in by itself: the party waits in the lobby.
     await page.wait_for_selector("#notice:has-text('请稍候')", timeout=30000)
     await page.close()
+
+
+# Every RTCPeerConnection the page makes, for reading its statistics.
+KEEP_PEER_CONNECTIONS = """(() => {
+  const Original = window.RTCPeerConnection;
+  window.peerConnections = [];
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Original(...args);
+    window.peerConnections.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Original.prototype;
+  Object.assign(window.RTCPeerConnection, Original);
+})();"""
+
+CAMERA_LAYERS = """async () => {
+  const pc = window.peerConnections[window.peerConnections.length - 1];
+  const layers = {};
+  for (const report of (await pc.getStats()).values()) {
+    if (report.type === "outbound-rtp" && report.kind === "video" && report.rid) {
+      layers[report.rid] = [report.framesEncoded || 0, report.frameWidth || 0];
+    }
+  }
+  return layers;
+}"""
+
+REMOTE_WIDTHS = "() => [...document.querySelectorAll('#grid video')].filter(v => !v.muted).map(v => v.videoWidth)"
+
+
+async def _until(page: Any, script: str, check: Any, timeout_s: float = 30) -> Any:
+    value = None
+    for _ in range(int(timeout_s * 2)):
+        value = await page.evaluate(script)
+        if check(value):
+            return value
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"still {value!r} after {timeout_s} s")
+
+
+async def test_the_camera_goes_in_two_layers_and_a_small_tile_gets_the_small_one(browser: Browser, live: Live) -> None:
+    pages = []
+    for kind in ("host", "party"):
+        context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+        await context.add_init_script(KEEP_PEER_CONNECTIONS)
+        page = await context.new_page()
+        await page.goto(f"{live.base}/join/{live.token(kind)}")
+        await page.wait_for_function("document.querySelector('#preview').videoWidth > 0", timeout=15000)
+        await page.click("#enter")
+        pages.append(page)
+    host, party = pages
+    await host.click("#people button[aria-label='准入: 张建军']", timeout=15000)
+    # The party's browser sends both layers: the server's answer accepted its simulcast offer.
+    layers = await _until(party, CAMERA_LAYERS, lambda v: set(v) == {"l", "h"} and all(f > 0 for f, _ in v.values()))
+    assert layers["l"][1] * 2 == layers["h"][1] == 640, layers
+    # The host shows the party in a large tile: the large layer. On a phone-sized window the
+    # tiles are small: the small layer, with no renegotiation.
+    await _until(host, REMOTE_WIDTHS, lambda widths: widths == [640])
+    await host.set_viewport_size({"width": 480, "height": 800})
+    await _until(host, REMOTE_WIDTHS, lambda widths: widths == [320])
+    await host.set_viewport_size({"width": 1280, "height": 800})
+    await _until(host, REMOTE_WIDTHS, lambda widths: widths == [640])
+    for page in pages:
+        await page.context.close()

@@ -5,6 +5,13 @@ const config = JSON.parse(document.getElementById("room-config").textContent);
 const strings = config.strings;
 const $ = (id) => document.getElementById(id);
 const MAX_VIDEO_BITRATE = 600_000; // bits/s: enough for 640x480 talking heads
+// The camera goes in two simulcast layers; the server sends each person the one that fits their
+// link and the size they show it at (a weak phone link gets the small one). Keep in step with
+// signaling/bandwidth.py (MAX_VIDEO_BPS, SIMULCAST_BPS).
+const CAMERA_LAYERS = [
+  { rid: "l", scaleResolutionDownBy: 2, maxBitrate: 70_000, maxFramerate: 15 },
+  { rid: "h", maxBitrate: MAX_VIDEO_BITRATE },
+];
 // Refusals that reconnecting cannot cure: the link is bad, revoked or expired.
 const FATAL = new Set(["invite_401", "invite_403", "invite_404", "invite_410", "not_found", "unsupported_codec"]);
 
@@ -277,7 +284,7 @@ async function startMedia(iceServers) {
   pc.addTransceiver(audio || "audio", { direction: "sendonly", streams: localStream ? [localStream] : [] });
   const videoTransceiver = pc.addTransceiver(video || "video", {
     direction: "sendonly", streams: localStream ? [localStream] : [],
-    sendEncodings: [{ maxBitrate: MAX_VIDEO_BITRATE }],
+    sendEncodings: CAMERA_LAYERS.map((layer) => ({ ...layer })),
   });
   screenTransceiver = pc.addTransceiver("video", { direction: "sendonly", sendEncodings: [{ maxBitrate: MAX_VIDEO_BITRATE }] });
   if (screenStream) await screenTransceiver.sender.replaceTrack(screenStream.getVideoTracks()[0]);
@@ -290,6 +297,7 @@ async function startMedia(iceServers) {
   await gatheringDone(pc, 3000);
   send({ type: "offer", sdp: pc.localDescription.sdp });
   capBitrate(videoTransceiver.sender);
+  lastView = "";
 }
 
 function preferCodec(transceiver) {
@@ -302,9 +310,37 @@ function preferCodec(transceiver) {
 async function capBitrate(sender) {
   const parameters = sender.getParameters();
   if (!parameters.encodings || !parameters.encodings.length) parameters.encodings = [{}];
-  parameters.encodings[0].maxBitrate = MAX_VIDEO_BITRATE;
+  // One encoding: a browser without simulcast sends its camera as the large layer.
+  const layers = parameters.encodings.length === 1 ? [CAMERA_LAYERS[CAMERA_LAYERS.length - 1]] : CAMERA_LAYERS;
+  parameters.encodings.forEach((encoding, n) => {
+    if (layers[n]) encoding.maxBitrate = layers[n].maxBitrate;
+  });
   try { await sender.setParameters(parameters); } catch (error) { /* older browsers: sendEncodings already asked */ }
 }
+
+// How large each slot's video is shown (device pixels), so that the server sends a small tile the
+// small layer. Sent when it changes, at most every half second.
+let lastView = "";
+let viewTimer = null;
+function reportView() {
+  if (viewTimer) return;
+  viewTimer = setTimeout(() => {
+    viewTimer = null;
+    if (!socket || socket.readyState !== WebSocket.OPEN || !pc) return;
+    const ratio = window.devicePixelRatio || 1;
+    const pixels = Array.from({ length: slotCount }, () => null);
+    for (const tile of document.querySelectorAll(".tile[data-slot]")) {
+      const video = tile.querySelector("video");
+      pixels[Number(tile.dataset.slot)] = Math.round(video.clientWidth * video.clientHeight * ratio * ratio);
+    }
+    const view = JSON.stringify(pixels);
+    if (view !== lastView) {
+      lastView = view;
+      send({ type: "view", pixels });
+    }
+  }, 500);
+}
+new ResizeObserver(reportView).observe($("grid"));
 
 function gatheringDone(connection, timeoutMs) {
   if (connection.iceGatheringState === "complete") return Promise.resolve();
@@ -333,7 +369,7 @@ function renderTiles() {
       if (!person) return;
       const stream = new MediaStream([transceivers[3 + 2 * n].receiver.track, transceivers[4 + 2 * n].receiver.track]);
       const text = screen ? t("room.screen_of", { name: label(person) }) : label(person) + (person.audio_muted ? ` · ${t("room.muted")}` : "");
-      wanted.push({ key: `slot-${n}-${slotKey}`, stream, text, muted: false });
+      wanted.push({ key: `slot-${n}-${slotKey}`, slot: n, stream, text, muted: false });
     });
   }
   const keep = new Set(wanted.map((w) => w.key));
@@ -344,6 +380,7 @@ function renderTiles() {
       tile = document.createElement("figure");
       tile.className = "tile";
       tile.dataset.key = item.key;
+      if (item.slot !== undefined) tile.dataset.slot = item.slot;
       const videoElement = document.createElement("video");
       videoElement.autoplay = true;
       videoElement.playsInline = true;
@@ -357,6 +394,7 @@ function renderTiles() {
     tile.querySelector("figcaption").textContent = item.text;
     tile.querySelector("video").setAttribute("aria-label", item.text);
   }
+  reportView();
 }
 
 function renderPeople() {
