@@ -10,6 +10,10 @@ ordinary aiortc peers, such as the tests' clients:
 - `intercept_rtp`: RTCDtlsTransport._handle_rtp_data(data, arrival_time_ms) gets each decrypted
   SRTP packet as bytes; the replacement hands the bytes to the engine, which parses only the
   12-byte header (aiortc would build an RtpPacket and reassemble frames in its jitter buffer).
+- `intercept_rtcp`: RTCDtlsTransport._handle_rtcp_data(data) gets each decrypted SRTCP datagram;
+  the wrapper shows it to the engine first (publishers' sender reports, for the receiver reports
+  the server sends them: aiortc routes an SR only to a receiver that announced its SSRC, and
+  simulcast layers are not announced), then lets aiortc route it as usual.
 - `intercept_sender_rtcp`: RTCRtpSender._handle_rtcp_packet(packet) is where the router delivers
   a subscriber's NACK, PLI, FIR and receiver reports; aiortc would ask its (absent) encoder for
   a keyframe, so PLI never reached the publisher.
@@ -70,6 +74,17 @@ def receive_without_decoding(
 def intercept_rtp(transport: RTCDtlsTransport, handler: RtpHandler) -> None:
     """Send every decrypted inbound RTP packet (bytes) on this transport to handler."""
     transport._handle_rtp_data = handler  # type: ignore[method-assign, assignment]
+
+
+def intercept_rtcp(transport: RTCDtlsTransport, handler: Callable[[bytes], None]) -> None:
+    """Show every decrypted inbound RTCP datagram on this transport to handler, then to aiortc."""
+    original = transport._handle_rtcp_data
+
+    async def handle_rtcp_data(data: bytes) -> None:
+        handler(data)
+        await original(data)
+
+    transport._handle_rtcp_data = handle_rtcp_data  # type: ignore[method-assign]
 
 
 def intercept_sender_rtcp(sender: RTCRtpSender, handler: RtcpHandler) -> None:

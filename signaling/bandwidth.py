@@ -39,9 +39,11 @@ SIMULCAST_BPS = MAX_VIDEO_BPS + 70_000  # ... and with its small simulcast layer
 HEADROOM = 0.9  # keep a tenth of the estimate free for RTCP and the estimate's own error
 BURST_S = 0.3  # the budget may run this far ahead (a keyframe is a burst)
 LOSSY_FRACTION = 13  # of 256 (5%): a receiver report above this means the link is congested
-CONGESTED_HOLD_S = 20.0  # the link stays limited this long after the last lossy report ...
-MAX_HOLD_S = 160.0  # ... twice that after each failed try at more, up to this
-RELAPSE_S = 30.0  # congestion again within this long after a hold ended: the try failed
+LOSSY_RECENT_S = 3.0  # audio only needs loss this recent too (not just a small estimate)
+CONGESTED_HOLD_S = 30.0  # the link stays limited this long after the last lossy report ...
+MAX_HOLD_S = 240.0  # ... twice that after each failed try at more, up to this (a failed try
+#                     costs a second or two of loss: every layer goes up at once)
+RELAPSE_S = 60.0  # congestion again within this long after a hold ended: the try failed
 CLEAN_FRACTION = 5  # of 256 (2%): reports at or below this let the delivered estimate grow
 GROWTH = 1.15  # per second without loss ...
 GROWTH_CAP = 1.5  # ... up to this times what was actually sent
@@ -66,6 +68,7 @@ class Downlink:
         self._low_since: float | None = None  # when the share fell below MIN_VIDEO_BPS
         self._congested_until = float("-inf")
         self._hold_s = CONGESTED_HOLD_S
+        self._lossy_at = float("-inf")  # the last lossy report
         self._sent_octets = 0  # since the last tick
         self._delivered_octets = 0  # since the last tick, by the receiver's reports
         self._last_window = (0, 0.0)  # (delivered octets, seconds) of the tick before
@@ -97,6 +100,7 @@ class Downlink:
         self._delivered_octets += delivered_octets
         self._worst_loss = max(self._worst_loss, fraction_lost)
         if fraction_lost > LOSSY_FRACTION:
+            self._lossy_at = now
             if now >= self._congested_until:  # a new episode: did the last try at more fail?
                 relapse = now - self._congested_until < RELAPSE_S
                 self._hold_s = min(MAX_HOLD_S, self._hold_s * 2) if relapse else CONGESTED_HOLD_S
@@ -142,8 +146,9 @@ class Downlink:
             if self._worst_loss > LOSSY_FRACTION and delivered_bps:
                 self.delivered_bps = max(MIN_ESTIMATE_BPS, int(delivered_bps))
             elif self.delivered_bps is not None and self._worst_loss <= CLEAN_FRACTION:
-                grown = int(self.delivered_bps * GROWTH)
-                self.delivered_bps = max(self.delivered_bps, min(grown, int(sent_bps * GROWTH_CAP)))
+                # No loss: the link carries at least what arrived, and may carry a little more.
+                grown = min(int(self.delivered_bps * GROWTH), int(sent_bps * GROWTH_CAP))
+                self.delivered_bps = max(self.delivered_bps, grown, int(delivered_bps))
             self._last_window = (self._delivered_octets, elapsed)
             self._sent_octets, self._delivered_octets, self._tick_at = 0, 0, now
             self._worst_loss, self._reports = 0, 0
@@ -161,7 +166,9 @@ class Downlink:
             audio_only = share < RESUME_VIDEO_BPS and now - self._audio_only_since < PROBE_EVERY_S
             if not audio_only:
                 self._low_since = None
-        elif share >= MIN_VIDEO_BPS:
+        elif share >= MIN_VIDEO_BPS or now - self._lossy_at > LOSSY_RECENT_S:
+            # A share that looks small on a link that is not losing packets is an estimate
+            # still growing: the video gets through, so it stays.
             audio_only, self._low_since = False, None
         else:
             self._low_since = now if self._low_since is None else self._low_since

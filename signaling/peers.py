@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 
 from aiortc import (
@@ -38,6 +39,7 @@ from aiortc.rtp import (
     RTCP_RTPFB_NACK,
     AnyRtcpPacket,
     RtcpPsfbPacket,
+    RtcpReceiverInfo,
     RtcpRrPacket,
     RtcpRtpfbPacket,
     RtcpSrPacket,
@@ -137,6 +139,7 @@ class ServerPeer:
         transport = transceivers[0].receiver.transport
         self._send = hooks.packet_sender(transport)
         hooks.intercept_rtp(transport, self._on_rtp)
+        hooks.intercept_rtcp(transport, self._on_rtcp)
         for transceiver in transceivers:
             _prefer(transceiver)
         self._publish = transceivers[:PUBLISHED]
@@ -307,6 +310,37 @@ class ServerPeer:
             value = header_extension(data, self._rid_id)
             rid = value.decode("ascii", "replace") if value else None
         stream.on_packet(data, marker, seq, timestamp, ssrc, start, end, rid)
+
+    def _on_rtcp(self, data: bytes) -> None:
+        """Note a publisher's sender report (a compound starts with it): its NTP time's middle
+        32 bits and when it came go back in the receiver reports (LSR, DLSR: its round trip)."""
+        if len(data) < 28 or data[1] != 200:
+            return
+        ssrc = int.from_bytes(data[4:8], "big")
+        for stream in (self.audio, self.video, self.screen):
+            layer = stream.layers.get(ssrc)
+            if layer is not None:
+                layer.last_sr = (int.from_bytes(data[10:14], "big"), time.monotonic())
+
+    def send_receiver_reports(self) -> None:
+        """Tell the publisher what arrived of each of its streams (RTCP receiver reports: loss,
+        jitter, the round trip), so its encoder adapts to its uplink; once a second."""
+        sender_ssrc = hooks.rtcp_ssrc(self._publish[1].receiver) if self._publish else None
+        if sender_ssrc is None:
+            return
+        now = time.monotonic()
+        reports = []
+        for stream in (self.audio, self.video, self.screen):
+            for layer in stream.active_layers():
+                figures = layer.report()
+                if figures is None:
+                    continue
+                fraction, lost, highest, jitter = figures
+                lsr, dlsr = (layer.last_sr[0], int((now - layer.last_sr[1]) * 65536)) if layer.last_sr else (0, 0)
+                reports.append(RtcpReceiverInfo(ssrc=layer.ssrc, fraction_lost=fraction, packets_lost=lost,
+                                                highest_sequence=highest, jitter=jitter, lsr=lsr, dlsr=dlsr))
+        if reports:
+            self._send(bytes(RtcpRrPacket(ssrc=sender_ssrc, reports=reports[:31])))
 
     def _request_retransmission(self, media_ssrc: int, seqs: list[int]) -> None:
         sender_ssrc = hooks.rtcp_ssrc(self._publish[1].receiver) if self._publish else None

@@ -175,6 +175,7 @@ class MediaEngine:
                     await each.bandwidth_tick()
                 for each in list(self.peers.values()):
                     each.choose_layers()
+                    each.send_receiver_reports()
                 self._steer_publishers()
             for room in list(self.rooms.values()):
                 loudest, speaker = SPEAKING_LEVEL, None

@@ -39,6 +39,16 @@ class Layer:
         self.highest: int | None = None
         self.missing: dict[int, float] = {}
         self.last_pli = float("-inf")
+        # Receive statistics for the receiver reports sent to the publisher (RFC 3550, A.1, A.3, A.8).
+        self.clock_rate = 90_000
+        self._base_seq: int | None = None
+        self._max_seq = 0
+        self._cycles = 0
+        self._received = 0
+        self._prior = (0, 0)  # (expected, received) at the last report
+        self._transit: float | None = None
+        self.jitter = 0.0  # in RTP timestamp units
+        self.last_sr: tuple[int, float] | None = None  # (middle 32 bits of its NTP time, when it came)
 
     @property
     def pixels(self) -> int:
@@ -53,6 +63,36 @@ class Layer:
         if elapsed >= RATE_WINDOW_S:
             self.bps = int(self._octets * 8 / elapsed)
             self._octets, self._window_start = 0, now
+
+    def arrived(self, seq: int, timestamp: int) -> None:
+        """Count a packet for the receiver reports (call after heard())."""
+        self._received += 1
+        if self._base_seq is None:
+            self._base_seq = self._max_seq = seq
+        elif 0 < (seq - self._max_seq) & 0xFFFF < 0x8000:
+            if seq < self._max_seq:
+                self._cycles += 0x10000
+            self._max_seq = seq
+        transit = self.heard_at * self.clock_rate - timestamp
+        if self._transit is not None:
+            delta = abs(transit - self._transit)
+            if delta < self.clock_rate:  # a jump of a second or more is a new timestamp base, not jitter
+                self.jitter += (delta - self.jitter) / 16
+        self._transit = transit
+
+    def report(self) -> tuple[int, int, int, int] | None:
+        """(fraction lost since the last report, of 256; cumulative lost; extended highest
+        sequence number; jitter) for a receiver report, or None before the first packet."""
+        if self._base_seq is None:
+            return None
+        highest = self._cycles + self._max_seq
+        expected = highest - self._base_seq + 1
+        expected_interval = expected - self._prior[0]
+        lost_interval = expected_interval - (self._received - self._prior[1])
+        self._prior = (expected, self._received)
+        fraction = (lost_interval << 8) // expected_interval if expected_interval > 0 and lost_interval > 0 else 0
+        lost = max(-0x800000, min(0x7FFFFF, expected - self._received))
+        return min(255, fraction), lost, highest & 0xFFFFFFFF, int(self.jitter)
 
     def active(self) -> bool:
         return self._clock() - self.heard_at < IDLE_S

@@ -16,6 +16,7 @@ def test_pinned_version() -> None:
 def test_transport_internals() -> None:
     recv_next = inspect.getsource(RTCDtlsTransport._recv_next)
     assert "self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)" in recv_next
+    assert "await self._handle_rtcp_data(data)" in recv_next
     assert "_rx_srtp.unprotect(data)" in recv_next
     assert "self._tx_srtp = " in inspect.getsource(RTCDtlsTransport._setup_srtp)
     assert "def _register_rtp_receiver" in inspect.getsource(RTCDtlsTransport)

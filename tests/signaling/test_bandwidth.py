@@ -8,6 +8,7 @@ from signaling.bandwidth import (
     CONGESTED_HOLD_S,
     MAX_VIDEO_BPS,
     MIN_VIDEO_BPS,
+    RELAPSE_S,
     SIMULCAST_BPS,
     START_BPS,
     Downlink,
@@ -115,9 +116,10 @@ def test_audio_only_after_a_sustained_weak_link_then_video_tried_again() -> None
     link.loss(40)
     assert link.feedback(200_000) is False and not link.audio_only  # 45k per stream: a dip?
     clock.now += 3
+    link.loss(40)
     assert link.tick() is False and not link.audio_only
     clock.now += 3.5
-    assert link.tick() is True and link.audio_only  # still too small after 6 s
+    assert link.loss(40) is True and link.audio_only  # still too small after 6 s, and still losing
     assert link.feedback(300_000) is False and link.audio_only  # 67k per stream: not yet 90k
     link.loss(40)
     clock.now += 10.5
@@ -126,10 +128,18 @@ def test_audio_only_after_a_sustained_weak_link_then_video_tried_again() -> None
     assert link.streams(video=2) is False  # fewer streams: more for each
 
 
+def test_a_small_estimate_without_loss_keeps_the_video() -> None:
+    link, clock = limited(2, 100_000)  # lost packets once; the estimate is still growing
+    for _ in range(10):
+        clock.now += 1
+        assert link.tick() is False
+    assert not link.audio_only  # the video gets through: no reason to take it away
+
+
 def test_video_again_as_soon_as_the_estimate_allows() -> None:
     link, clock = limited(2, 100_000)
     clock.now += 7
-    assert link.tick() is True and link.audio_only
+    assert link.loss(40) is True and link.audio_only
     assert link.feedback(250_000) is True and not link.audio_only  # 225k / 2 >= 90k
 
 
@@ -181,7 +191,7 @@ def test_a_failed_try_at_more_holds_the_link_twice_as_long() -> None:
     assert link.limited
     clock.now += 1
     assert not link.limited
-    clock.now += 60  # a long clean spell: the next hold is the first one again
+    clock.now += RELAPSE_S  # a long clean spell: the next hold is the first one again
     link.loss(40)
     clock.now += CONGESTED_HOLD_S + 0.5
     assert not link.limited

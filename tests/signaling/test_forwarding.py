@@ -229,3 +229,26 @@ async def test_a_weak_subscriber_gets_the_small_layer_with_clean_audio(harness: 
     strong = publishers[1].received_from("p0")
     assert (strong.video_frames - strong_before) / 8 >= 20 and strong.last_width == 320  # the large layer
     assert weak.downlink_dropped > 0  # the link was really too small for the large layers
+
+
+async def test_publishers_get_receiver_reports(harness: Harness) -> None:
+    publisher = await harness.add(0)
+    subscriber = await harness.add(1)
+    await wait_until(lambda: "p0" in subscriber.slot_owner, 10)
+    publisher.impair_uplink(every=10)  # the microphone's lost packets are not repaired: the report shows them
+
+    async def remote_inbound() -> dict[str, Any]:
+        stats = [s for s in (await publisher.pc.getStats()).values() if s.type == "remote-inbound-rtp"]
+        return {s.kind: s for s in stats}
+
+    stats: dict[str, Any] = {}
+    for _ in range(60):
+        stats = await remote_inbound()
+        if stats.get("audio") is not None and stats["audio"].packetsLost >= 5 and stats["audio"].roundTripTime:
+            break
+        await asyncio.sleep(0.2)
+    audio, video = stats.get("audio"), stats.get("video")
+    assert audio is not None and video is not None, stats
+    assert audio.packetsLost >= 5 and audio.fractionLost > 0, audio  # its encoder knows the uplink loses
+    assert 0 < audio.roundTripTime < 0.5 and video.roundTripTime is not None  # from the LSR/DLSR of its SRs
+    assert video.packetsLost <= audio.packetsLost  # the camera's were NACKed and repaired
