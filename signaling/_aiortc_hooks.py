@@ -14,6 +14,11 @@ ordinary aiortc peers, such as the tests' clients:
   the wrapper shows it to the engine first (publishers' sender reports, for the receiver reports
   the server sends them: aiortc routes an SR only to a receiver that announced its SSRC, and
   simulcast layers are not announced), then lets aiortc route it as usual.
+- `receive_rtp_directly`: aioice's Connection.data_received(data, component) queues every
+  datagram for RTCDtlsTransport's receive task (a queue, a task wake-up and pylibsrtp's
+  allocating unprotect per packet); the replacement decrypts an SRTP packet at once with the
+  transport's inbound session (through its own buffers, as `packet_sender` does) and hands it to
+  the engine; DTLS, SRTCP and anything before the keys exist go on to aiortc as usual.
 - `intercept_sender_rtcp`: RTCRtpSender._handle_rtcp_packet(packet) is where the router delivers
   a subscriber's NACK, PLI, FIR and receiver reports; aiortc would ask its (absent) encoder for
   a keyframe, so PLI never reached the publisher.
@@ -155,6 +160,28 @@ class _PacketSender:
 def packet_sender(transport: RTCDtlsTransport) -> Callable[[bytes], bool]:
     """A function that protects and sends one RTP or RTCP packet now; False if dropped."""
     return _PacketSender(transport)
+
+
+def receive_rtp_directly(transport: RTCDtlsTransport, handler: Callable[[bytes], None]) -> None:
+    """Decrypt each inbound SRTP datagram of this transport as it arrives and give the RTP packet
+    to handler; DTLS, SRTCP and STUN go on to aiortc."""
+    connection = transport.transport._connection
+    original = connection.data_received
+    length = srtp_ffi.new("int *")
+
+    def data_received(data: bytes, component: int) -> None:
+        session = transport._rx_srtp
+        size = len(data)
+        if session is None or size < 12 or size > 1500 or not 127 < data[0] < 192 or 192 <= data[1] <= 208:
+            original(data, component)
+            return
+        length[0] = size
+        session._buffer[0:size] = data
+        if srtp_lib.srtp_unprotect(session._srtp[0], session._cdata, length) == 0:
+            handler(session._buffer[0:length[0]])
+        # else: not authentic (or replayed): dropped, as aiortc drops it
+
+    connection.data_received = data_received  # type: ignore[method-assign]
 
 
 def intercept_datagrams(transport: RTCDtlsTransport, handler: Callable[[bytes], bool]) -> None:

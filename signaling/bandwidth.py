@@ -31,7 +31,7 @@ MAX_DEBT_S = 1.0  # a frame that starts within budget is sent whole, even a keyf
 FRAME_DEBT_S = 0.5  # ... and new frames start until the debt is this deep (each refused one costs a keyframe)
 MIN_VIDEO_BPS = 60_000  # per video stream: below this for a while, the subscriber gets audio only ...
 RESUME_VIDEO_BPS = 90_000  # ... and video again from this (so that it does not flap)
-AUDIO_ONLY_AFTER_S = 6.0  # how long a share must stay too small (an estimate dips, then recovers)
+AUDIO_ONLY_AFTER_S = 3.0  # how long a share must stay too small while the link loses packets
 PROBE_EVERY_S = 10.0  # on audio only, try video again this often: the estimate only grows
 #                       while video flows, so without a try it could never come back
 MAX_VIDEO_BPS = 600_000  # what the room page lets a camera send (its largest layer) ...
@@ -39,7 +39,7 @@ SIMULCAST_BPS = MAX_VIDEO_BPS + 70_000  # ... and with its small simulcast layer
 HEADROOM = 0.9  # keep a tenth of the estimate free for RTCP and the estimate's own error
 BURST_S = 0.3  # the budget may run this far ahead (a keyframe is a burst)
 LOSSY_FRACTION = 13  # of 256 (5%): a receiver report above this means the link is congested
-LOSSY_RECENT_S = 3.0  # audio only needs loss this recent too (not just a small estimate)
+LOSSY_RECENT_S = 2.0  # audio only needs loss this recent too (reports come every second or so)
 CONGESTED_HOLD_S = 30.0  # the link stays limited this long after the last lossy report ...
 MAX_HOLD_S = 240.0  # ... twice that after each failed try at more, up to this (a failed try
 #                     costs a second or two of loss: every layer goes up at once)
@@ -49,6 +49,9 @@ GROWTH = 1.15  # per second without loss ...
 GROWTH_CAP = 1.5  # ... up to this times what was actually sent
 MIN_ESTIMATE_BPS = 80_000  # the delivered estimate goes no lower (audio, and a try at video)
 RESERVE = 0.3  # retransmissions only while this share of the burst is still unspent
+
+
+_NEVER = float("-inf")
 
 
 class Downlink:
@@ -66,7 +69,7 @@ class Downlink:
         self._retransmit_tokens = 0.0  # before feedback, NACK answers have a budget of their own
         self._retransmit_at = self._at
         self._low_since: float | None = None  # when the share fell below MIN_VIDEO_BPS
-        self._congested_until = float("-inf")
+        self._congested_until = _NEVER
         self._hold_s = CONGESTED_HOLD_S
         self._lossy_at = float("-inf")  # the last lossy report
         self._sent_octets = 0  # since the last tick
@@ -130,7 +133,7 @@ class Downlink:
     def sent(self, size: int, *, video: bool) -> None:
         """Count a packet that was sent (for video, once its frame started)."""
         self._sent_octets += size
-        if video:
+        if video and self._congested_until != _NEVER:  # (a link that never lost is never limited)
             self.spend(size)
 
     def tick(self) -> bool:
@@ -179,10 +182,14 @@ class Downlink:
         self.audio_only = audio_only
         return changed
 
-    def _refill(self) -> float:
+    def _video_rate(self) -> float:
+        """Bytes per second the video may take: the estimate, less its reserve and the audio."""
         assert self.estimate_bps is not None
+        return max(MIN_VIDEO_BPS, self.estimate_bps * HEADROOM - self.audio_streams * AUDIO_BPS) / 8
+
+    def _refill(self) -> float:
         now = self._clock()
-        rate = self.estimate_bps * HEADROOM / 8
+        rate = self._video_rate()
         burst = max(rate * BURST_S, 20_000)
         self._tokens = min(burst, self._tokens + (now - self._at) * rate)
         self._at = now
@@ -191,11 +198,10 @@ class Downlink:
     def start_frame(self) -> bool:
         """Whether a video frame may start now: the budget is not in debt. A frame that starts
         is sent whole (`spend`), so a keyframe larger than the budget's burst still gets through."""
-        if not self.limited:
+        if self._congested_until == _NEVER or not self.limited:
             return True
         self._refill()
-        assert self.estimate_bps is not None
-        if self._tokens < -self.estimate_bps * HEADROOM / 8 * FRAME_DEBT_S:
+        if self._tokens < -self._video_rate() * FRAME_DEBT_S:
             self.dropped_video += 1
             return False
         return True
@@ -205,7 +211,7 @@ class Downlink:
         if not self.limited or self.estimate_bps is None:
             return
         self._refill()
-        floor = -self.estimate_bps * HEADROOM / 8 * MAX_DEBT_S
+        floor = -self._video_rate() * MAX_DEBT_S
         self._tokens = max(floor, self._tokens - size)
 
     def admit_retransmission(self, size: int) -> bool:

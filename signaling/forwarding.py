@@ -39,8 +39,15 @@ NACK_FORGET_S = 1.0  # a packet missing longer than this is given up (the keyfra
 RESEND_AFTER_S = 0.3  # a packet sent again is not sent again sooner than this (it may be on its way)
 RESEND_MAX_AGE = 96  # packets: an older one is too late to be shown (and would look like a restart)
 _HEADER = struct.Struct("!BBHII")
+_HEADER_WITH_SEND_TIME = struct.Struct("!BBHIIII")  # ... and one one-byte extension: abs-send-time
+_ONE_BYTE_EXTENSIONS = 0xBEDE0001  # the RFC 8285 profile, one 32-bit word of extensions
 _ABS_SEND_TIME_UNITS = 1 << 18  # 6.18 fixed-point seconds
 _SEQ_TS_SSRC = struct.Struct("!HII")
+
+
+def abs_send_time() -> int:
+    """Now, as the abs-send-time header extension has it (6.18 fixed-point seconds, 24 bits)."""
+    return int(time.time() * _ABS_SEND_TIME_UNITS) & 0xFFFFFF
 
 
 def parse_rtp(data: bytes) -> tuple[int, int, int, int, int, int, int] | None:
@@ -187,9 +194,9 @@ class Subscription:
         self.source = ssrc
 
     def forward(self, payload: bytes, marker: int, seq: int, timestamp: int, keyframe: bool,
-                vp8: tuple[int, int, int, int, int, int] | None = None) -> bool:
+                vp8: tuple[int, int, int, int, int, int] | None = None, sent_at: int | None = None) -> bool:
         """Send one packet; False when this subscriber needs a keyframe (ask the publisher now).
-        vp8 is the packet's vp8_descriptor, for video."""
+        vp8 is the packet's vp8_descriptor, for video; sent_at its abs-send-time (default: now)."""
         if self.paused:
             return True
         if self.kind == "video" and timestamp != self._frame_ts:  # a new frame: may it start?
@@ -217,10 +224,11 @@ class Subscription:
         out_seq = (seq + self._seq_offset) & 0xFFFF
         out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
         if self._abs_send_time_id is not None:
-            header = _HEADER.pack(0x90, (marker << 7) | self.payload_type, out_seq, out_ts, self.ssrc)
-            sent_at = int(time.time() * _ABS_SEND_TIME_UNITS) & 0xFFFFFF
-            extension = b"\xbe\xde\x00\x01" + bytes([(self._abs_send_time_id << 4) | 2]) + sent_at.to_bytes(3, "big")
-            packet = header + extension + payload
+            if sent_at is None:
+                sent_at = abs_send_time()
+            packet = _HEADER_WITH_SEND_TIME.pack(
+                0x90, (marker << 7) | self.payload_type, out_seq, out_ts, self.ssrc, _ONE_BYTE_EXTENSIONS,
+                (self._abs_send_time_id << 28) | (2 << 24) | sent_at) + payload
         else:
             packet = _HEADER.pack(0x80, (marker << 7) | self.payload_type, out_seq, out_ts, self.ssrc) + payload
         self.downlink.sent(len(packet), video=self.kind == "video")
@@ -453,6 +461,7 @@ class PublishedStream:
                     layer.width, layer.height = size
                     self.rank_layers()
         starved = False
+        sent_at = abs_send_time() if vp8 is not None else None  # one clock reading for the fan-out
         for subscription in self.subscriptions:
             if subscription.source != ssrc:  # another layer is forwarded to it, or none yet
                 if ssrc != self.desired(subscription):
@@ -461,7 +470,7 @@ class PublishedStream:
                     starved = starved or not subscription.paused
                     continue
                 subscription.switch(ssrc)
-            if not subscription.forward(payload, marker, seq, timestamp, keyframe, vp8):
+            if not subscription.forward(payload, marker, seq, timestamp, keyframe, vp8, sent_at):
                 starved = True
         if starved and time.monotonic() - layer.last_pli >= KEYFRAME_RETRY_S:
             self.want_keyframe(ssrc)

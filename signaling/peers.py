@@ -138,7 +138,8 @@ class ServerPeer:
             )
         transport = transceivers[0].receiver.transport
         self._send = hooks.packet_sender(transport)
-        hooks.intercept_rtp(transport, self._on_rtp)
+        hooks.receive_rtp_directly(transport, self._on_rtp)
+        hooks.intercept_rtp(transport, self._on_early_rtp)  # what arrived before the keys did
         hooks.intercept_rtcp(transport, self._on_rtcp)
         for transceiver in transceivers:
             _prefer(transceiver)
@@ -294,7 +295,10 @@ class ServerPeer:
             self._send(bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=sender_ssrc, media_ssrc=0,
                                             fci=pack_remb_fci(bitrate_bps, ssrcs))))
 
-    async def _on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
+    async def _on_early_rtp(self, data: bytes, arrival_time_ms: int) -> None:
+        self._on_rtp(data)
+
+    def _on_rtp(self, data: bytes) -> None:
         header = parse_rtp(data)
         if header is None:
             return

@@ -121,6 +121,15 @@ class ToneTrack(MediaStreamTrack):
         return frame
 
 
+def simulcast_offer(sdp: str, rids: list[str], extension_id: int) -> str:
+    """An aiortc offer with the camera's m-line (the second) sending simulcast layers, as a
+    browser's offer says it: the rid extension, a=rid lines and a=simulcast."""
+    sections = sdp.split("\r\nm=")
+    lines = [f"a=extmap:{extension_id} {RID_URI}"] + [f"a=rid:{rid} send" for rid in rids]
+    sections[2] = sections[2] + "\r\n" + "\r\n".join(lines + [f"a=simulcast:send {';'.join(rids)}"])
+    return "\r\nm=".join(sections)
+
+
 class SimulcastCamera:
     """A camera published in two simulcast layers as the room page asks a browser to: 'l' at
     half size and 'h' at full size, two VP8 encoders over the same frames, each layer with its
@@ -145,11 +154,7 @@ class SimulcastCamera:
 
     def offer(self, sdp: str) -> str:
         """The offer with the camera's m-line (the second) sending the layers."""
-        sections = sdp.split("\r\nm=")
-        rids = [layer["rid"] for layer in self.layers]
-        lines = [f"a=extmap:{self.RID_ID} {RID_URI}"] + [f"a=rid:{rid} send" for rid in rids]
-        sections[2] = sections[2] + "\r\n" + "\r\n".join(lines + [f"a=simulcast:send {';'.join(rids)}"])
-        return "\r\nm=".join(sections)
+        return simulcast_offer(sdp, [layer["rid"] for layer in self.layers], self.RID_ID)
 
     async def run(self, transceiver: RTCRtpTransceiver) -> None:
         transport = transceiver.sender.transport

@@ -5,6 +5,7 @@ import inspect
 from importlib.metadata import version
 
 import aiortc
+import aioice.ice
 from aioice import Connection
 from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 
@@ -21,6 +22,9 @@ def test_transport_internals() -> None:
     assert "self._tx_srtp = " in inspect.getsource(RTCDtlsTransport._setup_srtp)
     assert "def _register_rtp_receiver" in inspect.getsource(RTCDtlsTransport)
     assert "self._nominated" in inspect.getsource(Connection.sendto)
+    # receive_rtp_directly: aioice hands every datagram to data_received, which only queues it.
+    assert "self._queue.put_nowait((data, component))" in inspect.getsource(Connection.data_received)
+    assert "data_received(data, self.local_candidate.component)" in inspect.getsource(aioice.ice.StunProtocol.datagram_received)
     assert "active_pair.protocol.send_data(data, active_pair.remote_addr)" in inspect.getsource(Connection.sendto)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from signaling.bandwidth import (
     AUDIO_BPS,
+    AUDIO_ONLY_AFTER_S,
     CONGESTED_HOLD_S,
     MAX_VIDEO_BPS,
     MIN_VIDEO_BPS,
@@ -115,11 +116,11 @@ def test_audio_only_after_a_sustained_weak_link_then_video_tried_again() -> None
     link.streams(video=4)
     link.loss(40)
     assert link.feedback(200_000) is False and not link.audio_only  # 45k per stream: a dip?
-    clock.now += 3
+    clock.now += AUDIO_ONLY_AFTER_S / 2
     link.loss(40)
     assert link.tick() is False and not link.audio_only
-    clock.now += 3.5
-    assert link.loss(40) is True and link.audio_only  # still too small after 6 s, and still losing
+    clock.now += AUDIO_ONLY_AFTER_S / 2 + 0.1
+    assert link.loss(40) is True and link.audio_only  # still too small, and still losing
     assert link.feedback(300_000) is False and link.audio_only  # 67k per stream: not yet 90k
     link.loss(40)
     clock.now += 10.5
@@ -138,7 +139,9 @@ def test_a_small_estimate_without_loss_keeps_the_video() -> None:
 
 def test_video_again_as_soon_as_the_estimate_allows() -> None:
     link, clock = limited(2, 100_000)
-    clock.now += 7
+    clock.now += AUDIO_ONLY_AFTER_S / 2
+    link.loss(40)
+    clock.now += AUDIO_ONLY_AFTER_S / 2 + 0.1
     assert link.loss(40) is True and link.audio_only
     assert link.feedback(250_000) is True and not link.audio_only  # 225k / 2 >= 90k
 

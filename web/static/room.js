@@ -92,6 +92,8 @@ let listed = [];
 let handRaised = false;
 let picking = false;
 let retryMs = 1000;
+const REJOIN_AFTER_MS = 3000; // media gone this long: join again at once (see "connectionstatechange")
+let rejoinTimer = null;
 // While the room is not open yet: when it opens (ms since the epoch), so the page waits and then joins.
 let opensAt = 0;
 const ROOM_POLL_MS = 30_000; // the host may open the room early: ask again at least this often
@@ -196,7 +198,15 @@ async function handle(message) {
     case "answer":
       await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
       pc.addEventListener("connectionstatechange", () => {
-        if (pc && pc.connectionState === "failed" && socket) socket.close();
+        if (!pc) return;
+        clearTimeout(rejoinTimer);
+        if (pc.connectionState === "failed" && socket) socket.close();
+        // A phone that switched networks (Wi-Fi to 4G): the server cannot restart ICE, so join
+        // again with a new connection after a few seconds without media, rather than wait ~30 s
+        // for "failed". The seat is kept meanwhile (admitted, muted, caucus).
+        else if (pc.connectionState === "disconnected") {
+          rejoinTimer = setTimeout(() => { if (pc?.connectionState === "disconnected" && socket) socket.close(); }, REJOIN_AFTER_MS);
+        }
       });
       status("");
       break;
@@ -341,6 +351,11 @@ function reportView() {
   }, 500);
 }
 new ResizeObserver(reportView).observe($("grid"));
+
+// Back online (or on another network): if the media connection is not up, join again now.
+window.addEventListener("online", () => {
+  if (socket && pc && pc.connectionState !== "connected") socket.close();
+});
 
 function gatheringDone(connection, timeoutMs) {
   if (connection.iceGatheringState === "complete") return Promise.resolve();
