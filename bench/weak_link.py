@@ -10,8 +10,8 @@ drop-tail past 250 ms, as a real bottleneck; its receiver repairs loss as a brow
 trial lets the room settle, then measures: what the server offered the link, the share of each
 publisher's audio frames and the video frames per second that reached the party (the worse
 publisher), the width it received, and what the other publisher (a good link) received of the
-first. A last trial measures a whole minute with simulcast, to count what the server's tries at
-a larger layer cost (it tries after 30 s without loss, then after 60, 120 s...).
+first. A last trial measures a whole minute with simulcast (the server's first try at a larger
+layer comes 2 minutes after the last loss: a try that fails costs a few seconds of loss).
 
     .venv/bin/python bench/weak_link.py [--trials 3] [--link-kbps 300]
 """
@@ -107,7 +107,7 @@ async def run(trials: int, link_bps: int) -> None:
             print(row(label, str(n), r))
         print(row(label, "median", {key: statistics.median(r[key] for r in rows) for key in rows[0]}))
     budgets(True)
-    print(f"  then one trial of {LONG_S} s with simulcast (its tries at the larger layer included):")
+    print(f"  then one trial of {LONG_S} s with simulcast:")
     print(row("simulcast, 60 s", "1", await trial(link_bps, True, LONG_S)))
 
 

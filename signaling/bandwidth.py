@@ -40,10 +40,11 @@ HEADROOM = 0.9  # keep a tenth of the estimate free for RTCP and the estimate's 
 BURST_S = 0.3  # the budget may run this far ahead (a keyframe is a burst)
 LOSSY_FRACTION = 13  # of 256 (5%): a receiver report above this means the link is congested
 LOSSY_RECENT_S = 2.0  # audio only needs loss this recent too (reports come every second or so)
-CONGESTED_HOLD_S = 30.0  # the link stays limited this long after the last lossy report ...
-MAX_HOLD_S = 240.0  # ... twice that after each failed try at more, up to this (a failed try
-#                     costs a second or two of loss: every layer goes up at once)
-RELAPSE_S = 60.0  # congestion again within this long after a hold ended: the try failed
+CONGESTED_HOLD_S = 120.0  # the link stays limited this long after the last lossy report ...
+MAX_HOLD_S = 480.0  # ... twice that after each failed try at more, up to this (bench/weak_link.py:
+#                     a failed try cost 8% of a minute's audio on a 300 kbit/s link: every layer
+#                     goes up at once, and there is no gentler probe without padding)
+RELAPSE_S = 120.0  # congestion again within this long after a hold ended: the try failed
 CLEAN_FRACTION = 5  # of 256 (2%): reports at or below this let the delivered estimate grow
 GROWTH = 1.15  # per second without loss ...
 GROWTH_CAP = 1.5  # ... up to this times what was actually sent
