@@ -4,8 +4,8 @@ from __future__ import annotations
 import inspect
 from importlib.metadata import version
 
-import aiortc
 import aioice.ice
+import aiortc
 from aioice import Connection
 from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 
