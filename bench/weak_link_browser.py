@@ -35,26 +35,12 @@ import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
 
+from tests.web.browser import CHROMIUM, FLAGS, KEEP_PEER_CONNECTIONS  # noqa: E402
+
 NS, HOST_IF, NS_IF = "tj-weak", "tj-host", "tj-weak0"
 HOST_IP, NS_IP = "10.77.0.1", "10.77.0.2"
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox",
-         "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-gpu",
-         "--autoplay-policy=no-user-gesture-required"]
 PASSWORD = "bench-password-1"
 SETTLE_S = 10
-
-KEEP_PEER_CONNECTIONS = """(() => {
-  const Original = window.RTCPeerConnection;
-  window.peerConnections = [];
-  window.RTCPeerConnection = function (...args) {
-    const pc = new Original(...args);
-    window.peerConnections.push(pc);
-    return pc;
-  };
-  window.RTCPeerConnection.prototype = Original.prototype;
-  Object.assign(window.RTCPeerConnection, Original);
-})();"""
 
 # A publisher as a browser without simulcast would be: the page's large layer only.
 ONE_LAYER = """(() => {

@@ -9,14 +9,9 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.conftest import STAFF_PASSWORD
+from tests.web.browser import CHROMIUM, FLAGS
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-FLAGS = [
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox",
-    "--disable-background-networking", "--disable-component-update", "--no-first-run",
-    "--disable-gpu", "--autoplay-policy=no-user-gesture-required",
-]
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from typing import Any
 from playwright.async_api import Browser
 
 from tests.conftest import Live, book, token_of
+from tests.web.browser import KEEP_PEER_CONNECTIONS
 from tests.web.conftest import ARTIFACTS, videos_playing
 
 
@@ -102,19 +103,6 @@ async def test_party_early_is_told_when_the_room_opens_and_joins_by_itself(brows
     await page.wait_for_selector("#notice:has-text('请稍候')", timeout=30000)
     await page.close()
 
-
-# Every RTCPeerConnection the page makes, for reading its statistics.
-KEEP_PEER_CONNECTIONS = """(() => {
-  const Original = window.RTCPeerConnection;
-  window.peerConnections = [];
-  window.RTCPeerConnection = function (...args) {
-    const pc = new Original(...args);
-    window.peerConnections.push(pc);
-    return pc;
-  };
-  window.RTCPeerConnection.prototype = Original.prototype;
-  Object.assign(window.RTCPeerConnection, Original);
-})();"""
 
 CAMERA_LAYERS = """async () => {
   const pc = window.peerConnections[window.peerConnections.length - 1];
