@@ -337,6 +337,9 @@ class PublishedStream:
         self.layers: dict[int, Layer] = {}
         self.top: Layer | None = None  # the largest active layer: who chose nothing gets it
         self.subscriptions: list[Subscription] = []
+        # The layers some subscriber gets or waits for (None: to be worked out again): the packets
+        # of any other layer go nowhere, without a look at each subscriber.
+        self._needed: set[int] | None = None
         self._request_keyframe = request_keyframe
         # Uplink loss is repaired here, once, by NACKing the publisher: its retransmission then
         # reaches every subscriber like any packet (instead of each of them NACKing the loss).
@@ -371,6 +374,18 @@ class PublishedStream:
         active = self.active_layers()
         if active:
             self.top = max(active, key=lambda layer: (layer.pixels, layer.heard_at if not layer.pixels else 0))
+        self._needed = None
+
+    def choose(self, subscription: Subscription, ssrc: int | None) -> None:
+        """Give a subscriber another layer (None: the top), from that layer's next keyframe."""
+        if subscription.target != ssrc:
+            subscription.target = ssrc
+            self._needed = None
+
+    def _find_needed(self) -> set[int]:
+        wanted = [self.desired(s) for s in self.subscriptions] + [s.source for s in self.subscriptions]
+        self._needed = {ssrc for ssrc in wanted if ssrc is not None}
+        return self._needed
 
     def desired(self, subscription: Subscription) -> int | None:
         """The layer this subscriber should get: its choice while that layer arrives, else the top."""
@@ -384,6 +399,7 @@ class PublishedStream:
         subscription.restart()
         subscription.target = None
         self.subscriptions.append(subscription)
+        self._needed = None
         if self.kind == "video":
             self.want_keyframe()
 
@@ -391,6 +407,7 @@ class PublishedStream:
         """Stop sending to a subscriber."""
         if subscription in self.subscriptions:
             self.subscriptions.remove(subscription)
+            self._needed = None
 
     def _track_loss(self, layer: Layer, seq: int) -> None:
         if layer.highest is None:
@@ -462,7 +479,8 @@ class PublishedStream:
                     self.rank_layers()
         starved = False
         sent_at = abs_send_time() if vp8 is not None else None  # one clock reading for the fan-out
-        for subscription in self.subscriptions:
+        needed = self._needed if self._needed is not None else self._find_needed()
+        for subscription in self.subscriptions if ssrc in needed else ():
             if subscription.source != ssrc:  # another layer is forwarded to it, or none yet
                 if ssrc != self.desired(subscription):
                     continue
@@ -470,6 +488,7 @@ class PublishedStream:
                     starved = starved or not subscription.paused
                     continue
                 subscription.switch(ssrc)
+                self._needed = None
             if not subscription.forward(payload, marker, seq, timestamp, keyframe, vp8, sent_at):
                 starved = True
         if starved and time.monotonic() - layer.last_pli >= KEYFRAME_RETRY_S:

@@ -263,9 +263,9 @@ class ServerPeer:
                 continue
             subscription = slot.video
             layers = stream.active_layers()
-            subscription.target = choose_layer(
+            stream.choose(subscription, choose_layer(
                 [Choice(layer.ssrc, layer.pixels, layer.bps) for layer in layers], share,
-                subscription.tile_pixels, subscription.source) if len(layers) > 1 else None
+                subscription.tile_pixels, subscription.source) if len(layers) > 1 else None)
             if subscription.target not in (None, subscription.source) and not subscription.paused:
                 stream.want_keyframe(subscription.target)
 

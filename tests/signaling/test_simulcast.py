@@ -80,7 +80,7 @@ def test_the_largest_layer_goes_to_a_subscriber_that_chose_nothing(room) -> None
 def test_a_switch_waits_for_a_keyframe_and_numbering_continues(room) -> None:
     publisher, subscription, sent, asked = room
     publisher.both()
-    subscription.target = SMALL
+    publisher.stream.choose(subscription, SMALL)
     publisher.both()  # no keyframe on the small layer yet: the large one still goes
     assert subscription.source == LARGE and len(sent) == 4
     assert SMALL in asked  # the publisher was asked for a keyframe of the layer wanted
@@ -99,9 +99,9 @@ def test_a_switch_waits_for_a_keyframe_and_numbering_continues(room) -> None:
 
 def test_back_up_to_the_large_layer_continues_too(room) -> None:
     publisher, subscription, sent, _ = room
-    subscription.target = SMALL
+    publisher.stream.choose(subscription, SMALL)
     publisher.frame(SMALL, keyframe=True)
-    subscription.target = LARGE
+    publisher.stream.choose(subscription, LARGE)
     publisher.frame(LARGE, keyframe=True)
     publisher.frame(LARGE)
     got = [received(p) for p in sent]
