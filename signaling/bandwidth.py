@@ -29,8 +29,9 @@ AUDIO_BPS = 50_000  # an Opus voice stream (32 kbit/s) with its RTP, SRTP, UDP a
 START_BPS = 300_000  # the NACK answers' budget on a link that is not limited
 MAX_DEBT_S = 1.0  # a frame that starts within budget is sent whole, even a keyframe, up to this debt ...
 FRAME_DEBT_S = 0.5  # ... and new frames start until the debt is this deep (each refused one costs a keyframe)
-MIN_VIDEO_BPS = 60_000  # per video stream: below this for a while, the subscriber gets audio only ...
-RESUME_VIDEO_BPS = 90_000  # ... and video again from this (so that it does not flap)
+MIN_VIDEO_BPS = 40_000  # per video stream: below this for a while (and losing), the subscriber gets audio only ...
+RESUME_VIDEO_BPS = 60_000  # ... and video again from this (so that it does not flap)
+MIN_PUBLISHER_BPS = 60_000  # a single-layer camera is never steered below this
 AUDIO_ONLY_AFTER_S = 3.0  # how long a share must stay too small while the link loses packets
 PROBE_EVERY_S = 10.0  # on audio only, try video again this often: the estimate only grows
 #                       while video flows, so without a try it could never come back
@@ -245,4 +246,4 @@ def publisher_target_bps(shares: list[int | None], *, simulcast: bool = False) -
     known = [share for share in shares if share is not None]
     if not known:
         return MAX_VIDEO_BPS
-    return max(MIN_VIDEO_BPS, min(MAX_VIDEO_BPS, min(known)))
+    return max(MIN_PUBLISHER_BPS, min(MAX_VIDEO_BPS, min(known)))
