@@ -29,8 +29,8 @@ AUDIO_BPS = 50_000  # an Opus voice stream (32 kbit/s) with its RTP, SRTP, UDP a
 START_BPS = 300_000  # the NACK answers' budget on a link that is not limited
 MAX_DEBT_S = 1.0  # a frame that starts within budget is sent whole, even a keyframe, up to this debt ...
 FRAME_DEBT_S = 0.5  # ... and new frames start until the debt is this deep (each refused one costs a keyframe)
-MIN_VIDEO_BPS = 40_000  # per video stream: below this for a while (and losing), the subscriber gets audio only ...
-RESUME_VIDEO_BPS = 60_000  # ... and video again from this (so that it does not flap)
+MIN_VIDEO_BPS = 60_000  # per video stream: below this for a while (and losing), the subscriber gets audio only ...
+RESUME_VIDEO_BPS = 90_000  # ... and video again from this (so that it does not flap)
 MIN_PUBLISHER_BPS = 60_000  # a single-layer camera is never steered below this
 AUDIO_ONLY_AFTER_S = 3.0  # how long a share must stay too small while the link loses packets
 PROBE_EVERY_S = 10.0  # on audio only, try video again this often: the estimate only grows
@@ -74,6 +74,7 @@ class Downlink:
         self._congested_until = _NEVER
         self._hold_s = CONGESTED_HOLD_S
         self._lossy_at = float("-inf")  # the last lossy report
+        self._low_reports = [0, 0]  # clean and lossy reports since the share fell low
         self._sent_octets = 0  # since the last tick
         self._delivered_octets = 0  # since the last tick, by the receiver's reports
         self._last_window = (0, 0.0)  # (delivered octets, seconds) of the tick before
@@ -104,6 +105,7 @@ class Downlink:
         self._reports += 1
         self._delivered_octets += delivered_octets
         self._worst_loss = max(self._worst_loss, fraction_lost)
+        self._low_reports[fraction_lost > LOSSY_FRACTION] += 1
         if fraction_lost > LOSSY_FRACTION:
             self._lossy_at = now
             if now >= self._congested_until:  # a new episode: did the last try at more fail?
@@ -176,8 +178,12 @@ class Downlink:
             # still growing: the video gets through, so it stays.
             audio_only, self._low_since = False, None
         else:
-            self._low_since = now if self._low_since is None else self._low_since
-            audio_only = now - self._low_since >= AUDIO_ONLY_AFTER_S
+            if self._low_since is None:
+                self._low_since, self._low_reports = now, [0, 0]
+            # Only a link that keeps losing (half its reports or more), not one whose full use
+            # shows a lossy report now and then (a keyframe that overflowed a queue once).
+            clean, lossy = self._low_reports
+            audio_only = now - self._low_since >= AUDIO_ONLY_AFTER_S and lossy >= clean
         changed = audio_only != self.audio_only
         if changed and audio_only:
             self._audio_only_since = now
