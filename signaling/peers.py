@@ -289,7 +289,7 @@ class ServerPeer:
 
     def send_remb(self, bitrate_bps: int) -> None:
         """Tell this participant's browser how much to send (REMB for its camera and screen)."""
-        sender_ssrc = hooks.rtcp_ssrc(self._publish[1].receiver) if self._publish else None
+        sender_ssrc = self._feedback_ssrc()
         ssrcs = [layer.ssrc for s in (self.video, self.screen) for layer in s.active_layers()]
         if sender_ssrc is not None and ssrcs:
             self._send(bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=sender_ssrc, media_ssrc=0,
@@ -315,6 +315,10 @@ class ServerPeer:
             rid = value.decode("ascii", "replace") if value else None
         stream.on_packet(data, marker, seq, timestamp, ssrc, start, end, rid)
 
+    def _feedback_ssrc(self) -> int | None:
+        """The SSRC the server's RTCP to this publisher comes from (None before the offer)."""
+        return hooks.rtcp_ssrc(self._publish[1].receiver) if self._publish else None
+
     def _on_rtcp(self, data: bytes) -> None:
         """Note a publisher's sender report (a compound starts with it): its NTP time's middle
         32 bits and when it came go back in the receiver reports (LSR, DLSR: its round trip)."""
@@ -329,7 +333,7 @@ class ServerPeer:
     def send_receiver_reports(self) -> None:
         """Tell the publisher what arrived of each of its streams (RTCP receiver reports: loss,
         jitter, the round trip), so its encoder adapts to its uplink; once a second."""
-        sender_ssrc = hooks.rtcp_ssrc(self._publish[1].receiver) if self._publish else None
+        sender_ssrc = self._feedback_ssrc()
         if sender_ssrc is None:
             return
         now = time.monotonic()
@@ -347,12 +351,12 @@ class ServerPeer:
             self._send(bytes(RtcpRrPacket(ssrc=sender_ssrc, reports=reports[:31])))
 
     def _request_retransmission(self, media_ssrc: int, seqs: list[int]) -> None:
-        sender_ssrc = hooks.rtcp_ssrc(self._publish[1].receiver) if self._publish else None
+        sender_ssrc = self._feedback_ssrc()
         if sender_ssrc is not None:
             self._send(bytes(RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=sender_ssrc, media_ssrc=media_ssrc, lost=seqs)))
 
     def _request_keyframe(self, media_ssrc: int) -> None:
-        sender_ssrc = hooks.rtcp_ssrc(self._publish[1].receiver) if self._publish else None
+        sender_ssrc = self._feedback_ssrc()
         if sender_ssrc is not None:
             self._send(bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=sender_ssrc, media_ssrc=media_ssrc)))
 
