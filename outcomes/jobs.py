@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from disputes.models import Dispute
 from outcomes import review
@@ -33,27 +34,22 @@ def schedule_follow_up(jobs: Jobs, follow_up_id: int, due_at: dt.datetime) -> No
     jobs.once(f"follow-up-{follow_up_id}", follow_up_due, due_at, (follow_up_id,), FOLLOW_UP_GRACE_S)
 
 
-async def follow_up_due(follow_up_id: int) -> None:
-    """Tell the office that a follow-up visit (回访) is due (once: the outbox key)."""
-    context = job_context()
-    async with context.sessions() as db, db.begin():
-        follow_up = await db.get(FollowUp, follow_up_id)
-        if follow_up is None or follow_up.status != "pending":
-            return
-        dispute = await db.get(Dispute, follow_up.dispute_id)
-        title = dispute.title if dispute else ""
-        await outbox.queue(
-            db, key=f"follow-up:{follow_up_id}", session_id=None, kind="follow_up", channel="email",
-            recipient=context.settings.office_email or context.settings.smtp_from,
-            subject=f"【回访提醒】{title}",
-            body=f"纠纷“{title}”已达成调解协议，现到回访时间，请社区民警回访并在系统中记录回访结果。\n",
-        )
-    context.after_queue()
+async def follow_up_due(db: AsyncSession, follow_up_id: int) -> None:
+    """Tell the office that a follow-up visit (回访) is due."""
+    settings = job_context().settings
+    follow_up = await db.get(FollowUp, follow_up_id)
+    if follow_up is None or follow_up.status != "pending":
+        return
+    dispute = await db.get(Dispute, follow_up.dispute_id)
+    title = dispute.title if dispute else ""
+    await outbox.queue(
+        db, key=f"follow-up:{follow_up_id}", session_id=None, kind="follow_up", channel="email",
+        recipient=settings.office_email or settings.smtp_from,
+        subject=f"【回访提醒】{title}",
+        body=f"纠纷“{title}”已达成调解协议，现到回访时间，请社区民警回访并在系统中记录回访结果。\n",
+    )
 
 
-async def weekly_review() -> None:
+async def weekly_review(db: AsyncSession) -> None:
     """Build, keep and e-mail the review of the week that just ended (每周研判)."""
-    context = job_context()
-    async with context.sessions() as db, db.begin():
-        await review.publish(db, context.settings, utcnow())
-    context.after_queue()
+    await review.publish(db, job_context().settings, utcnow())

@@ -9,9 +9,19 @@ runs jobs only while it holds the scheduler lease (a row in `scheduler_lease`, r
 seconds; a crashed holder's lease runs out). Every process can still add jobs: its scheduler is
 started paused, which writes to the store without running anything.
 
-Job functions are module-level (the store pickles references to them) and take ids only. They
-reach the database and settings through the one `JobContext` the running app installs: that is
-the single piece of module state, because APScheduler 3 offers no other way to hand jobs a context.
+Every due job has its effect exactly once, across nodes and crashes:
+- APScheduler takes a one-off job out of its store as it starts it, so a holder that died
+  mid-job would lose it. Our jobs instead fire on a `Retry` trigger (at the due time, then again
+  every minute) and leave the store only when their work has committed (`Jobs.done`); a new
+  lease holder retries at once whatever the old one left unfinished.
+- The work runs in one transaction with a row in `job_runs` for (job, due time), whose primary
+  key refuses a second run: a retry after a commit, or two holders during a lease hand-over
+  (the lease can lapse under a stalled holder), do nothing the second time.
+
+Job functions are module-level (the store pickles references to them), take the job's database
+session and ids, and run inside that transaction. They reach the settings through the one
+`JobContext` the running app installs: that is the single piece of module state, because
+APScheduler 3 offers no other way to hand jobs a context.
 """
 from __future__ import annotations
 
@@ -19,17 +29,21 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.util import obj_to_ref, ref_to_obj
 from sqlalchemy import String, create_engine, event, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -42,8 +56,8 @@ from server.database import Base, UTCDateTime, utcnow
 
 logger = logging.getLogger(__name__)
 LEASE_NAME = "scheduler"
-LEASE_TTL_S = 30
-LEASE_RENEW_S = 5
+# A job whose work has not committed is tried again this often (a failure, or a holder that died).
+RETRY_S = 60
 
 
 class SchedulerLease(Base):
@@ -56,7 +70,46 @@ class SchedulerLease(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
-async def try_lease(db: AsyncSession, holder: str, ttl_s: int = LEASE_TTL_S) -> bool:
+class JobRun(Base):
+    """A job's work for one due time, committed with that work: it is never done twice."""
+
+    __tablename__ = "job_runs"
+
+    job_id: Mapped[str] = mapped_column(String(191), primary_key=True)
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    done_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Retry(BaseTrigger):
+    """Fires at `due`, then every RETRY_S until the job is done (it leaves the store) or the
+    grace period has passed."""
+
+    def __init__(self, due: dt.datetime, grace_s: int) -> None:
+        self.due, self.grace_s = due, grace_s
+
+    def get_next_fire_time(self, previous_fire_time: dt.datetime | None, now: dt.datetime) -> dt.datetime | None:
+        if previous_fire_time is None:
+            return self.due
+        retry = previous_fire_time + dt.timedelta(seconds=RETRY_S)
+        return retry if retry <= self.due + dt.timedelta(seconds=self.grace_s) else None
+
+    def __repr__(self) -> str:
+        return f"<Retry due={self.due.isoformat()}>"
+
+
+async def claim(db: AsyncSession, job_id: str, due_at: dt.datetime, holder: str) -> bool:
+    """Mark (job, due time) as run in this transaction; False if it already ran (or another
+    holder's run of it commits first: PostgreSQL makes this insert wait for theirs)."""
+    try:
+        async with db.begin_nested():
+            db.add(JobRun(job_id=job_id, due_at=due_at, holder=holder))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def try_lease(db: AsyncSession, holder: str, ttl_s: int) -> bool:
     """Take or renew the lease if it is free, expired or ours."""
     now = utcnow()
     lease = await db.get(SchedulerLease, LEASE_NAME, with_for_update=True)
@@ -85,6 +138,9 @@ class JobContext:
     settings: Settings
     link_for: Callable[[MediationSession, Participant], str]
     after_queue: Callable[[], None]
+    # Set by `Jobs`: who runs the jobs, and what to do once a job's work has committed.
+    holder: str = ""
+    done: Callable[[str, dt.datetime], None] = lambda job_id, due_at: None
 
 
 _context: JobContext | None = None
@@ -126,7 +182,9 @@ class Jobs:
     def __init__(self, settings: Settings, context: JobContext) -> None:
         self.settings = settings
         self.context = context
-        self.holder = f"{uuid.uuid4().hex[:12]}"
+        # The node's name first, so that the lease row says which node runs the jobs.
+        self.holder = f"{settings.node_id or socket.gethostname()}-{uuid.uuid4().hex[:8]}"[-64:]
+        context.holder, context.done = self.holder, self.done
         self.scheduler = AsyncIOScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=jobstore_engine(settings.database_url))},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
@@ -158,7 +216,7 @@ class Jobs:
 
     async def _keep_lease(self) -> None:
         while True:
-            await asyncio.sleep(LEASE_RENEW_S)
+            await asyncio.sleep(max(1.0, self.settings.scheduler_lease_s / 6))
             try:
                 await self.renew()
             except Exception:
@@ -167,11 +225,12 @@ class Jobs:
     async def renew(self) -> None:
         """Take or renew the lease now; run jobs while holding it, pause when it is lost."""
         async with self.context.sessions() as db, db.begin():
-            leading = await try_lease(db, self.holder)
+            leading = await try_lease(db, self.holder, self.settings.scheduler_lease_s)
         if leading and not self.leader:
             logger.info("this process now runs the scheduled jobs (lease %s)", self.holder)
             self.leader = True
             await self.resync()
+            self._retry_unfinished()
             self.scheduler.resume()
         elif not leading and self.leader:
             logger.warning("scheduler lease lost; pausing jobs")
@@ -179,6 +238,14 @@ class Jobs:
             self.scheduler.pause()
         elif leading:
             self.scheduler.wakeup()  # pick up jobs that other processes added
+
+    def _retry_unfinished(self) -> None:
+        """Jobs already due but still in the store were left unfinished by the last holder (or
+        failed): run them now rather than at their next retry."""
+        now = utcnow()
+        for job in self.scheduler.get_jobs():
+            if isinstance(job.trigger, Retry) and job.trigger.due <= now and job.next_run_time > now:
+                job.modify(next_run_time=now)
 
     async def resync(self) -> None:
         """Make sure every future active session has its jobs (after a crash between commit and add)."""
@@ -205,22 +272,42 @@ class Jobs:
              (session_id,), 7 * 24 * 3600),
         ]
         for job_id, func, run_at, args, grace in plan:
-            if run_at <= now:
-                continue
-            self.scheduler.add_job(
-                func, "date", run_date=run_at, args=args, id=job_id, replace_existing=True,
-                misfire_grace_time=grace,
-            )
+            if run_at > now:
+                self._add(job_id, func, run_at, args, grace)
 
-    def once(self, job_id: str, func: Callable[..., Any], run_at: dt.datetime, args: tuple[Any, ...], grace_s: int) -> None:
+    def once(self, job_id: str, func: Callable[..., Awaitable[None]], run_at: dt.datetime, args: tuple[Any, ...], grace_s: int) -> None:
         """Run a module-level job function once at run_at (now if that has passed)."""
-        self.scheduler.add_job(func, "date", run_date=max(run_at, utcnow()), args=args, id=job_id,
-                               replace_existing=True, misfire_grace_time=grace_s)
+        self._add(job_id, func, max(run_at, utcnow()), args, grace_s)
 
-    def weekly(self, job_id: str, func: Callable[..., Any], day: str, hour: int, grace_s: int) -> None:
+    def weekly(self, job_id: str, func: Callable[..., Awaitable[None]], day: str, hour: int, grace_s: int) -> None:
         """Run a module-level job function every week on that day and hour (office time)."""
-        self.scheduler.add_job(func, CronTrigger(day_of_week=day, hour=hour, timezone=ZoneInfo(self.settings.timezone)),
-                               id=job_id, replace_existing=True, misfire_grace_time=grace_s)
+        week = (day, hour, self.settings.timezone)
+        existing = self.scheduler.get_job(job_id)
+        if existing is not None and existing.args[:1] == (obj_to_ref(func),) and existing.args[3:4] == (week,):
+            return  # keep the pending week's due time (a restart must not skip or repeat one)
+        self._add(job_id, func, _next_week(week, utcnow()), (), grace_s, week)
+
+    def _add(self, job_id: str, func: Callable[..., Awaitable[None]], due: dt.datetime, args: tuple[Any, ...],
+             grace_s: int, week: tuple[str, int, str] | None = None) -> None:
+        self.scheduler.add_job(
+            run_job, Retry(due, grace_s), args=(obj_to_ref(func), job_id, due, week, grace_s, *args),
+            id=job_id, replace_existing=True, misfire_grace_time=grace_s,
+        )
+
+    def done(self, job_id: str, due_at: dt.datetime) -> None:
+        """A job's work for due_at has committed: take it out of the store (a weekly job moves
+        on to the next week), unless it has been moved to another time since."""
+        job = self.scheduler.get_job(job_id)
+        if job is None or job.args[2] != due_at:
+            return
+        ref, _, _, week, grace_s, *args = job.args
+        if week is None:
+            try:
+                job.remove()
+            except JobLookupError:
+                pass
+        else:
+            self._add(job_id, ref_to_obj(ref), _next_week(week, due_at), tuple(args), grace_s, week)
 
     def remove_session(self, session_id: int) -> None:
         """Remove a cancelled session's jobs."""
@@ -232,6 +319,28 @@ class Jobs:
                     pass
 
 
+def _next_week(week: tuple[str, int, str], after: dt.datetime) -> dt.datetime:
+    day, hour, timezone = week
+    trigger = CronTrigger(day_of_week=day, hour=hour, timezone=ZoneInfo(timezone))
+    next_time = trigger.get_next_fire_time(None, after + dt.timedelta(seconds=1))
+    assert next_time is not None
+    return next_time.astimezone(dt.timezone.utc)
+
+
+async def run_job(ref: str, job_id: str, due_at: dt.datetime, week: Any, grace_s: int, *args: Any) -> None:
+    """What the scheduler runs: the job function in one transaction with its `job_runs` row,
+    then `done` (see the module doc)."""
+    del week, grace_s  # read back from the store by `Jobs.done`
+    context = job_context()
+    async with context.sessions() as db, db.begin():
+        if await claim(db, job_id, due_at, context.holder):
+            await ref_to_obj(ref)(db, *args)
+        else:
+            logger.info("job %s for %s already ran", job_id, due_at.isoformat())
+    context.after_queue()
+    context.done(job_id, due_at)
+
+
 def job_context() -> JobContext:
     """The running app's context, for job functions (here and in other packages)."""
     if _context is None:
@@ -239,35 +348,29 @@ def job_context() -> JobContext:
     return _context
 
 
-async def remind(session_id: int, offset_s: int) -> None:
-    """Queue the reminder for every participant (once: the outbox key makes it idempotent)."""
+async def remind(db: AsyncSession, session_id: int, offset_s: int) -> None:
+    """Queue the reminder for every participant."""
     context = job_context()
-    async with context.sessions() as db, db.begin():
-        session = await db.get(MediationSession, session_id)
-        if session is None or session.status not in ACTIVE_STATES:
-            return
-        dispute = await db.get(Dispute, session.dispute_id)
-        await notify.queue_session_messages(
-            db, session, reminder_kind(offset_s), tag=f"reminder-{offset_s}",
-            dispute_title=dispute.title if dispute else "",
-            link_for=lambda p: context.link_for(session, p), settings=context.settings,
-        )
-    context.after_queue()
+    session = await db.get(MediationSession, session_id)
+    if session is None or session.status not in ACTIVE_STATES:
+        return
+    dispute = await db.get(Dispute, session.dispute_id)
+    await notify.queue_session_messages(
+        db, session, reminder_kind(offset_s), tag=f"reminder-{offset_s}",
+        dispute_title=dispute.title if dispute else "",
+        link_for=lambda p: context.link_for(session, p), settings=context.settings,
+    )
 
 
-async def open_room(session_id: int) -> None:
+async def open_room(db: AsyncSession, session_id: int) -> None:
     """Mark the room open (participants may join from now on)."""
-    context = job_context()
-    async with context.sessions() as db, db.begin():
-        session = await db.get(MediationSession, session_id)
-        if session is not None and session.room_opened_at is None:
-            session.room_opened_at = utcnow()
+    session = await db.get(MediationSession, session_id)
+    if session is not None and session.room_opened_at is None:
+        session.room_opened_at = utcnow()
 
 
-async def close_room(session_id: int) -> None:
+async def close_room(db: AsyncSession, session_id: int) -> None:
     """Mark the room closed at the end plus the grace period."""
-    context = job_context()
-    async with context.sessions() as db, db.begin():
-        session = await db.get(MediationSession, session_id)
-        if session is not None and session.room_closed_at is None:
-            session.room_closed_at = utcnow()
+    session = await db.get(MediationSession, session_id)
+    if session is not None and session.room_closed_at is None:
+        session.room_closed_at = utcnow()

@@ -54,6 +54,13 @@ class Settings:
     smtp_password: str = ""
     smtp_starttls: bool = False
     run_scheduler: bool = True
+    # The scheduler lease: a node that stops renewing it loses it after this many seconds.
+    scheduler_lease_s: int = 30
+    # Several nodes on one PostgreSQL database (README "Several nodes"): this node's name, and
+    # the address where browsers reach it directly (behind the proxy, e.g.
+    # https://mediation.example/n/a). Without a node URL, every room stays on this node.
+    node_id: str = ""
+    node_url: str = ""
     # Media worker processes (one per core); 0 keeps the media in the web process.
     media_workers: int = 0
     # ICE for browsers: STUN URLs, and TURN URLs with the shared secret of coturn's

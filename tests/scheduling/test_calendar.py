@@ -47,10 +47,10 @@ async def test_reschedule_moves_jobs_and_cancel_removes_them(running: Running, s
     scheduler = running.app.state.jobs.scheduler
     sid = session["id"]
     reminder = scheduler.get_job(f"session-{sid}-remind-86400")
-    assert reminder.trigger.run_date == next_monday(10) - dt.timedelta(days=1)
-    assert scheduler.get_job(f"session-{sid}-open").trigger.run_date == next_monday(9, 50)
-    assert scheduler.get_job(f"session-{sid}-close").trigger.run_date == next_monday(11, 30)
+    assert reminder.trigger.due == next_monday(10) - dt.timedelta(days=1)
+    assert scheduler.get_job(f"session-{sid}-open").trigger.due == next_monday(9, 50)
+    assert scheduler.get_job(f"session-{sid}-close").trigger.due == next_monday(11, 30)
     await staff_client.post(f"/api/sessions/{sid}/reschedule", json={"start": next_monday(14).isoformat()})
-    assert scheduler.get_job(f"session-{sid}-remind-900").trigger.run_date == next_monday(13, 45)
+    assert scheduler.get_job(f"session-{sid}-remind-900").trigger.due == next_monday(13, 45)
     await staff_client.post(f"/api/sessions/{sid}/cancel", json={"reason": "x"})
     assert [j.id for j in scheduler.get_jobs() if j.id.startswith(f"session-{sid}-")] == []

@@ -6,6 +6,9 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import select
+
+from scheduling.jobs import JobRun, run_job
 from server.app import create_app
 from server.config import Settings
 from tests.conftest import Inbox, Running, add_staff, log_in, started
@@ -87,3 +90,63 @@ async def test_lease_passes_on_when_the_leader_stops(make_settings: Callable[...
     # b stopped last; now start a alone again: it leads at once.
     async with a.router.lifespan_context(a):
         assert a.state.jobs.leader
+
+
+# A job function of the tests' own (the store keeps a reference to it by name): it counts its
+# runs and fails while FAILING is set, as a job whose holder dies mid-way leaves no work behind.
+RUNS: list[int] = []
+FAILING: list[bool] = []
+
+
+async def counted(db: Any, n: int) -> None:
+    if FAILING:
+        raise RuntimeError("the job's work fails")
+    RUNS.append(n)
+
+
+async def _wait_until(condition: Callable[[], bool], timeout_s: float = 10) -> None:
+    for _ in range(int(timeout_s / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+async def test_a_due_job_runs_once_even_when_fired_twice(make_settings: Callable[..., Settings]) -> None:
+    RUNS.clear()
+    settings = make_settings()
+    async with started(settings) as running:
+        jobs = running.app.state.jobs
+        jobs.once("counted", counted, dt.datetime.now(dt.timezone.utc), (7,), grace_s=3600)
+        args = jobs.scheduler.get_job("counted").args
+        await _wait_until(lambda: jobs.scheduler.get_job("counted") is None)  # done: out of the store
+        assert RUNS == [7]
+        # The same due time fired again, twice at once (a retry after the commit, or a second
+        # holder during a lease hand-over): the job_runs row refuses both.
+        await asyncio.gather(run_job(*args), run_job(*args))
+        assert RUNS == [7]
+        async with running.app.state.db_sessions() as db:
+            runs = (await db.scalars(select(JobRun))).all()
+        assert [(r.job_id, r.holder) for r in runs if r.job_id == "counted"] == [("counted", jobs.holder)]
+
+
+async def test_a_job_left_unfinished_is_run_by_the_next_holder(make_settings: Callable[..., Settings]) -> None:
+    RUNS.clear()
+    FAILING.append(True)
+    settings = make_settings()
+    a, b = create_app(settings), create_app(settings)
+    try:
+        async with a.router.lifespan_context(a):
+            jobs = a.state.jobs
+            jobs.once("counted", counted, dt.datetime.now(dt.timezone.utc), (8,), grace_s=3600)
+            # It fails, and stays in the store for its retry a minute later.
+            await _wait_until(lambda: jobs.scheduler.get_job("counted").next_run_time > dt.datetime.now(dt.timezone.utc)
+                              + dt.timedelta(seconds=30))
+            assert RUNS == []
+        FAILING.clear()
+        async with b.router.lifespan_context(b):  # the next holder retries it at once
+            assert b.state.jobs.leader
+            await _wait_until(lambda: b.state.jobs.scheduler.get_job("counted") is None)
+            assert RUNS == [8]
+    finally:
+        FAILING.clear()
