@@ -82,8 +82,8 @@ class JobRun(Base):
 
 
 class Retry(BaseTrigger):
-    """Fires at `due`, then every RETRY_S until the job is done (it leaves the store) or the
-    grace period has passed."""
+    """Fires at `due`, then every RETRY_S until the job is done (it leaves the store); the
+    last try is at the end of the grace period."""
 
     def __init__(self, due: dt.datetime, grace_s: int) -> None:
         self.due, self.grace_s = due, grace_s
@@ -91,8 +91,10 @@ class Retry(BaseTrigger):
     def get_next_fire_time(self, previous_fire_time: dt.datetime | None, now: dt.datetime) -> dt.datetime | None:
         if previous_fire_time is None:
             return self.due
-        retry = previous_fire_time + dt.timedelta(seconds=RETRY_S)
-        return retry if retry <= self.due + dt.timedelta(seconds=self.grace_s) else None
+        last = self.due + dt.timedelta(seconds=self.grace_s)
+        if previous_fire_time >= last:
+            return None
+        return min(previous_fire_time + dt.timedelta(seconds=RETRY_S), last)
 
     def __repr__(self) -> str:
         return f"<Retry due={self.due.isoformat()}>"

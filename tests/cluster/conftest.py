@@ -1,0 +1,122 @@
+"""Several real `tiaojie serve` processes on loopback ports, sharing one PostgreSQL database."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from server.database import upgrade_database
+from tests.conftest import STAFF_PASSWORD, free_port
+from tests.postgres import fresh_database, postgres_server
+
+TIAOJIE = str(Path(sys.executable).with_name("tiaojie"))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@dataclasses.dataclass
+class Node:
+    """One server process."""
+
+    name: str
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        """Die at once, as a machine that loses power (no lease given up, no goodbye)."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@dataclasses.dataclass
+class Cluster:
+    """Nodes started on demand, all on the same database and secret."""
+
+    database_url: str
+    folder: Path
+    env: dict[str, str]
+    nodes: list[Node] = dataclasses.field(default_factory=list)
+
+    def start(self, name: str, **env: str) -> Node:
+        port = free_port()
+        log = self.folder / f"node-{name}.log"
+        environment = {
+            **os.environ, **self.env, "TIAOJIE_NODE_ID": name, "TIAOJIE_NODE_URL": f"http://127.0.0.1:{port}",
+            "TIAOJIE_DATA_DIR": str(self.folder / name), "TIAOJIE_BASE_URL": f"http://127.0.0.1:{port}", **env,
+        }
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [TIAOJIE, "serve", "--port", str(port), "--media-workers", "0", "--database-url", self.database_url],
+                env=environment, stdout=out, stderr=subprocess.STDOUT,
+            )
+        node = Node(name, port, log, process)
+        self.nodes.append(node)
+        for _ in range(300):
+            if process.poll() is not None:
+                raise RuntimeError(f"node {name} exited:\n{node.output()}")
+            try:
+                if httpx.get(f"{node.url}/healthz", timeout=1).status_code == 200:
+                    return node
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"node {name} did not start:\n{node.output()}")
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+
+@pytest.fixture
+def cluster(postgres: str, tmp_path: Path) -> Iterator[Cluster]:
+    """An empty cluster on a fresh database with a staff account `staff1`."""
+    with fresh_database(postgres) as url:
+        upgrade_database(url)
+        env = {"TIAOJIE_SECRET_KEY": "cluster-test-secret", "TIAOJIE_SCHEDULER_LEASE_S": "3",
+               "TIAOJIE_BOOKING_NOTICE_MIN": "0"}
+        subprocess.run([TIAOJIE, "create-staff", "staff1", "--password", STAFF_PASSWORD, "--database-url", url],
+                       env={**os.environ, **env}, check=True, capture_output=True)
+        cluster = Cluster(url, tmp_path, env)
+        try:
+            yield cluster
+        finally:
+            for node in cluster.nodes:
+                node.stop()
+
+
+def staff_client(node: Node) -> httpx.Client:
+    """A client of one node, logged in as staff1 (a login is good on every node)."""
+    client = httpx.Client(base_url=node.url, timeout=30)
+    csrf = client.get("/api/auth/csrf").json()["csrf_token"]
+    response = client.post("/api/auth/login", json={"username": "staff1", "password": STAFF_PASSWORD},
+                           headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 200, response.text
+    client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+    return client

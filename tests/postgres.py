@@ -1,0 +1,84 @@
+"""A throwaway PostgreSQL server from Debian's packages (postgresql-15), for the cluster tests.
+
+`initdb` refuses to run as root, so as root the server runs as the `postgres` user the package
+creates. TIAOJIE_TEST_POSTGRES (tests/conftest.py) names an existing server instead.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+
+from tests.conftest import POSTGRES, free_port
+
+
+def _bin(name: str) -> str:
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    if not found:
+        raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)")
+    return str(found[-1])
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """A running server for the duration; yields the URL of its `postgres` database."""
+    if POSTGRES:
+        yield POSTGRES
+        return
+    base = Path(tempfile.mkdtemp(prefix="tiaojie-pg-"))
+    base.chmod(0o755)
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+    data = base / "data"
+    subprocess.run(_as_postgres([_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "tiaojie",
+                                 "-E", "UTF8", "--locale", "C"]), check=True, capture_output=True)
+    port = free_port()
+    server = subprocess.Popen(_as_postgres([
+        _bin("postgres"), "-D", str(data), "-p", str(port), "-k", str(base), "-c", "listen_addresses=127.0.0.1",
+        "-c", "fsync=off", "-c", "max_connections=300",
+    ]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"postgresql://tiaojie@127.0.0.1:{port}/postgres"
+    try:
+        for _ in range(200):
+            try:
+                psycopg.connect(url, connect_timeout=1).close()
+                break
+            except psycopg.OperationalError:
+                if server.poll() is not None:
+                    raise RuntimeError("PostgreSQL did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(30)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new empty database on the server; yields its SQLAlchemy (asyncpg) URL."""
+    name = f"tiaojie_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server_url.rsplit('/', 1)[0]}/{name}".replace("postgresql://", "postgresql+asyncpg://")
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def plain_url(url: str) -> str:
+    """The libpq URL of a SQLAlchemy one (for psycopg in the tests)."""
+    return url.replace("postgresql+asyncpg://", "postgresql://")
