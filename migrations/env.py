@@ -16,6 +16,7 @@ import scheduling.models  # noqa: F401, E402
 import scheduling.outbox  # noqa: F401, E402
 import scheduling.room_record  # noqa: F401, E402
 import server.accounts  # noqa: F401, E402
+import signaling.placement  # noqa: F401, E402
 from server.database import Base, create_engine
 
 config = context.config

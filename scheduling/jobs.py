@@ -29,7 +29,6 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
-import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -51,7 +50,7 @@ from disputes.models import Dispute
 from scheduling import notify
 from scheduling.models import ACTIVE_STATES, MediationSession, Participant
 from server.aio import cancel_and_wait
-from server.config import Settings
+from server.config import Settings, node_name
 from server.database import Base, UTCDateTime, utcnow
 
 logger = logging.getLogger(__name__)
@@ -185,7 +184,7 @@ class Jobs:
         self.settings = settings
         self.context = context
         # The node's name first, so that the lease row says which node runs the jobs.
-        self.holder = f"{settings.node_id or socket.gethostname()}-{uuid.uuid4().hex[:8]}"[-64:]
+        self.holder = f"{node_name(settings)[:55]}-{uuid.uuid4().hex[:8]}"
         context.holder, context.done = self.holder, self.done
         self.scheduler = AsyncIOScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=jobstore_engine(settings.database_url))},

@@ -88,6 +88,22 @@ async def write_event(db: AsyncSession, session_id: int, event: dict[str, Any]) 
         session.room_closed_at = utcnow()
 
 
+async def still_admitted(db: AsyncSession, session_id: int, participant_id: int) -> bool:
+    """Whether the host admitted this participant and they have not left or been removed since:
+    they come back admitted when their room restarts (a media worker or a node died, or the node
+    was stopped: the leaves of a shutdown do not count)."""
+    rows = await db.execute(
+        select(RoomEvent.kind, RoomEvent.data)
+        .where(RoomEvent.session_id == session_id, RoomEvent.participant_id == participant_id,
+               RoomEvent.kind.in_(("admit", "leave", "remove")))
+        .order_by(RoomEvent.id.desc())
+    )
+    for kind, data in rows:
+        if kind != "leave" or (data or {}).get("reason") != "shutdown":
+            return bool(kind == "admit")
+    return False
+
+
 async def session_record(db: AsyncSession, session_id: int) -> list[dict[str, Any]]:
     """A session's room events in order."""
     rows = await db.scalars(select(RoomEvent).where(RoomEvent.session_id == session_id).order_by(RoomEvent.id))

@@ -33,13 +33,14 @@ from server.api import outcomes as outcomes_api
 from server.api import rooms as rooms_api
 from server.api import sessions as sessions_api
 from server.auth import CSRFMiddleware, LiveLogins, LoginSessionMiddleware
-from server.config import Settings
+from server.config import Settings, node_name
 from server.database import create_engine, create_session_factory, read_only
 from server.errors import AppError
 from server.http import ok
 from server.openapi import build_openapi
 from server.tokens import TokenSigner
 from signaling.hub import InProcessHub
+from signaling.placement import Load, Membership
 from signaling.workers import WorkerHub
 from web import office, pages, staff
 from web.i18n import STATIC_DIR, error_text, language, translator
@@ -134,6 +135,14 @@ def create_app(settings: Settings) -> Starlette:
         if isinstance(media, WorkerHub):
             await media.start()
         app.state.media = media
+        app.state.cluster = None
+        if settings.node_url:
+            async def load() -> Load:
+                stats = await media.stats()
+                return Load(participants=stats["peers"], streams=stats["streams"], rooms=stats["room_ids"])
+
+            app.state.cluster = Membership(sessions, node_name(settings), settings.node_url, settings.node_dead_s, load)
+            await app.state.cluster.start()
         deliverer.start()
         await jobs.start()
         await outcome_jobs.install(jobs)
@@ -144,6 +153,8 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            if app.state.cluster is not None:
+                await app.state.cluster.stop()
             await app.state.media.close()
             await jobs.stop()
             await deliverer.stop()

@@ -1,4 +1,4 @@
-"""The `tiaojie` command: serve, demo, create-staff, reset-password, migrate."""
+"""The `tiaojie` command: serve, demo, create-staff, reset-password, migrate, drain, nodes."""
 from __future__ import annotations
 
 import argparse
@@ -127,6 +127,57 @@ def cmd_reset_password(args: argparse.Namespace) -> None:
     print(f"New password for '{args.username}' (every session of this account has ended): password '{password}'")
 
 
+def cmd_drain(args: argparse.Namespace) -> None:
+    import time
+
+    from server.config import node_name
+    from server.database import utcnow
+    from signaling.placement import alive, set_draining
+
+    settings = _settings(args)
+    node_id = args.node or node_name(settings)
+
+    async def mark(db):
+        node = await set_draining(db, node_id, not args.undo)
+        return None if node is None else (len(node.rooms), node.participants, alive(node, utcnow(), settings.node_dead_s))
+
+    state = asyncio.run(_in_transaction(settings, mark))
+    if state is None:
+        sys.exit(f"There is no node '{node_id}' in this cluster (see: tiaojie nodes).")
+    if args.undo:
+        print(f"Node {node_id} takes new rooms again.")
+        return
+    print(f"Node {node_id} is draining: no new rooms go there; {state[0]} room(s) with {state[1]} participant(s) still running.",
+          flush=True)
+    while args.wait and state[0] and state[2]:
+        time.sleep(2)
+        state = asyncio.run(_in_transaction(settings, mark))
+        assert state is not None
+    if args.wait:
+        print(f"Node {node_id} drained: no rooms left; it can be stopped." if state[2] else
+              f"Node {node_id} has stopped (no heartbeat): its rooms move as their people rejoin.")
+
+
+def cmd_nodes(args: argparse.Namespace) -> None:
+    from sqlalchemy import select
+
+    from server.database import utcnow
+    from signaling.placement import NodeRow, describe
+
+    settings = _settings(args)
+
+    async def rows(db):
+        return [describe(n, utcnow(), settings.node_dead_s) for n in await db.scalars(select(NodeRow).order_by(NodeRow.id))]
+
+    nodes = asyncio.run(_in_transaction(settings, rows))
+    if not nodes:
+        print("No nodes (a node joins the cluster when it runs with TIAOJIE_NODE_URL set).")
+    for n in nodes:
+        state = "draining" if n["draining"] else "taking rooms"
+        print(f"{n['id']:<16} {'alive' if n['alive'] else 'DEAD':<6} {state:<13} rooms {n['rooms']:>3}  "
+              f"participants {n['participants']:>4}  streams {n['streams']:>5}  {n['url']}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -168,6 +219,17 @@ def main(argv: list[str] | None = None) -> None:
     reset.add_argument("--password", help="default: a new random one, printed")
     reset.add_argument("--database-url", help=DATABASE_HELP)
     reset.set_defaults(func=cmd_reset_password)
+
+    drain = sub.add_parser("drain", help="stop placing new rooms on a node; its running rooms finish there")
+    drain.add_argument("--node", help="the node's name (default: TIAOJIE_NODE_ID, else this host's name)")
+    drain.add_argument("--wait", action="store_true", help="return once the node's rooms have all ended")
+    drain.add_argument("--undo", action="store_true", help="let the node take new rooms again (a restart does too)")
+    drain.add_argument("--database-url", help=DATABASE_HELP)
+    drain.set_defaults(func=cmd_drain)
+
+    nodes = sub.add_parser("nodes", help="list the cluster's nodes with their load")
+    nodes.add_argument("--database-url", help=DATABASE_HELP)
+    nodes.set_defaults(func=cmd_nodes)
 
     args = parser.parse_args(argv)
     args.func(args)

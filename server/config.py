@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -61,6 +62,8 @@ class Settings:
     # https://mediation.example/n/a). Without a node URL, every room stays on this node.
     node_id: str = ""
     node_url: str = ""
+    # A node without a heartbeat for this long is dead: its rooms are placed again.
+    node_dead_s: float = 10.0
     # Media worker processes (one per core); 0 keeps the media in the web process.
     media_workers: int = 0
     # ICE for browsers: STUN URLs, and TURN URLs with the shared secret of coturn's
@@ -109,6 +112,11 @@ class Settings:
         if not settings.secret_key:
             settings = dataclasses.replace(settings, secret_key=_stored_secret(settings.data_dir))
         return settings
+
+
+def node_name(settings: Settings) -> str:
+    """This node's name in the cluster: TIAOJIE_NODE_ID, else the host name."""
+    return settings.node_id or socket.gethostname()
 
 
 def _stored_secret(data_dir: Path) -> str:

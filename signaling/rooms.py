@@ -72,9 +72,11 @@ class MediaEngine:
             self._speaker_task = asyncio.create_task(self._watch_speakers(), name="active-speaker")
         member = room.members.get(peer_id)
         resumed = member is not None
+        # "readmitted": the room's record says the host admitted them before the room restarted
+        # (its media worker or its node died).
+        info = dict(info)
+        readmitted = bool(info.pop("readmitted", False))
         if member is None:
-            # "readmitted": the web process saw the host admit them before their worker restarted.
-            readmitted = bool(info.pop("readmitted", False))
             admitted = readmitted or info.get("kind") in ADMITTED_ON_JOIN
             member = Member(peer_id=peer_id, info=info, admitted=admitted)
             room.members[peer_id] = member
@@ -470,6 +472,9 @@ class MediaEngine:
         return {
             "rooms": len(self.rooms),
             "peers": len(self.peers),
+            # Streams forwarded: one per publisher's audio or video in a subscriber's slot.
+            "streams": sum(len(slot.sources) for peer in self.peers.values() for slot in peer.slots),
+            "room_ids": sorted(self.rooms),
             "forwarded_packets": sum(
                 s.packets for peer in self.peers.values() for slot in peer.slots for s in (slot.audio, slot.video)
             ),

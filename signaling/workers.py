@@ -8,7 +8,7 @@ arrives and stays there until it is empty.
 
 A worker that dies is replaced at once: its rooms move to the new process, and each of their
 participants is told (`media_restart`) so that the page reconnects by itself; whoever the host
-had admitted comes back admitted (the web process saw the admissions go by).
+had admitted comes back admitted (the room's record in the database says so).
 """
 from __future__ import annotations
 
@@ -76,7 +76,6 @@ class WorkerHub:
         self._room_worker: dict[str, _Worker] = {}
         self._load: Counter[int] = Counter()
         self._stats: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._admitted: set[str] = set()  # peers the host admitted: a restarted worker lets them in
         self._closing = False
 
     async def start(self) -> None:
@@ -112,8 +111,6 @@ class WorkerHub:
         async for line in worker.reader:
             reply = json.loads(line)
             if reply["op"] == "emit":
-                if reply["message"].get("type") == "admitted":
-                    self._admitted.add(reply["peer"])
                 send = self._senders.get(reply["peer"])
                 if send is not None:
                     try:
@@ -144,8 +141,6 @@ class WorkerHub:
             worker = min(self._workers, key=lambda w: (self._load[w.index], w.index))
             self._room_worker[room_id] = worker
         self._senders[peer_id] = send
-        if peer_id in self._admitted:
-            info = {**info, "readmitted": True}
         if peer_id not in self._peer_room:
             self._peer_room[peer_id] = room_id
             self._load[worker.index] += 1
@@ -170,7 +165,6 @@ class WorkerHub:
     def _forget(self, peer_id: str) -> None:
         """The worker says this participant is gone for good."""
         room = self._peer_room.pop(peer_id, None)
-        self._admitted.discard(peer_id)
         if room is None:
             return
         self._load[self._room_worker[room].index] -= 1
@@ -193,6 +187,8 @@ class WorkerHub:
             for key, value in stats.items():
                 if isinstance(value, int):
                     totals[key] = totals.get(key, 0) + value
+                elif isinstance(value, list):
+                    totals[key] = sorted([*totals.get(key, []), *value])
         return totals
 
     async def close(self) -> None:

@@ -10,12 +10,13 @@ from typing import Any
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from scheduling import invites
+from scheduling import invites, room_record
 from server.database import iso_utc, utcnow
 from server.errors import AppError
 from server.http import is_number
 from signaling.errors import SignalingError
 from signaling.ice import ice_servers
+from signaling.placement import NoNode
 from signaling.session import SignalingSession, parse
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,18 @@ async def room_socket(websocket: WebSocket) -> None:
             pass  # the client is gone already
         return
     settings = websocket.app.state.settings
+    cluster = websocket.app.state.cluster
+    if cluster is not None:
+        try:
+            node = await cluster.room_node(int(websocket.path_params["session_id"]))
+        except NoNode:
+            await send({"type": "error", "code": "no_node", "message": "no media server is available; try again soon"})
+            await websocket.close(code=1013)
+            return
+        if node.id != cluster.node_id:
+            await send({"type": "moved", "url": f"{ws_url(node.url)}/ws/rooms/{websocket.path_params['session_id']}"})
+            await websocket.close(code=4307)
+            return
     await send({"type": "config", "ice_servers": ice_servers(
         settings.stun_urls, settings.turn_urls, settings.turn_secret, f"p{info['participant_id']}",
         time.time(), settings.turn_ttl_s,
@@ -92,12 +105,19 @@ async def _admit(websocket: WebSocket, send: Any) -> dict[str, Any]:
                     raise SignalingError("the room is not open now", code="room_closed",
                                          opens_at=iso_utc(opens) if now < opens else None)
                 session.room_opened_at = now  # the host opens the room early
+            readmitted = await room_record.still_admitted(db, session.id, participant.id)
     except AppError as exc:
         raise SignalingError(exc.message, code=f"invite_{exc.status_code}") from None
     return {
         "participant_id": participant.id, "name": participant.display_name, "role": participant.role,
-        "kind": participant.kind,
+        "kind": participant.kind, "readmitted": readmitted,
     }
+
+
+def ws_url(http_url: str) -> str:
+    """The WebSocket address of a node's http(s) address."""
+    return "wss://" + http_url.removeprefix("https://") if http_url.startswith("https://") \
+        else "ws://" + http_url.removeprefix("http://")
 
 
 routes = [WebSocketRoute("/ws/rooms/{session_id}", room_socket)]

@@ -132,11 +132,19 @@ function enterRoom() {
   connect();
 }
 
+// Where to join: this site's address, or once (after "moved") the node that holds the room.
+const ENTRY_URL = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/rooms/${config.session_id}`;
+let movedTo = null;
+let moves = 0; // "moved" messages in a row: a loop between nodes must not spin
+const MAX_MOVES = 3;
+
 // A dropped connection is a fresh WebSocket and a fresh peer connection from the same link:
-// the server keeps the seat (admitted, muted, caucus) for a while and resumes it.
+// the server keeps the seat (admitted, muted, caucus) for a while and resumes it. Every
+// reconnection goes through the site's address, so a room whose node died is placed again.
 function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/ws/rooms/${config.session_id}`);
+  const url = movedTo || ENTRY_URL;
+  movedTo = null;
+  socket = new WebSocket(url);
   socket.onopen = () => send({ type: "join", token: config.token });
   socket.onmessage = (event) => handle(JSON.parse(event.data));
   socket.onclose = () => reconnect();
@@ -145,6 +153,7 @@ function connect() {
 function reconnect() {
   if (leaving) return;
   if (pc) { pc.close(); pc = null; }
+  if (movedTo) { connect(); return; }
   if (opensAt) {
     setTimeout(connect, Math.max(1000, Math.min(opensAt - Date.now() + 500, ROOM_POLL_MS)));
     return;
@@ -184,7 +193,12 @@ async function handle(message) {
     case "config":
       iceServers = message.ice_servers;
       break;
+    case "moved": // the room is on another node: join there (signaling/PROTOCOL.md)
+      moves += 1;
+      if (moves <= MAX_MOVES) movedTo = message.url;
+      break;
     case "joined":
+      moves = 0;
       me = message.peer_id;
       slotCount = message.slots;
       retryMs = 1000;

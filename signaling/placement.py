@@ -1,0 +1,202 @@
+"""Which node holds which room, when several Tiaojie nodes share one PostgreSQL database.
+
+Each node writes a heartbeat row in `nodes` every few seconds: its address, its load (the
+participants and rooms it holds) and whether it is draining. A room is placed on one node when
+its first participant arrives (`place`), on the least loaded live node that is not draining, and
+the placement is a row in `room_placements`. A participant whose WebSocket lands on another
+node is sent to the room's node (`moved`, see PROTOCOL.md): media has to reach that node
+directly anyway (its ICE candidates are its own), so relaying the signaling as well would add a
+hop and a second shared service without sparing anyone a connection.
+
+A placement holds while its node is alive (a heartbeat within `dead_after_s`) and, if the node
+is draining, while the room is still running there. Otherwise the next participant to arrive
+places the room again: the rooms of a dead node come back on another node as their people
+rejoin, and a draining node's rooms move once they have emptied.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, String, delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.aio import cancel_and_wait
+from server.database import Base, UTCDateTime, utcnow
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_S = 2.0
+# A placement on this node whose room is not running here is forgotten after this long (the
+# participant sent here may still be on the way).
+UNUSED_PLACEMENT_S = 60
+
+
+class NodeRow(Base):
+    """One node of the cluster, as its last heartbeat described it."""
+
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(String(500))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    draining: Mapped[bool] = mapped_column(Boolean, default=False)
+    participants: Mapped[int] = mapped_column(default=0)
+    streams: Mapped[int] = mapped_column(default=0)
+    # The rooms (session ids, as text) running on the node.
+    rooms: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class RoomPlacement(Base):
+    """The node a session's room lives on."""
+
+    __tablename__ = "room_placements"
+
+    session_id: Mapped[int] = mapped_column(ForeignKey("mediation_sessions.id", ondelete="CASCADE"), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(64))
+    placed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+@dataclasses.dataclass(frozen=True)
+class Load:
+    """What a node reports about itself."""
+
+    participants: int
+    streams: int
+    rooms: Sequence[str]
+
+
+class NoNode(RuntimeError):
+    """No live node takes new rooms (all draining or dead)."""
+
+
+def alive(node: NodeRow, now: dt.datetime, dead_after_s: float) -> bool:
+    """Whether the node's last heartbeat is recent enough."""
+    return node.heartbeat_at > now - dt.timedelta(seconds=dead_after_s)
+
+
+def holds(node: NodeRow, placement: RoomPlacement, now: dt.datetime, dead_after_s: float) -> bool:
+    """Whether a placement still stands: its node is alive, and takes rooms or runs this one
+    (or has not reported since the room was placed there)."""
+    running = str(placement.session_id) in node.rooms or placement.placed_at >= node.heartbeat_at
+    return alive(node, now, dead_after_s) and (not node.draining or running)
+
+
+def choose(nodes: Sequence[NodeRow], placed: dict[str, int], now: dt.datetime, dead_after_s: float) -> NodeRow:
+    """The live, not draining node with the fewest rooms placed on it, then participants."""
+    candidates = [n for n in nodes if alive(n, now, dead_after_s) and not n.draining]
+    if not candidates:
+        raise NoNode("no node takes new rooms")
+    return min(candidates, key=lambda n: (placed.get(n.id, 0), n.participants, n.id))
+
+
+async def heartbeat(db: AsyncSession, node_id: str, url: str, load: Load, now: dt.datetime, *, starting: bool = False) -> NodeRow:
+    """Write this node's row (a node that starts takes rooms again: it is not draining), and
+    forget this node's placements of rooms that have not come."""
+    node = await db.get(NodeRow, node_id, with_for_update=True)
+    if node is None:
+        node = NodeRow(id=node_id, started_at=now, draining=False)
+        db.add(node)
+    if starting:
+        node.started_at, node.draining = now, False
+    node.url, node.heartbeat_at = url, now
+    node.participants, node.streams, node.rooms = load.participants, load.streams, list(load.rooms)
+    await db.execute(delete(RoomPlacement).where(
+        RoomPlacement.node_id == node_id, RoomPlacement.session_id.not_in([int(r) for r in load.rooms if r.isdigit()]),
+        RoomPlacement.placed_at < now - dt.timedelta(seconds=UNUSED_PLACEMENT_S),
+    ))
+    return node
+
+
+async def place(db: AsyncSession, session_id: int, now: dt.datetime, dead_after_s: float) -> NodeRow:
+    """The node of a session's room: where it is, or (placing it) the least loaded one.
+    Two nodes placing one room at once agree: the placement row is locked or unique."""
+    for _ in range(3):
+        placement = await db.get(RoomPlacement, session_id, with_for_update=True, populate_existing=True)
+        nodes = list(await db.scalars(select(NodeRow)))
+        by_id = {n.id: n for n in nodes}
+        if placement is not None and placement.node_id in by_id and holds(by_id[placement.node_id], placement, now, dead_after_s):
+            return by_id[placement.node_id]
+        counts: dict[str, int] = {}
+        for node_id in await db.scalars(select(RoomPlacement.node_id)):
+            counts[node_id] = counts.get(node_id, 0) + 1
+        node = choose(nodes, counts, now, dead_after_s)
+        if placement is not None:
+            placement.node_id, placement.placed_at = node.id, now
+            return node
+        try:
+            async with db.begin_nested():
+                db.add(RoomPlacement(session_id=session_id, node_id=node.id, placed_at=now))
+            return node
+        except IntegrityError:
+            continue  # another node placed it just now: read theirs
+    raise NoNode("could not place the room")
+
+
+async def set_draining(db: AsyncSession, node_id: str, draining: bool) -> NodeRow | None:
+    """Stop (or start again) placing new rooms on a node; None if there is no such node."""
+    node = await db.get(NodeRow, node_id, with_for_update=True)
+    if node is not None:
+        node.draining = draining
+    return node
+
+
+def describe(node: NodeRow, now: dt.datetime, dead_after_s: float) -> dict[str, Any]:
+    """A node as the CLI and the API show it."""
+    return {
+        "id": node.id, "url": node.url, "alive": alive(node, now, dead_after_s), "draining": node.draining,
+        "rooms": len(node.rooms), "participants": node.participants, "streams": node.streams,
+        "heartbeat_at": node.heartbeat_at.isoformat(),
+    }
+
+
+class Membership:
+    """This node's part in the cluster: its heartbeat, and the node of each room."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], node_id: str, url: str, dead_after_s: float,
+        load: Callable[[], Awaitable[Load]],
+    ) -> None:
+        self.sessions, self.node_id, self.url = sessions, node_id, url.rstrip("/")
+        self.dead_after_s = dead_after_s
+        self._load = load
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Join the cluster (taking rooms, even after a drain) and keep the heartbeat going."""
+        await self.beat(starting=True)
+        self._task = asyncio.create_task(self._beat_forever(), name="cluster-heartbeat")
+
+    async def stop(self) -> None:
+        """Leave the cluster: the rooms placed here are placed again as their people rejoin."""
+        await cancel_and_wait(self._task)
+        async with self.sessions() as db, db.begin():
+            node = await db.get(NodeRow, self.node_id)
+            if node is not None:
+                await db.delete(node)
+
+    async def beat(self, *, starting: bool = False) -> None:
+        measured = utcnow()  # the heartbeat's time is when the load was taken (see `holds`)
+        load = await self._load()
+        async with self.sessions() as db, db.begin():
+            await heartbeat(db, self.node_id, self.url, load, measured, starting=starting)
+
+    async def _beat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                await self.beat()
+            except Exception:
+                logger.exception("cluster heartbeat failed")
+
+    async def room_node(self, session_id: int) -> NodeRow:
+        """The node that holds (or now gets) a session's room."""
+        async with self.sessions() as db, db.begin():
+            return await place(db, session_id, utcnow(), self.dead_after_s)
