@@ -1,0 +1,92 @@
+"""Room placement rules (plain functions), and nodes placing rooms at the same moment on a real
+PostgreSQL database."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from server.config import Settings
+from server.database import create_engine, create_session_factory, utcnow
+from signaling.placement import Load, NodeRow, NoNode, RoomPlacement, choose, heartbeat, holds, place
+from tests.conftest import add_staff, book, log_in, started
+from tests.postgres import fresh_database
+
+NOW = dt.datetime(2026, 12, 2, 8, 0, tzinfo=dt.timezone.utc)
+DEAD_S = 10
+
+
+def node(name: str, age_s: float = 1, *, draining: bool = False, participants: int = 0, rooms: tuple[str, ...] = ()) -> NodeRow:
+    return NodeRow(id=name, url=f"http://{name}", started_at=NOW, heartbeat_at=NOW - dt.timedelta(seconds=age_s),
+                   draining=draining, participants=participants, rooms=list(rooms))
+
+
+def test_the_least_loaded_live_node_that_takes_rooms_gets_a_new_room() -> None:
+    nodes = [node("a", participants=3), node("b", participants=9), node("c", age_s=30), node("d", draining=True)]
+    assert choose(nodes, {"a": 2, "b": 1}, NOW, DEAD_S).id == "b"  # fewest rooms first
+    assert choose(nodes, {"a": 1, "b": 1}, NOW, DEAD_S).id == "a"  # then fewest participants
+    assert choose(nodes, {}, NOW, DEAD_S).id == "a"
+    with pytest.raises(NoNode):
+        choose([node("c", age_s=30), node("d", draining=True)], {}, NOW, DEAD_S)
+
+
+def test_a_placement_holds_while_its_node_lives_and_a_drain_lets_it_finish() -> None:
+    placed = RoomPlacement(session_id=7, node_id="a", placed_at=NOW - dt.timedelta(minutes=5))
+    assert holds(node("a"), placed, NOW, DEAD_S)
+    assert not holds(node("a", age_s=11), placed, NOW, DEAD_S)  # dead: placed again
+    assert holds(node("a", draining=True, rooms=("7",)), placed, NOW, DEAD_S)  # still running there
+    assert not holds(node("a", draining=True, rooms=("8",)), placed, NOW, DEAD_S)  # it ended: moves
+    just_placed = RoomPlacement(session_id=7, node_id="a", placed_at=NOW)
+    assert holds(node("a", draining=True), just_placed, NOW, DEAD_S)  # not reported yet: stays
+
+
+@pytest.fixture
+def postgres_settings(postgres: str, tmp_path: Path) -> Iterator[Settings]:
+    with fresh_database(postgres) as url:
+        from server.database import upgrade_database
+
+        upgrade_database(url)
+        yield Settings(data_dir=tmp_path, secret_key="test", base_url="http://test", database_url=url)
+
+
+async def test_nodes_placing_rooms_at_once_agree_and_spread_them(postgres_settings: Settings) -> None:
+    async with started(postgres_settings) as running:
+        await add_staff(running)
+        staff = await log_in(running)
+        sessions = []
+        start = utcnow() + dt.timedelta(days=1)
+        for n in range(6):
+            expert = (await staff.post("/api/experts", json={"name": f"专家{n}", "role": "lawyer", "email": f"e{n}@e.cn"})).json()
+            dispute = (await staff.post("/api/disputes", json={
+                "title": f"纠纷{n}", "dispute_type": "rental", "parties": [{"name": "赵小燕", "side": "applicant"}]})).json()
+            sessions.append((await book(staff, start, [expert["id"]], dispute["id"]))["id"])
+
+    engine = create_engine(postgres_settings.database_url)
+    factory = create_session_factory(engine)
+    try:
+        now = utcnow()
+        for name in ("a", "b", "c"):
+            async with factory() as db, db.begin():
+                await heartbeat(db, name, f"http://{name}", Load(0, 0, ()), now, starting=True)
+
+        async def place_once(session_id: int) -> str:
+            async with factory() as db, db.begin():
+                return (await place(db, session_id, utcnow(), DEAD_S)).id
+
+        # Twenty participants of one room arrive through the nodes at the same moment: one node.
+        same = await asyncio.gather(*(place_once(sessions[0]) for _ in range(20)))
+        assert len(set(same)) == 1
+        # The other five rooms open one after another: three nodes, two rooms each.
+        for session_id in sessions[1:]:
+            await place_once(session_id)
+        async with factory() as db:
+            from sqlalchemy import select
+
+            counts = Counter((await db.scalars(select(RoomPlacement.node_id))).all())
+        assert sorted(counts.values()) == [2, 2, 2]
+    finally:
+        await engine.dispose()
