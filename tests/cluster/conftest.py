@@ -120,3 +120,7 @@ def staff_client(node: Node) -> httpx.Client:
     assert response.status_code == 200, response.text
     client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
     return client
+
+
+# Chromium for the cluster's browser test: the web tests' fixture.
+from tests.web.conftest import browser  # noqa: E402, F401

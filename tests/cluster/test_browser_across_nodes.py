@@ -1,0 +1,82 @@
+"""The room page in real Chromium across two nodes: served by one node, it joins the room on the
+other (moved), and when that node dies it comes back by itself on the one left."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from playwright.async_api import Browser
+
+from tests.cluster.conftest import Cluster, staff_client
+from tests.cluster.test_rooms_across_nodes import book, enter, node_rooms, room_node
+from tests.conftest import token_of
+from tests.signaling.test_forwarding import wait_until
+from tests.web.browser import KEEP_PEER_CONNECTIONS
+from tests.web.conftest import videos_playing
+
+# The newest peer connection of the page: its number, state, and video frames decoded so far.
+LATEST = """async () => {
+  const pcs = window.peerConnections;
+  const pc = pcs[pcs.length - 1];
+  if (!pc) return [0, "", 0];
+  let frames = 0;
+  for (const report of (await pc.getStats()).values()) {
+    if (report.type === "inbound-rtp" && report.kind === "video") frames += report.framesDecoded || 0;
+  }
+  return [pcs.length, pc.connectionState, frames];
+}"""
+
+
+async def receiving(page, after: int = 0, timeout_s: float = 30) -> list:  # type: ignore[no-untyped-def]
+    """Wait until the page's peer connection (a newer one than number `after`) is connected and
+    decodes video; its [number, state, frames]."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        first = await page.evaluate(LATEST)
+        await asyncio.sleep(0.5)
+        second = await page.evaluate(LATEST)
+        if second[0] > after and second[0] == first[0] and second[1] == "connected" and second[2] > first[2] > 0:
+            return second  # type: ignore[no-any-return]
+    raise AssertionError(f"no video on a new connection: {await page.evaluate(LATEST)}")
+
+
+async def test_the_room_page_follows_its_room_to_another_node_and_back(browser: Browser, cluster: Cluster) -> None:
+    for name in ("a", "b"):
+        cluster.start(name, TIAOJIE_NODE_DEAD_S="3")
+    a = cluster.node("a").url
+    staff = staff_client(cluster.node("a"))
+    busy, session = book(staff, "邻里噪音"), book(staff, "宠物狗纠纷")
+    other_host = await enter([a], busy["id"], 3, token_of(busy, "host"))  # node a now holds a room
+    assert room_node(cluster, busy["id"]) == "a"
+    await wait_until(lambda: node_rooms(cluster, "a") == [str(busy["id"])], 10)
+
+    pages = []
+    for kind in ("host", "party"):
+        context = await browser.new_context(viewport={"width": 1000, "height": 700}, locale="zh-CN")
+        await context.add_init_script(KEEP_PEER_CONNECTIONS)
+        page = await context.new_page()
+        await page.goto(f"{a}/join/{token_of(session, kind)}")  # both pages come from node a
+        await page.click("#enter")
+        pages.append(page)
+    host, party = pages
+    try:
+        await party.wait_for_selector("#notice:has-text('请稍候')", timeout=20000)
+        await host.click("#people button[aria-label='准入: 张建军']", timeout=20000)
+        before = [await receiving(page) for page in pages]
+        assert await videos_playing(host, 1) and await videos_playing(party, 1)
+        assert room_node(cluster, session["id"]) == "b"  # the least loaded node, not the one serving the pages
+
+        cluster.node("b").kill()
+        killed = time.monotonic()
+        # Both pages reconnect through the site (node a), which places the room again; the party
+        # comes back admitted; nobody clicks anything.
+        for page, (connections, _, _) in zip(pages, before):
+            await receiving(page, after=connections, timeout_s=40)
+        print(f"room back on node {room_node(cluster, session['id'])} with video both ways {time.monotonic() - killed:.1f} s after node b died")
+        assert room_node(cluster, session["id"]) == "a"
+        assert await videos_playing(host, 1) and await videos_playing(party, 1)
+        assert not await party.is_visible("#notice:has-text('请稍候')")
+    finally:
+        for page in pages:
+            await page.context.close()
+        await other_host.close()
