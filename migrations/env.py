@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 # Every package's tables, so that the metadata is complete (autogenerate compares against it).
@@ -28,7 +29,14 @@ def _include(obj: object, name: str | None, type_: str, reflected: bool, compare
     return not (type_ == "table" and name == "apscheduler_jobs")
 
 
+# Nodes that start together each upgrade the schema: on PostgreSQL they take turns (a lock for
+# the transaction; the next one finds the schema up to date). SQLite's write lock does the same.
+MIGRATION_LOCK = 0x7469616F6A6965  # "tiaojie"
+
+
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

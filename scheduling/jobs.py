@@ -277,8 +277,10 @@ class Jobs:
                 self._add(job_id, func, run_at, args, grace)
 
     def once(self, job_id: str, func: Callable[..., Awaitable[None]], run_at: dt.datetime, args: tuple[Any, ...], grace_s: int) -> None:
-        """Run a module-level job function once at run_at (now if that has passed)."""
-        self._add(job_id, func, max(run_at, utcnow()), args, grace_s)
+        """Run a module-level job function once at run_at (at once if that has passed, unless by
+        more than its grace period). Adding it again changes nothing once it has run for run_at."""
+        if run_at + dt.timedelta(seconds=grace_s) > utcnow():
+            self._add(job_id, func, run_at, args, grace_s)
 
     def weekly(self, job_id: str, func: Callable[..., Awaitable[None]], day: str, hour: int, grace_s: int) -> None:
         """Run a module-level job function every week on that day and hour (office time)."""

@@ -66,6 +66,13 @@ class Cluster:
     nodes: list[Node] = dataclasses.field(default_factory=list)
 
     def start(self, name: str, **env: str) -> Node:
+        """Start a node and wait until it answers."""
+        node = self.spawn(name, **env)
+        self.ready(node)
+        return node
+
+    def spawn(self, name: str, **env: str) -> Node:
+        """Start a node's process."""
         port = free_port()
         log = self.folder / f"node-{name}.log"
         environment = {
@@ -79,12 +86,17 @@ class Cluster:
             )
         node = Node(name, port, log, process)
         self.nodes.append(node)
+        return node
+
+    def ready(self, node: Node) -> None:
+        """Wait until the node answers its health check."""
+        name, process = node.name, node.process
         for _ in range(300):
             if process.poll() is not None:
                 raise RuntimeError(f"node {name} exited:\n{node.output()}")
             try:
                 if httpx.get(f"{node.url}/healthz", timeout=1).status_code == 200:
-                    return node
+                    return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
@@ -95,20 +107,26 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(postgres: str, tmp_path: Path) -> Iterator[Cluster]:
-    """An empty cluster on a fresh database with a staff account `staff1`."""
+def bare_cluster(postgres: str, tmp_path: Path) -> Iterator[Cluster]:
+    """No nodes yet, on a new empty database (no schema)."""
     with fresh_database(postgres) as url:
-        upgrade_database(url)
         env = {"TIAOJIE_SECRET_KEY": "cluster-test-secret", "TIAOJIE_SCHEDULER_LEASE_S": "3",
                "TIAOJIE_BOOKING_NOTICE_MIN": "0"}
-        subprocess.run([TIAOJIE, "create-staff", "staff1", "--password", STAFF_PASSWORD, "--database-url", url],
-                       env={**os.environ, **env}, check=True, capture_output=True)
         cluster = Cluster(url, tmp_path, env)
         try:
             yield cluster
         finally:
             for node in cluster.nodes:
                 node.stop()
+
+
+@pytest.fixture
+def cluster(bare_cluster: Cluster) -> Cluster:
+    """No nodes yet, on a fresh database with the schema and a staff account `staff1`."""
+    upgrade_database(bare_cluster.database_url)
+    subprocess.run([TIAOJIE, "create-staff", "staff1", "--password", STAFF_PASSWORD, "--database-url", bare_cluster.database_url],
+                   env={**os.environ, **bare_cluster.env}, check=True, capture_output=True)
+    return bare_cluster
 
 
 def staff_client(node: Node) -> httpx.Client:

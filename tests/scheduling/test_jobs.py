@@ -117,9 +117,14 @@ async def test_a_due_job_runs_once_even_when_fired_twice(make_settings: Callable
     settings = make_settings()
     async with started(settings) as running:
         jobs = running.app.state.jobs
-        jobs.once("counted", counted, dt.datetime.now(dt.timezone.utc), (7,), grace_s=3600)
+        due = dt.datetime.now(dt.timezone.utc)
+        jobs.once("counted", counted, due, (7,), grace_s=3600)
         args = jobs.scheduler.get_job("counted").args
         await _wait_until(lambda: jobs.scheduler.get_job("counted") is None)  # done: out of the store
+        assert RUNS == [7]
+        # Added again for the same time (every node's start-up re-adds pending follow-ups).
+        jobs.once("counted", counted, due, (7,), grace_s=3600)
+        await _wait_until(lambda: jobs.scheduler.get_job("counted") is None)
         assert RUNS == [7]
         # The same due time fired again, twice at once (a retry after the commit, or a second
         # holder during a lease hand-over): the job_runs row refuses both.
