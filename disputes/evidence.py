@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterable
@@ -22,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from disputes.models import Dispute, Evidence
 from server.database import iso_utc
 from server.errors import Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,7 +206,12 @@ async def open_file(
         or (participant is not None and not visible_to(evidence, participant))
     ):
         raise NotFound("no evidence with id {evidence_id}", evidence_id=evidence_id)
-    return folder / evidence.stored_as, view(evidence)
+    path = folder / evidence.stored_as
+    if not path.is_file():
+        logger.error("evidence %s is listed but its file %s is missing (is the data folder shared by every node?)",
+                     evidence_id, path)
+        raise NotFound("the file of evidence {evidence_id} is missing from this server's storage", evidence_id=evidence_id)
+    return path, view(evidence)
 
 
 async def share(db: AsyncSession, evidence_id: int, shared: bool) -> dict[str, Any]:

@@ -77,7 +77,8 @@ class Cluster:
         log = self.folder / f"node-{name}.log"
         environment = {
             **os.environ, **self.env, "TIAOJIE_NODE_ID": name, "TIAOJIE_NODE_URL": f"http://127.0.0.1:{port}",
-            "TIAOJIE_DATA_DIR": str(self.folder / name), "TIAOJIE_BASE_URL": f"http://127.0.0.1:{port}", **env,
+            # One data folder for all (evidence, recordings): shared storage, as the README asks.
+            "TIAOJIE_DATA_DIR": str(self.folder / "data"), "TIAOJIE_BASE_URL": f"http://127.0.0.1:{port}", **env,
         }
         with log.open("wb") as out:
             process = subprocess.Popen(

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import ssl
 import subprocess
 import time
 import uuid
@@ -42,7 +43,8 @@ def ws(url: str) -> str:
     return "ws" + url.removeprefix("http")
 
 
-async def enter(entries: list[str], session_id: int, index: int, token: str, moved: list[str] | None = None) -> WsClient:
+async def enter(entries: list[str], session_id: int, index: int, token: str, moved: list[str] | None = None,
+                tls: ssl.SSLContext | None = None) -> WsClient:
     """Join as the room page does: through the site's address (here: the first live node of
     `entries`, as a proxy would pick), then at the room's node if told `moved`."""
     for _ in range(100):
@@ -50,7 +52,7 @@ async def enter(entries: list[str], session_id: int, index: int, token: str, mov
             url = f"{ws(entry)}/ws/rooms/{session_id}"
             for _ in range(3):
                 try:
-                    socket = await websockets.connect(url, open_timeout=2)
+                    socket = await websockets.connect(url, open_timeout=2, **({"ssl": tls} if url.startswith("wss") else {}))
                 except (TimeoutError, OSError, websockets.InvalidHandshake):
                     break  # that node is gone: the next entry
                 await socket.send(json.dumps({"type": "join", "token": token}))

@@ -122,3 +122,16 @@ async def test_refused_uploads_leave_nothing(running: Running, staff_client: htt
     assert stored_files(settings) == []
     accepted = await client.post(url, params={"name": "合同.pdf"}, content=PDF)
     assert accepted.status_code == 201 and len(stored_files(settings)) == 1
+
+
+async def test_a_file_missing_from_storage_is_a_clear_error(running: Running, staff_client: httpx.AsyncClient, pool: dict[str, Any],
+                                                            settings: Settings) -> None:
+    # (A node of a cluster whose data folder is not the shared one, or a file removed by hand.)
+    dispute_id = pool["dispute"]["id"]
+    office = await staff_client.post(f"/api/disputes/{dispute_id}/evidence", params={"name": "现场照片.png"}, content=PNG)
+    assert office.status_code == 201
+    for path in stored_files(settings):
+        path.unlink()
+    missing = await staff_client.get(f"/api/evidence/{office.json()['id']}/file")
+    assert missing.status_code == 404, missing.text
+    assert "missing from this server's storage" in missing.json()["error"] and "存储" in missing.json()["message"]
