@@ -36,6 +36,7 @@ import re
 import struct
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -457,6 +458,14 @@ async def _room(port: int, room: str, size: int, media: dict[str, list[Any]], op
         writer.write((json.dumps({"op": "join", "room": room, "peer": name}) + "\n").encode())
         writer.write((json.dumps({"op": "msg", "peer": name, "message": {"type": "offer", "sdp": await client.offer()}}) + "\n").encode())
         await client.accept(await asyncio.wait_for(answers[name], 30))
+    await run_room(clients, room, control, results)
+    reading.cancel()
+    writer.close()
+
+
+async def run_room(clients: dict[str, BenchClient], room: str, control: Any, results: Any) -> None:
+    """Publish and give feedback; measure between the driver's "start" and "stop"; report the
+    room's figures; close the peers at "exit"."""
     tasks = [asyncio.create_task(c.publish()) for c in clients.values()]
     tasks += [asyncio.create_task(c.feedback()) for c in clients.values()]
     loop = asyncio.get_running_loop()
@@ -483,10 +492,8 @@ async def _room(port: int, room: str, size: int, media: dict[str, list[Any]], op
     await loop.run_in_executor(None, control.get)  # "exit"
     for task in tasks:
         task.cancel()
-    reading.cancel()
     for client in clients.values():
         await client.pc.close()
-    writer.close()
 
 
 # ---------------------------------------------------------------- driver
@@ -511,32 +518,45 @@ class Server:
         self.process.join(10)
 
 
-async def run_level(server: Server, rooms: int, window_s: float, media: Any, *, simulcast: bool, loss: float,
-                    weak: bool = False, size: int = ROOM_SIZE) -> dict[str, Any]:
+async def measure_rooms(target: Any, args: list[tuple[Any, ...]], window_s: float,
+                        read_server: Callable[[bool], Awaitable[Any]]) -> tuple[Any, Any, list[Any]]:
+    """One process per room (`target(*args, control, results)`, running `run_room`): wait until
+    all are ready and settled, measure for window_s between two readings of the server
+    (`read_server(starting)`); the readings and the rooms' outcomes."""
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
-    controls = [ctx.Queue() for _ in range(rooms)]
-    options = {"simulcast": simulcast, "loss": loss, "weak": weak}
-    processes = [ctx.Process(target=room_main, args=(server.port, f"r{n}", size, media, options, controls[n], results),
-                             daemon=True) for n in range(rooms)]
+    controls = [ctx.Queue() for _ in args]
+    processes = [ctx.Process(target=target, args=(*a, controls[n], results), daemon=True) for n, a in enumerate(args)]
     for p in processes:
         p.start()
     loop = asyncio.get_running_loop()
-    for _ in range(rooms):
+    for _ in processes:
         await loop.run_in_executor(None, results.get, True, 120)
     await asyncio.sleep(4)  # keyframes reach everyone, a weak link's layer is found, queues settle
-    before = await server.request(op="measure", start=True)
+    before = await read_server(True)
     for c in controls:
         c.put("start")
     await asyncio.sleep(window_s)
     for c in controls:
         c.put("stop")
-    after = await server.request(op="measure")
-    outcomes = [await loop.run_in_executor(None, results.get, True, 60) for _ in range(rooms)]
+    after = await read_server(False)
+    outcomes = [await loop.run_in_executor(None, results.get, True, 60) for _ in processes]
     for c in controls:
         c.put("exit")
     for p in processes:
         p.join(30)
+    return before, after, outcomes
+
+
+async def run_level(server: Server, rooms: int, window_s: float, media: Any, *, simulcast: bool, loss: float,
+                    weak: bool = False, size: int = ROOM_SIZE) -> dict[str, Any]:
+    options = {"simulcast": simulcast, "loss": loss, "weak": weak}
+
+    async def read_server(starting: bool) -> dict[str, Any]:
+        return await server.request(op="measure", **({"start": True} if starting else {}))
+
+    before, after, outcomes = await measure_rooms(
+        room_main, [(server.port, f"r{n}", size, media, options) for n in range(rooms)], window_s, read_server)
     expected = sum(o[2] for o in outcomes)
     received = sum(o[3] for o in outcomes)
     latencies = sorted(x for o in outcomes for x in o[4])

@@ -1,0 +1,273 @@
+"""Cluster: rooms and forwarded streams per node as nodes are added, on real nodes and PostgreSQL.
+
+    .venv/bin/python bench/cluster.py [--nodes 3] [--rooms-per-node 2] [--window 8] [--loss 0.01]
+
+For each cluster size N = 1 .. --nodes, in one run: a fresh database on a PostgreSQL server the
+script starts (Debian's packages, as the tests do), N `tiaojie serve` processes (media in the
+web process), and N x --rooms-per-node sessions of 5 (a host and four experts). Every
+participant's WebSocket enters through the nodes in turn, as a proxy's round robin would, and
+follows `moved` to the room's node; the rooms are placed by the nodes themselves. The clients are
+bench/media_capacity.py's (pre-encoded simulcast VP8 and Opus, receiver reports, NACKs for 1%
+loss, PLIs), one process per room.
+
+Printed per N: for each node, the rooms and forwarded streams its own heartbeat reports and its
+CPU over the window (read from /proc); for the cluster, the video streams delivered (publisher to
+subscriber, times the share of frames that arrived), and the ratio of the delivered streams and of
+the rooms to the one-node run.
+
+This machine has 2 cores: every node is pinned to core 0 and the clients to core 1, so N nodes
+share one core here, and what grows with N is the offered load on that core, not the hardware.
+The ratio shows that placement spreads the rooms and that the nodes add nothing per stream; the
+capacity of N machines is N times what one node carries (bench/media_capacity.py).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.media_capacity import (  # noqa: E402
+    CLIENT_CORE,
+    FPS,
+    SERVER_CORE,
+    BenchClient,
+    _pin,
+    encode_media,
+    measure_rooms,
+    run_room,
+)
+
+ROOM_SIZE = 5
+TIAOJIE = str(Path(sys.executable).with_name("tiaojie"))
+PASSWORD = "bench password 1"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- client process (one room)
+
+def room_main(entries: list[str], session_id: int, tokens: list[str], first_entry: int, media: dict[str, list[Any]],
+              loss: float, control: Any, results: Any) -> None:
+    _pin(CLIENT_CORE)
+    asyncio.run(_room(entries, session_id, tokens, first_entry, media, loss, control, results))
+
+
+async def _join(entry: str, session_id: int, token: str) -> Any:
+    """A signaling socket admitted to the room, on the room's node (following `moved`)."""
+    import websockets
+
+    url = f"ws{entry.removeprefix('http')}/ws/rooms/{session_id}"
+    for _ in range(3):
+        socket = await websockets.connect(url, max_size=2**22)
+        await socket.send(json.dumps({"type": "join", "token": token}))
+        first = json.loads(await socket.recv())
+        if first["type"] != "moved":
+            return socket
+        await socket.close()
+        url = first["url"]
+    raise RuntimeError("moved too often")
+
+
+async def _room(entries: list[str], session_id: int, tokens: list[str], first_entry: int, media: dict[str, list[Any]],
+                loss: float, control: Any, results: Any) -> None:
+    clients: dict[str, BenchClient] = {}
+    readers = []
+    for n, token in enumerate(tokens):
+        socket = await _join(entries[(first_entry + n) % len(entries)], session_id, token)
+        joined = json.loads(await socket.recv())
+        while joined["type"] != "joined":
+            joined = json.loads(await socket.recv())
+        client = BenchClient(joined["peer_id"], media, simulcast=True, loss=loss)
+        clients[client.name] = client
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        async def read(socket: Any = socket, client: BenchClient = client, answer: asyncio.Future[str] = answer) -> None:
+            async for raw in socket:
+                message = json.loads(raw)
+                if message["type"] == "answer" and not answer.done():
+                    answer.set_result(message["sdp"])
+                elif message["type"] == "slots":
+                    client.slot_owner = message["slots"]
+
+        readers.append((socket, asyncio.create_task(read())))
+        await socket.send(json.dumps({"type": "offer", "sdp": await client.offer()}))
+        await client.accept(await asyncio.wait_for(answer, 30))
+    for client in clients.values():
+        client.peers = clients
+    await run_room(clients, str(session_id), control, results)
+    for socket, task in readers:
+        task.cancel()
+        await socket.close()
+
+
+# ---------------------------------------------------------------- driver
+
+class Cluster:
+    """N nodes on a fresh database, with booked sessions."""
+
+    def __init__(self, server_url: str, folder: Path, count: int) -> None:
+        from tests.postgres import fresh_database
+
+        self._database = fresh_database(server_url)
+        self.url = self._database.__enter__()
+        self.folder = folder
+        self.count = count
+        self.nodes: list[tuple[str, str, subprocess.Popen[bytes]]] = []
+
+    def start(self) -> None:
+        from server.database import upgrade_database
+        from tests.conftest import free_port
+
+        upgrade_database(self.url)
+        env = {**os.environ, "TIAOJIE_SECRET_KEY": "bench-cluster", "TIAOJIE_DATA_DIR": str(self.folder / "data"),
+               "TIAOJIE_BOOKING_NOTICE_MIN": "0"}
+        subprocess.run([TIAOJIE, "create-staff", "staff1", "--password", PASSWORD, "--database-url", self.url],
+                       env=env, check=True, capture_output=True)
+        for n in range(self.count):
+            name, port = "abcdefgh"[n], free_port()
+            url = f"http://127.0.0.1:{port}"
+            log = (self.folder / f"node-{name}.log").open("wb")
+            process = subprocess.Popen(
+                [TIAOJIE, "serve", "--port", str(port), "--media-workers", "0", "--database-url", self.url],
+                env={**env, "TIAOJIE_NODE_ID": name, "TIAOJIE_NODE_URL": url, "TIAOJIE_BASE_URL": url},
+                stdout=log, stderr=subprocess.STDOUT, preexec_fn=lambda: _pin(SERVER_CORE),
+            )
+            self.nodes.append((name, url, process))
+        import httpx
+
+        for _, url, process in self.nodes:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            else:
+                raise RuntimeError(f"node at {url} did not start (exit code {process.poll()})")
+
+    def book(self, rooms: int) -> list[dict[str, Any]]:
+        """Sessions starting in two minutes (rooms open), each with a host and four experts."""
+        import httpx
+
+        staff = httpx.Client(base_url=self.nodes[0][1], timeout=30)
+        csrf = staff.get("/api/auth/csrf").json()["csrf_token"]
+        login = staff.post("/api/auth/login", json={"username": "staff1", "password": PASSWORD}, headers={"X-CSRF-Token": csrf})
+        staff.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+        start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=2)
+        sessions = []
+        for n in range(rooms):
+            experts = [staff.post("/api/experts", json={"name": f"专家{n}-{k}", "role": "lawyer",
+                                                         "email": f"{uuid.uuid4().hex[:10]}@e.cn"}).json()["id"] for k in range(4)]
+            dispute = staff.post("/api/disputes", json={"title": f"纠纷{n}", "dispute_type": "neighbour",
+                                                         "parties": [{"name": "张建军", "side": "applicant"}]}).json()
+            booked = staff.post("/api/sessions", json={
+                "dispute_id": dispute["id"], "start": start.isoformat(), "end": (start + dt.timedelta(hours=1)).isoformat(),
+                "experts": [{"expert_id": e} for e in experts], "override_availability": True})
+            booked.raise_for_status()
+            sessions.append(booked.json())
+        return sessions
+
+    def node_rows(self) -> dict[str, dict[str, Any]]:
+        import psycopg
+
+        with psycopg.connect(self.url.replace("postgresql+asyncpg://", "postgresql://")) as db:
+            return {row[0]: {"rooms": len(row[1]), "streams": row[2], "participants": row[3]}
+                    for row in db.execute("SELECT id, rooms, streams, participants FROM nodes")}
+
+    def stop(self) -> None:
+        for _, _, process in self.nodes:
+            process.terminate()
+        for _, _, process in self.nodes:
+            process.wait(30)
+        self._database.__exit__(None, None, None)
+
+
+async def run_size(server_url: str, count: int, rooms_per_node: int, window_s: float, media: Any, loss: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        cluster = Cluster(server_url, Path(folder), count)
+        try:
+            cluster.start()
+            return await _measure(cluster, count * rooms_per_node, window_s, media, loss)
+        finally:
+            cluster.stop()
+
+
+async def _measure(cluster: Cluster, rooms: int, window_s: float, media: Any, loss: float) -> dict[str, Any]:
+    sessions = cluster.book(rooms)
+    entries = [url for _, url, _ in cluster.nodes]
+    args = []
+    for n, session in enumerate(sessions):
+        tokens = [p["join_url"].rsplit("/", 1)[1] for p in session["participants"] if p["kind"] in ("host", "expert")]
+        assert len(tokens) == ROOM_SIZE
+        args.append((entries, session["id"], tokens, n, media, loss))
+
+    async def read_server(starting: bool) -> dict[str, float]:
+        del starting  # /proc is read the same way at both ends
+        return {name: cpu_seconds(process.pid) for name, _, process in cluster.nodes}
+
+    before, after, outcomes = await measure_rooms(room_main, args, window_s, read_server)
+    rows = cluster.node_rows()
+    expected = sum(o[2] for o in outcomes)
+    received = sum(o[3] for o in outcomes)
+    lost = 1 - received / expected if expected else 1.0
+    return {
+        "nodes": {name: {**rows.get(name, {}), "core_share": (after[name] - before[name]) / window_s} for name in before},
+        "rooms": rooms, "streams": rooms * ROOM_SIZE * (ROOM_SIZE - 1),
+        "delivered": rooms * ROOM_SIZE * (ROOM_SIZE - 1) * (1 - lost), "loss": lost,
+        "clients_core_share": sum(o[5] for o in outcomes) / window_s,
+    }
+
+
+def show(result: dict[str, Any], base: dict[str, Any] | None) -> None:
+    count = len(result["nodes"])
+    print(f"{count} node(s), {result['rooms']} rooms of {ROOM_SIZE}: {result['delivered']:.1f} of {result['streams']} video "
+          f"streams delivered, loss {100 * result['loss']:.2f}%, clients {100 * result['clients_core_share']:.0f}% of core {CLIENT_CORE}",
+          flush=True)
+    for name, node in sorted(result["nodes"].items()):
+        print(f"    node {name}: {node.get('rooms', '?')} rooms, {node.get('participants', '?')} participants, "
+              f"{node.get('streams', '?')} streams forwarded (audio and video), {100 * node['core_share']:.1f}% of core {SERVER_CORE}")
+    if base is not None:
+        cpu = sum(n["core_share"] for n in result["nodes"].values())
+        base_cpu = sum(n["core_share"] for n in base["nodes"].values())
+        print(f"    ratio to 1 node: rooms x{result['rooms'] / base['rooms']:.2f}, delivered streams "
+              f"x{result['delivered'] / base['delivered']:.2f}, server CPU x{cpu / base_cpu:.2f}", flush=True)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--rooms-per-node", type=int, default=2)
+    parser.add_argument("--window", type=float, default=8.0)
+    parser.add_argument("--loss", type=float, default=0.01)
+    args = parser.parse_args()
+    from tests.postgres import postgres_server
+
+    media = encode_media()
+    print(f"{os.cpu_count()} cores: nodes on core {SERVER_CORE}, clients on core {CLIENT_CORE}; "
+          f"{args.rooms_per_node} rooms of {ROOM_SIZE} per node, simulcast, {FPS} fps, clients lose {100 * args.loss:.0f}%",
+          flush=True)
+    with postgres_server() as server_url:
+        base = None
+        for count in range(1, args.nodes + 1):
+            result = await run_size(server_url, count, args.rooms_per_node, args.window, media, args.loss)
+            show(result, base)
+            base = base or result
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
