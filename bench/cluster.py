@@ -216,12 +216,15 @@ async def _measure(cluster: Cluster, rooms: int, window_s: float, media: Any, lo
         assert len(tokens) == ROOM_SIZE
         args.append((entries, session["id"], tokens, n, media, loss))
 
+    rows: dict[str, dict[str, Any]] = {}
+
     async def read_server(starting: bool) -> dict[str, float]:
-        del starting  # /proc is read the same way at both ends
-        return {name: cpu_seconds(process.pid) for name, _, process in cluster.nodes}
+        cpu = {name: cpu_seconds(process.pid) for name, _, process in cluster.nodes}
+        if not starting:  # what the nodes' heartbeats said during the window
+            rows.update(cluster.node_rows())
+        return cpu
 
     before, after, outcomes = await measure_rooms(room_main, args, window_s, read_server)
-    rows = cluster.node_rows()
     expected = sum(o[2] for o in outcomes)
     received = sum(o[3] for o in outcomes)
     lost = 1 - received / expected if expected else 1.0
