@@ -136,6 +136,9 @@ def create_app(settings: Settings) -> Starlette:
             await media.start()
         app.state.media = media
         app.state.cluster = None
+        if not settings.node_url and engine.dialect.name == "postgresql":
+            logger.warning("TIAOJIE_NODE_URL is not set: if several nodes share this database, set it on every node, "
+                           "or a room's people may end up on different nodes (README, 'Several nodes')")
         if settings.node_url:
             async def load() -> Load:
                 stats = await media.stats()

@@ -14,16 +14,20 @@ from tests.signaling.test_forwarding import wait_until
 from tests.web.browser import KEEP_PEER_CONNECTIONS
 from tests.web.conftest import videos_playing
 
-# The newest peer connection of the page: its number, state, and video frames decoded so far.
+# The newest peer connection of the page: its number, state, video frames decoded and video
+# packets received so far.
 LATEST = """async () => {
   const pcs = window.peerConnections;
   const pc = pcs[pcs.length - 1];
-  if (!pc) return [0, "", 0];
-  let frames = 0;
+  if (!pc) return [0, "", 0, 0];
+  let frames = 0, packets = 0;
   for (const report of (await pc.getStats()).values()) {
-    if (report.type === "inbound-rtp" && report.kind === "video") frames += report.framesDecoded || 0;
+    if (report.type === "inbound-rtp" && report.kind === "video") {
+      frames += report.framesDecoded || 0;
+      packets += report.packetsReceived || 0;
+    }
   }
-  return [pcs.length, pc.connectionState, frames];
+  return [pcs.length, pc.connectionState, frames, packets];
 }"""
 
 
@@ -37,7 +41,8 @@ async def receiving(page, after: int = 0, timeout_s: float = 30) -> list:  # typ
         second = await page.evaluate(LATEST)
         if second[0] > after and second[0] == first[0] and second[1] == "connected" and second[2] > first[2] > 0:
             return second  # type: ignore[no-any-return]
-    raise AssertionError(f"no video on a new connection: {await page.evaluate(LATEST)}")
+    raise AssertionError(f"no video on a new connection: {await page.evaluate(LATEST)}; "
+                         f"page: {await page.inner_text('#room')!r}")
 
 
 async def test_the_room_page_follows_its_room_to_another_node_and_back(browser: Browser, cluster: Cluster) -> None:
@@ -70,7 +75,7 @@ async def test_the_room_page_follows_its_room_to_another_node_and_back(browser: 
         killed = time.monotonic()
         # Both pages reconnect through the site (node a), which places the room again; the party
         # comes back admitted; nobody clicks anything.
-        for page, (connections, _, _) in zip(pages, before):
+        for page, (connections, *_) in zip(pages, before):
             await receiving(page, after=connections, timeout_s=40)
         print(f"room back on node {room_node(cluster, session['id'])} with video both ways {time.monotonic() - killed:.1f} s after node b died")
         assert room_node(cluster, session["id"]) == "a"
