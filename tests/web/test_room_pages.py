@@ -152,3 +152,34 @@ async def test_the_camera_goes_in_two_layers_and_a_small_tile_gets_the_small_one
     await _until(host, REMOTE_WIDTHS, lambda widths: widths == [640])
     for page in pages:
         await page.context.close()
+
+
+# A phone slow to open its camera (the permission prompt, a cheap device): getUserMedia takes 3 s.
+SLOW_CAMERA = """(() => {
+  const open = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = (constraints) =>
+    new Promise((resolve) => setTimeout(resolve, 3000)).then(() => open(constraints));
+})();"""
+
+
+async def test_entering_before_the_camera_is_open_still_sends_camera_and_microphone(browser: Browser, live: Live) -> None:
+    pages = []
+    for kind, script in (("host", ""), ("party", SLOW_CAMERA)):
+        context = await browser.new_context(viewport={"width": 1000, "height": 700}, locale="zh-CN")
+        if script:
+            await context.add_init_script(script)
+        page = await context.new_page()
+        await page.goto(f"{live.base}/join/{live.token(kind)}")
+        pages.append(page)
+    host, party = pages
+    await host.wait_for_function("document.querySelector('#preview').videoWidth > 0", timeout=15000)
+    await host.click("#enter")
+    await party.click("#enter")  # at once: its camera is still opening
+    await host.click("#people button[aria-label='准入: 张建军']", timeout=20000)
+    for _ in range(60):
+        if await videos_playing(host, 1):
+            break
+        await asyncio.sleep(0.5)
+    assert await videos_playing(host, 1), "the host never saw the party, who entered before the camera opened"
+    for page in pages:
+        await page.context.close()

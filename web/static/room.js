@@ -25,8 +25,16 @@ function t(key, values = {}) {
 
 let localStream = null;
 let meterStop = null;
+// The camera and microphone being opened (a slow phone takes seconds): entering waits for it,
+// or the room would get this person without sound or picture.
+let devicesOpening = Promise.resolve();
 
-async function openDevices() {
+function openDevices() {
+  devicesOpening = openDevicesNow();
+  return devicesOpening;
+}
+
+async function openDevicesNow() {
   const camera = $("camera").value;
   const microphone = $("microphone").value;
   if (localStream) localStream.getTracks().forEach((track) => track.stop());
@@ -122,13 +130,14 @@ function send(message) {
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
 }
 
-function enterRoom() {
-  if (meterStop) meterStop();
+async function enterRoom() {
   $("invitation").hidden = true;
   $("device-check").hidden = true;
   $("room").hidden = false;
   $("host-controls").hidden = !isHost;
   status(t("room.connecting"));
+  await devicesOpening;
+  if (meterStop) meterStop();
   connect();
 }
 
