@@ -231,12 +231,18 @@ async def book(staff: httpx.AsyncClient, start: dt.datetime, experts: list[int],
 
 
 @pytest.fixture
-async def live(settings: Settings) -> AsyncIterator[Live]:
+def live_host() -> str:
+    """Where the `live` server listens (a test module may override this fixture)."""
+    return "127.0.0.1"
+
+
+@pytest.fixture
+async def live(settings: Settings, live_host: str) -> AsyncIterator[Live]:
     """A real server on loopback (uvicorn) with two experts, a dispute and a session starting
     in five minutes (so its room is open), and a logged-in staff client."""
     port = free_port()
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host=live_host, port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)

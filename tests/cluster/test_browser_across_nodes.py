@@ -2,7 +2,6 @@
 other (moved), and when that node dies it comes back by itself on the one left."""
 from __future__ import annotations
 
-import asyncio
 import time
 
 from playwright.async_api import Browser
@@ -11,38 +10,8 @@ from tests.cluster.conftest import Cluster, staff_client
 from tests.cluster.test_rooms_across_nodes import book, enter, node_rooms, room_node
 from tests.conftest import token_of
 from tests.signaling.test_forwarding import wait_until
-from tests.web.browser import KEEP_PEER_CONNECTIONS
+from tests.web.browser import KEEP_PEER_CONNECTIONS, receiving
 from tests.web.conftest import videos_playing
-
-# The newest peer connection of the page: its number, state, video frames decoded and video
-# packets received so far.
-LATEST = """async () => {
-  const pcs = window.peerConnections;
-  const pc = pcs[pcs.length - 1];
-  if (!pc) return [0, "", 0, 0];
-  let frames = 0, packets = 0;
-  for (const report of (await pc.getStats()).values()) {
-    if (report.type === "inbound-rtp" && report.kind === "video") {
-      frames += report.framesDecoded || 0;
-      packets += report.packetsReceived || 0;
-    }
-  }
-  return [pcs.length, pc.connectionState, frames, packets];
-}"""
-
-
-async def receiving(page, after: int = 0, timeout_s: float = 30) -> list:  # type: ignore[no-untyped-def]
-    """Wait until the page's peer connection (a newer one than number `after`) is connected and
-    decodes video; its [number, state, frames]."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        first = await page.evaluate(LATEST)
-        await asyncio.sleep(0.5)
-        second = await page.evaluate(LATEST)
-        if second[0] > after and second[0] == first[0] and second[1] == "connected" and second[2] > first[2] > 0:
-            return second  # type: ignore[no-any-return]
-    raise AssertionError(f"no video on a new connection: {await page.evaluate(LATEST)}; "
-                         f"page: {await page.inner_text('#room')!r}")
 
 
 async def test_the_room_page_follows_its_room_to_another_node_and_back(browser: Browser, cluster: Cluster) -> None:

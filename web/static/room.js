@@ -159,6 +159,20 @@ function connect() {
   socket.onclose = () => reconnect();
 }
 
+// Join again now with a fresh socket and peer connection. The old socket is dropped, not
+// waited for: after a network change its TCP connection is dead, and its close would take as
+// long as the browser's closing handshake timeout.
+function rejoin() {
+  const old = socket;
+  socket = null;
+  if (old) {
+    old.onclose = null;
+    old.onmessage = null;
+    old.close();
+  }
+  reconnect();
+}
+
 function reconnect() {
   if (leaving) return;
   if (pc) { pc.close(); pc = null; }
@@ -223,12 +237,12 @@ async function handle(message) {
       pc.addEventListener("connectionstatechange", () => {
         if (!pc) return;
         clearTimeout(rejoinTimer);
-        if (pc.connectionState === "failed" && socket) socket.close();
+        if (pc.connectionState === "failed") rejoin();
         // A phone that switched networks (Wi-Fi to 4G): the server cannot restart ICE, so join
         // again with a new connection after a few seconds without media, rather than wait ~30 s
         // for "failed". The seat is kept meanwhile (admitted, muted, caucus).
         else if (pc.connectionState === "disconnected") {
-          rejoinTimer = setTimeout(() => { if (pc?.connectionState === "disconnected" && socket) socket.close(); }, REJOIN_AFTER_MS);
+          rejoinTimer = setTimeout(() => { if (pc?.connectionState === "disconnected") rejoin(); }, REJOIN_AFTER_MS);
         }
       });
       status("");
@@ -302,7 +316,7 @@ async function handle(message) {
       if (message.code === "ended") finish(t("room.ended"));
       else if (FATAL.has(message.code)) finish(t("room.error", { message: errorText(message) }));
       else if (message.code === "room_closed") waitForRoom(message.opens_at);
-      else if (message.code === "media_restart") { status(t("room.code.media_restart")); socket.close(); }
+      else if (message.code === "media_restart") { status(t("room.code.media_restart")); rejoin(); }
       else status(t("room.error", { message: errorText(message) }));
       break;
   }
@@ -377,7 +391,7 @@ new ResizeObserver(reportView).observe($("grid"));
 
 // Back online (or on another network): if the media connection is not up, join again now.
 window.addEventListener("online", () => {
-  if (socket && pc && pc.connectionState !== "connected") socket.close();
+  if (pc && pc.connectionState !== "connected") rejoin();
 });
 
 function gatheringDone(connection, timeoutMs) {

@@ -1,0 +1,86 @@
+"""A phone that changes networks in the middle of a mediation (Wi-Fi to 4G): the party's
+Chromium runs in a network namespace whose address is taken away and replaced by another. The
+server cannot restart ICE; the page joins again by itself once its media has been disconnected
+for 3 s, from the new address, and the party keeps the seat the host admitted it to."""
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import async_playwright
+
+from tests.conftest import Live
+from tests.web.browser import CHROMIUM, FLAGS, KEEP_PEER_CONNECTIONS, receiving
+
+NS, HOST_IF, NS_IF = "tj-move", "tj-move-h", "tj-move0"
+HOST_IP, WIFI_IP, MOBILE_IP = "10.78.0.1", "10.78.0.2", "10.78.0.3"
+
+
+def sh(*command: str) -> None:
+    subprocess.run(command, check=True, capture_output=True)
+
+
+@pytest.fixture
+def live_host() -> str:
+    return "0.0.0.0"  # the party reaches the server from its namespace
+
+
+@pytest.fixture
+def phone(tmp_path: Path) -> Iterator[Path]:
+    """A network namespace on a veth pair (the phone's network), and a Chromium that runs in it."""
+    subprocess.run(["ip", "link", "del", HOST_IF], capture_output=True)
+    subprocess.run(["ip", "netns", "del", NS], capture_output=True)
+    sh("ip", "netns", "add", NS)
+    try:
+        sh("ip", "link", "add", HOST_IF, "type", "veth", "peer", "name", NS_IF)
+        sh("ip", "link", "set", NS_IF, "netns", NS)
+        sh("ip", "addr", "add", f"{HOST_IP}/24", "dev", HOST_IF)
+        sh("ip", "link", "set", HOST_IF, "up")
+        sh("ip", "netns", "exec", NS, "ip", "addr", "add", f"{WIFI_IP}/24", "dev", NS_IF)
+        sh("ip", "netns", "exec", NS, "ip", "link", "set", NS_IF, "up")
+        sh("ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up")
+        wrapper = tmp_path / "chromium-in-phone"
+        wrapper.write_text(f"#!/bin/sh\nexec ip netns exec {NS} {CHROMIUM} \"$@\"\n")
+        wrapper.chmod(0o755)
+        yield wrapper
+    finally:
+        subprocess.run(["ip", "link", "del", HOST_IF], capture_output=True)
+        subprocess.run(["ip", "netns", "del", NS], capture_output=True)
+
+
+async def test_a_party_whose_phone_changes_networks_is_back_within_seconds(live: Live, phone: Path) -> None:
+    port = live.base.rsplit(":", 1)[1]
+    async with async_playwright() as playwright:
+        office = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        mobile = await playwright.chromium.launch(executable_path=str(phone), args=FLAGS + [
+            f"--unsafely-treat-insecure-origin-as-secure=http://{HOST_IP}:{port}"])
+        try:
+            pages = []
+            for browser, base, kind in ((office, live.base, "host"), (mobile, f"http://{HOST_IP}:{port}", "party")):
+                context = await browser.new_context(viewport={"width": 1000, "height": 700}, locale="zh-CN")
+                await context.add_init_script(KEEP_PEER_CONNECTIONS)
+                page = await context.new_page()
+                await page.goto(f"{base}/join/{live.token(kind)}")
+                await page.click("#enter")
+                pages.append(page)
+            host, party = pages
+            await host.click("#people button[aria-label='准入: 张建军']", timeout=20000)
+            connections = (await receiving(party))[0]
+            await receiving(host)
+
+            # Wi-Fi to 4G: the old address goes, a new one comes; nothing reaches the old one.
+            sh("ip", "netns", "exec", NS, "ip", "addr", "del", f"{WIFI_IP}/24", "dev", NS_IF)
+            sh("ip", "netns", "exec", NS, "ip", "addr", "add", f"{MOBILE_IP}/24", "dev", NS_IF)
+            switched = time.monotonic()
+            await receiving(party, after=connections, timeout_s=30)
+            await receiving(host, timeout_s=10)
+            back = time.monotonic() - switched
+            print(f"video both ways again {back:.1f} s after the phone changed networks")
+            assert back < 20  # waiting for ICE to fail would take about 30 s
+            assert not await party.is_visible("#notice:has-text('请稍候')")  # still admitted: no lobby
+        finally:
+            await office.close()
+            await mobile.close()
