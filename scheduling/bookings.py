@@ -27,6 +27,10 @@ from scheduling.slots import Search, find_slots
 from server.database import iso_utc, utcnow
 from server.errors import Conflict, Forbidden, Invalid, NotFound
 
+# A slot the search offers can still be booked this long afterwards: the search asks for this much
+# more notice than booking does.
+OFFER_HOLD_MIN = 10
+
 
 def participant_to_dict(p: Participant) -> dict[str, Any]:
     """The view of a participant (without their link)."""
@@ -104,7 +108,9 @@ async def search_slots(db: AsyncSession, data: SearchIn, now: dt.datetime, rules
                 raise NotFound("no dispute with id {dispute_id}", dispute_id=data.dispute_id, field="dispute_id")
             dispute_type = dispute.dispute_type
         panel = default_panel(dispute_type)
-    first = max(data.window_start or now, earliest_start(now, rules))
+    # What the search offers stays bookable while the clerk chooses (the notice counts from then).
+    earliest = earliest_start(now, rules) + dt.timedelta(minutes=OFFER_HOLD_MIN)
+    first = max(data.window_start or now, earliest)
     last = min(data.window_end or first + dt.timedelta(days=14), window_end(now, rules))
     if data.window_end is not None and data.window_start is not None and data.window_end <= data.window_start:
         raise Invalid("the window must end after it starts", field="window_end")
@@ -117,7 +123,7 @@ async def search_slots(db: AsyncSession, data: SearchIn, now: dt.datetime, rules
     search = Search(
         panel=panel, window_start=first, window_end=last, now=now,
         duration_min=data.duration_min, step_min=data.step_min,
-        gap_min=rules.gap_min, min_notice_min=rules.notice_min, limit=data.limit, timezone=rules.timezone,
+        gap_min=rules.gap_min, min_notice_min=rules.notice_min + OFFER_HOLD_MIN, limit=data.limit, timezone=rules.timezone,
         party_busy=[(int(s.start.timestamp()) // 60, -(-int(s.end.timestamp()) // 60)) for s in data.party_busy],
     )
     names = {e.id: (e.name, e.role) for e in await db.scalars(select(Expert).where(Expert.active))}

@@ -1,6 +1,7 @@
-"""One set of booking rules: every slot the search offers can be booked (a property test over
-random experts, time zones, windows, existing sessions, caps and times of day), on a real
-SQLite file through the real search and booking functions."""
+"""One set of booking rules: every slot the search offers can be booked, also when the clerk takes
+up to 10 minutes to choose (a property test over random experts, time zones, windows, existing
+sessions, caps and times of day), on a real SQLite file through the real search and booking
+functions."""
 from __future__ import annotations
 
 import asyncio
@@ -38,6 +39,9 @@ scenario = st.fixed_dictionaries({
     "step": st.sampled_from([15, 30]),
     "gap": st.sampled_from([0, 15, 30]),
     "notice": st.sampled_from([0, 120]),
+    # The search runs at any second; the clerk books what it offered up to 10 minutes later.
+    "now_s": st.integers(0, 59),
+    "decide_s": st.integers(0, 600),
 })
 
 
@@ -48,7 +52,8 @@ def _time(half_hours: int) -> dt.time:
 async def _run(url: str, case: dict) -> None:
     engine = create_engine(url)
     sessions = create_session_factory(engine)
-    now = BASE + dt.timedelta(minutes=case["now_min"])
+    now = BASE + dt.timedelta(minutes=case["now_min"], seconds=case.get("now_s", 0))
+    booked_at = now + dt.timedelta(seconds=case.get("decide_s", 0))
     rules = Rules(gap_min=case["gap"], notice_min=case["notice"], horizon_days=30)
     try:
         async with sessions() as db:
@@ -80,7 +85,7 @@ async def _run(url: str, case: dict) -> None:
                                  experts=[{"expert_id": seat["expert"]["id"]} for seat in slot["seats"]])
                 savepoint = await db.begin_nested()
                 try:
-                    await bookings.book(db, body, rules, staff_id=None, office_id=None, host_name="值班民警", now=now)
+                    await bookings.book(db, body, rules, staff_id=None, office_id=None, host_name="值班民警", now=booked_at)
                 except Exception as exc:  # noqa: BLE001 - the property: nothing offered is refused
                     raise AssertionError(f"offered {slot['start']} but booking refused it: {exc}") from exc
                 finally:
@@ -135,3 +140,12 @@ def test_early_morning_in_beijing_is_that_local_day() -> None:
     start = dt.datetime(2026, 12, 7, 23, 0, tzinfo=dt.timezone.utc)
     assert availability_days(start, start + dt.timedelta(hours=1), "Asia/Shanghai") == (dt.date(2026, 12, 7), dt.date(2026, 12, 8))
     assert cap_day(start, "Asia/Shanghai")[0] == dt.datetime(2026, 12, 7, 16, 0, tzinfo=dt.timezone.utc)
+
+
+def test_a_slot_offered_just_before_the_notice_passes_it_still_books(database: str) -> None:
+    # The search at 08:59:50 Beijing time (notice 120 minutes) offers 11:00 first; the clerk
+    # chooses it a minute later, when 11:00 is less than 120 minutes away.
+    case = {"experts": [{"role": r, "zone": "Asia/Shanghai", "windows": [(d, 0, 47) for d in range(7)],
+                         "per_day": 3, "per_week": 5, "sessions": []} for r in ROLES],
+            "now_min": 59, "now_s": 50, "decide_s": 60, "duration": 60, "step": 30, "gap": 0, "notice": 120}
+    asyncio.run(_run(database, case))
