@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 # Every package's tables, so that the metadata is complete (autogenerate compares against it).
@@ -18,7 +17,7 @@ import scheduling.outbox  # noqa: F401, E402
 import scheduling.room_record  # noqa: F401, E402
 import server.accounts  # noqa: F401, E402
 import signaling.placement  # noqa: F401, E402
-from server.database import Base, create_engine
+from server.database import Base, create_engine, lock_schema
 
 config = context.config
 target_metadata = Base.metadata
@@ -29,14 +28,8 @@ def _include(obj: object, name: str | None, type_: str, reflected: bool, compare
     return not (type_ == "table" and name == "apscheduler_jobs")
 
 
-# Nodes that start together each upgrade the schema: on PostgreSQL they take turns (a lock for
-# the transaction; the next one finds the schema up to date). SQLite's write lock does the same.
-MIGRATION_LOCK = 0x7469616F6A6965  # "tiaojie"
-
-
 def _run(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+    lock_schema(connection)  # nodes that start together upgrade one after another
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

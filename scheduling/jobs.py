@@ -51,7 +51,7 @@ from scheduling import notify
 from scheduling.models import ACTIVE_STATES, MediationSession, Participant
 from server.aio import cancel_and_wait
 from server.config import Settings, node_name
-from server.database import Base, UTCDateTime, utcnow
+from server.database import Base, UTCDateTime, lock_schema, utcnow
 
 logger = logging.getLogger(__name__)
 LEASE_NAME = "scheduler"
@@ -186,8 +186,9 @@ class Jobs:
         # The node's name first, so that the lease row says which node runs the jobs.
         self.holder = f"{node_name(settings)[:55]}-{uuid.uuid4().hex[:8]}"
         context.holder, context.done = self.holder, self.done
+        self._store = SQLAlchemyJobStore(engine=jobstore_engine(settings.database_url))
         self.scheduler = AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=jobstore_engine(settings.database_url))},
+            jobstores={"default": self._store},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
             timezone=dt.timezone.utc,
         )
@@ -198,6 +199,10 @@ class Jobs:
         """Start paused, then run jobs whenever this process holds the lease."""
         global _context
         _context = self.context
+        # APScheduler creates its table at start: nodes starting together take turns at it.
+        with self._store.engine.begin() as connection:
+            lock_schema(connection)
+            self._store.jobs_t.create(connection, checkfirst=True)
         self.scheduler.start(paused=True)
         if self.settings.run_scheduler:
             await self.renew()

@@ -7,8 +7,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy import DateTime, event, text
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
@@ -117,6 +117,17 @@ def create_session_factory(
 def _refuse_writes(session: Session, _context: Any, _instances: Any) -> None:
     if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
         raise ReadOnlyWrite("a read-only transaction tried to write")
+
+
+# Nodes that start together create tables one at a time: on PostgreSQL each takes this lock for
+# its transaction (the next one then finds the tables made); SQLite's write lock does the same.
+SCHEMA_LOCK = 0x7469616F6A6965  # "tiaojie"
+
+
+def lock_schema(connection: Connection) -> None:
+    """Wait for, and hold until the transaction ends, the right to change the schema."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
 
 
 def upgrade_database(url: str) -> None:
