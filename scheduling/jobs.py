@@ -115,7 +115,11 @@ async def try_lease(db: AsyncSession, holder: str, ttl_s: int) -> bool:
     now = utcnow()
     lease = await db.get(SchedulerLease, LEASE_NAME, with_for_update=True)
     if lease is None:
-        db.add(SchedulerLease(name=LEASE_NAME, holder=holder, expires_at=now + dt.timedelta(seconds=ttl_s)))
+        try:  # two nodes starting at once both find no lease: the first insert wins
+            async with db.begin_nested():
+                db.add(SchedulerLease(name=LEASE_NAME, holder=holder, expires_at=now + dt.timedelta(seconds=ttl_s)))
+        except IntegrityError:
+            return False
         return True
     if lease.holder != holder and lease.expires_at > now:
         return False

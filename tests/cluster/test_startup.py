@@ -1,11 +1,17 @@
 """Nodes started together (a compose file, a city's machines after a power cut) on a new
-database: each upgrades the schema at start, and all of them come up."""
+database: each upgrades the schema and reaches for the scheduler lease at start, and all of
+them come up."""
 from __future__ import annotations
 
-import psycopg
+import asyncio
 
+import psycopg
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scheduling.jobs import try_lease
+from server.database import create_engine, create_session_factory, upgrade_database
 from tests.cluster.conftest import Cluster
-from tests.postgres import plain_url
+from tests.postgres import fresh_database, plain_url
 
 
 def test_three_nodes_started_at_once_on_an_empty_database_all_come_up(bare_cluster: Cluster) -> None:
@@ -17,3 +23,26 @@ def test_three_nodes_started_at_once_on_an_empty_database_all_come_up(bare_clust
         assert db.execute("SELECT count(*) FROM nodes").fetchone()[0] == 3
     for node in nodes:
         assert "Traceback" not in node.output(), node.output()
+
+
+async def test_two_nodes_taking_the_first_lease_at_once_do_not_fail(postgres: str) -> None:
+    with fresh_database(postgres) as url:
+        upgrade_database(url)
+        engine = create_engine(url)
+        factory = create_session_factory(engine)
+        try:
+            async with factory() as first, factory() as second:
+                await first.begin()
+                assert await try_lease(first, "a-1", 30)
+                await first.flush()  # a's row is in, not committed: b's insert waits for it
+                racing = asyncio.create_task(_take(second, "b-1"))
+                await asyncio.sleep(0.5)
+                await first.commit()
+                assert await racing is False  # b lost the race and carries on, without the lease
+        finally:
+            await engine.dispose()
+
+
+async def _take(db: AsyncSession, holder: str) -> bool:
+    async with db.begin():
+        return await try_lease(db, holder, 30)
