@@ -23,7 +23,6 @@ import datetime as dt
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -36,6 +35,7 @@ import uvicorn  # noqa: E402
 from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
 
 from tests.web.browser import CHROMIUM, FLAGS, KEEP_PEER_CONNECTIONS  # noqa: E402
+from tests.web.netns import Namespace, sh  # noqa: E402
 
 NS, HOST_IF, NS_IF = "tj-weak", "tj-host", "tj-weak0"
 HOST_IP, NS_IP = "10.77.0.1", "10.77.0.2"
@@ -68,27 +68,13 @@ INBOUND = """async () => {
 }"""
 
 
-def sh(*command: str) -> None:
-    subprocess.run(command, check=True, capture_output=True)
+PARTY = Namespace(NS, HOST_IF, NS_IF, HOST_IP, NS_IP)
 
 
 def shape(link_kbps: int) -> None:
     """The namespace, its veth pair, and the party's downlink limited by tbf."""
-    unshape()
-    sh("ip", "netns", "add", NS)
-    sh("ip", "link", "add", HOST_IF, "type", "veth", "peer", "name", NS_IF)
-    sh("ip", "link", "set", NS_IF, "netns", NS)
-    sh("ip", "addr", "add", f"{HOST_IP}/24", "dev", HOST_IF)
-    sh("ip", "link", "set", HOST_IF, "up")
-    sh("ip", "netns", "exec", NS, "ip", "addr", "add", f"{NS_IP}/24", "dev", NS_IF)
-    sh("ip", "netns", "exec", NS, "ip", "link", "set", NS_IF, "up")
-    sh("ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up")
+    PARTY.create()
     sh("tc", "qdisc", "add", "dev", HOST_IF, "root", "tbf", "rate", f"{link_kbps}kbit", "burst", "6kb", "latency", "250ms")
-
-
-def unshape() -> None:
-    subprocess.run(["ip", "link", "del", HOST_IF], capture_output=True)
-    subprocess.run(["ip", "netns", "del", NS], capture_output=True)
 
 
 def free_port() -> int:
@@ -197,9 +183,7 @@ async def one_run(playwright: Any, wrapper: str, session: dict[str, Any], port: 
 
 async def run(link_kbps: int, seconds: float) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        wrapper = Path(folder) / "chromium-weak"
-        wrapper.write_text(f"#!/bin/sh\nexec ip netns exec {NS} {CHROMIUM} \"$@\"\n")
-        wrapper.chmod(0o755)
+        wrapper = PARTY.chromium(Path(folder))
         shape(link_kbps)
         server, task, port, session = await start_server(Path(folder))
         try:
@@ -216,7 +200,7 @@ async def run(link_kbps: int, seconds: float) -> None:
         finally:
             server.should_exit = True
             await task
-            unshape()
+            PARTY.remove()
 
 
 def main() -> None:

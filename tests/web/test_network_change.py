@@ -4,7 +4,6 @@ server cannot restart ICE; the page joins again by itself once its media has bee
 for 3 s, from the new address, and the party keeps the seat the host admitted it to."""
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,13 +13,10 @@ from playwright.async_api import async_playwright
 
 from tests.conftest import Live
 from tests.web.browser import CHROMIUM, FLAGS, KEEP_PEER_CONNECTIONS, receiving
+from tests.web.netns import Namespace
 
-NS, HOST_IF, NS_IF = "tj-move", "tj-move-h", "tj-move0"
 HOST_IP, WIFI_IP, MOBILE_IP = "10.78.0.1", "10.78.0.2", "10.78.0.3"
-
-
-def sh(*command: str) -> None:
-    subprocess.run(command, check=True, capture_output=True)
+PHONE = Namespace("tj-move", "tj-move-h", "tj-move0", HOST_IP, WIFI_IP)
 
 
 @pytest.fixture
@@ -30,25 +26,12 @@ def live_host() -> str:
 
 @pytest.fixture
 def phone(tmp_path: Path) -> Iterator[Path]:
-    """A network namespace on a veth pair (the phone's network), and a Chromium that runs in it."""
-    subprocess.run(["ip", "link", "del", HOST_IF], capture_output=True)
-    subprocess.run(["ip", "netns", "del", NS], capture_output=True)
-    sh("ip", "netns", "add", NS)
+    """The phone's network (a namespace on a veth pair), and a Chromium that runs in it."""
+    PHONE.create()
     try:
-        sh("ip", "link", "add", HOST_IF, "type", "veth", "peer", "name", NS_IF)
-        sh("ip", "link", "set", NS_IF, "netns", NS)
-        sh("ip", "addr", "add", f"{HOST_IP}/24", "dev", HOST_IF)
-        sh("ip", "link", "set", HOST_IF, "up")
-        sh("ip", "netns", "exec", NS, "ip", "addr", "add", f"{WIFI_IP}/24", "dev", NS_IF)
-        sh("ip", "netns", "exec", NS, "ip", "link", "set", NS_IF, "up")
-        sh("ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up")
-        wrapper = tmp_path / "chromium-in-phone"
-        wrapper.write_text(f"#!/bin/sh\nexec ip netns exec {NS} {CHROMIUM} \"$@\"\n")
-        wrapper.chmod(0o755)
-        yield wrapper
+        yield PHONE.chromium(tmp_path)
     finally:
-        subprocess.run(["ip", "link", "del", HOST_IF], capture_output=True)
-        subprocess.run(["ip", "netns", "del", NS], capture_output=True)
+        PHONE.remove()
 
 
 async def test_a_party_whose_phone_changes_networks_is_back_within_seconds(live: Live, phone: Path) -> None:
@@ -72,8 +55,8 @@ async def test_a_party_whose_phone_changes_networks_is_back_within_seconds(live:
             await receiving(host)
 
             # Wi-Fi to 4G: the old address goes, a new one comes; nothing reaches the old one.
-            sh("ip", "netns", "exec", NS, "ip", "addr", "del", f"{WIFI_IP}/24", "dev", NS_IF)
-            sh("ip", "netns", "exec", NS, "ip", "addr", "add", f"{MOBILE_IP}/24", "dev", NS_IF)
+            PHONE.run("ip", "addr", "del", f"{WIFI_IP}/24", "dev", PHONE.ns_if)
+            PHONE.run("ip", "addr", "add", f"{MOBILE_IP}/24", "dev", PHONE.ns_if)
             switched = time.monotonic()
             await receiving(party, after=connections, timeout_s=30)
             await receiving(host, timeout_s=10)
