@@ -162,6 +162,9 @@ async def test_a_draining_node_takes_no_new_rooms_and_finishes_its_own(cluster: 
                            capture_output=True, text=True, timeout=60)
     assert drain.returncode == 0, drain.stderr
     assert "Node a is draining" in drain.stdout and "1 room(s)" in drain.stdout, drain.stdout
+    listing = subprocess.run([TIAOJIE, "nodes", "--database-url", cluster.database_url], env={**os.environ, **cluster.env},
+                             capture_output=True, text=True, timeout=60).stdout.splitlines()
+    assert [line.split()[:3] for line in listing] == [["a", "alive", "draining"], ["b", "alive", "taking"]], listing
 
     # A new room opened through a goes to b; the running room stays on a, and someone who
     # joins it now goes to a.
@@ -185,3 +188,11 @@ async def test_a_draining_node_takes_no_new_rooms_and_finishes_its_own(cluster: 
     assert room_node(cluster, running["id"]) == "b"
     await again.close()
     await later_host.close()
+
+    # Back in service without a restart.
+    undo = subprocess.run([TIAOJIE, "drain", "--undo", "--database-url", cluster.database_url],
+                          env={**os.environ, **cluster.env, **env}, capture_output=True, text=True, timeout=60)
+    assert "Node a takes new rooms again" in undo.stdout, undo.stdout + undo.stderr
+    listing = subprocess.run([TIAOJIE, "nodes", "--database-url", cluster.database_url], env={**os.environ, **cluster.env},
+                             capture_output=True, text=True, timeout=60).stdout
+    assert listing.splitlines()[0].split()[:3] == ["a", "alive", "taking"], listing
