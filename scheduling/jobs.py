@@ -42,7 +42,6 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.util import obj_to_ref, ref_to_obj
 from sqlalchemy import String, create_engine, event, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -51,7 +50,7 @@ from scheduling import notify
 from scheduling.models import ACTIVE_STATES, MediationSession, Participant
 from server.aio import cancel_and_wait
 from server.config import Settings, node_name
-from server.database import Base, UTCDateTime, lock_schema, utcnow
+from server.database import Base, UTCDateTime, insert_first, lock_schema, utcnow
 
 logger = logging.getLogger(__name__)
 LEASE_NAME = "scheduler"
@@ -102,12 +101,7 @@ class Retry(BaseTrigger):
 async def claim(db: AsyncSession, job_id: str, due_at: dt.datetime, holder: str) -> bool:
     """Mark (job, due time) as run in this transaction; False if it already ran (or another
     holder's run of it commits first: PostgreSQL makes this insert wait for theirs)."""
-    try:
-        async with db.begin_nested():
-            db.add(JobRun(job_id=job_id, due_at=due_at, holder=holder))
-    except IntegrityError:
-        return False
-    return True
+    return await insert_first(db, JobRun(job_id=job_id, due_at=due_at, holder=holder))
 
 
 async def try_lease(db: AsyncSession, holder: str, ttl_s: int) -> bool:
@@ -115,12 +109,8 @@ async def try_lease(db: AsyncSession, holder: str, ttl_s: int) -> bool:
     now = utcnow()
     lease = await db.get(SchedulerLease, LEASE_NAME, with_for_update=True)
     if lease is None:
-        try:  # two nodes starting at once both find no lease: the first insert wins
-            async with db.begin_nested():
-                db.add(SchedulerLease(name=LEASE_NAME, holder=holder, expires_at=now + dt.timedelta(seconds=ttl_s)))
-        except IntegrityError:
-            return False
-        return True
+        # Two nodes starting at once both find no lease: the first insert wins.
+        return await insert_first(db, SchedulerLease(name=LEASE_NAME, holder=holder, expires_at=now + dt.timedelta(seconds=ttl_s)))
     if lease.holder != holder and lease.expires_at > now:
         return False
     lease.holder = holder

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, event, text
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
@@ -117,6 +118,17 @@ def create_session_factory(
 def _refuse_writes(session: Session, _context: Any, _instances: Any) -> None:
     if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
         raise ReadOnlyWrite("a read-only transaction tried to write")
+
+
+async def insert_first(db: AsyncSession, row: Base) -> bool:
+    """Insert the row in a savepoint; False if its key is taken, by a committed row or by another
+    transaction's insert that commits first (PostgreSQL makes this one wait for it)."""
+    try:
+        async with db.begin_nested():
+            db.add(row)
+    except IntegrityError:
+        return False
+    return True
 
 
 # Nodes that start together create tables one at a time: on PostgreSQL each takes this lock for

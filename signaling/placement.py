@@ -23,12 +23,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, String, delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.aio import cancel_and_wait
-from server.database import Base, UTCDateTime, utcnow
+from server.database import Base, UTCDateTime, insert_first, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -131,12 +130,9 @@ async def place(db: AsyncSession, session_id: int, now: dt.datetime, dead_after_
         if placement is not None:
             placement.node_id, placement.placed_at = node.id, now
             return node
-        try:
-            async with db.begin_nested():
-                db.add(RoomPlacement(session_id=session_id, node_id=node.id, placed_at=now))
+        if await insert_first(db, RoomPlacement(session_id=session_id, node_id=node.id, placed_at=now)):
             return node
-        except IntegrityError:
-            continue  # another node placed it just now: read theirs
+        # another node placed it just now: read theirs
     raise NoNode("could not place the room")
 
 
