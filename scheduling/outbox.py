@@ -7,6 +7,7 @@ sending, so two server processes never send the same row.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from typing import Any, Protocol
@@ -203,10 +204,11 @@ class Deliverer:
 
     async def _run(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._interval_s)
-            except TimeoutError:
-                pass
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that arrives with the
+            # wake-up (a job's kick as the server stops), and the stop then waits forever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await deliver_pending(self._sessions, self._settings, self._sms)

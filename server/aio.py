@@ -13,4 +13,6 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
     try:
         await task
     except asyncio.CancelledError:
-        pass
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # the caller itself is being cancelled, not only the task

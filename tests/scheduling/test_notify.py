@@ -201,3 +201,15 @@ async def _outbox(running: Any) -> list[dict[str, Any]]:
     async with running.app.state.db_sessions() as db:
         return await outbox.list_messages(db)
 
+
+
+async def test_the_deliverer_stops_even_when_kicked_as_it_is_stopped(running: Any) -> None:
+    # A job queues mail and kicks the deliverer just as the server stops. asyncio.wait_for
+    # (Python 3.11) swallowed a cancel that arrived together with the wake-up, so the stop
+    # waited forever: the hang that used up a whole CI run.
+    deliverer = running.app.state.deliverer
+    await asyncio.sleep(0.2)  # the start-up round is over; the deliverer waits to be woken
+    deliverer.kick()
+    stopping = asyncio.create_task(deliverer.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=5)
+    assert done, "the deliverer did not stop"
