@@ -182,7 +182,8 @@ class WorkerHub:
             future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self._stats[worker.index] = future
             worker.send({"op": "stats"})
-            stats = await asyncio.wait_for(future, 10)
+            async with asyncio.timeout(10):  # not wait_for: see scheduling/outbox.py, Deliverer._run
+                stats = await future
             totals["per_worker"].append(stats)
             for key, value in stats.items():
                 if isinstance(value, int):

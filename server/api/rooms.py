@@ -85,7 +85,8 @@ async def _receive_text(websocket: WebSocket) -> str:
 
 
 async def _admit(websocket: WebSocket, send: Any) -> dict[str, Any]:
-    message = parse(await asyncio.wait_for(_receive_text(websocket), JOIN_TIMEOUT_S))
+    async with asyncio.timeout(JOIN_TIMEOUT_S):
+        message = parse(await _receive_text(websocket))
     if message.get("type") != "join" or not isinstance(message.get("token"), str):
         raise SignalingError("the first message must be {\"type\": \"join\", \"token\": ...}", code="join_first")
     raw_id = websocket.path_params["session_id"]

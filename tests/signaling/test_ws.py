@@ -154,6 +154,16 @@ async def test_join_must_come_first(live: Live) -> None:
     await socket.close()
 
 
+async def test_a_silent_socket_is_told_and_closed(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.api import rooms
+
+    monkeypatch.setattr(rooms, "JOIN_TIMEOUT_S", 0.5)
+    socket = await websockets.connect(live.ws_url())
+    assert json.loads(await asyncio.wait_for(socket.recv(), 5))["code"] == "join_timeout"
+    await asyncio.wait_for(socket.wait_closed(), 5)
+    assert socket.close_code == 4408
+
+
 async def test_room_closed_until_host_opens_it(live: Live) -> None:
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
     dispute = (await live.staff.post("/api/disputes", json={"title": "租房", "dispute_type": "rental",
