@@ -15,8 +15,10 @@ video frame starts while the budget allows and is dropped otherwise (the subscri
 for a keyframe). Answers to NACKs come last: they are sent only while a reserve of the budget is
 left, so that repairing loss never takes the place of new media on a link that is already full
 (and on a link that is not limited they have a budget of their own). When the link cannot carry
-even a small video stream per publisher for a while, the subscriber gets audio only, and video
-is tried again now and then.
+even a small video stream per publisher for a while, it gets fewer videos (`video_limit`: the
+peer keeps the screen share and the latest speakers, `signaling/peers.py`), down to audio only;
+one more video comes back when the estimate has room for it, and on audio only one video is
+tried again now and then.
 
 No media here: plain numbers, so that tests drive it with a fake clock.
 """
@@ -29,18 +31,18 @@ AUDIO_BPS = 50_000  # an Opus voice stream (32 kbit/s) with its RTP, SRTP, UDP a
 START_BPS = 300_000  # the NACK answers' budget on a link that is not limited
 MAX_DEBT_S = 1.0  # a frame that starts within budget is sent whole, even a keyframe, up to this debt ...
 FRAME_DEBT_S = 0.5  # ... and new frames start until the debt is this deep (each refused one costs a keyframe)
-MIN_VIDEO_BPS = 60_000  # per video stream: below this for a while (and losing), the subscriber gets audio only ...
-RESUME_VIDEO_BPS = 90_000  # ... and video again from this (so that it does not flap)
+MIN_VIDEO_BPS = 60_000  # per video stream: below this for a while (and losing), the subscriber gets fewer videos ...
+RESUME_VIDEO_BPS = 90_000  # ... and one more from this (so that it does not flap)
 MIN_PUBLISHER_BPS = 60_000  # a single-layer camera is never steered below this
-AUDIO_ONLY_AFTER_S = 3.0  # how long a share must stay too small while the link loses packets
-PROBE_EVERY_S = 10.0  # on audio only, try video again this often: the estimate only grows
+FEWER_AFTER_S = 3.0  # how long a share must stay too small while the link loses packets
+PROBE_EVERY_S = 10.0  # on audio only, try one video again this often: the estimate only grows
 #                       while video flows, so without a try it could never come back
 MAX_VIDEO_BPS = 600_000  # what the room page lets a camera send (its largest layer) ...
 SIMULCAST_BPS = MAX_VIDEO_BPS + 70_000  # ... and with its small simulcast layer (web/static/room.js)
 HEADROOM = 0.9  # keep a tenth of the estimate free for RTCP and the estimate's own error
 BURST_S = 0.3  # the budget may run this far ahead (a keyframe is a burst)
 LOSSY_FRACTION = 13  # of 256 (5%): a receiver report above this means the link is congested
-LOSSY_RECENT_S = 2.0  # audio only needs loss this recent too (reports come every second or so)
+LOSSY_RECENT_S = 2.0  # fewer videos need loss this recent too (reports come every second or so)
 CONGESTED_HOLD_S = 120.0  # the link stays limited this long after the last lossy report ...
 MAX_HOLD_S = 480.0  # ... twice that after each failed try at more, up to this (bench/weak_link.py:
 #                     a failed try cost 8% of a minute's audio on a 300 kbit/s link: every layer
@@ -57,15 +59,15 @@ _NEVER = float("-inf")
 
 
 class Downlink:
-    """One subscriber's link: the estimate, audio-only or not, and the byte budget."""
+    """One subscriber's link: the estimate, how many videos it carries, and the byte budget."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.remb_bps: int | None = None  # the browser's estimate (REMB); None: none yet
         self.delivered_bps: int | None = None  # what the link delivered while it lost packets
         self.audio_streams = 0
-        self.audio_only = False
         self.video_streams = 0
+        self.video_limit: int | None = None  # how many of the videos the link carries (None: all)
         self._tokens = 0.0
         self._at = clock()
         self._retransmit_tokens = 0.0  # before feedback, NACK answers have a budget of their own
@@ -81,7 +83,7 @@ class Downlink:
         self._tick_at = self._at
         self._worst_loss = 0  # the worst fraction lost reported since the last tick
         self._reports = 0
-        self._audio_only_since = 0.0
+        self._lowered_at = 0.0  # when the video limit last went down
         self.dropped_video = 0
         self.dropped_retransmissions = 0
 
@@ -94,13 +96,13 @@ class Downlink:
         return self.delivered_bps if self.delivered_bps is not None else self.remb_bps
 
     def feedback(self, bitrate_bps: int) -> bool:
-        """A new estimate (REMB); True when audio-only changed."""
+        """A new estimate (REMB); True when the video limit changed."""
         self.remb_bps = max(0, int(bitrate_bps))
         return self._decide()
 
     def loss(self, fraction_lost: int, delivered_octets: int = 0) -> bool:
         """A receiver report for a stream this subscriber receives: its fraction lost (of 256),
-        and the bytes it says arrived since its last report; True when audio-only changed."""
+        and the bytes it says arrived since its last report; True when the video limit changed."""
         now = self._clock()
         self._reports += 1
         self._delivered_octets += delivered_octets
@@ -120,19 +122,33 @@ class Downlink:
         return self.estimate_bps is not None and self._clock() < self._congested_until
 
     def streams(self, video: int, audio: int = 0) -> bool:
-        """How many streams the subscriber receives now; True when audio-only changed."""
+        """How many streams the subscriber receives now; True when the video limit changed."""
         self.video_streams = video
         self.audio_streams = audio
         return self._decide()
 
-    def video_share_bps(self) -> int | None:
-        """What each video stream may take on a limited link (the estimate, less a reserve and
-        the audio); None: no limit."""
+    @property
+    def audio_only(self) -> bool:
+        """Whether the link carries none of its videos now."""
+        return self.video_limit == 0 and self.video_streams > 0
+
+    @property
+    def shown(self) -> int:
+        """How many videos the subscriber gets now."""
+        return self.video_streams if self.video_limit is None else min(self.video_limit, self.video_streams)
+
+    def _video_bps(self) -> float | None:
+        """What all the videos may take on a limited link (the estimate, less a reserve and the
+        audio); None: no limit."""
         if not self.limited:
             return None
         assert self.estimate_bps is not None
-        video = self.estimate_bps * HEADROOM - self.audio_streams * AUDIO_BPS
-        return max(0, int(video / max(1, self.video_streams)))
+        return max(0.0, self.estimate_bps * HEADROOM - self.audio_streams * AUDIO_BPS)
+
+    def video_share_bps(self) -> int | None:
+        """What each video the subscriber gets may take on a limited link; None: no limit."""
+        video = self._video_bps()
+        return None if video is None else int(video / max(1, self.shown))
 
     def sent(self, size: int, *, video: bool) -> None:
         """Count a packet that was sent (for video, once its frame started)."""
@@ -141,8 +157,8 @@ class Downlink:
             self.spend(size)
 
     def tick(self) -> bool:
-        """Called every second or so: what the link delivered, audio only after a sustained low
-        share, and video tried again now and then; True when audio-only changed."""
+        """Called every second or so: what the link delivered, fewer videos after a sustained
+        low share, and more when there is room; True when the video limit changed."""
         now = self._clock()
         elapsed = now - self._tick_at
         if elapsed > 0 and self._reports:
@@ -165,29 +181,38 @@ class Downlink:
 
     def _decide(self) -> bool:
         now = self._clock()
-        share = self.video_share_bps()
-        if share is None or self.video_streams == 0:
-            audio_only, self._low_since = False, None
-        elif self.audio_only:
-            # Back to video when the estimate allows it, or to find out whether it would.
-            audio_only = share < RESUME_VIDEO_BPS and now - self._audio_only_since < PROBE_EVERY_S
-            if not audio_only:
-                self._low_since = None
-        elif share >= MIN_VIDEO_BPS or now - self._lossy_at > LOSSY_RECENT_S:
+        video = self._video_bps()
+        limit = self.video_limit
+        shown = self.shown
+        if video is None or self.video_streams == 0:
+            limit, self._low_since = None, None
+        elif limit is not None and limit < self.video_streams and (
+                video / (limit + 1) >= RESUME_VIDEO_BPS or (limit == 0 and now - self._lowered_at >= PROBE_EVERY_S)):
+            # More videos when the estimate has room for them; on audio only, one now and then
+            # to find out whether it would (the estimate grows only while video flows).
+            limit = max(limit + 1, int(video // RESUME_VIDEO_BPS))
+            self._low_since, self._low_reports = now, [0, 0]  # a try that fails ends as soon
+        elif shown == 0 or video / shown >= MIN_VIDEO_BPS or now - self._lossy_at > LOSSY_RECENT_S:
             # A share that looks small on a link that is not losing packets is an estimate
             # still growing: the video gets through, so it stays.
-            audio_only, self._low_since = False, None
+            self._low_since = None
         else:
             if self._low_since is None:
                 self._low_since, self._low_reports = now, [0, 0]
             # Only a link that keeps losing (half its reports or more), not one whose full use
             # shows a lossy report now and then (a keyframe that overflowed a queue once).
             clean, lossy = self._low_reports
-            audio_only = now - self._low_since >= AUDIO_ONLY_AFTER_S and lossy >= clean
-        changed = audio_only != self.audio_only
-        if changed and audio_only:
-            self._audio_only_since = now
-        self.audio_only = audio_only
+            if now - self._low_since >= FEWER_AFTER_S and lossy >= clean:
+                # As many videos as the estimate carries at the floor, at least one fewer, and
+                # audio only from one video: the estimate may have been taken while every video
+                # overflowed the link, and the speaker's alone may well fit.
+                fits = min(shown - 1, int(video // MIN_VIDEO_BPS))
+                limit, self._lowered_at = max(fits, 1 if shown > 1 else 0), now
+                self._low_since, self._low_reports = now, [0, 0]  # the next step, if any, as long after
+        if limit is not None and limit >= self.video_streams:
+            limit = None
+        changed = limit != self.video_limit
+        self.video_limit = limit
         return changed
 
     def _video_rate(self) -> float:

@@ -59,6 +59,10 @@ SLOTS = 8
 CODECS = {"audio": "audio/opus", "video": "video/VP8"}
 OPUS_PARAMETERS = {"minptime": 10, "useinbandfec": 1, "usedtx": 1}
 RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+SCREEN = "#screen"  # a slot showing "p12#screen" shows participant p12's screen share
+# On a link that carries only some of its videos, which ones follow the speaker, but at most
+# this often (each change costs the new video a keyframe on that link).
+FOLLOW_SPEAKER_S = 3.0
 
 
 PUBLISHED = 3  # microphone, camera, screen
@@ -103,10 +107,14 @@ class ServerPeer:
         self._publish: list[RTCRtpTransceiver] = []
         self._on_closed = on_closed
         self._closed = False
-        # What this participant's downlink can take (from its REMB feedback), and who to tell
-        # when it goes to audio only or back (the engine, which tells the participant).
+        # What this participant's downlink can take (from its feedback), and who to tell when
+        # it gets fewer videos or more (the engine, which tells the participant). On a link
+        # that carries only some, the screen share and the latest speakers come first.
         self.downlink = Downlink()
         self.on_bandwidth: Callable[[ServerPeer], Awaitable[None]] | None = None
+        self.speakers: list[str] = []  # participant ids, the latest speaker first
+        self.paused_video: list[str] = []  # the slots (their keys) whose video is held back
+        self._videos_at = float("-inf")  # when the videos shown last changed
         self._abs_send_time_id: int | None = None
         self._rid_id: int | None = None
         self.simulcast = False  # whether its camera comes in simulcast layers
@@ -227,14 +235,14 @@ class ServerPeer:
                     if report.ssrc == subscription.ssrc:
                         delivered = subscription.delivered(report.highest_sequence, report.packets_lost)
                         if self.downlink.loss(report.fraction_lost, delivered):
-                            await self._audio_only_changed()
+                            await self.show_videos()
             elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
                 try:
                     bitrate, _ = unpack_remb_fci(packet.fci)
                 except ValueError:
                     return
                 if self.downlink.feedback(bitrate):
-                    await self._audio_only_changed()
+                    await self.show_videos()
 
         hooks.intercept_sender_rtcp(sender, on_rtcp)
 
@@ -243,7 +251,7 @@ class ServerPeer:
         shown = [slot for slot in self.slots if slot.participant_id is not None]
         if self.downlink.streams(video=sum(1 for slot in shown if "video" in slot.sources),
                                  audio=sum(1 for slot in shown if "audio" in slot.sources)):
-            await self._audio_only_changed()
+            await self.show_videos()
 
     async def bandwidth_tick(self) -> None:
         """Once a second: audio only after a sustained weak link, and video tried again; which
@@ -251,7 +259,7 @@ class ServerPeer:
         for stream in (self.video, self.screen):
             stream.rank_layers()
         if self.downlink.tick():
-            await self._audio_only_changed()
+            await self.show_videos()
 
     def choose_layers(self) -> None:
         """Each slot's video from the simulcast layer that fits this downlink and the tile it is
@@ -275,15 +283,43 @@ class ServerPeer:
             slot.video.tile_pixels = size
         self.choose_layers()
 
-    async def _audio_only_changed(self) -> None:
-        audio_only = self.downlink.audio_only
-        logger.info("peer %s downlink %s bps: %s", self.id, self.downlink.estimate_bps,
-                    "audio only" if audio_only else "video again")
-        for slot in self.slots:
-            slot.video.pause(audio_only)
-            source = slot.sources.get("video")
-            if not audio_only and source is not None:
-                source.want_keyframe(source.desired(slot.video))
+    def heard(self, speaker: str) -> None:
+        """Someone in the room spoke: on a link that carries only some videos, theirs first."""
+        if self.speakers[:1] != [speaker]:
+            if speaker in self.speakers:
+                self.speakers.remove(speaker)
+            self.speakers.insert(0, speaker)
+
+    def _rank(self, slot: SlotSenders) -> tuple[int, int]:
+        key = slot.participant_id or ""
+        if key.endswith(SCREEN):
+            return 0, 0  # a shared document is what the room is looking at
+        return 1, self.speakers.index(key) if key in self.speakers else len(self.speakers)
+
+    async def show_videos(self) -> None:
+        """Send video in as many slots as the downlink carries (the others stay audio), and tell
+        the participant when that changes; a new speaker replaces a shown video only every
+        FOLLOW_SPEAKER_S."""
+        ranked = sorted((slot for slot in self.slots if "video" in slot.sources), key=self._rank)
+        limit = self.downlink.video_limit
+        wanted = ranked if limit is None else ranked[:limit]
+        shown = [slot for slot in ranked if not slot.video.paused]
+        if {id(slot) for slot in wanted} == {id(slot) for slot in shown}:
+            return
+        now = time.monotonic()
+        if len(wanted) == len(shown) and now - self._videos_at < FOLLOW_SPEAKER_S:
+            return
+        self._videos_at = now
+        logger.info("peer %s downlink %s bps: video in %d of %d slots", self.id, self.downlink.estimate_bps,
+                    len(wanted), len(ranked))
+        for slot in ranked:
+            paused = all(slot is not other for other in wanted)
+            if paused != slot.video.paused:
+                slot.video.pause(paused)
+                source = slot.sources["video"]
+                if not paused:
+                    source.want_keyframe(source.desired(slot.video))
+        self.paused_video = [slot.participant_id for slot in ranked if slot.video.paused and slot.participant_id]
         if self.on_bandwidth is not None:
             await self.on_bandwidth(self)
 

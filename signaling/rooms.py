@@ -20,7 +20,7 @@ from aiortc import RTCIceServer
 from signaling.bandwidth import AUDIO_BPS, publisher_target_bps
 from signaling.errors import SignalingError
 from signaling.forwarding import PublishedStream
-from signaling.peers import SLOTS, ServerPeer
+from signaling.peers import SCREEN, SLOTS, ServerPeer
 from signaling.recording import PublisherRecording
 from signaling.room_state import ADMITTED_ON_JOIN, Member, Room
 
@@ -30,7 +30,6 @@ Record = Callable[[str, dict[str, Any]], Awaitable[None]]
 RECONNECT_TIMEOUT_S = 30.0
 SPEAKER_INTERVAL_S = 0.5
 STEER_EVERY_TICKS = 2  # publishers' bitrate targets once a second
-SCREEN = "#screen"  # a slot showing "p12#screen" shows participant p12's screen share
 SPEAKING_LEVEL = 60  # RFC 6464 level (-dBov) below which someone counts as speaking
 HOST_ACTIONS = frozenset({
     "admit", "lobby_message", "mute", "ask_unmute", "remove", "end", "caucus_start", "caucus_end",
@@ -146,7 +145,7 @@ class MediaEngine:
 
     async def _bandwidth_changed(self, peer: ServerPeer) -> None:
         await self._emit(peer.id, {"type": "bandwidth", "audio_only": peer.downlink.audio_only,
-                                   "estimate_bps": peer.downlink.estimate_bps})
+                                   "paused": peer.paused_video, "estimate_bps": peer.downlink.estimate_bps})
 
     def _steer_publishers(self) -> None:
         """Ask each publisher's browser to send what its weakest subscriber with video can take
@@ -157,12 +156,13 @@ class MediaEngine:
             for publisher in peers:
                 if publisher.video.ssrc is None:
                     continue
-                watching = [p for p in peers if p is not publisher and not p.downlink.audio_only
-                            and any(slot.participant_id == publisher.id for slot in p.slots)]
+                watching = [p for p in peers if p is not publisher and any(
+                    slot.participant_id == publisher.id and not slot.video.paused for slot in p.slots)]
                 target = publisher_target_bps([p.downlink.video_share_bps() for p in watching],
                                               simulcast=publisher.simulcast)
                 sharing = publisher.screen.ssrc is not None and any(
-                    slot.participant_id == f"{publisher.id}{SCREEN}" for p in watching for slot in p.slots)
+                    slot.participant_id == f"{publisher.id}{SCREEN}" and not slot.video.paused
+                    for p in peers if p is not publisher for slot in p.slots)
                 publisher.send_remb(target * (2 if sharing else 1) + AUDIO_BPS)
 
     async def _watch_speakers(self) -> None:
@@ -176,6 +176,7 @@ class MediaEngine:
                 for each in list(self.peers.values()):
                     await each.bandwidth_tick()
                 for each in list(self.peers.values()):
+                    await each.show_videos()  # a new speaker's video on a link that carries only some
                     each.choose_layers()
                     each.send_receiver_reports()
                 self._steer_publishers()
@@ -190,7 +191,16 @@ class MediaEngine:
                     peer.audio.loudest = 127
                 if speaker is not None and speaker != self._speakers.get(room.room_id):
                     self._speakers[room.room_id] = speaker
+                    self._heard(room, speaker)
                     await self._broadcast(room, {"type": "speaker", "peer_id": speaker})
+
+    def _heard(self, room: Room, speaker: str) -> None:
+        # (A function of its own: a loop variable in _watch_speakers, whose frame lives as long as
+        # the engine, would keep a peer that has left alive.)
+        for peer_id in room.members:
+            peer = self.peers.get(peer_id)
+            if peer is not None:
+                peer.heard(speaker)
 
     # ------------------------------------------------------------ messages
 

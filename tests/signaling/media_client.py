@@ -24,8 +24,8 @@ from signaling import _aiortc_hooks as hooks
 from signaling.peers import RID_URI, SLOTS
 
 # Y, U, V of the colours the clients send.
-COLOURS = [(81, 90, 240), (145, 54, 34), (41, 240, 110), (210, 16, 146)]
-TONES = [440, 660, 880, 1100]
+COLOURS = [(81, 90, 240), (145, 54, 34), (41, 240, 110), (210, 16, 146), (170, 166, 16)]
+TONES = [440, 660, 880, 1100, 1320]
 
 
 def browser_like_encoders(patch: Callable[[Any, str, Any], None] = setattr) -> None:

@@ -1,14 +1,16 @@
 """The downlink budget with a fake clock: a lossy link's video frames under its estimate, NACKs
-from what is spare (and budgeted on every link), audio only after a sustained weak link; a
-healthy link is not held to an estimate that is still ramping up."""
+from what is spare (and budgeted on every link), fewer videos (down to audio only) after a
+sustained weak link and more when there is room; a healthy link is not held to an estimate that
+is still ramping up."""
 from __future__ import annotations
 
 from signaling.bandwidth import (
     AUDIO_BPS,
-    AUDIO_ONLY_AFTER_S,
     CONGESTED_HOLD_S,
+    FEWER_AFTER_S,
     MAX_VIDEO_BPS,
     MIN_PUBLISHER_BPS,
+    PROBE_EVERY_S,
     RELAPSE_S,
     SIMULCAST_BPS,
     START_BPS,
@@ -110,23 +112,49 @@ def test_nacks_are_budgeted_on_every_link() -> None:
     assert 0 < answered * 1200 * 8 <= START_BPS, answered
 
 
-def test_audio_only_after_a_sustained_weak_link_then_video_tried_again() -> None:
+def test_fewer_videos_after_a_sustained_weak_link_then_more_when_there_is_room() -> None:
+    # A party on 300 kbit/s in a room of five: four voices (200k) leave 70k of the 270k for video.
     clock = Clock()
     link = Downlink(clock)
-    link.streams(video=4)
+    link.streams(video=4, audio=4)
     link.loss(40)
-    assert link.feedback(200_000) is False and not link.audio_only  # 45k per stream: a dip?
-    clock.now += AUDIO_ONLY_AFTER_S / 2
+    assert link.feedback(300_000) is False and link.video_limit is None  # 17k per video: a dip?
+    clock.now += FEWER_AFTER_S / 2
     link.loss(40)
-    assert link.tick() is False and not link.audio_only
-    clock.now += AUDIO_ONLY_AFTER_S / 2 + 0.1
-    assert link.loss(40) is True and link.audio_only  # still too small, and still losing
-    assert link.feedback(300_000) is False and link.audio_only  # 67k per stream: not yet 90k
+    assert link.tick() is False and link.video_limit is None
+    clock.now += FEWER_AFTER_S / 2 + 0.1
+    assert link.loss(40) is True and link.video_limit == 1  # still too small, still losing: one video
+    assert link.shown == 1 and link.video_share_bps() == 70_000 and not link.audio_only
+    assert link.feedback(420_000) is False and link.video_limit == 1  # 89k each for two: not yet 90k
+    assert link.feedback(430_000) is True and link.video_limit == 2
+    assert link.feedback(1_000_000) is True and link.video_limit is None  # room for all four again
+
+
+def test_audio_only_when_the_voices_fill_the_link_then_one_video_tried_again() -> None:
+    clock = Clock()
+    link = Downlink(clock)
+    link.streams(video=4, audio=4)
     link.loss(40)
-    clock.now += 10.5
-    assert link.tick() is True and not link.audio_only  # a try with video, to let the estimate grow
-    assert link.feedback(700_000) is False and not link.audio_only
-    assert link.streams(video=2) is False  # fewer streams: more for each
+    link.feedback(200_000)  # the voices alone fill it
+    clock.now += FEWER_AFTER_S + 0.1
+    assert link.loss(40) is True and link.video_limit == 1  # the speaker's video may still fit ...
+    clock.now += FEWER_AFTER_S + 0.1
+    assert link.loss(40) is True and link.audio_only and link.video_limit == 0  # ... it does not
+    clock.now += PROBE_EVERY_S
+    assert link.tick() is True and link.video_limit == 1  # a try with one video, to let the estimate grow
+    clock.now += FEWER_AFTER_S + 0.1
+    assert link.loss(40) is True and link.audio_only  # it did not fit: audio only again
+
+
+def test_a_link_that_keeps_losing_sheds_one_video_at_a_time_at_least() -> None:
+    link, clock = limited(4, 200_000)  # no audio: 180k, 45k for each of four
+    clock.now += FEWER_AFTER_S + 0.1
+    assert link.loss(40) is True and link.video_limit == 3  # three carry the floor of 60k
+    clock.now += FEWER_AFTER_S + 0.1
+    link.loss(40)
+    link.feedback(100_000)  # 90k: one at the floor
+    clock.now += FEWER_AFTER_S + 0.1
+    assert link.loss(40) is True and link.video_limit == 1
 
 
 def test_a_small_estimate_without_loss_keeps_the_video() -> None:
@@ -134,16 +162,16 @@ def test_a_small_estimate_without_loss_keeps_the_video() -> None:
     for _ in range(10):
         clock.now += 1
         assert link.tick() is False
-    assert not link.audio_only  # the video gets through: no reason to take it away
+    assert link.video_limit is None  # the video gets through: no reason to take it away
 
 
 def test_video_again_as_soon_as_the_estimate_allows() -> None:
     link, clock = limited(2, 100_000)
-    clock.now += AUDIO_ONLY_AFTER_S / 2
+    clock.now += FEWER_AFTER_S / 2
     link.loss(40)
-    clock.now += AUDIO_ONLY_AFTER_S / 2 + 0.1
-    assert link.loss(40) is True and link.audio_only
-    assert link.feedback(250_000) is True and not link.audio_only  # 225k / 2 >= 90k
+    clock.now += FEWER_AFTER_S / 2 + 0.1
+    assert link.loss(40) is True and link.video_limit == 1  # 90k: one of the two at the floor
+    assert link.feedback(250_000) is True and link.video_limit is None  # 225k / 2 >= 90k
 
 
 def test_publisher_target_follows_the_weakest_subscriber_within_bounds() -> None:
@@ -211,4 +239,4 @@ def test_a_full_link_that_loses_now_and_then_keeps_its_video() -> None:
         link.loss(0)
         link.loss(0)
         link.tick()
-    assert not link.audio_only  # most reports are clean: the small layers are getting through
+    assert link.video_limit is None  # most reports are clean: the small layers are getting through

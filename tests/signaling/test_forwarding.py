@@ -231,6 +231,33 @@ async def test_a_weak_subscriber_gets_the_small_layer_with_clean_audio(harness: 
     assert weak.downlink_dropped > 0  # the link was really too small for the large layers
 
 
+async def test_a_link_too_weak_for_every_video_keeps_every_voice_and_the_speakers_video(
+        harness: Harness, monkeypatch) -> None:
+    # 230 kbit/s: the two voices take about 105k (Opus at 32k with its headers), and what is left
+    # carries one small video (60k at 30 fps, about 75k on the wire), not two. (In rooms of five,
+    # bench/media_capacity.py: five clients with their decoders do not fit in the test's process.)
+    browser_like_encoders(monkeypatch.setattr)
+    await harness.add(0, moving=True, simulcast=True)  # the speaker
+    quiet = await harness.add(1, volume=0.002, moving=True, simulcast=True)
+    weak = await harness.add(2, volume=0.002)
+    weak.impair_downlink(230_000)
+    await wait_until(lambda: any(m["type"] == "bandwidth" and m["paused"] == ["p1"] for m in harness.seen["p2"]), 30)
+    await asyncio.sleep(4)  # the link settles on what it carries
+    before = {p: (weak.received_from(p).audio_frames, weak.received_from(p).video_frames) for p in ("p0", "p1")}
+    strong_before = quiet.received_from("p0").video_frames
+    await asyncio.sleep(8)
+    for p in ("p0", "p1"):
+        audio = (weak.received_from(p).audio_frames - before[p][0]) / (8 * 50)
+        assert audio >= 0.95, f"{audio:.1%} of {p}'s audio frames reached the weak link"
+    fps = (weak.received_from("p0").video_frames - before["p0"][1]) / 8
+    assert fps >= 10, f"{fps:.1f} fps of the speaker's video on the weak link"
+    assert weak.received_from("p1").video_frames - before["p1"][1] <= 2  # held back
+    told = [m for m in harness.seen["p2"] if m["type"] == "bandwidth"][-1]
+    assert told["paused"] == ["p1"] == harness.engine.peers["p2"].paused_video and not told["audio_only"]
+    strong = quiet.received_from("p0")
+    assert (strong.video_frames - strong_before) / 8 >= 20 and strong.last_width == 320  # the large layer
+
+
 async def test_publishers_get_receiver_reports(harness: Harness) -> None:
     publisher = await harness.add(0)
     subscriber = await harness.add(1)

@@ -94,6 +94,7 @@ let pc = null;
 let slotCount = 0;
 let people = new Map();
 let slots = [];
+let pausedVideo = new Set(); // slots whose video the server holds back: my link cannot carry every video
 let me = null;
 let leaving = false;
 let listed = [];
@@ -309,8 +310,11 @@ async function handle(message) {
       addChat(message);
       break;
     case "bandwidth":
+      pausedVideo = new Set(message.paused || []);
       if (message.audio_only) notice(t("room.audio_only"), "bandwidth");
+      else if (pausedVideo.size) notice(t("room.fewer_videos"), "bandwidth");
       else if (noticeKind === "bandwidth") notice("");
+      renderTiles();
       break;
     case "error":
       if (message.code === "ended") finish(t("room.ended"));
@@ -420,8 +424,12 @@ function renderTiles() {
       const person = people.get(peerId);
       if (!person) return;
       const stream = new MediaStream([transceivers[3 + 2 * n].receiver.track, transceivers[4 + 2 * n].receiver.track]);
-      const text = screen ? t("room.screen_of", { name: label(person) }) : label(person) + (person.audio_muted ? ` · ${t("room.muted")}` : "");
-      wanted.push({ key: `slot-${n}-${slotKey}`, slot: n, stream, text, muted: false });
+      const flags = [];
+      if (!screen && person.audio_muted) flags.push(t("room.muted"));
+      if (pausedVideo.has(slotKey)) flags.push(t("room.video_held"));
+      const name = screen ? t("room.screen_of", { name: label(person) }) : label(person);
+      wanted.push({ key: `slot-${n}-${slotKey}`, slot: n, stream, text: [name, ...flags].join(" · "), muted: false,
+                    held: pausedVideo.has(slotKey) });
     });
   }
   const keep = new Set(wanted.map((w) => w.key));
@@ -444,6 +452,7 @@ function renderTiles() {
       grid.append(tile);
     }
     tile.querySelector("figcaption").textContent = item.text;
+    tile.classList.toggle("held", Boolean(item.held));
     tile.querySelector("video").setAttribute("aria-label", item.text);
   }
   reportView();
