@@ -84,6 +84,9 @@ class Downlink:
         self._worst_loss = 0  # the worst fraction lost reported since the last tick
         self._reports = 0
         self._lowered_at = 0.0  # when the video limit last went down
+        self._refused_at = float("-inf")  # when the budget last refused a video frame ...
+        self._refusals = 0  # ... and how often it has
+        self._refusals_at_low = 0  # (when the share fell low)
         self.dropped_video = 0
         self.dropped_retransmissions = 0
 
@@ -191,24 +194,30 @@ class Downlink:
             # More videos when the estimate has room for them; on audio only, one now and then
             # to find out whether it would (the estimate grows only while video flows).
             limit = max(limit + 1, int(video // RESUME_VIDEO_BPS))
-            self._low_since, self._low_reports = now, [0, 0]  # a try that fails ends as soon
-        elif shown == 0 or video / shown >= MIN_VIDEO_BPS or now - self._lossy_at > LOSSY_RECENT_S:
-            # A share that looks small on a link that is not losing packets is an estimate
-            # still growing: the video gets through, so it stays.
+            self._low_since, self._low_reports, self._refusals_at_low = now, [0, 0], self._refusals  # a try that fails ends as soon
+        elif shown == 0 or video / shown >= MIN_VIDEO_BPS or (
+                now - self._lossy_at > LOSSY_RECENT_S and now - self._refused_at > LOSSY_RECENT_S):
+            # A share that looks small on a link that is neither losing packets nor having its
+            # frames refused by the budget is an estimate still growing: the video gets
+            # through, so it stays.
             self._low_since = None
         else:
             if self._low_since is None:
-                self._low_since, self._low_reports = now, [0, 0]
+                self._low_since, self._low_reports, self._refusals_at_low = now, [0, 0], self._refusals
             # Only a link that keeps losing (half its reports or more), not one whose full use
-            # shows a lossy report now and then (a keyframe that overflowed a queue once).
+            # shows a lossy report now and then (a keyframe that overflowed a queue once); or
+            # one whose budget keeps refusing frames (each costs that video a keyframe's wait:
+            # spread over every video, none would get a watchable frame rate).
             clean, lossy = self._low_reports
-            if now - self._low_since >= FEWER_AFTER_S and lossy >= clean:
+            refused = self._refusals - self._refusals_at_low
+            if now - self._low_since >= FEWER_AFTER_S and (lossy >= clean or refused >= 2):
                 # As many videos as the estimate carries at the floor, at least one fewer, and
                 # audio only from one video: the estimate may have been taken while every video
                 # overflowed the link, and the speaker's alone may well fit.
                 fits = min(shown - 1, int(video // MIN_VIDEO_BPS))
                 limit, self._lowered_at = max(fits, 1 if shown > 1 else 0), now
-                self._low_since, self._low_reports = now, [0, 0]  # the next step, if any, as long after
+                # The next step, if any, as long after.
+                self._low_since, self._low_reports, self._refusals_at_low = now, [0, 0], self._refusals
         if limit is not None and limit >= self.video_streams:
             limit = None
         changed = limit != self.video_limit
@@ -236,6 +245,8 @@ class Downlink:
         self._refill()
         if self._tokens < -self._video_rate() * FRAME_DEBT_S:
             self.dropped_video += 1
+            self._refusals += 1
+            self._refused_at = self._clock()
             return False
         return True
 

@@ -240,3 +240,15 @@ def test_a_full_link_that_loses_now_and_then_keeps_its_video() -> None:
         link.loss(0)
         link.tick()
     assert link.video_limit is None  # most reports are clean: the small layers are getting through
+
+
+def test_a_budget_that_keeps_refusing_frames_means_fewer_videos() -> None:
+    # The budget holds the video under the estimate, so the link loses little (clean reports),
+    # but spread over four cameras the 34k left beside the voices carry none of them.
+    link, clock = limited(4, 260_000)
+    link.streams(video=4, audio=4)
+    for _ in range(4):
+        _frames_for(link, clock, 1, 4 * 1500)  # four cameras' frames, each second
+        link.loss(0)
+        link.tick()
+    assert link.dropped_video > 2 and link.video_limit == 1
