@@ -150,7 +150,7 @@ def summary(before: list[dict[str, Any]], after: list[dict[str, Any]], seconds: 
 
 
 async def one_run(playwright: Any, wrapper: str, session: dict[str, Any], port: str, seconds: float,
-                  simulcast: bool) -> tuple[dict[str, float], dict[str, float]]:
+                  simulcast: bool) -> tuple[dict[str, float], dict[str, float], int]:
     normal = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
     # The party reaches the server at HOST_IP, not localhost: let the page use the camera there.
     weak_browser = await playwright.chromium.launch(
@@ -173,9 +173,10 @@ async def one_run(playwright: Any, wrapper: str, session: dict[str, Any], port: 
         await asyncio.sleep(seconds)
         weak = summary(weak_before, await party.evaluate(INBOUND), seconds)
         good = summary(good_before, await host.evaluate(INBOUND), seconds)
+        held = await party.locator("#grid .tile.held").count()  # videos the server holds back from the party
         for page in (party, host):
             await page.context.close()
-        return weak, good
+        return weak, good, held
     finally:
         await normal.close()
         await weak_browser.close()
@@ -193,10 +194,11 @@ async def run(link_kbps: int, seconds: float) -> None:
                   "| host (good link): fps  width  each video")
             async with async_playwright() as playwright:
                 for simulcast in (True, False):
-                    weak, good = await one_run(playwright, str(wrapper), session, port, seconds, simulcast)
+                    weak, good, weak_held = await one_run(playwright, str(wrapper), session, port, seconds, simulcast)
                     print(f"  {'simulcast' if simulcast else 'one layer':<11}  {weak['fps']:10.1f} ({weak['videos']:.0f} videos)"
                           f"   {weak['width']:5.0f}   {weak['frozen_s']:6.1f}        {weak['concealed']:7.1%}"
-                          f"              |          {good['fps']:5.1f}  {good['width']:5.0f}  {good['each']}", flush=True)
+                          f"              |          {good['fps']:5.1f}  {good['width']:5.0f}  {good['each']}"
+                          f"; party's each video {weak['each']}, tiles held back: {weak_held}", flush=True)
         finally:
             server.should_exit = True
             await task

@@ -42,6 +42,7 @@ SIMULCAST_BPS = MAX_VIDEO_BPS + 70_000  # ... and with its small simulcast layer
 HEADROOM = 0.9  # keep a tenth of the estimate free for RTCP and the estimate's own error
 BURST_S = 0.3  # the budget may run this far ahead (a keyframe is a burst)
 LOSSY_FRACTION = 13  # of 256 (5%): a receiver report above this means the link is congested
+REFUSED_SHARE = 0.2  # fewer videos when the budget refuses this share of the frames (while the share is low)
 LOSSY_RECENT_S = 2.0  # fewer videos need loss this recent too (reports come every second or so)
 CONGESTED_HOLD_S = 120.0  # the link stays limited this long after the last lossy report ...
 MAX_HOLD_S = 480.0  # ... twice that after each failed try at more, up to this (bench/weak_link.py:
@@ -85,8 +86,7 @@ class Downlink:
         self._reports = 0
         self._lowered_at = 0.0  # when the video limit last went down
         self._refused_at = float("-inf")  # when the budget last refused a video frame ...
-        self._refusals = 0  # ... and how often it has
-        self._refusals_at_low = 0  # (when the share fell low)
+        self._frames = [0, 0]  # ... and the frames it let start and refused, since the share fell low
         self.dropped_video = 0
         self.dropped_retransmissions = 0
 
@@ -194,7 +194,7 @@ class Downlink:
             # More videos when the estimate has room for them; on audio only, one now and then
             # to find out whether it would (the estimate grows only while video flows).
             limit = max(limit + 1, int(video // RESUME_VIDEO_BPS))
-            self._low_since, self._low_reports, self._refusals_at_low = now, [0, 0], self._refusals  # a try that fails ends as soon
+            self._low_since, self._low_reports, self._frames = now, [0, 0], [0, 0]  # a try that fails ends as soon
         elif shown == 0 or video / shown >= MIN_VIDEO_BPS or (
                 now - self._lossy_at > LOSSY_RECENT_S and now - self._refused_at > LOSSY_RECENT_S):
             # A share that looks small on a link that is neither losing packets nor having its
@@ -203,21 +203,21 @@ class Downlink:
             self._low_since = None
         else:
             if self._low_since is None:
-                self._low_since, self._low_reports, self._refusals_at_low = now, [0, 0], self._refusals
+                self._low_since, self._low_reports, self._frames = now, [0, 0], [0, 0]
             # Only a link that keeps losing (half its reports or more), not one whose full use
             # shows a lossy report now and then (a keyframe that overflowed a queue once); or
-            # one whose budget keeps refusing frames (each costs that video a keyframe's wait:
-            # spread over every video, none would get a watchable frame rate).
+            # one whose budget refuses a good share of the frames (each costs that video a
+            # keyframe's wait: spread over every video, none would get a watchable frame rate).
             clean, lossy = self._low_reports
-            refused = self._refusals - self._refusals_at_low
-            if now - self._low_since >= FEWER_AFTER_S and (lossy >= clean or refused >= 2):
+            started, refused = self._frames
+            if now - self._low_since >= FEWER_AFTER_S and (lossy >= clean or refused >= max(2, REFUSED_SHARE * started)):
                 # As many videos as the estimate carries at the floor, at least one fewer, and
                 # audio only from one video: the estimate may have been taken while every video
                 # overflowed the link, and the speaker's alone may well fit.
                 fits = min(shown - 1, int(video // MIN_VIDEO_BPS))
                 limit, self._lowered_at = max(fits, 1 if shown > 1 else 0), now
                 # The next step, if any, as long after.
-                self._low_since, self._low_reports, self._refusals_at_low = now, [0, 0], self._refusals
+                self._low_since, self._low_reports, self._frames = now, [0, 0], [0, 0]
         if limit is not None and limit >= self.video_streams:
             limit = None
         changed = limit != self.video_limit
@@ -245,9 +245,10 @@ class Downlink:
         self._refill()
         if self._tokens < -self._video_rate() * FRAME_DEBT_S:
             self.dropped_video += 1
-            self._refusals += 1
+            self._frames[1] += 1
             self._refused_at = self._clock()
             return False
+        self._frames[0] += 1
         return True
 
     def spend(self, size: int) -> None:

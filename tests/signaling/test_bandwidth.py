@@ -252,3 +252,14 @@ def test_a_budget_that_keeps_refusing_frames_means_fewer_videos() -> None:
         link.loss(0)
         link.tick()
     assert link.dropped_video > 2 and link.video_limit == 1
+
+
+def test_a_budget_that_refuses_a_frame_now_and_then_keeps_every_video() -> None:
+    # Two small layers filling what two voices leave of 240k: now and then a frame waits.
+    link, clock = limited(2, 240_000)
+    link.streams(video=2, audio=2)
+    for _ in range(8):
+        _frames_for(link, clock, 1, 1200, fps=15)  # 144k: a little over the 116k left
+        link.loss(0)
+        link.tick()
+    assert 0 < link.dropped_video and link.video_limit is None
