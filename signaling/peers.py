@@ -113,7 +113,6 @@ class ServerPeer:
         self.downlink = Downlink()
         self.on_bandwidth: Callable[[ServerPeer], Awaitable[None]] | None = None
         self.speakers: list[str] = []  # participant ids, the latest speaker first
-        self.paused_video: list[str] = []  # the slots (their keys) whose video is held back
         self._videos_at = float("-inf")  # when the videos shown last changed
         self._abs_send_time_id: int | None = None
         self._rid_id: int | None = None
@@ -249,13 +248,13 @@ class ServerPeer:
     async def count_streams(self) -> None:
         """After the slots changed: how many video streams this participant receives."""
         shown = [slot for slot in self.slots if slot.participant_id is not None]
-        if self.downlink.streams(video=sum(1 for slot in shown if "video" in slot.sources),
-                                 audio=sum(1 for slot in shown if "audio" in slot.sources)):
-            await self.show_videos()
+        self.downlink.streams(video=sum(1 for slot in shown if "video" in slot.sources),
+                              audio=sum(1 for slot in shown if "audio" in slot.sources))
+        await self.show_videos()  # (a slot taken by someone new may be held back, or no longer)
 
     async def bandwidth_tick(self) -> None:
-        """Once a second: audio only after a sustained weak link, and video tried again; which
-        of its camera's simulcast layers still arrive."""
+        """Once a second: fewer videos after a sustained weak link, or more again; which of its
+        camera's simulcast layers still arrive."""
         for stream in (self.video, self.screen):
             stream.rank_layers()
         if self.downlink.tick():
@@ -283,6 +282,12 @@ class ServerPeer:
             slot.video.tile_pixels = size
         self.choose_layers()
 
+    @property
+    def paused_video(self) -> list[str]:
+        """The slots (their keys) whose video is held back from this participant."""
+        return [slot.participant_id for slot in self.slots
+                if slot.participant_id and "video" in slot.sources and slot.video.paused]
+
     def heard(self, speaker: str) -> None:
         """Someone in the room spoke: on a link that carries only some videos, theirs first."""
         if self.speakers[:1] != [speaker]:
@@ -302,9 +307,9 @@ class ServerPeer:
         FOLLOW_SPEAKER_S."""
         ranked = sorted((slot for slot in self.slots if "video" in slot.sources), key=self._rank)
         limit = self.downlink.video_limit
-        wanted = ranked if limit is None else ranked[:limit]
-        shown = [slot for slot in ranked if not slot.video.paused]
-        if {id(slot) for slot in wanted} == {id(slot) for slot in shown}:
+        wanted = {id(slot) for slot in (ranked if limit is None else ranked[:limit])}
+        shown = {id(slot) for slot in ranked if not slot.video.paused}
+        if wanted == shown:
             return
         now = time.monotonic()
         if len(wanted) == len(shown) and now - self._videos_at < FOLLOW_SPEAKER_S:
@@ -313,13 +318,12 @@ class ServerPeer:
         logger.info("peer %s downlink %s bps: video in %d of %d slots", self.id, self.downlink.estimate_bps,
                     len(wanted), len(ranked))
         for slot in ranked:
-            paused = all(slot is not other for other in wanted)
+            paused = id(slot) not in wanted
             if paused != slot.video.paused:
                 slot.video.pause(paused)
                 source = slot.sources["video"]
                 if not paused:
                     source.want_keyframe(source.desired(slot.video))
-        self.paused_video = [slot.participant_id for slot in ranked if slot.video.paused and slot.participant_id]
         if self.on_bandwidth is not None:
             await self.on_bandwidth(self)
 

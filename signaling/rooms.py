@@ -195,8 +195,8 @@ class MediaEngine:
                     await self._broadcast(room, {"type": "speaker", "peer_id": speaker})
 
     def _heard(self, room: Room, speaker: str) -> None:
-        # (A function of its own: a loop variable in _watch_speakers, whose frame lives as long as
-        # the engine, would keep a peer that has left alive.)
+        # (Not inline in _watch_speakers: a loop variable in that long-lived frame would keep a
+        # peer that has left alive.)
         for peer_id in room.members:
             peer = self.peers.get(peer_id)
             if peer is not None:
