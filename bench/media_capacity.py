@@ -49,7 +49,7 @@ SMALL_FPS = 15
 SERVER_CORE, CLIENT_CORE = 0, 1
 RID_ID = 10
 WEAK_BPS = 300_000
-WEAK_SETTLE_S = 15  # the weak link finds how many videos it carries (a few 3-s steps) before the measure
+WEAK_SETTLE_S = 30  # the weak link moves to small layers, then finds how many videos it carries
 _HEADER = struct.Struct("!BBHII")
 
 

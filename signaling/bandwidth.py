@@ -69,6 +69,9 @@ class Downlink:
         self.audio_streams = 0
         self.video_streams = 0
         self.video_limit: int | None = None  # how many of the videos the link carries (None: all)
+        # Whether every video it gets is on its smallest layer already (the peer says, each
+        # second): smaller layers come first, fewer videos only after.
+        self.at_smallest = True
         self._tokens = 0.0
         self._at = clock()
         self._retransmit_tokens = 0.0  # before feedback, NACK answers have a budget of their own
@@ -195,11 +198,12 @@ class Downlink:
             # to find out whether it would (the estimate grows only while video flows).
             limit = max(limit + 1, int(video // RESUME_VIDEO_BPS))
             self._low_since, self._low_reports, self._frames = now, [0, 0], [0, 0]  # a try that fails ends as soon
-        elif shown == 0 or video / shown >= MIN_VIDEO_BPS or (
+        elif shown == 0 or video / shown >= MIN_VIDEO_BPS or not self.at_smallest or (
                 now - self._lossy_at > LOSSY_RECENT_S and now - self._refused_at > LOSSY_RECENT_S):
             # A share that looks small on a link that is neither losing packets nor having its
             # frames refused by the budget is an estimate still growing: the video gets
-            # through, so it stays.
+            # through, so it stays. (And while a video is still on a larger layer, moving it to
+            # the small one is the first remedy.)
             self._low_since = None
         else:
             if self._low_since is None:

@@ -264,6 +264,7 @@ class ServerPeer:
         """Each slot's video from the simulcast layer that fits this downlink and the tile it is
         shown in (asking the publisher for a keyframe of it, where the switch is made)."""
         share = self.downlink.video_share_bps()
+        at_smallest = True
         for slot in self.slots:
             stream = slot.sources.get("video")
             if stream is None:
@@ -275,6 +276,9 @@ class ServerPeer:
                 subscription.tile_pixels, subscription.source) if len(layers) > 1 else None)
             if subscription.target not in (None, subscription.source) and not subscription.paused:
                 stream.want_keyframe(subscription.target)
+            if len(layers) > 1 and not subscription.paused:
+                at_smallest = at_smallest and subscription.source == min(layers, key=lambda layer: layer.pixels).ssrc
+        self.downlink.at_smallest = at_smallest
 
     def show_sizes(self, pixels: list[int | None]) -> None:
         """How large the participant shows each slot's video (pixels; None: not said)."""

@@ -263,3 +263,17 @@ def test_a_budget_that_refuses_a_frame_now_and_then_keeps_every_video() -> None:
         link.loss(0)
         link.tick()
     assert 0 < link.dropped_video and link.video_limit is None
+
+
+def test_a_video_on_a_larger_layer_moves_to_the_small_one_before_any_is_held_back() -> None:
+    link, clock = limited(2, 100_000)
+    link.at_smallest = False  # the peer is still switching a video to its small layer
+    for _ in range(5):
+        clock.now += 1
+        link.loss(40)
+    assert link.video_limit is None
+    link.at_smallest = True
+    link.loss(40)
+    clock.now += FEWER_AFTER_S + 0.1
+    link.loss(40)
+    assert link.video_limit == 1
