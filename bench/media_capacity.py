@@ -162,7 +162,9 @@ def server_main(mode: str, port_queue: Any, profile: bool) -> None:
     if os.environ.get("BENCH_DEBUG"):
         logging.getLogger("signaling.peers").setLevel(logging.INFO)
         logging.getLogger("signaling.bandwidth").setLevel(logging.DEBUG)
-    asyncio.run(_serve(mode, port_queue, profile))
+    from server import aio
+
+    aio.run(_serve(mode, port_queue, profile))  # the loop the server and its media workers run on
 
 
 async def _serve(mode: str, port_queue: Any, profile: bool) -> None:

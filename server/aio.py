@@ -2,7 +2,20 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import uvloop
+
+T = TypeVar("T")
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run a server's main coroutine on uvloop: the media engine does its work in one callback
+    per UDP datagram, and uvloop makes that callback with less overhead than asyncio's own loop
+    (bench/media_capacity.py runs its server the same way)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:

@@ -10,6 +10,7 @@ import secrets
 import sys
 
 from audit.log import AuditedSession
+from server import aio
 from server.config import Settings
 from server.database import create_engine, create_session_factory, upgrade_database
 
@@ -70,7 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
                           f"Database: {settings.database_url}"), flush=True)
         await task
 
-    asyncio.run(serve())
+    aio.run(serve())
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

@@ -18,7 +18,9 @@ ordinary aiortc peers, such as the tests' clients:
   datagram for RTCDtlsTransport's receive task (a queue, a task wake-up and pylibsrtp's
   allocating unprotect per packet); the replacement decrypts an SRTP packet at once with the
   transport's inbound session (through its own buffers, as `packet_sender` does) and hands it to
-  the engine; DTLS, SRTCP and anything before the keys exist go on to aiortc as usual.
+  the engine; DTLS, SRTCP and anything before the keys exist go on to aiortc as usual. Before
+  that, aioice's StunProtocol.datagram_received (Connection._protocols) parses every datagram as
+  STUN and passes on those that raise; an RTP or RTCP datagram now skips the attempt.
 - `intercept_sender_rtcp`: RTCRtpSender._handle_rtcp_packet(packet) is where the router delivers
   a subscriber's NACK, PLI, FIR and receiver reports; aiortc would ask its (absent) encoder for
   a keyframe, so PLI never reached the publisher.
@@ -27,9 +29,9 @@ ordinary aiortc peers, such as the tests' clients:
 - `packet_sender`: protect with the transport's outbound SRTP session and write the datagram to
   the nominated ICE pair's UDP socket synchronously: RTCDtlsTransport._send_rtp would go through
   three awaits per packet. It calls libsrtp through pylibsrtp's own buffers (Session._srtp,
-  _cdata, _buffer), skipping the per-call allocation of Session.protect, and writes to the
-  socket of asyncio's datagram transport (_sock) directly: when the kernel buffer is full the
-  packet is dropped, instead of queued without bound in the transport.
+  _cdata, _buffer), skipping the per-call allocation of Session.protect, and writes to a copy of
+  the pair's socket descriptor (asyncio's and uvloop's datagram transports alike) directly: when
+  the kernel buffer is full the packet is dropped, instead of queued without bound in the transport.
 - `intercept_datagrams`: aioice's Connection.data_received(data, component) queues every datagram
   for RTCDtlsTransport's receive loop; the benchmark's load generator counts SRTP packets from
   their clear-text RTP header right there, without decrypting or waking a task.
@@ -38,8 +40,10 @@ ordinary aiortc peers, such as the tests' clients:
 - `add_header_extension`: RTCRtpTransceiver._headerExtensions holds the header extensions that
   setRemoteDescription kept (aiortc knows only mid, audio level and abs-send-time), and
   createAnswer writes them as extmap lines; simulcast needs the rid extension answered too.
-- `report_sent`: RTCP sender reports come from RTCRtpSender's private counters; the engine
-  updates them so that receivers can still synchronise audio and video.
+- `no_sender_reports`: RTCRtpSender._run_rtcp sends an RTCP sender report and SDES for every
+  sender each second, from private counters, idle slots included (sixteen loops per peer); the
+  engine sends one compound per peer with the reports of the slots that sent something, and the
+  replacement only sets the two events that RTCRtpSender.stop() waits for.
 
 tests/signaling/test_aiortc_hooks.py checks that each of these internals still exists, so an
 aiortc upgrade that moves one fails loudly.
@@ -47,9 +51,12 @@ aiortc upgrade that moves one fails loudly.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aioice.ice
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpReceiveParameters
@@ -114,17 +121,19 @@ def idle_track(kind: str) -> MediaStreamTrack:
     return _IdleTrack(kind)
 
 
-class _PacketSender:
-    """Protects and sends one RTP or RTCP packet now; returns False when it was dropped."""
+class PacketSender:
+    """Protects and sends one RTP or RTCP packet now (False when it was dropped); close() at the end."""
 
-    __slots__ = ("_transport", "_ice", "_pair", "_sock", "_addr", "_length")
+    __slots__ = ("_transport", "_ice", "_pair", "_sock", "_addr", "_session", "_srtp", "_cdata", "_buffer", "_view",
+                 "_length")
 
     def __init__(self, transport: RTCDtlsTransport) -> None:
         self._transport = transport
         self._ice = transport.transport._connection
         self._pair: Any = None
-        self._sock: Any = None
+        self._sock: socket.socket | None = None
         self._addr: Any = None
+        self._session: Any = None
         self._length = srtp_ffi.new("int *")
 
     def __call__(self, packet: bytes) -> bool:
@@ -132,39 +141,55 @@ class _PacketSender:
         pair = self._ice._nominated.get(1)
         if session is None or pair is None:
             return False
-        if pair is not self._pair:
-            udp = pair.protocol.transport
-            if udp is None:
-                return False
-            self._pair, self._sock, self._addr = pair, udp._sock, pair.remote_addr  # type: ignore[attr-defined]
+        if pair is not self._pair and not self._follow(pair):
+            return False
+        if session is not self._session:
+            self._session, self._srtp, self._cdata = session, session._srtp[0], session._cdata
+            self._buffer, self._view = session._buffer, memoryview(session._buffer)
         size = len(packet)
         if size > 1400:
             return False
         self._length[0] = size
-        session._buffer[0:size] = packet
+        self._buffer[0:size] = packet
         if 192 <= packet[1] <= 208:  # an RTCP packet type, as aiortc.rtp.is_rtcp tests
-            status = srtp_lib.srtp_protect_rtcp(session._srtp[0], session._cdata, self._length)
+            status = srtp_lib.srtp_protect_rtcp(self._srtp, self._cdata, self._length)
         else:
-            status = srtp_lib.srtp_protect(session._srtp[0], session._cdata, self._length)
+            status = srtp_lib.srtp_protect(self._srtp, self._cdata, self._length)
         if status:
             return False
         try:
-            self._sock.sendto(session._buffer[0:self._length[0]], self._addr)
-        except (BlockingIOError, InterruptedError):
-            return False  # the kernel's send buffer is full: drop, never queue
-        except OSError:
+            self._sock.sendto(self._view[:self._length[0]], self._addr)  # type: ignore[union-attr]
+        except OSError:  # BlockingIOError: the kernel's send buffer is full: drop, never queue
             return False
         return True
 
+    def _follow(self, pair: Any) -> bool:
+        """Send from the socket of a newly nominated pair (a copy of its descriptor, which works
+        under asyncio and uvloop alike)."""
+        udp = pair.protocol.transport
+        if udp is None:
+            return False
+        self.close()
+        self._pair, self._addr = pair, pair.remote_addr
+        self._sock = socket.socket(fileno=os.dup(udp.get_extra_info("socket").fileno()))
+        return True
 
-def packet_sender(transport: RTCDtlsTransport) -> Callable[[bytes], bool]:
+    def close(self) -> None:
+        """Let go of the socket (the peer has closed)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock, self._pair = None, None
+
+
+def packet_sender(transport: RTCDtlsTransport) -> PacketSender:
     """A function that protects and sends one RTP or RTCP packet now; False if dropped."""
-    return _PacketSender(transport)
+    return PacketSender(transport)
 
 
 def receive_rtp_directly(transport: RTCDtlsTransport, handler: Callable[[bytes], None]) -> None:
     """Decrypt each inbound SRTP datagram of this transport as it arrives and give the RTP packet
-    to handler; DTLS, SRTCP and STUN go on to aiortc."""
+    to handler; DTLS, SRTCP and STUN go on to aiortc. Call it once the candidates are gathered
+    (after setLocalDescription): a media datagram then skips aioice's STUN parsing too."""
     connection = transport.transport._connection
     original = connection.data_received
     length = srtp_ffi.new("int *")
@@ -182,6 +207,24 @@ def receive_rtp_directly(transport: RTCDtlsTransport, handler: Callable[[bytes],
         # else: not authentic (or replayed): dropped, as aiortc drops it
 
     connection.data_received = data_received  # type: ignore[method-assign]
+    for protocol in connection._protocols:
+        if type(protocol) is aioice.ice.StunProtocol:
+            _skip_stun_parsing(protocol, data_received)
+
+
+def _skip_stun_parsing(protocol: aioice.ice.StunProtocol, data_received: Callable[[bytes, int], None]) -> None:
+    """StunProtocol.datagram_received tries to parse every datagram as STUN and hands on those
+    that raise; an RTP or RTCP datagram (first byte 128-191, RFC 7983) goes on at once."""
+    original = protocol.datagram_received
+    component = protocol.local_candidate.component
+
+    def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+        if data and 127 < data[0] < 192:
+            data_received(data, component)
+        else:
+            original(data, addr)
+
+    protocol.datagram_received = datagram_received  # type: ignore[method-assign, assignment]
 
 
 def intercept_datagrams(transport: RTCDtlsTransport, handler: Callable[[bytes], bool]) -> None:
@@ -197,12 +240,17 @@ def intercept_datagrams(transport: RTCDtlsTransport, handler: Callable[[bytes], 
     connection.data_received = data_received  # type: ignore[method-assign]
 
 
-def report_sent(sender: RTCRtpSender, ntp_time: int, rtp_timestamp: int, packets: int, octets: int) -> None:
-    """Feed the sender's RTCP sender reports with what the engine sent on its behalf."""
-    sender._RTCRtpSender__ntp_timestamp = ntp_time  # type: ignore[attr-defined]
-    sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
-    sender._RTCRtpSender__packet_count = packets  # type: ignore[attr-defined]
-    sender._RTCRtpSender__octet_count = octets  # type: ignore[attr-defined]
+def no_sender_reports(sender: RTCRtpSender) -> None:
+    """Start no RTCP sender-report loop for this sender (the engine sends its reports)."""
+
+    async def run_rtcp() -> None:
+        sender._RTCRtpSender__rtcp_started.set()  # type: ignore[attr-defined]
+        try:
+            await asyncio.Event().wait()
+        finally:
+            sender._RTCRtpSender__rtcp_exited.set()  # type: ignore[attr-defined]
+
+    sender._run_rtcp = run_rtcp  # type: ignore[method-assign]
 
 
 def set_codec_parameters(transceiver: RTCRtpTransceiver, mime_type: str, parameters: dict[str, int]) -> None:

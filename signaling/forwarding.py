@@ -139,15 +139,15 @@ class Subscription:
     """One subscriber's sender of one stream: header rewriting, history, keyframe gating."""
 
     def __init__(
-        self, kind: str, ssrc: int, payload_type: int, send: Callable[[bytes], bool],
-        on_sent: Callable[[int, int, int], None] | None = None, *,
+        self, kind: str, ssrc: int, payload_type: int, send: Callable[[bytes], bool], *,
         downlink: Downlink | None = None, abs_send_time_id: int | None = None,
     ) -> None:
         self.kind = kind
         self.ssrc = ssrc
         self.payload_type = payload_type
         self._send = send
-        self._on_sent = on_sent
+        self._video = kind == "video"
+        self.clock_rate = 90_000 if self._video else 48_000
         self.downlink = downlink or Downlink()
         self._abs_send_time_id = abs_send_time_id if kind == "video" else None
         self.paused = False  # the subscriber is on audio only: no video, no keyframe requests
@@ -171,7 +171,13 @@ class Subscription:
         self._tl0_offset = 0
         self._last_pid = 0
         self._last_tl0 = 0
-        self._history: dict[int, bytes] = {}
+        # The packets last sent, by sequence number modulo HISTORY_SIZE, and the bytes sent up to
+        # and including each (what a receiver report's range of sequence numbers carried).
+        self._history: list[bytes | None] = [None] * HISTORY_SIZE
+        self._sent_upto = [0] * HISTORY_SIZE
+        self._sent_bytes = 0
+        # (wall-clock time, RTP timestamp) of a packet sent lately: the sender report's clock.
+        self._clock: tuple[float, int] | None = None
         self._reported: tuple[int, int] | None = None  # (highest sequence, lost) of the last report
         self._resent: dict[int, float] = {}  # sequence number -> when it was last sent again
         self.retransmitted = 0
@@ -199,7 +205,7 @@ class Subscription:
         vp8 is the packet's vp8_descriptor, for video; sent_at its abs-send-time (default: now)."""
         if self.paused:
             return True
-        if self.kind == "video" and timestamp != self._frame_ts:  # a new frame: may it start?
+        if self._video and timestamp != self._frame_ts:  # a new frame: may it start?
             if (keyframe or not self.waiting_keyframe) and not self.downlink.start_frame():
                 self.dropped += 1
                 self._drop_until_keyframe(BUDGET_KEYFRAME_BACKOFF_S)
@@ -211,7 +217,7 @@ class Subscription:
             self.waiting_keyframe = False
         if self._seq_offset is None:
             self._seq_offset = (self._last_seq + 1 - seq) & 0xFFFF
-            step = 3000 if self.kind == "video" else 960  # one frame at 90 kHz / 20 ms at 48 kHz
+            step = 3000 if self._video else 960  # one frame at 90 kHz / 20 ms at 48 kHz
             self._ts_offset = (self._last_ts + step - timestamp) & 0xFFFFFFFF if self.packets else 0
             if vp8 is not None and self.packets:
                 self._pid_offset = self._last_pid + 1 - vp8[2]
@@ -231,11 +237,15 @@ class Subscription:
                 (self._abs_send_time_id << 28) | (2 << 24) | sent_at) + payload
         else:
             packet = _HEADER.pack(0x80, (marker << 7) | self.payload_type, out_seq, out_ts, self.ssrc) + payload
-        self.downlink.sent(len(packet), video=self.kind == "video")
-        self._history[out_seq % HISTORY_SIZE] = packet
+        size = len(packet)
+        self.downlink.sent(size, video=self._video)
+        self._sent_bytes += size
+        slot = out_seq % HISTORY_SIZE
+        self._history[slot] = packet
+        self._sent_upto[slot] = self._sent_bytes
         if not self._send(packet):
             self.dropped += 1
-            if self.kind == "video":
+            if self._video:
                 self._drop_until_keyframe(0.0)
                 return False
             return True
@@ -243,8 +253,8 @@ class Subscription:
             self._last_seq, self._last_ts = out_seq, out_ts
         self.packets += 1
         self.octets += len(payload)
-        if self._on_sent is not None and marker:
-            self._on_sent(out_ts, self.packets, self.octets)
+        if self.packets & 15 == 1:
+            self._clock = (time.time(), out_ts)
         return True
 
     def _renumber(self, payload: bytes, vp8: tuple[int, int, int, int, int, int]) -> bytes:
@@ -291,27 +301,36 @@ class Subscription:
 
     def delivered(self, highest: int, lost: int) -> int:
         """The bytes that reached the subscriber since its previous receiver report, from this
-        one's extended highest sequence number and cumulative packets lost (sizes from the
-        history; those lost are taken as the range's average size)."""
+        one's extended highest sequence number and cumulative packets lost (those lost are
+        taken as the range's average size)."""
         highest &= 0xFFFF
         previous, self._reported = self._reported, (highest, lost)
         if previous is None:
             return 0
         expected = (highest - previous[0]) & 0xFFFF
-        if not 0 < expected <= HISTORY_SIZE:
+        if not 0 < expected < HISTORY_SIZE or self._sent(previous[0]) is None or self._sent(highest) is None:
             return 0
-        sizes = [len(packet) for n in range(1, expected + 1)
-                 if (packet := self._history.get((previous[0] + n) % HISTORY_SIZE)) is not None
-                 and int.from_bytes(packet[2:4], "big") == (previous[0] + n) & 0xFFFF]
-        if not sizes:
-            return 0
+        sent = self._sent_upto[highest % HISTORY_SIZE] - self._sent_upto[previous[0] % HISTORY_SIZE]
         received = max(0, expected - max(0, lost - previous[1]))
-        return sum(sizes) * received // len(sizes)
+        return sent * received // expected
+
+    def _sent(self, seq: int) -> bytes | None:
+        """The packet sent with this sequence number, if the history still has it."""
+        packet = self._history[seq % HISTORY_SIZE]
+        return packet if packet is not None and int.from_bytes(packet[2:4], "big") == seq else None
+
+    def sender_report(self, now: float) -> tuple[float, int, int, int] | None:
+        """What an RTCP sender report says now: (wall-clock time, the RTP timestamp of that
+        instant, packets and payload octets sent), or None before the first packet."""
+        if self._clock is None:
+            return None
+        at, timestamp = self._clock
+        return now, (timestamp + int((now - at) * self.clock_rate)) & 0xFFFFFFFF, self.packets, self.octets
 
     def retransmit(self, seq: int) -> bool:
         """Send a packet again from the history (answering a NACK), if the budget spares it."""
-        packet = self._history.get(seq % HISTORY_SIZE)
-        if packet is None or int.from_bytes(packet[2:4], "big") != seq or (self._last_seq - seq) & 0xFFFF > RESEND_MAX_AGE:
+        packet = self._sent(seq)
+        if packet is None or (self._last_seq - seq) & 0xFFFF > RESEND_MAX_AGE:
             return False
         now = time.monotonic()
         if now - self._resent.get(seq, -RESEND_AFTER_S) < RESEND_AFTER_S:

@@ -29,7 +29,6 @@ from aiortc import (
     RTCPeerConnection,
     RTCRtpSender,
     RTCSessionDescription,
-    clock,
 )
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import (
@@ -42,6 +41,7 @@ from aiortc.rtp import (
     RtcpReceiverInfo,
     RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSenderInfo,
     RtcpSrPacket,
     pack_remb_fci,
     unpack_remb_fci,
@@ -66,6 +66,7 @@ FOLLOW_SPEAKER_S = 3.0
 
 
 PUBLISHED = 3  # microphone, camera, screen
+NTP_EPOCH_S = 2_208_988_800  # 1900 to 1970: NTP timestamps in sender reports count from 1900
 
 
 def expected_layout() -> list[str]:
@@ -103,7 +104,7 @@ class ServerPeer:
         self.announced_slots: list[str | None] = []
         self._streams_by_ssrc: dict[int, PublishedStream] = {}
         self._kind_by_pt: dict[int, PublishedStream] = {}
-        self._send: Callable[[bytes], bool] = lambda packet: False
+        self._sender: hooks.PacketSender | None = None
         self._publish: list[RTCRtpTransceiver] = []
         self._on_closed = on_closed
         self._closed = False
@@ -144,8 +145,7 @@ class ServerPeer:
                 f"send, then {SLOTS} audio and video pairs to receive", code="bad_offer",
             )
         transport = transceivers[0].receiver.transport
-        self._send = hooks.packet_sender(transport)
-        hooks.receive_rtp_directly(transport, self._on_rtp)
+        self._sender = hooks.packet_sender(transport)
         hooks.intercept_rtp(transport, self._on_early_rtp)  # what arrived before the keys did
         hooks.intercept_rtcp(transport, self._on_rtcp)
         for transceiver in transceivers:
@@ -162,10 +162,12 @@ class ServerPeer:
         senders = []
         for transceiver in transceivers[PUBLISHED:]:
             transceiver.sender.replaceTrack(hooks.idle_track(transceiver.kind))
+            hooks.no_sender_reports(transceiver.sender)  # send_reports() sends them
             transceiver.direction = "sendonly"
             senders.append(transceiver)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
+        hooks.receive_rtp_directly(transport, self._on_rtp)  # (now that the candidates are gathered)
         level = re.search(r"a=extmap:(\d+) urn:ietf:params:rtp-hdrext:ssrc-audio-level", self.pc.localDescription.sdp)
         self.audio.level_extension = int(level.group(1)) if level else None
         send_time = re.search(r"a=extmap:(\d+) http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
@@ -209,15 +211,13 @@ class ServerPeer:
         if not self._closed:
             self._closed = True
             await self.pc.close()
+            if self._sender is not None:
+                self._sender.close()
 
     def _subscription(self, transceiver: RTCRtpTransceiver) -> Subscription:
-        sender = transceiver.sender
         codec = transceiver._codecs[0]
-
-        def on_sent(rtp_timestamp: int, packets: int, octets: int) -> None:
-            hooks.report_sent(sender, clock.current_ntp_time(), rtp_timestamp, packets, octets)
-
-        return Subscription(transceiver.kind, sender._ssrc, codec.payloadType or 0, self._send, on_sent,
+        assert self._sender is not None
+        return Subscription(transceiver.kind, transceiver.sender._ssrc, codec.payloadType or 0, self._sender,
                             downlink=self.downlink, abs_send_time_id=self._abs_send_time_id)
 
     def _hook_feedback(self, sender: RTCRtpSender, subscription: Subscription, slot: SlotSenders) -> None:
@@ -374,9 +374,25 @@ class ServerPeer:
             if layer is not None:
                 layer.last_sr = (int.from_bytes(data[10:14], "big"), time.monotonic())
 
-    def send_receiver_reports(self) -> None:
+    def send_reports(self) -> None:
+        """Once a second: RTCP sender reports for what this participant receives (its browser
+        lines up each speaker's voice and video by them), and receiver reports for what it sends."""
+        now = time.time()
+        reports = []
+        for subscription in (each for slot in self.slots for each in (slot.audio, slot.video)):
+            figures = subscription.sender_report(now)
+            if figures is not None:
+                at, timestamp, packets, octets = figures
+                reports.append(bytes(RtcpSrPacket(ssrc=subscription.ssrc, sender_info=RtcpSenderInfo(
+                    ntp_timestamp=int((at + NTP_EPOCH_S) * (1 << 32)), rtp_timestamp=timestamp,
+                    packet_count=packets & 0xFFFFFFFF, octet_count=octets & 0xFFFFFFFF))))
+        if reports:
+            self._send(b"".join(reports))  # one compound: 28 bytes a report, 16 at most
+        self._send_receiver_reports()
+
+    def _send_receiver_reports(self) -> None:
         """Tell the publisher what arrived of each of its streams (RTCP receiver reports: loss,
-        jitter, the round trip), so its encoder adapts to its uplink; once a second."""
+        jitter, the round trip), so its encoder adapts to its uplink."""
         sender_ssrc = self._feedback_ssrc()
         if sender_ssrc is None:
             return
@@ -393,6 +409,9 @@ class ServerPeer:
                                                 highest_sequence=highest, jitter=jitter, lsr=lsr, dlsr=dlsr))
         if reports:
             self._send(bytes(RtcpRrPacket(ssrc=sender_ssrc, reports=reports[:31])))
+
+    def _send(self, packet: bytes) -> bool:
+        return self._sender is not None and self._sender(packet)
 
     def _request_retransmission(self, media_ssrc: int, seqs: list[int]) -> None:
         sender_ssrc = self._feedback_ssrc()

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiortc import RTCIceServer
 
+from server import aio
 from signaling.errors import SignalingError
 from signaling.hub import Record, Send, _ignore
 from signaling.rooms import MediaEngine
@@ -214,7 +215,7 @@ def worker_main(
 ) -> None:
     """Entry point of a media worker process."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_serve(sock, ice_servers, reconnect_timeout_s, recordings_dir))
+    aio.run(_serve(sock, ice_servers, reconnect_timeout_s, recordings_dir))
 
 
 async def _serve(
