@@ -122,7 +122,8 @@ def idle_track(kind: str) -> MediaStreamTrack:
 
 
 class PacketSender:
-    """Protects and sends one RTP or RTCP packet now (False when it was dropped); close() at the end."""
+    """Protects and sends one RTP or RTCP packet now (False when it was dropped), given whole or
+    as header and payload (which then need not be joined first); close() at the end."""
 
     __slots__ = ("_transport", "_ice", "_pair", "_sock", "_addr", "_session", "_srtp", "_cdata", "_buffer", "_view",
                  "_length")
@@ -136,7 +137,7 @@ class PacketSender:
         self._session: Any = None
         self._length = srtp_ffi.new("int *")
 
-    def __call__(self, packet: bytes) -> bool:
+    def __call__(self, packet: bytes, payload: bytes = b"") -> bool:
         session = self._transport._tx_srtp
         pair = self._ice._nominated.get(1)
         if session is None or pair is None:
@@ -146,11 +147,14 @@ class PacketSender:
         if session is not self._session:
             self._session, self._srtp, self._cdata = session, session._srtp[0], session._cdata
             self._buffer, self._view = session._buffer, memoryview(session._buffer)
-        size = len(packet)
+        start = len(packet)
+        size = start + len(payload)
         if size > 1400:
             return False
         self._length[0] = size
-        self._buffer[0:size] = packet
+        self._buffer[0:start] = packet
+        if payload:
+            self._buffer[start:size] = payload
         if 192 <= packet[1] <= 208:  # an RTCP packet type, as aiortc.rtp.is_rtcp tests
             status = srtp_lib.srtp_protect_rtcp(self._srtp, self._cdata, self._length)
         else:
@@ -182,7 +186,8 @@ class PacketSender:
 
 
 def packet_sender(transport: RTCDtlsTransport) -> PacketSender:
-    """A function that protects and sends one RTP or RTCP packet now; False if dropped."""
+    """A function that protects and sends one RTP or RTCP packet (or its header and payload) now;
+    False if dropped."""
     return PacketSender(transport)
 
 

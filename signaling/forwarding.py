@@ -139,7 +139,7 @@ class Subscription:
     """One subscriber's sender of one stream: header rewriting, history, keyframe gating."""
 
     def __init__(
-        self, kind: str, ssrc: int, payload_type: int, send: Callable[[bytes], bool], *,
+        self, kind: str, ssrc: int, payload_type: int, send: Callable[[bytes, bytes], bool], *,
         downlink: Downlink | None = None, abs_send_time_id: int | None = None,
     ) -> None:
         self.kind = kind
@@ -173,7 +173,7 @@ class Subscription:
         self._last_tl0 = 0
         # The packets last sent, by sequence number modulo HISTORY_SIZE, and the bytes sent up to
         # and including each (what a receiver report's range of sequence numbers carried).
-        self._history: list[bytes | None] = [None] * HISTORY_SIZE
+        self._history: list[tuple[bytes, bytes] | None] = [None] * HISTORY_SIZE
         self._sent_upto = [0] * HISTORY_SIZE
         self._sent_bytes = 0
         # (wall-clock time, RTP timestamp) of a packet sent lately: the sender report's clock.
@@ -232,18 +232,18 @@ class Subscription:
         if self._abs_send_time_id is not None:
             if sent_at is None:
                 sent_at = abs_send_time()
-            packet = _HEADER_WITH_SEND_TIME.pack(
+            header = _HEADER_WITH_SEND_TIME.pack(
                 0x90, (marker << 7) | self.payload_type, out_seq, out_ts, self.ssrc, _ONE_BYTE_EXTENSIONS,
-                (self._abs_send_time_id << 28) | (2 << 24) | sent_at) + payload
+                (self._abs_send_time_id << 28) | (2 << 24) | sent_at)
         else:
-            packet = _HEADER.pack(0x80, (marker << 7) | self.payload_type, out_seq, out_ts, self.ssrc) + payload
-        size = len(packet)
+            header = _HEADER.pack(0x80, (marker << 7) | self.payload_type, out_seq, out_ts, self.ssrc)
+        size = len(header) + len(payload)
         self.downlink.sent(size, video=self._video)
         self._sent_bytes += size
         slot = out_seq % HISTORY_SIZE
-        self._history[slot] = packet
+        self._history[slot] = (header, payload)  # (the payload is shared with the other subscribers)
         self._sent_upto[slot] = self._sent_bytes
-        if not self._send(packet):
+        if not self._send(header, payload):
             self.dropped += 1
             if self._video:
                 self._drop_until_keyframe(0.0)
@@ -314,10 +314,10 @@ class Subscription:
         received = max(0, expected - max(0, lost - previous[1]))
         return sent * received // expected
 
-    def _sent(self, seq: int) -> bytes | None:
-        """The packet sent with this sequence number, if the history still has it."""
+    def _sent(self, seq: int) -> tuple[bytes, bytes] | None:
+        """The packet (header, payload) sent with this sequence number, if the history still has it."""
         packet = self._history[seq % HISTORY_SIZE]
-        return packet if packet is not None and int.from_bytes(packet[2:4], "big") == seq else None
+        return packet if packet is not None and int.from_bytes(packet[0][2:4], "big") == seq else None
 
     def sender_report(self, now: float) -> tuple[float, int, int, int] | None:
         """What an RTCP sender report says now: (wall-clock time, the RTP timestamp of that
@@ -335,13 +335,14 @@ class Subscription:
         now = time.monotonic()
         if now - self._resent.get(seq, -RESEND_AFTER_S) < RESEND_AFTER_S:
             return False  # a browser NACKs again each round trip; the last copy may still be on its way
-        if not self.downlink.admit_retransmission(len(packet)):
+        header, payload = packet
+        if not self.downlink.admit_retransmission(len(header) + len(payload)):
             return False
         if len(self._resent) >= HISTORY_SIZE:
             self._resent = {n: at for n, at in self._resent.items() if now - at < RESEND_AFTER_S}
         self._resent[seq] = now
         self.retransmitted += 1
-        return self._send(packet)
+        return self._send(header, payload)
 
 
 class PublishedStream:

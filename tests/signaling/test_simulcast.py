@@ -51,7 +51,7 @@ def room() -> tuple[Publisher, Subscription, list[bytes], list[int]]:
     keyframes_asked: list[int] = []
     stream = PublishedStream("video", keyframes_asked.append)
     sent: list[bytes] = []
-    subscription = Subscription("video", 0xABCD, 100, lambda packet: sent.append(packet) or True)
+    subscription = Subscription("video", 0xABCD, 100, lambda header, payload: sent.append(header + payload) or True)
     stream.subscribe(subscription)
     publisher = Publisher(stream)
     publisher.both(keyframe=True)

@@ -14,7 +14,7 @@ NOW = [0.0]
 def sender() -> tuple[Subscription, list[bytes]]:
     sent: list[bytes] = []
     downlink = Downlink(lambda: NOW[0])
-    subscription = Subscription("audio", 0xABCD, 111, lambda packet: sent.append(packet) or True, downlink=downlink)
+    subscription = Subscription("audio", 0xABCD, 111, lambda header, payload: sent.append(header + payload) or True, downlink=downlink)
     return subscription, sent
 
 
