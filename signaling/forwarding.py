@@ -139,15 +139,16 @@ class Subscription:
     """One subscriber's sender of one stream: header rewriting, history, keyframe gating."""
 
     def __init__(
-        self, kind: str, ssrc: int, payload_type: int, send: Callable[[bytes, bytes], bool], *,
+        self, kind: str, ssrc: int, payload_type: int, send: Callable[[bytes, bytes], bool],
+        on_sent: Callable[[int, int, int], None] | None = None, *,
         downlink: Downlink | None = None, abs_send_time_id: int | None = None,
     ) -> None:
         self.kind = kind
         self.ssrc = ssrc
         self.payload_type = payload_type
         self._send = send
+        self._on_sent = on_sent
         self._video = kind == "video"
-        self.clock_rate = 90_000 if self._video else 48_000
         self.downlink = downlink or Downlink()
         self._abs_send_time_id = abs_send_time_id if kind == "video" else None
         self.paused = False  # the subscriber is on audio only: no video, no keyframe requests
@@ -173,11 +174,11 @@ class Subscription:
         self._last_tl0 = 0
         # The packets last sent, by sequence number modulo HISTORY_SIZE, and the bytes sent up to
         # and including each (what a receiver report's range of sequence numbers carried).
-        self._history: list[tuple[bytes, bytes] | None] = [None] * HISTORY_SIZE
+        # (Two lists, not one of pairs: a pair per packet would be a tuple for the garbage collector.)
+        self._headers: list[bytes | None] = [None] * HISTORY_SIZE
+        self._payloads: list[bytes] = [b""] * HISTORY_SIZE
         self._sent_upto = [0] * HISTORY_SIZE
         self._sent_bytes = 0
-        # (wall-clock time, RTP timestamp) of a packet sent lately: the sender report's clock.
-        self._clock: tuple[float, int] | None = None
         self._reported: tuple[int, int] | None = None  # (highest sequence, lost) of the last report
         self._resent: dict[int, float] = {}  # sequence number -> when it was last sent again
         self.retransmitted = 0
@@ -241,7 +242,8 @@ class Subscription:
         self.downlink.sent(size, video=self._video)
         self._sent_bytes += size
         slot = out_seq % HISTORY_SIZE
-        self._history[slot] = (header, payload)  # (the payload is shared with the other subscribers)
+        self._headers[slot] = header
+        self._payloads[slot] = payload  # (shared with the other subscribers)
         self._sent_upto[slot] = self._sent_bytes
         if not self._send(header, payload):
             self.dropped += 1
@@ -253,8 +255,8 @@ class Subscription:
             self._last_seq, self._last_ts = out_seq, out_ts
         self.packets += 1
         self.octets += len(payload)
-        if self.packets & 15 == 1:
-            self._clock = (time.time(), out_ts)
+        if self._on_sent is not None and marker:
+            self._on_sent(out_ts, self.packets, self.octets)
         return True
 
     def _renumber(self, payload: bytes, vp8: tuple[int, int, int, int, int, int]) -> bytes:
@@ -308,34 +310,26 @@ class Subscription:
         if previous is None:
             return 0
         expected = (highest - previous[0]) & 0xFFFF
-        if not 0 < expected < HISTORY_SIZE or self._sent(previous[0]) is None or self._sent(highest) is None:
+        if not 0 < expected < HISTORY_SIZE or not self._sent(previous[0]) or not self._sent(highest):
             return 0
         sent = self._sent_upto[highest % HISTORY_SIZE] - self._sent_upto[previous[0] % HISTORY_SIZE]
         received = max(0, expected - max(0, lost - previous[1]))
         return sent * received // expected
 
-    def _sent(self, seq: int) -> tuple[bytes, bytes] | None:
-        """The packet (header, payload) sent with this sequence number, if the history still has it."""
-        packet = self._history[seq % HISTORY_SIZE]
-        return packet if packet is not None and int.from_bytes(packet[0][2:4], "big") == seq else None
-
-    def sender_report(self, now: float) -> tuple[float, int, int, int] | None:
-        """What an RTCP sender report says now: (wall-clock time, the RTP timestamp of that
-        instant, packets and payload octets sent), or None before the first packet."""
-        if self._clock is None:
-            return None
-        at, timestamp = self._clock
-        return now, (timestamp + int((now - at) * self.clock_rate)) & 0xFFFFFFFF, self.packets, self.octets
+    def _sent(self, seq: int) -> bool:
+        """Whether the history still has the packet sent with this sequence number."""
+        header = self._headers[seq % HISTORY_SIZE]
+        return header is not None and int.from_bytes(header[2:4], "big") == seq
 
     def retransmit(self, seq: int) -> bool:
         """Send a packet again from the history (answering a NACK), if the budget spares it."""
-        packet = self._sent(seq)
-        if packet is None or (self._last_seq - seq) & 0xFFFF > RESEND_MAX_AGE:
+        if not self._sent(seq) or (self._last_seq - seq) & 0xFFFF > RESEND_MAX_AGE:
             return False
         now = time.monotonic()
         if now - self._resent.get(seq, -RESEND_AFTER_S) < RESEND_AFTER_S:
             return False  # a browser NACKs again each round trip; the last copy may still be on its way
-        header, payload = packet
+        header, payload = self._headers[seq % HISTORY_SIZE], self._payloads[seq % HISTORY_SIZE]
+        assert header is not None
         if not self.downlink.admit_retransmission(len(header) + len(payload)):
             return False
         if len(self._resent) >= HISTORY_SIZE:
