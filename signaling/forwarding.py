@@ -150,7 +150,7 @@ class Subscription:
         self._on_sent = on_sent
         self._video = kind == "video"
         self.downlink = downlink or Downlink()
-        self._abs_send_time_id = abs_send_time_id if kind == "video" else None
+        self._abs_send_time_id = abs_send_time_id if self._video else None
         self.paused = False  # the subscriber is on audio only: no video, no keyframe requests
         # Simulcast: the publisher's layer (SSRC) being forwarded, the one chosen for this
         # subscriber (None: the largest), and how large the subscriber shows the video (pixels;
@@ -172,9 +172,9 @@ class Subscription:
         self._tl0_offset = 0
         self._last_pid = 0
         self._last_tl0 = 0
-        # The packets last sent, by sequence number modulo HISTORY_SIZE, and the bytes sent up to
-        # and including each (what a receiver report's range of sequence numbers carried).
-        # (Two lists, not one of pairs: a pair per packet would be a tuple for the garbage collector.)
+        # The packets last sent (header and payload), by sequence number modulo HISTORY_SIZE, and
+        # the bytes sent up to and including each (what a receiver report's range carried). Lists
+        # side by side rather than one of tuples: a tuple per packet is work for the garbage collector.
         self._headers: list[bytes | None] = [None] * HISTORY_SIZE
         self._payloads: list[bytes] = [b""] * HISTORY_SIZE
         self._sent_upto = [0] * HISTORY_SIZE
@@ -328,8 +328,9 @@ class Subscription:
         now = time.monotonic()
         if now - self._resent.get(seq, -RESEND_AFTER_S) < RESEND_AFTER_S:
             return False  # a browser NACKs again each round trip; the last copy may still be on its way
-        header, payload = self._headers[seq % HISTORY_SIZE], self._payloads[seq % HISTORY_SIZE]
-        assert header is not None
+        slot = seq % HISTORY_SIZE
+        header, payload = self._headers[slot], self._payloads[slot]
+        assert header is not None  # (_sent checked it)
         if not self.downlink.admit_retransmission(len(header) + len(payload)):
             return False
         if len(self._resent) >= HISTORY_SIZE:
