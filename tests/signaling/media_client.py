@@ -302,6 +302,14 @@ class MediaClient:
         """What arrived from one participant (by their current slot)."""
         return self.slots[self.slot_owner.index(peer_id)]
 
+    async def voice_packets(self, peer_id: str) -> tuple[int, int]:
+        """(received, lost) so far of the voice in peer_id's slot, by its RTP sequence numbers:
+        what a browser has to conceal. (Not aiortc's decoded frames: its jitter buffer throws
+        away up to four good frames behind each lost packet, where a browser conceals the one.)"""
+        receiver = self.pc.getTransceivers()[3 + 2 * self.slot_owner.index(peer_id)].receiver
+        stats = [s for s in (await receiver.getStats()).values() if s.type == "inbound-rtp"]
+        return (stats[0].packetsReceived, stats[0].packetsLost) if stats else (0, 0)
+
     async def _consume(self, track: MediaStreamTrack, slot: Received) -> None:
         loop = asyncio.get_running_loop()
         try:

@@ -211,20 +211,30 @@ async def test_uplink_loss_is_repaired_at_the_server(harness: Harness) -> None:
     assert fps >= 20, f"{fps:.1f} fps reached the subscriber through a 10% lossy uplink"
 
 
+async def assert_clean_voice(client: MediaClient, peer_id: str, before: tuple[int, int], seconds: float = 8) -> None:
+    """Less than 5% of peer_id's voice lost on the way to client since `before` (its
+    voice_packets then), and the voice flowing: 50 packets a second, less what the test's own
+    busy process may have delayed."""
+    received, lost = await client.voice_packets(peer_id)
+    received, lost = received - before[0], lost - before[1]
+    assert received >= 0.8 * 50 * seconds, f"{received} packets of {peer_id}'s voice in {seconds} s"
+    assert lost < 0.05 * (received + lost), f"{lost} of {received + lost} packets of {peer_id}'s voice lost"
+
+
 async def test_a_weak_subscriber_gets_the_small_layer_with_clean_audio(harness: Harness, monkeypatch) -> None:
     browser_like_encoders(monkeypatch.setattr)
     publishers = [await harness.add(i, moving=True, simulcast=True) for i in range(2)]
     weak = await harness.add(2)
     weak.impair_downlink(300_000)  # a rural 4G link: 300 kbit/s, drop-tail past 250 ms of queue
     await asyncio.sleep(6)  # the server finds out what the link carries
-    before = {p: (weak.received_from(p).audio_frames, weak.received_from(p).video_frames) for p in ("p0", "p1")}
+    before = {p: weak.received_from(p).video_frames for p in ("p0", "p1")}
+    voices = {p: await weak.voice_packets(p) for p in ("p0", "p1")}
     strong_before = publishers[1].received_from("p0").video_frames
     await asyncio.sleep(8)
     for p in ("p0", "p1"):
+        await assert_clean_voice(weak, p, voices[p])
         got = weak.received_from(p)
-        audio = (got.audio_frames - before[p][0]) / (8 * 50)
-        fps = (got.video_frames - before[p][1]) / 8
-        assert audio >= 0.95, f"{audio:.1%} of {p}'s audio frames reached the weak link"
+        fps = (got.video_frames - before[p]) / 8
         assert fps >= 10 and got.last_width == 160, f"{fps:.1f} fps of {p}'s video at {got.last_width} wide"
     strong = publishers[1].received_from("p0")
     assert (strong.video_frames - strong_before) / 8 >= 20 and strong.last_width == 320  # the large layer
@@ -233,25 +243,26 @@ async def test_a_weak_subscriber_gets_the_small_layer_with_clean_audio(harness: 
 
 async def test_a_link_too_weak_for_every_video_keeps_every_voice_and_the_speakers_video(
         harness: Harness, monkeypatch) -> None:
-    # 230 kbit/s: the two voices take about 105k (Opus at 32k with its headers), and what is left
-    # carries one small video (60k at 30 fps, about 75k on the wire), not two. (In rooms of five,
+    # 215 kbit/s: the two voices take about 105k (Opus at 32k with its headers), and what is left
+    # carries one small video (60k at 30 fps, about 75k on the wire), not two. (At 230k, two
+    # videos squeezed to ~63k each nearly fit, and the server kept both in 1 run of 6.) (In rooms of five,
     # bench/media_capacity.py: five clients with their decoders do not fit in the test's process.)
     browser_like_encoders(monkeypatch.setattr)
     await harness.add(0, moving=True, simulcast=True)  # the speaker
     quiet = await harness.add(1, volume=0.002, moving=True, simulcast=True)
     weak = await harness.add(2, volume=0.002)
-    weak.impair_downlink(230_000)
+    weak.impair_downlink(215_000)
     await wait_until(lambda: any(m["type"] == "bandwidth" and m["paused"] == ["p1"] for m in harness.seen["p2"]), 30)
     await asyncio.sleep(4)  # the link settles on what it carries
-    before = {p: (weak.received_from(p).audio_frames, weak.received_from(p).video_frames) for p in ("p0", "p1")}
+    before = {p: weak.received_from(p).video_frames for p in ("p0", "p1")}
+    voices = {p: await weak.voice_packets(p) for p in ("p0", "p1")}
     strong_before = quiet.received_from("p0").video_frames
     await asyncio.sleep(8)
     for p in ("p0", "p1"):
-        audio = (weak.received_from(p).audio_frames - before[p][0]) / (8 * 50)
-        assert audio >= 0.95, f"{audio:.1%} of {p}'s audio frames reached the weak link"
-    fps = (weak.received_from("p0").video_frames - before["p0"][1]) / 8
+        await assert_clean_voice(weak, p, voices[p])
+    fps = (weak.received_from("p0").video_frames - before["p0"]) / 8
     assert fps >= 10, f"{fps:.1f} fps of the speaker's video on the weak link"
-    assert weak.received_from("p1").video_frames - before["p1"][1] <= 2  # held back
+    assert weak.received_from("p1").video_frames - before["p1"] <= 2  # held back
     told = [m for m in harness.seen["p2"] if m["type"] == "bandwidth"][-1]
     assert told["paused"] == ["p1"] == harness.engine.peers["p2"].paused_video and not told["audio_only"]
     strong = quiet.received_from("p0")
