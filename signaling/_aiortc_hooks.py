@@ -40,8 +40,10 @@ ordinary aiortc peers, such as the tests' clients:
 - `add_header_extension`: RTCRtpTransceiver._headerExtensions holds the header extensions that
   setRemoteDescription kept (aiortc knows only mid, audio level and abs-send-time), and
   createAnswer writes them as extmap lines; simulcast needs the rid extension answered too.
-- `report_sent`: RTCP sender reports come from RTCRtpSender's private counters; the engine
-  updates them so that receivers can still synchronise audio and video.
+- `no_sender_reports`: RTCRtpSender._run_rtcp sends an RTCP sender report and SDES for every
+  sender each second, from private counters, idle slots included (sixteen loops per peer); the
+  engine sends one compound per peer with the reports of the slots that sent something, and the
+  replacement only sets the two events that RTCRtpSender.stop() waits for.
 
 tests/signaling/test_aiortc_hooks.py checks that each of these internals still exists, so an
 aiortc upgrade that moves one fails loudly.
@@ -243,12 +245,17 @@ def intercept_datagrams(transport: RTCDtlsTransport, handler: Callable[[bytes], 
     connection.data_received = data_received  # type: ignore[method-assign]
 
 
-def report_sent(sender: RTCRtpSender, ntp_time: int, rtp_timestamp: int, packets: int, octets: int) -> None:
-    """Feed the sender's RTCP sender reports with what the engine sent on its behalf."""
-    sender._RTCRtpSender__ntp_timestamp = ntp_time  # type: ignore[attr-defined]
-    sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
-    sender._RTCRtpSender__packet_count = packets  # type: ignore[attr-defined]
-    sender._RTCRtpSender__octet_count = octets  # type: ignore[attr-defined]
+def no_sender_reports(sender: RTCRtpSender) -> None:
+    """Start no RTCP sender-report loop for this sender (the engine sends its reports)."""
+
+    async def run_rtcp() -> None:
+        sender._RTCRtpSender__rtcp_started.set()  # type: ignore[attr-defined]
+        try:
+            await asyncio.Event().wait()
+        finally:
+            sender._RTCRtpSender__rtcp_exited.set()  # type: ignore[attr-defined]
+
+    sender._run_rtcp = run_rtcp  # type: ignore[method-assign]
 
 
 def set_codec_parameters(transceiver: RTCRtpTransceiver, mime_type: str, parameters: dict[str, int]) -> None:

@@ -139,16 +139,15 @@ class Subscription:
     """One subscriber's sender of one stream: header rewriting, history, keyframe gating."""
 
     def __init__(
-        self, kind: str, ssrc: int, payload_type: int, send: Callable[[bytes, bytes], bool],
-        on_sent: Callable[[int, int, int], None] | None = None, *,
+        self, kind: str, ssrc: int, payload_type: int, send: Callable[[bytes, bytes], bool], *,
         downlink: Downlink | None = None, abs_send_time_id: int | None = None,
     ) -> None:
         self.kind = kind
         self.ssrc = ssrc
         self.payload_type = payload_type
         self._send = send
-        self._on_sent = on_sent
         self._video = kind == "video"
+        self.clock_rate = 90_000 if self._video else 48_000
         self.downlink = downlink or Downlink()
         self._abs_send_time_id = abs_send_time_id if self._video else None
         self.paused = False  # the subscriber is on audio only: no video, no keyframe requests
@@ -179,6 +178,8 @@ class Subscription:
         self._payloads: list[bytes] = [b""] * HISTORY_SIZE
         self._sent_upto = [0] * HISTORY_SIZE
         self._sent_bytes = 0
+        # (wall-clock time, RTP timestamp) of a packet sent lately: the sender report's clock.
+        self._clock: tuple[float, int] | None = None
         self._reported: tuple[int, int] | None = None  # (highest sequence, lost) of the last report
         self._resent: dict[int, float] = {}  # sequence number -> when it was last sent again
         self.retransmitted = 0
@@ -255,8 +256,8 @@ class Subscription:
             self._last_seq, self._last_ts = out_seq, out_ts
         self.packets += 1
         self.octets += len(payload)
-        if self._on_sent is not None and marker:
-            self._on_sent(out_ts, self.packets, self.octets)
+        if self.packets & 15 == 1:
+            self._clock = (time.time(), out_ts)
         return True
 
     def _renumber(self, payload: bytes, vp8: tuple[int, int, int, int, int, int]) -> bytes:
@@ -320,6 +321,14 @@ class Subscription:
         """Whether the history still has the packet sent with this sequence number."""
         header = self._headers[seq % HISTORY_SIZE]
         return header is not None and int.from_bytes(header[2:4], "big") == seq
+
+    def sender_report(self, now: float) -> tuple[float, int, int, int] | None:
+        """What an RTCP sender report says now: (wall-clock time, the RTP timestamp of that
+        instant, packets and payload octets sent), or None before the first packet."""
+        if self._clock is None:
+            return None
+        at, timestamp = self._clock
+        return now, (timestamp + int((now - at) * self.clock_rate)) & 0xFFFFFFFF, self.packets, self.octets
 
     def retransmit(self, seq: int) -> bool:
         """Send a packet again from the history (answering a NACK), if the budget spares it."""

@@ -29,7 +29,6 @@ from aiortc import (
     RTCPeerConnection,
     RTCRtpSender,
     RTCSessionDescription,
-    clock,
 )
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import (
@@ -42,6 +41,7 @@ from aiortc.rtp import (
     RtcpReceiverInfo,
     RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSenderInfo,
     RtcpSrPacket,
     pack_remb_fci,
     unpack_remb_fci,
@@ -66,6 +66,7 @@ FOLLOW_SPEAKER_S = 3.0
 
 
 PUBLISHED = 3  # microphone, camera, screen
+NTP_EPOCH_S = 2_208_988_800  # 1900 to 1970: NTP timestamps in sender reports count from 1900
 
 
 def expected_layout() -> list[str]:
@@ -161,6 +162,7 @@ class ServerPeer:
         senders = []
         for transceiver in transceivers[PUBLISHED:]:
             transceiver.sender.replaceTrack(hooks.idle_track(transceiver.kind))
+            hooks.no_sender_reports(transceiver.sender)  # send_reports() sends them
             transceiver.direction = "sendonly"
             senders.append(transceiver)
         answer = await self.pc.createAnswer()
@@ -213,14 +215,9 @@ class ServerPeer:
                 self._sender.close()
 
     def _subscription(self, transceiver: RTCRtpTransceiver) -> Subscription:
-        sender = transceiver.sender
         codec = transceiver._codecs[0]
-
-        def on_sent(rtp_timestamp: int, packets: int, octets: int) -> None:
-            hooks.report_sent(sender, clock.current_ntp_time(), rtp_timestamp, packets, octets)
-
         assert self._sender is not None
-        return Subscription(transceiver.kind, sender._ssrc, codec.payloadType or 0, self._sender, on_sent,
+        return Subscription(transceiver.kind, transceiver.sender._ssrc, codec.payloadType or 0, self._sender,
                             downlink=self.downlink, abs_send_time_id=self._abs_send_time_id)
 
     def _hook_feedback(self, sender: RTCRtpSender, subscription: Subscription, slot: SlotSenders) -> None:
@@ -377,9 +374,25 @@ class ServerPeer:
             if layer is not None:
                 layer.last_sr = (int.from_bytes(data[10:14], "big"), time.monotonic())
 
-    def send_receiver_reports(self) -> None:
+    def send_reports(self) -> None:
+        """Once a second: RTCP sender reports for what this participant receives (its browser
+        lines up each speaker's voice and video by them), and receiver reports for what it sends."""
+        now = time.time()
+        reports = []
+        for subscription in (each for slot in self.slots for each in (slot.audio, slot.video)):
+            figures = subscription.sender_report(now)
+            if figures is not None:
+                at, timestamp, packets, octets = figures
+                reports.append(bytes(RtcpSrPacket(ssrc=subscription.ssrc, sender_info=RtcpSenderInfo(
+                    ntp_timestamp=int((at + NTP_EPOCH_S) * (1 << 32)), rtp_timestamp=timestamp,
+                    packet_count=packets & 0xFFFFFFFF, octet_count=octets & 0xFFFFFFFF))))
+        if reports:
+            self._send(b"".join(reports))  # one compound: 28 bytes a report, 16 at most
+        self._send_receiver_reports()
+
+    def _send_receiver_reports(self) -> None:
         """Tell the publisher what arrived of each of its streams (RTCP receiver reports: loss,
-        jitter, the round trip), so its encoder adapts to its uplink; once a second."""
+        jitter, the round trip), so its encoder adapts to its uplink."""
         sender_ssrc = self._feedback_ssrc()
         if sender_ssrc is None:
             return

@@ -178,7 +178,7 @@ class MediaEngine:
                 for each in list(self.peers.values()):
                     await each.show_videos()  # a new speaker's video on a link that carries only some
                     each.choose_layers()
-                    each.send_receiver_reports()
+                    each.send_reports()
                 self._steer_publishers()
             for room in list(self.rooms.values()):
                 loudest, speaker = SPEAKING_LEVEL, None

@@ -39,6 +39,10 @@ def test_receiver_and_sender_internals() -> None:
     connect = inspect.getsource(RTCPeerConnection._RTCPeerConnection__connect)
     assert "await transceiver.receiver.receive(" in connect
     assert "await recipient._handle_rtcp_packet(packet)" in inspect.getsource(RTCDtlsTransport._handle_rtcp_data)
+    # no_sender_reports: send() starts _run_rtcp as a task, stop() waits for its two events.
+    assert "asyncio.ensure_future(self._run_rtcp())" in inspect.getsource(RTCRtpSender.send)
+    stop = inspect.getsource(RTCRtpSender.stop)
+    assert "self.__rtcp_started.wait()" in stop and "self.__rtcp_exited.wait()" in stop
     run_rtp = inspect.getsource(RTCRtpSender._run_rtp)
     assert "await self._next_encoded_frame(codec)" in run_rtp
     # set_codec_parameters: the answer is written from the transceiver's negotiated codecs.
@@ -52,7 +56,7 @@ async def test_private_attributes_exist_on_instances() -> None:
     pc = RTCPeerConnection()
     transceiver = pc.addTransceiver("video")
     sender, receiver = transceiver.sender, transceiver.receiver
-    for name in ("__ntp_timestamp", "__rtp_timestamp", "__packet_count", "__octet_count", "__encoder"):
+    for name in ("__rtcp_started", "__rtcp_exited", "__encoder"):
         assert hasattr(sender, f"_RTCRtpSender{name}"), name
     for name in ("__rtcp_ssrc", "__decoder_thread"):
         assert hasattr(receiver, f"_RTCRtpReceiver{name}"), name

@@ -243,15 +243,15 @@ async def test_a_weak_subscriber_gets_the_small_layer_with_clean_audio(harness: 
 
 async def test_a_link_too_weak_for_every_video_keeps_every_voice_and_the_speakers_video(
         harness: Harness, monkeypatch) -> None:
-    # 215 kbit/s: the two voices take about 105k (Opus at 32k with its headers), and what is left
-    # carries one small video (60k at 30 fps, about 75k on the wire), not two. (At 230k, two
-    # videos squeezed to ~63k each nearly fit, and the server kept both in 1 run of 6.) (In rooms of five,
+    # 200 kbit/s: the two voices take about 105k (Opus at 32k with its headers), and what is left
+    # carries one small video (60k at 30 fps, about 75k on the wire), not two. (At 215-230k, two
+    # videos squeezed to ~63k each nearly fit, and the server kept both in 1 run of 5 or 6.) (In rooms of five,
     # bench/media_capacity.py: five clients with their decoders do not fit in the test's process.)
     browser_like_encoders(monkeypatch.setattr)
     await harness.add(0, moving=True, simulcast=True)  # the speaker
     quiet = await harness.add(1, volume=0.002, moving=True, simulcast=True)
     weak = await harness.add(2, volume=0.002)
-    weak.impair_downlink(215_000)
+    weak.impair_downlink(200_000)
     await wait_until(lambda: any(m["type"] == "bandwidth" and m["paused"] == ["p1"] for m in harness.seen["p2"]), 30)
     await asyncio.sleep(4)  # the link settles on what it carries
     before = {p: weak.received_from(p).video_frames for p in ("p0", "p1")}
@@ -290,3 +290,20 @@ async def test_publishers_get_receiver_reports(harness: Harness) -> None:
     assert audio.packetsLost >= 5 and audio.fractionLost > 0, audio  # its encoder knows the uplink loses
     assert 0 < audio.roundTripTime < 0.5 and video.roundTripTime is not None  # from the LSR/DLSR of its SRs
     assert video.packetsLost <= audio.packetsLost  # the camera's were NACKed and repaired
+
+
+async def test_subscribers_get_sender_reports_for_the_slots_that_send(harness: Harness) -> None:
+    await harness.add(0)
+    subscriber = await harness.add(1)
+    await wait_until(lambda: subscriber.received_from("p0").video_frames >= 30, 15)
+    stats: list[Any] = []
+    for _ in range(40):  # reports come once a second
+        stats = [s for s in (await subscriber.pc.getStats()).values() if s.type == "remote-outbound-rtp"]
+        if {s.kind for s in stats} == {"audio", "video"}:
+            break
+        await asyncio.sleep(0.1)
+    # One report each for the slot showing p0 (its voice and video); none for the seven empty slots.
+    assert sorted(s.kind for s in stats) == ["audio", "video"], stats
+    for report in stats:
+        assert report.packetsSent > 0 and report.bytesSent > 0, report
+        assert abs((report.remoteTimestamp - report.timestamp).total_seconds()) < 2, report

@@ -3,6 +3,7 @@ NACKed packet is sent again."""
 from __future__ import annotations
 
 import struct
+import time
 
 from signaling.bandwidth import Downlink
 from signaling.forwarding import RESEND_MAX_AGE, Subscription
@@ -58,3 +59,19 @@ def test_delivered_bytes_are_the_sizes_of_the_packets_in_the_range() -> None:
     assert subscription.delivered(seq(sent[29]), 5) == sum(len(p) for p in sent[20:30]) // 2  # half of them lost
     send(subscription, 600)  # a report after more than the history holds: nothing to go on
     assert subscription.delivered(seq(sent[-1]), 5) == 0
+
+
+def test_a_sender_report_maps_wall_clock_to_rtp_time() -> None:
+    subscription, sent = sender()
+    assert subscription.sender_report(time.time()) is None  # nothing sent yet
+    before = time.time()
+    send(subscription, 1)  # RTP timestamp 0, sent now
+    report = subscription.sender_report(before + 2.0)
+    assert report is not None
+    at, timestamp, packets, octets = report
+    assert at == before + 2.0 and packets == 1 and octets == 100
+    # Two seconds after the packet: 96,000 at 48 kHz, less the moment between `before` and when
+    # the packet was noted.
+    assert 2 * 48_000 - 2_400 <= timestamp <= 2 * 48_000, timestamp
+    later = subscription.sender_report(before + 3.0)
+    assert later is not None and later[1] - timestamp == 48_000
