@@ -10,7 +10,7 @@ is the limit. Clients publish pre-encoded VP8 and Opus and count received frames
 decrypted RTP headers (no decoding), and they send the feedback a browser sends: a receiver
 report for every stream each second, a NACK for every gap at once (each client loses LOSS of
 what it receives, as a real network does), and a PLI every 10 s. With simulcast (as the room
-page publishes) each camera sends 640x480 at 30 fps, ~0.85 Mbit/s, and 320x240 at 15 fps, 70 kbit/s.
+page publishes) each camera sends 640x480 at 30 fps, ~0.85 Mbit/s, and 320x240 at 15 fps, 50 kbit/s.
 
 Printed per level: delivered video streams (publisher to subscriber, times the share of frames
 that arrived), the server's CPU (share of its core) and CPU per delivered stream-second, the
@@ -62,13 +62,15 @@ def _pin(core: int) -> None:
 
 def encode_media(seconds: int = 4) -> dict[str, list[Any]]:
     """VP8 frames as RTP payloads (a keyframe every 2 s), as the room page asks a browser for
-    them: 640x480 at 30 fps ("h") and 320x240 at 15 fps and 70 kbit/s ("l", web/static/room.js);
+    them: 640x480 at 30 fps ("h") and 320x240 at 15 fps and 50 kbit/s ("l", web/static/room.js);
     and 20 ms Opus packets at a browser's voice bitrate, 32 kbit/s ("opus")."""
     import av
     from aiortc.codecs.vpx import Vp8Encoder
 
+    from signaling.bandwidth import SMALL_LAYER_BPS
+
     media: dict[str, list[Any]] = {}
-    for rid, width, height, bitrate, fps in (("h", 640, 480, 1_000_000, FPS), ("l", 320, 240, 70_000, SMALL_FPS)):
+    for rid, width, height, bitrate, fps in (("h", 640, 480, 1_000_000, FPS), ("l", 320, 240, SMALL_LAYER_BPS, SMALL_FPS)):
         codec = av.CodecContext.create("libvpx", "w")
         codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
         codec.time_base = fractions.Fraction(1, fps)

@@ -8,11 +8,13 @@ from signaling.bandwidth import (
     AUDIO_BPS,
     CONGESTED_HOLD_S,
     FEWER_AFTER_S,
+    HEADROOM,
     MAX_VIDEO_BPS,
     MIN_PUBLISHER_BPS,
     PROBE_EVERY_S,
     RELAPSE_S,
     SIMULCAST_BPS,
+    SMALL_LAYER_BPS,
     START_BPS,
     Downlink,
     publisher_target_bps,
@@ -210,6 +212,20 @@ def test_the_video_share_is_what_audio_leaves() -> None:
     link, _ = limited(2, 300_000)
     link.streams(video=2, audio=2)
     assert link.video_share_bps() == (300_000 * 0.9 - 2 * AUDIO_BPS) // 2
+
+
+def test_the_small_layer_fits_a_rural_link_beside_four_voices() -> None:
+    # A party on 300 kbit/s in a room of five holds one video (the speaker's). Its receiver reports
+    # count RTP headers and payloads, about 285k of the 300k (the SRTP tags and a voice packet's
+    # share of them are the rest); what the budget leaves for the video beside four voices must
+    # carry the page's small layer with its RTP headers (~4% of 1,000-byte packets), or every
+    # frame the budget refuses costs that video a keyframe's wait.
+    link, _ = limited(4, 285_000)
+    link.streams(video=4, audio=4)
+    link.video_limit = 1
+    share = link.video_share_bps()
+    assert share is not None and share == int(285_000 * HEADROOM - 4 * AUDIO_BPS)
+    assert SMALL_LAYER_BPS * 1.04 <= share, (SMALL_LAYER_BPS, share)
 
 
 def test_a_failed_try_at_more_holds_the_link_twice_as_long() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from playwright.async_api import Browser
 
+from signaling.bandwidth import MAX_VIDEO_BPS, SMALL_LAYER_BPS
 from tests.conftest import Live, book, token_of
 from tests.web.browser import KEEP_PEER_CONNECTIONS
 from tests.web.conftest import ARTIFACTS, videos_playing
@@ -115,6 +116,17 @@ CAMERA_LAYERS = """async () => {
   return layers;
 }"""
 
+LAYER_BITRATES = """() => {
+  const pc = window.peerConnections[window.peerConnections.length - 1];
+  const bitrates = {};
+  for (const sender of pc.getSenders()) {
+    for (const encoding of sender.getParameters().encodings || []) {
+      if (encoding.rid) bitrates[encoding.rid] = encoding.maxBitrate;
+    }
+  }
+  return bitrates;
+}"""
+
 REMOTE_WIDTHS = "() => [...document.querySelectorAll('#grid video')].filter(v => !v.muted).map(v => v.videoWidth)"
 
 
@@ -143,6 +155,8 @@ async def test_the_camera_goes_in_two_layers_and_a_small_tile_gets_the_small_one
     # The party's browser sends both layers: the server's answer accepted its simulcast offer.
     layers = await _until(party, CAMERA_LAYERS, lambda v: set(v) == {"l", "h"} and all(f > 0 for f, _ in v.values()))
     assert layers["l"][1] * 2 == layers["h"][1] == 640, layers
+    # At the bitrates the server's budgets count on (the small one fits a rural link in a full room).
+    assert await party.evaluate(LAYER_BITRATES) == {"l": SMALL_LAYER_BPS, "h": MAX_VIDEO_BPS}
     # The host shows the party in a large tile: the large layer. On a phone-sized window the
     # tiles are small: the small layer, with no renegotiation.
     await _until(host, REMOTE_WIDTHS, lambda widths: widths == [640])

@@ -7,9 +7,9 @@ const $ = (id) => document.getElementById(id);
 const MAX_VIDEO_BITRATE = 600_000; // bits/s: enough for 640x480 talking heads
 // The camera goes in two simulcast layers; the server sends each person the one that fits their
 // link and the size they show it at (a weak phone link gets the small one). Keep in step with
-// signaling/bandwidth.py (MAX_VIDEO_BPS, SIMULCAST_BPS).
+// signaling/bandwidth.py (MAX_VIDEO_BPS, SMALL_LAYER_BPS).
 const CAMERA_LAYERS = [
-  { rid: "l", scaleResolutionDownBy: 2, maxBitrate: 70_000, maxFramerate: 15 },
+  { rid: "l", scaleResolutionDownBy: 2, maxBitrate: 50_000, maxFramerate: 15 },
   { rid: "h", maxBitrate: MAX_VIDEO_BITRATE },
 ];
 // Refusals that reconnecting cannot cure: the link is bad, revoked or expired.
