@@ -43,6 +43,9 @@ _HEADER_WITH_SEND_TIME = struct.Struct("!BBHIIII")  # ... and one one-byte exten
 _ONE_BYTE_EXTENSIONS = 0xBEDE0001  # the RFC 8285 profile, one 32-bit word of extensions
 _ABS_SEND_TIME_UNITS = 1 << 18  # 6.18 fixed-point seconds
 _SEQ_TS_SSRC = struct.Struct("!HII")
+ALL_LAYERS = 3  # the highest VP8 temporal layer (TID has two bits): a cap that leaves none out
+# What vp8_descriptor finds: length, keyframe, picture id and where, TL0PICIDX's place, TID, Y.
+Vp8Descriptor = tuple[int, int, int, int, int, int, int, int]
 
 
 def abs_send_time() -> int:
@@ -96,16 +99,18 @@ def audio_level(data: bytes, extension_id: int) -> int | None:
     return value[0] & 0x7F if value else None
 
 
-def vp8_descriptor(payload: bytes | memoryview) -> tuple[int, int, int, int, int, int]:
+def vp8_descriptor(payload: bytes | memoryview) -> Vp8Descriptor:
     """What the forwarding needs from a VP8 payload descriptor (RFC 7741): (its length, whether
     this packet starts a keyframe (1/0), picture id, its position, its size in bytes (0: none,
-    1: 7 bits, 2: 15 bits), position of TL0PICIDX (0: none)); a too-short payload is all zeros."""
+    1: 7 bits, 2: 15 bits), position of TL0PICIDX (0: none), temporal layer (TID; 0 without
+    one), layer sync (Y: the frame refers to base-layer frames only, 1/0)); a too-short payload
+    is all zeros."""
     size = len(payload)
     if size < 2:
-        return 0, 0, 0, 0, 0, 0
+        return 0, 0, 0, 0, 0, 0, 0, 0
     first = payload[0]
     i = 1
-    picture_id = pid_at = pid_size = tl0_at = 0
+    picture_id = pid_at = pid_size = tl0_at = tid = sync = 0
     if first & 0x80:  # X: extension byte follows
         ext = payload[1]
         i = 2
@@ -121,11 +126,12 @@ def vp8_descriptor(payload: bytes | memoryview) -> tuple[int, int, int, int, int
         if ext & 0x40:  # L: TL0PICIDX
             tl0_at = i
             i += 1
-        if ext & 0x30:  # T or K
+        if ext & 0x30:  # T or K: TID, Y and KEYIDX
+            if ext & 0x20 and size > i:
+                tid, sync = payload[i] >> 6, payload[i] >> 5 & 1
             i += 1
     keyframe = first & 0x10 and not first & 0x0F and size > i and not payload[i] & 0x01  # S, partition 0, P=0
-    return i, 1 if keyframe else 0, picture_id, pid_at, pid_size, tl0_at
-
+    return i, 1 if keyframe else 0, picture_id, pid_at, pid_size, tl0_at, tid, sync
 
 def vp8_keyframe_size(payload: bytes | memoryview, descriptor_length: int) -> tuple[int, int]:
     """Width and height from the frame header that starts a VP8 keyframe ((0, 0) if absent)."""
@@ -159,6 +165,12 @@ class Subscription:
         self.tile_pixels: int | None = None
         self._ask_after = 0.0
         self._frame_ts: int | None = None  # the video frame being sent (its RTP timestamp)
+        # VP8 temporal layers: the highest seen in this source, the highest forwarded now (frames
+        # of the top layer are left out while the budget is in debt, and their layer comes back
+        # at its next sync frame), and the frame being left out.
+        self._top_tid = 0
+        self._temporal_cap = ALL_LAYERS
+        self._skipped_ts: int | None = None
         self._last_pli = -SUBSCRIBER_PLI_MIN_INTERVAL_S
         self._rebase_seq = False
         self.waiting_keyframe = kind == "video"
@@ -186,12 +198,14 @@ class Subscription:
         self.packets = 0
         self.octets = 0
         self.dropped = 0
+        self.thinned = 0  # frames of the top temporal layer left out
         self.switches = 0
 
     def restart(self) -> None:
         """A new source: continue numbering after the last packet, wait for a keyframe."""
         self.source = None
         self._seq_offset = None
+        self._top_tid = 0
         self.waiting_keyframe = self.kind == "video"
 
     def switch(self, ssrc: int) -> None:
@@ -202,17 +216,34 @@ class Subscription:
         self.source = ssrc
 
     def forward(self, payload: bytes, marker: int, seq: int, timestamp: int, keyframe: bool,
-                vp8: tuple[int, int, int, int, int, int] | None = None, sent_at: int | None = None) -> bool:
+                vp8: Vp8Descriptor | None = None, sent_at: int | None = None) -> bool:
         """Send one packet; False when this subscriber needs a keyframe (ask the publisher now).
         vp8 is the packet's vp8_descriptor, for video; sent_at its abs-send-time (default: now)."""
         if self.paused:
             return True
         if self._video and timestamp != self._frame_ts:  # a new frame: may it start?
-            if (keyframe or not self.waiting_keyframe) and not self.downlink.start_frame():
+            if timestamp == self._skipped_ts:
+                return True
+            tid = sync = pid_size = 0
+            if vp8 is not None and not self.waiting_keyframe:
+                tid, sync, pid_size = vp8[6], vp8[7], vp8[4]
+            if tid and self._layer_off(tid, sync):
+                self._skip(timestamp, pid_size)
+                return True
+            # A frame of the top temporal layer (half the frames, or more) is left out at once
+            # when the budget is in debt: it costs the subscriber that frame, where a frame of
+            # the base layer left out costs a keyframe's wait.
+            droppable = tid > 0 and tid == self._top_tid
+            if (keyframe or not self.waiting_keyframe) and not self.downlink.start_frame(droppable=droppable):
+                if droppable:
+                    self._temporal_cap = tid - 1
+                    self._skip(timestamp, pid_size)
+                    return True
                 self.dropped += 1
                 self._drop_until_keyframe(BUDGET_KEYFRAME_BACKOFF_S)
                 return True  # it asks later: a weak link must not bring keyframes on everyone
             self._frame_ts = timestamp
+            self._temporal_cap = ALL_LAYERS if keyframe else max(self._temporal_cap, tid)
         if self.waiting_keyframe:
             if not keyframe:
                 return time.monotonic() < self._ask_after
@@ -260,9 +291,25 @@ class Subscription:
             self._clock = (time.time(), out_ts)
         return True
 
-    def _renumber(self, payload: bytes, vp8: tuple[int, int, int, int, int, int]) -> bytes:
+    def _layer_off(self, tid: int, sync: int) -> bool:
+        """Whether a frame of temporal layer tid (> 0) is left out because its layer is off: a
+        frame of it was left out, and this one may refer to that one (a sync frame refers to
+        base-layer frames only, and brings its layer back)."""
+        self._top_tid = max(self._top_tid, tid)
+        return tid > self._temporal_cap + sync
+
+    def _skip(self, timestamp: int, pid_size: int) -> None:
+        """Leave out this frame (of a temporal layer); numbering and picture ids (if it has one)
+        go on as if it never was."""
+        self.thinned += 1
+        self._skipped_ts = timestamp
+        self._rebase_seq = True
+        if pid_size:
+            self._pid_offset -= 1
+
+    def _renumber(self, payload: bytes, vp8: Vp8Descriptor) -> bytes:
         """The payload with its picture id (and TL0PICIDX) shifted by this subscriber's offsets."""
-        _, _, picture_id, pid_at, pid_size, tl0_at = vp8
+        _, _, picture_id, pid_at, pid_size, tl0_at, _, _ = vp8
         if not self._pid_offset and not self._tl0_offset:
             self._last_pid = picture_id
             if tl0_at:

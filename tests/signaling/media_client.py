@@ -137,6 +137,38 @@ def simulcast_offer(sdp: str, rids: list[str], extension_id: int) -> str:
     return "\r\nm=".join(sections)
 
 
+def layered_vp8(width: int, height: int, fps: int, bitrate: int, count: int) -> list[list[bytes]]:
+    """`count` frames of a moving gradient in VP8 with two temporal layers, as RTP payloads per
+    frame (a keyframe every 2 s). A browser's simulcast layer has temporal layers too (Chromium
+    reports L1T3); this is libvpx's two-layer preset, error resilient as WebRTC asks: every other
+    frame is of layer 1, refers to the last base-layer frame only and updates no reference, so the
+    descriptor marks it a sync frame (Y). Each payload's descriptor carries the picture id,
+    TL0PICIDX, TID and Y, as Chromium writes them."""
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+    codec.time_base = fractions.Fraction(1, fps)
+    codec.bit_rate = bitrate
+    codec.gop_size = 2 * fps
+    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "error-resilient": "1",
+                     "ts-parameters": f"ts_number_layers=2:ts_target_bitrate={bitrate * 6 // 10000},{bitrate // 1000}"
+                                      ":ts_rate_decimator=2,1:ts_periodicity=2:ts_layer_id=0,1:ts_layering_mode=2"}
+    frames: list[list[bytes]] = []
+    tl0 = 0
+    for i in range(count):
+        frame = av.VideoFrame(width=width, height=height, format="yuv420p")
+        for plane, value in zip(frame.planes, ((i * 7) % 256, 128, (i * 3) % 256)):
+            plane.update(bytes((value + x) % 256 for x in range(plane.line_size)) * plane.height)
+        frame.pts = i
+        for packet in codec.encode(frame):
+            tid = i % 2
+            tl0 = (tl0 + 1 - tid) & 0xFF
+            payloads = Vp8Encoder._packetize(bytes(packet), i & 0x7FFF)
+            frames.append([bytes(aiortc.codecs.vpx.VpxPayloadDescriptor(
+                partition_start=int(n == 0), partition_id=0, picture_id=i & 0x7FFF, tl0picidx=tl0, tid=(tid, tid)))
+                + aiortc.codecs.vpx.VpxPayloadDescriptor.parse(payload)[1] for n, payload in enumerate(payloads)])
+    return frames
+
+
 class SimulcastCamera:
     """A camera published in two simulcast layers as the room page asks a browser to: 'l' at
     half size and 'h' at full size, two VP8 encoders over the same frames, each layer with its

@@ -1,0 +1,124 @@
+"""A weak link's video thinned by temporal layer: real VP8 with two temporal layers through one
+subscriber's sender whose budget is short, decoded on the other side. A frame of the top layer
+left out costs that frame only; the frames that go all decode to the publisher's pictures."""
+from __future__ import annotations
+
+import hashlib
+
+import av
+import pytest
+from aiortc.codecs.vpx import VpxPayloadDescriptor
+
+from signaling.bandwidth import AUDIO_BPS, HEADROOM, MIN_VIDEO_BPS, Downlink
+from signaling.forwarding import Subscription, parse_rtp, vp8_descriptor
+from tests.signaling.media_client import layered_vp8
+
+FPS = 15
+LAYER_BPS = 100_000  # (this picture takes ~76 kbit/s of it)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[list[bytes]]:
+    return layered_vp8(320, 240, FPS, LAYER_BPS, 6 * FPS)
+
+
+def pictures(frames: list[bytes]) -> list[str]:
+    """Each decoded picture's digest, decoding the frames (whole VP8 frames) in order."""
+    decoder = av.CodecContext.create("libvpx", "r")
+    return [hashlib.md5(bytes(picture.planes[0])).hexdigest() for frame in frames
+            for picture in decoder.decode(av.Packet(frame))]
+
+
+def depacketize(packets: list[bytes]) -> dict[int, bytes]:
+    """The VP8 frames in RTP packets, by timestamp."""
+    frames: dict[int, bytes] = {}
+    for packet in packets:
+        header = parse_rtp(packet)
+        assert header is not None
+        frames[header[3]] = frames.get(header[3], b"") + VpxPayloadDescriptor.parse(packet[header[5]:header[6]])[1]
+    return frames
+
+
+def forward(frames: list[list[bytes]], link: Downlink, clock: Clock) -> tuple[Subscription, list[bytes]]:
+    """Offer the frames at FPS through a subscriber on `link`; what it was sent."""
+    sent: list[bytes] = []
+    subscription = Subscription("video", 0xABCD, 96, lambda header, payload: sent.append(header + payload) or True,
+                                downlink=link)
+    subscription.source = 1
+    seq = 1000
+    for n, payloads in enumerate(frames):
+        clock.now += 1 / FPS
+        for index, payload in enumerate(payloads):
+            vp8 = vp8_descriptor(payload)
+            subscription.forward(payload, int(index == len(payloads) - 1), seq, 6000 * n, vp8[1] == 1, vp8)
+            seq += 1
+    return subscription, sent
+
+
+def weak_link() -> tuple[Downlink, Clock]:
+    """A lossy link with four voices and one video, whose share (MIN_VIDEO_BPS) is short of the
+    layer's ~76 kbit/s."""
+    clock = Clock()
+    link = Downlink(clock)
+    link.streams(video=1, audio=4)
+    link.feedback(int((4 * AUDIO_BPS + MIN_VIDEO_BPS) / HEADROOM))
+    link.loss(40)
+    return link, clock
+
+
+def test_the_encoder_s_top_layer_can_be_left_out(frames) -> None:
+    # (Else the test below would prove nothing.) Layer 1 is every other frame, marked sync.
+    tids = [vp8_descriptor(payloads[0])[6:] for payloads in frames]
+    assert tids == [(n % 2, n % 2) for n in range(len(frames))]
+    whole = [b"".join(VpxPayloadDescriptor.parse(p)[1] for p in payloads) for payloads in frames]
+    assert pictures(whole[::2]) == pictures(whole)[::2]
+
+
+def test_a_short_budget_leaves_out_frames_of_the_top_layer_and_waits_for_no_keyframe(frames) -> None:
+    link, clock = weak_link()
+    subscription, sent = forward(frames, link, clock)
+    assert subscription.thinned > 0 and subscription.dropped == 0  # no base-layer frame refused
+    got = depacketize(sent)
+    # Every frame sent decodes to the publisher's picture: none refers to a frame left out.
+    whole = {6000 * n: b"".join(VpxPayloadDescriptor.parse(p)[1] for p in payloads)
+             for n, payloads in enumerate(frames)}
+    expected = dict(zip(whole, pictures(list(whole.values()))))
+    assert pictures(list(got.values())) == [expected[ts] for ts in got]
+    assert set(got) >= set(list(whole)[::2])  # every base-layer frame, and some of the others
+    assert len(got) == len(frames) - subscription.thinned
+    # The subscriber sees no gap: sequence numbers and picture ids run on.
+    seqs = [parse_rtp(p)[2] for p in sent]  # type: ignore[index]
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:]))
+    ids = [vp8_descriptor(p[parse_rtp(p)[5]:])[2] for p in sent if p[parse_rtp(p)[5]] & 0x10]  # type: ignore[index]
+    assert all((b - a) & 0x7FFF == 1 for a, b in zip(ids, ids[1:])), ids
+
+
+def test_without_temporal_layers_the_same_budget_freezes_the_video(frames) -> None:
+    # The same frames with their TID cleared: a refused frame waits for the next keyframe.
+    flat = [[_without_tid(payload) for payload in payloads] for payloads in frames]
+    link, clock = weak_link()
+    subscription, sent = forward(flat, link, clock)
+    assert subscription.dropped > 0 and subscription.thinned == 0
+    assert longest_gap(sent) > FPS / 2  # frames: more than half a second without a picture
+    layered, clock = weak_link()
+    assert longest_gap(forward(frames, layered, clock)[1]) == 2
+
+
+def longest_gap(sent: list[bytes]) -> int:
+    """The most frames from one frame the subscriber got to the next."""
+    got = sorted(timestamp // 6000 for timestamp in depacketize(sent))
+    return max(b - a for a, b in zip(got, got[1:]))
+
+
+def _without_tid(payload: bytes) -> bytes:
+    descriptor, rest = VpxPayloadDescriptor.parse(payload)
+    descriptor.tid = None
+    return bytes(descriptor) + rest
