@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import fractions
 import io
 import json
 import multiprocessing
@@ -62,31 +61,18 @@ def _pin(core: int) -> None:
 
 def encode_media(seconds: int = 4) -> dict[str, list[Any]]:
     """VP8 frames as RTP payloads (a keyframe every 2 s), as the room page asks a browser for
-    them: 640x480 at 30 fps ("h") and 320x240 at 15 fps and 50 kbit/s ("l", web/static/room.js);
+    them: 640x480 at 30 fps ("h") and 320x240 at 15 fps and 50 kbit/s ("l", web/static/room.js),
+    each in two temporal layers as a browser's simulcast has them (tests/signaling/media_client.py);
     and 20 ms Opus packets at a browser's voice bitrate, 32 kbit/s ("opus")."""
     import av
-    from aiortc.codecs.vpx import Vp8Encoder
 
     from signaling.bandwidth import SMALL_LAYER_BPS
+    from tests.signaling.media_client import layered_vp8
 
-    media: dict[str, list[Any]] = {}
-    for rid, width, height, bitrate, fps in (("h", 640, 480, 1_000_000, FPS), ("l", 320, 240, SMALL_LAYER_BPS, SMALL_FPS)):
-        codec = av.CodecContext.create("libvpx", "w")
-        codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
-        codec.time_base = fractions.Fraction(1, fps)
-        codec.bit_rate = bitrate
-        codec.gop_size = 2 * fps
-        codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
-        packer = Vp8Encoder()
-        frames: list[list[bytes]] = []
-        for i in range(seconds * fps):
-            frame = av.VideoFrame(width=width, height=height, format="yuv420p")
-            for plane, value in zip(frame.planes, ((i * 7) % 256, 128, (i * 3) % 256)):
-                plane.update(bytes((value + x) % 256 for x in range(plane.line_size)) * plane.height)
-            frame.pts = i
-            for packet in codec.encode(frame):
-                frames.append(packer.pack(packet)[0])
-        media[rid] = frames
+    media: dict[str, list[Any]] = {
+        "h": layered_vp8(640, 480, FPS, 1_000_000, seconds * FPS),
+        "l": layered_vp8(320, 240, SMALL_FPS, SMALL_LAYER_BPS, seconds * SMALL_FPS),
+    }
     opus = av.CodecContext.create("libopus", "w")
     opus.sample_rate, opus.layout, opus.format, opus.bit_rate = 48000, "stereo", "s16", 32000
     opus.options = {"vbr": "constrained"}  # (unconstrained, this noise-like input takes 52 kbit/s)
