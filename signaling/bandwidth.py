@@ -246,13 +246,17 @@ class Downlink:
         return burst
 
     def start_frame(self, *, droppable: bool = False) -> bool:
-        """Whether a video frame may start now: the budget's debt is not too deep (FRAME_DEBT_S;
-        for a frame that no other refers to, a droppable one, none at all). A frame that starts
-        is sent whole (`spend`), so a keyframe larger than the budget's burst still gets through."""
+        """Whether a video frame may start now: the budget's debt is not too deep (FRAME_DEBT_S).
+        A droppable frame (of a top temporal layer) starts only while the budget is not in debt
+        at all; leaving one out costs that frame alone, so it does not count among the refusals
+        that lead to fewer videos. A frame that starts is sent whole (`spend`), so a keyframe
+        larger than the budget's burst still gets through."""
         if self._congested_until == _NEVER or not self.limited:
             return True
         self._refill()
-        if self._tokens < (0.0 if droppable else -self._video_rate() * FRAME_DEBT_S):
+        if droppable and self._tokens < 0:
+            return False
+        if self._tokens < -self._video_rate() * FRAME_DEBT_S:
             self.dropped_video += 1
             self._frames[1] += 1
             self._refused_at = self._clock()
