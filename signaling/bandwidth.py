@@ -46,7 +46,8 @@ SIMULCAST_BPS = MAX_VIDEO_BPS + SMALL_LAYER_BPS  # ... and with its small layer 
 HEADROOM = 0.9  # keep a tenth of the estimate free for RTCP and the estimate's own error
 BURST_S = 0.3  # the budget may run this far ahead (a keyframe is a burst)
 LOSSY_FRACTION = 13  # of 256 (5%): a receiver report above this means the link is congested
-REFUSED_SHARE = 0.2  # fewer videos when the budget refuses this share of the frames (while the share is low)
+REFUSED_SHARE = 0.2  # fewer videos when the budget refuses this share of the frames (while the share is low) ...
+THINNED_SHARE = 1 / 3  # ... or leaves out this share of them from top temporal layers (15 fps -> 10)
 LOSSY_RECENT_S = 2.0  # fewer videos need loss this recent too (reports come every second or so)
 CONGESTED_HOLD_S = 120.0  # the link stays limited this long after the last lossy report ...
 MAX_HOLD_S = 480.0  # ... twice that after each failed try at more, up to this (bench/weak_link.py:
@@ -93,7 +94,7 @@ class Downlink:
         self._reports = 0
         self._lowered_at = 0.0  # when the video limit last went down
         self._refused_at = float("-inf")  # when the budget last refused a video frame ...
-        self._frames = [0, 0]  # ... and the frames it let start and refused, since the share fell low
+        self._frames = [0, 0, 0]  # ... and the frames it let start, refused and left out, since the share fell low
         self.dropped_video = 0
         self.dropped_retransmissions = 0
 
@@ -201,7 +202,7 @@ class Downlink:
             # More videos when the estimate has room for them; on audio only, one now and then
             # to find out whether it would (the estimate grows only while video flows).
             limit = max(limit + 1, int(video // RESUME_VIDEO_BPS))
-            self._low_since, self._low_reports, self._frames = now, [0, 0], [0, 0]  # a try that fails ends as soon
+            self._low_since, self._low_reports, self._frames = now, [0, 0], [0, 0, 0]  # a try that fails ends as soon
         elif shown == 0 or video / shown >= MIN_VIDEO_BPS or not self.at_smallest or (
                 now - self._lossy_at > LOSSY_RECENT_S and now - self._refused_at > LOSSY_RECENT_S):
             # A share that looks small on a link that is neither losing packets nor having its
@@ -211,21 +212,23 @@ class Downlink:
             self._low_since = None
         else:
             if self._low_since is None:
-                self._low_since, self._low_reports, self._frames = now, [0, 0], [0, 0]
+                self._low_since, self._low_reports, self._frames = now, [0, 0], [0, 0, 0]
             # Only a link that keeps losing (half its reports or more), not one whose full use
             # shows a lossy report now and then (a keyframe that overflowed a queue once); or
             # one whose budget refuses a good share of the frames (each costs that video a
-            # keyframe's wait: spread over every video, none would get a watchable frame rate).
+            # keyframe's wait: spread over every video, none would get a watchable frame rate),
+            # or leaves out a third of them from top temporal layers (each video under 10 fps).
             clean, lossy = self._low_reports
-            started, refused = self._frames
-            if now - self._low_since >= FEWER_AFTER_S and (lossy >= clean or refused >= max(2, REFUSED_SHARE * started)):
+            started, refused, thinned = self._frames
+            if now - self._low_since >= FEWER_AFTER_S and (lossy >= clean or refused >= max(2, REFUSED_SHARE * started)
+                                                            or thinned >= max(2, THINNED_SHARE * (started + thinned))):
                 # As many videos as the estimate carries at the floor, at least one fewer, and
                 # audio only from one video: the estimate may have been taken while every video
                 # overflowed the link, and the speaker's alone may well fit.
                 fits = min(shown - 1, int(video // MIN_VIDEO_BPS))
                 limit, self._lowered_at = max(fits, 1 if shown > 1 else 0), now
                 # The next step, if any, as long after.
-                self._low_since, self._low_reports, self._frames = now, [0, 0], [0, 0]
+                self._low_since, self._low_reports, self._frames = now, [0, 0], [0, 0, 0]
         if limit is not None and limit >= self.video_streams:
             limit = None
         changed = limit != self.video_limit
@@ -248,13 +251,15 @@ class Downlink:
     def start_frame(self, *, droppable: bool = False) -> bool:
         """Whether a video frame may start now: the budget's debt is not too deep (FRAME_DEBT_S).
         A droppable frame (of a top temporal layer) starts only while the budget is not in debt
-        at all; leaving one out costs that frame alone, so it does not count among the refusals
-        that lead to fewer videos. A frame that starts is sent whole (`spend`), so a keyframe
+        at all; leaving one out costs that frame alone, so these lead to fewer videos only when
+        they thin a video's frame rate by a third (THINNED_SHARE). A frame that starts is sent whole (`spend`), so a keyframe
         larger than the budget's burst still gets through."""
         if self._congested_until == _NEVER or not self.limited:
             return True
         self._refill()
         if droppable and self._tokens < 0:
+            self._frames[2] += 1
+            self._refused_at = self._clock()
             return False
         if self._tokens < -self._video_rate() * FRAME_DEBT_S:
             self.dropped_video += 1
