@@ -206,6 +206,7 @@ class Subscription:
         self.source = None
         self._seq_offset = None
         self._top_tid = 0
+        self._skipped_ts = None
         self.waiting_keyframe = self.kind == "video"
 
     def switch(self, ssrc: int) -> None:
