@@ -252,8 +252,8 @@ class Downlink:
         """Whether a video frame may start now: the budget's debt is not too deep (FRAME_DEBT_S).
         A droppable frame (of a top temporal layer) starts only while the budget is not in debt
         at all; leaving one out costs that frame alone, so these lead to fewer videos only when
-        they thin a video's frame rate by a third (THINNED_SHARE). A frame that starts is sent whole (`spend`), so a keyframe
-        larger than the budget's burst still gets through."""
+        they thin the frame rate by a third (THINNED_SHARE). A frame that starts is sent whole
+        (`spend`), so a keyframe larger than the budget's burst still gets through."""
         if self._congested_until == _NEVER or not self.limited:
             return True
         self._refill()

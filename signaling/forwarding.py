@@ -133,6 +133,7 @@ def vp8_descriptor(payload: bytes | memoryview) -> Vp8Descriptor:
     keyframe = first & 0x10 and not first & 0x0F and size > i and not payload[i] & 0x01  # S, partition 0, P=0
     return i, 1 if keyframe else 0, picture_id, pid_at, pid_size, tl0_at, tid, sync
 
+
 def vp8_keyframe_size(payload: bytes | memoryview, descriptor_length: int) -> tuple[int, int]:
     """Width and height from the frame header that starts a VP8 keyframe ((0, 0) if absent)."""
     header = payload[descriptor_length:descriptor_length + 10]
