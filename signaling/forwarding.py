@@ -9,7 +9,8 @@ one (PLI), repeating until the publisher's SSRC is known and a keyframe arrives.
 
 Everything sent to a subscriber passes its downlink budget (`signaling/bandwidth.py`): video
 over the budget is dropped until the next keyframe, and that subscriber waits a while before it
-asks for one, so a weak link cannot make the publisher send keyframes for everyone; NACKs are
+asks for one, so a weak link cannot make the publisher send keyframes for everyone (VP8 in
+temporal layers, as browsers send simulcast, first loses frames of its top layer, one by one); NACKs are
 answered only from what the budget spares. A subscriber on audio only gets no video at all.
 If a subscriber's UDP transport backs up, its packets are dropped the same way, so a slow
 subscriber never grows memory or delays the others.
