@@ -10,20 +10,16 @@ ordinary aiortc peers, such as the tests' clients:
 - `intercept_rtp`: RTCDtlsTransport._handle_rtp_data(data, arrival_time_ms) gets each decrypted
   SRTP packet as bytes; the replacement hands the bytes to the engine, which parses only the
   12-byte header (aiortc would build an RtpPacket and reassemble frames in its jitter buffer).
-- `intercept_rtcp`: RTCDtlsTransport._handle_rtcp_data(data) gets each decrypted SRTCP datagram;
-  the wrapper shows it to the engine first (publishers' sender reports, for the receiver reports
-  the server sends them: aiortc routes an SR only to a receiver that announced its SSRC, and
-  simulcast layers are not announced), then lets aiortc route it as usual.
 - `receive_rtp_directly`: aioice's Connection.data_received(data, component) queues every
   datagram for RTCDtlsTransport's receive task (a queue, a task wake-up and pylibsrtp's
-  allocating unprotect per packet); the replacement decrypts an SRTP packet at once with the
+  allocating unprotect per packet), which routes RTCP to the receivers and senders that
+  announced the SSRCs in it; the replacement decrypts an SRTP or SRTCP packet at once with the
   transport's inbound session (through its own buffers, as `packet_sender` does) and hands it to
-  the engine; DTLS, SRTCP and anything before the keys exist go on to aiortc as usual. Before
-  that, aioice's StunProtocol.datagram_received (Connection._protocols) parses every datagram as
-  STUN and passes on those that raise; an RTP or RTCP datagram now skips the attempt.
-- `intercept_sender_rtcp`: RTCRtpSender._handle_rtcp_packet(packet) is where the router delivers
-  a subscriber's NACK, PLI, FIR and receiver reports; aiortc would ask its (absent) encoder for
-  a keyframe, so PLI never reached the publisher.
+  the engine, which reads the feedback for the streams it forwards itself (aiortc would ask its
+  absent encoder for a keyframe on a PLI, and answer NACKs from an empty history); DTLS, and
+  anything before the keys exist, go on to aiortc as usual. Before that, aioice's
+  StunProtocol.datagram_received (Connection._protocols) parses every datagram as STUN and
+  passes on those that raise; an RTP or RTCP datagram now skips the attempt.
 - `idle_track`: an RTCRtpSender pulls frames from its track in _run_rtp; a track whose recv()
   never returns parks that task (with no track, aiortc polls every 20 ms).
 - `packet_sender`: protect with the transport's outbound SRTP session and write the datagram to
@@ -61,12 +57,10 @@ from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpReceiveParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
-from aiortc.rtp import AnyRtcpPacket
 from pylibsrtp._binding import ffi as srtp_ffi
 from pylibsrtp._binding import lib as srtp_lib
 
 RtpHandler = Callable[[bytes, int], Awaitable[None]]
-RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]
 
 
 def receive_without_decoding(
@@ -86,22 +80,6 @@ def receive_without_decoding(
 def intercept_rtp(transport: RTCDtlsTransport, handler: RtpHandler) -> None:
     """Send every decrypted inbound RTP packet (bytes) on this transport to handler."""
     transport._handle_rtp_data = handler  # type: ignore[method-assign, assignment]
-
-
-def intercept_rtcp(transport: RTCDtlsTransport, handler: Callable[[bytes], None]) -> None:
-    """Show every decrypted inbound RTCP datagram on this transport to handler, then to aiortc."""
-    original = transport._handle_rtcp_data
-
-    async def handle_rtcp_data(data: bytes) -> None:
-        handler(data)
-        await original(data)
-
-    transport._handle_rtcp_data = handle_rtcp_data  # type: ignore[method-assign]
-
-
-def intercept_sender_rtcp(sender: RTCRtpSender, handler: RtcpHandler) -> None:
-    """Send the RTCP feedback that the router gives this sender to handler."""
-    sender._handle_rtcp_packet = handler  # type: ignore[method-assign, assignment]
 
 
 class _IdleTrack(MediaStreamTrack):
@@ -191,10 +169,12 @@ def packet_sender(transport: RTCDtlsTransport) -> PacketSender:
     return PacketSender(transport)
 
 
-def receive_rtp_directly(transport: RTCDtlsTransport, handler: Callable[[bytes], None]) -> None:
-    """Decrypt each inbound SRTP datagram of this transport as it arrives and give the RTP packet
-    to handler; DTLS, SRTCP and STUN go on to aiortc. Call it once the candidates are gathered
-    (after setLocalDescription): a media datagram then skips aioice's STUN parsing too."""
+def receive_rtp_directly(transport: RTCDtlsTransport, on_rtp: Callable[[bytes], None],
+                         on_rtcp: Callable[[bytes], None]) -> None:
+    """Decrypt each inbound SRTP and SRTCP datagram of this transport as it arrives and give the
+    RTP packet to on_rtp, the RTCP compound to on_rtcp; DTLS and STUN go on to aiortc. Call it
+    once the candidates are gathered (after setLocalDescription): a media datagram then skips
+    aioice's STUN parsing too."""
     connection = transport.transport._connection
     original = connection.data_received
     length = srtp_ffi.new("int *")
@@ -202,13 +182,16 @@ def receive_rtp_directly(transport: RTCDtlsTransport, handler: Callable[[bytes],
     def data_received(data: bytes, component: int) -> None:
         session = transport._rx_srtp
         size = len(data)
-        if session is None or size < 12 or size > 1500 or not 127 < data[0] < 192 or 192 <= data[1] <= 208:
+        if session is None or size < 12 or size > 1500 or not 127 < data[0] < 192:
             original(data, component)
             return
         length[0] = size
         session._buffer[0:size] = data
-        if srtp_lib.srtp_unprotect(session._srtp[0], session._cdata, length) == 0:
-            handler(session._buffer[0:length[0]])
+        if 192 <= data[1] <= 208:  # an RTCP packet type, as aiortc.rtp.is_rtcp tests
+            if srtp_lib.srtp_unprotect_rtcp(session._srtp[0], session._cdata, length) == 0:
+                on_rtcp(session._buffer[0:length[0]])
+        elif srtp_lib.srtp_unprotect(session._srtp[0], session._cdata, length) == 0:
+            on_rtp(session._buffer[0:length[0]])
         # else: not authentic (or replayed): dropped, as aiortc drops it
 
     connection.data_received = data_received  # type: ignore[method-assign]

@@ -15,6 +15,7 @@ each subscriber gets.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
@@ -36,7 +37,7 @@ from aiortc.rtp import (
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
-    AnyRtcpPacket,
+    RtcpPacket,
     RtcpPsfbPacket,
     RtcpReceiverInfo,
     RtcpRrPacket,
@@ -104,6 +105,9 @@ class ServerPeer:
         self.announced_slots: list[str | None] = []
         self._streams_by_ssrc: dict[int, PublishedStream] = {}
         self._kind_by_pt: dict[int, PublishedStream] = {}
+        # Each slot's stream by the SSRC this server sends it with: where feedback goes.
+        self._slot_by_ssrc: dict[int, tuple[Subscription, SlotSenders]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # show_videos() after feedback changed the limit
         self._sender: hooks.PacketSender | None = None
         self._publish: list[RTCRtpTransceiver] = []
         self._on_closed = on_closed
@@ -147,7 +151,6 @@ class ServerPeer:
         transport = transceivers[0].receiver.transport
         self._sender = hooks.packet_sender(transport)
         hooks.intercept_rtp(transport, self._on_early_rtp)  # what arrived before the keys did
-        hooks.intercept_rtcp(transport, self._on_rtcp)
         for transceiver in transceivers:
             _prefer(transceiver)
         self._publish = transceivers[:PUBLISHED]
@@ -167,7 +170,7 @@ class ServerPeer:
             senders.append(transceiver)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
-        hooks.receive_rtp_directly(transport, self._on_rtp)  # (now that the candidates are gathered)
+        hooks.receive_rtp_directly(transport, self._on_rtp, self._on_rtcp)  # (now that the candidates are gathered)
         level = re.search(r"a=extmap:(\d+) urn:ietf:params:rtp-hdrext:ssrc-audio-level", self.pc.localDescription.sdp)
         self.audio.level_extension = int(level.group(1)) if level else None
         send_time = re.search(r"a=extmap:(\d+) http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
@@ -180,8 +183,8 @@ class ServerPeer:
                     self._kind_by_pt[codec.payloadType] = stream
         for audio_t, video_t in zip(senders[0::2], senders[1::2]):
             slot = SlotSenders(self._subscription(audio_t), self._subscription(video_t))
-            self._hook_feedback(audio_t.sender, slot.audio, slot)
-            self._hook_feedback(video_t.sender, slot.video, slot)
+            for subscription in (slot.audio, slot.video):
+                self._slot_by_ssrc[subscription.ssrc] = (subscription, slot)
             self.slots.append(slot)
         sdp: str = self.pc.localDescription.sdp
         return simulcast_answer(sdp, rids) if self._rid_id is not None else sdp
@@ -219,31 +222,6 @@ class ServerPeer:
         assert self._sender is not None
         return Subscription(transceiver.kind, transceiver.sender._ssrc, codec.payloadType or 0, self._sender,
                             downlink=self.downlink, abs_send_time_id=self._abs_send_time_id)
-
-    def _hook_feedback(self, sender: RTCRtpSender, subscription: Subscription, slot: SlotSenders) -> None:
-        async def on_rtcp(packet: AnyRtcpPacket) -> None:
-            if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
-                for seq in packet.lost:
-                    subscription.retransmit(seq)
-            elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
-                source = slot.sources.get(subscription.kind)
-                if source is not None and subscription.may_ask_keyframe():
-                    source.want_keyframe(source.desired(subscription))
-            elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
-                for report in packet.reports:
-                    if report.ssrc == subscription.ssrc:
-                        delivered = subscription.delivered(report.highest_sequence, report.packets_lost)
-                        if self.downlink.loss(report.fraction_lost, delivered):
-                            await self.show_videos()
-            elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-                try:
-                    bitrate, _ = unpack_remb_fci(packet.fci)
-                except ValueError:
-                    return
-                if self.downlink.feedback(bitrate):
-                    await self.show_videos()
-
-        hooks.intercept_sender_rtcp(sender, on_rtcp)
 
     async def count_streams(self) -> None:
         """After the slots changed: how many video streams this participant receives."""
@@ -364,15 +342,49 @@ class ServerPeer:
         return hooks.rtcp_ssrc(self._publish[1].receiver) if self._publish else None
 
     def _on_rtcp(self, data: bytes) -> None:
-        """Note a publisher's sender report (a compound starts with it): its NTP time's middle
-        32 bits and when it came go back in the receiver reports (LSR, DLSR: its round trip)."""
-        if len(data) < 28 or data[1] != 200:
+        """An RTCP compound from this participant: its sender reports, as a publisher (the NTP
+        time's middle 32 bits and when it came go back in the receiver reports, LSR and DLSR:
+        its round trip); as a subscriber, its receiver reports, NACKs, keyframe requests and
+        REMB for the streams the server sends it."""
+        try:
+            packets = RtcpPacket.parse(data)
+        except ValueError:
             return
-        ssrc = int.from_bytes(data[4:8], "big")
-        for stream in (self.audio, self.video, self.screen):
-            layer = stream.layers.get(ssrc)
-            if layer is not None:
-                layer.last_sr = (int.from_bytes(data[10:14], "big"), time.monotonic())
+        changed = False
+        for packet in packets:
+            if isinstance(packet, RtcpSrPacket):
+                for stream in (self.audio, self.video, self.screen):
+                    layer = stream.layers.get(packet.ssrc)
+                    if layer is not None:
+                        layer.last_sr = (packet.sender_info.ntp_timestamp >> 16 & 0xFFFFFFFF, time.monotonic())
+            if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+                for report in packet.reports:
+                    found = self._slot_by_ssrc.get(report.ssrc)
+                    if found is not None:
+                        delivered = found[0].delivered(report.highest_sequence, report.packets_lost)
+                        changed = self.downlink.loss(report.fraction_lost, delivered) or changed
+            elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                found = self._slot_by_ssrc.get(packet.media_ssrc)
+                if found is not None:
+                    for seq in packet.lost:
+                        found[0].retransmit(seq)
+            elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+                found = self._slot_by_ssrc.get(packet.media_ssrc)
+                if found is not None:
+                    subscription, slot = found
+                    source = slot.sources.get(subscription.kind)
+                    if source is not None and subscription.may_ask_keyframe():
+                        source.want_keyframe(source.desired(subscription))
+            elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                try:
+                    bitrate, _ = unpack_remb_fci(packet.fci)
+                except ValueError:
+                    continue
+                changed = self.downlink.feedback(bitrate) or changed
+        if changed:
+            task = asyncio.get_running_loop().create_task(self.show_videos())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def send_reports(self) -> None:
         """Once a second: RTCP sender reports for what this participant receives (its browser

@@ -17,8 +17,8 @@ def test_pinned_version() -> None:
 def test_transport_internals() -> None:
     recv_next = inspect.getsource(RTCDtlsTransport._recv_next)
     assert "self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)" in recv_next
-    assert "await self._handle_rtcp_data(data)" in recv_next
-    assert "_rx_srtp.unprotect(data)" in recv_next
+    # receive_rtp_directly decrypts with the transport's inbound session, as _recv_next does.
+    assert "_rx_srtp.unprotect(data)" in recv_next and "_rx_srtp.unprotect_rtcp(data)" in recv_next
     assert "self._tx_srtp = " in inspect.getsource(RTCDtlsTransport._setup_srtp)
     assert "def _register_rtp_receiver" in inspect.getsource(RTCDtlsTransport)
     assert "self._nominated" in inspect.getsource(Connection.sendto)
@@ -34,11 +34,8 @@ def test_transport_internals() -> None:
 def test_receiver_and_sender_internals() -> None:
     assert "decoder_worker" in inspect.getsource(RTCRtpReceiver.receive)
     assert "_register_rtp_receiver(self, parameters)" in inspect.getsource(RTCRtpReceiver.receive)
-    router = inspect.getsource(aiortc.rtcdtlstransport.RtpRouter.route_rtcp)
-    assert "self.senders.get(packet.media_ssrc)" in router
     connect = inspect.getsource(RTCPeerConnection._RTCPeerConnection__connect)
     assert "await transceiver.receiver.receive(" in connect
-    assert "await recipient._handle_rtcp_packet(packet)" in inspect.getsource(RTCDtlsTransport._handle_rtcp_data)
     # no_sender_reports: send() starts _run_rtcp as a task, stop() waits for its two events.
     assert "asyncio.ensure_future(self._run_rtcp())" in inspect.getsource(RTCRtpSender.send)
     stop = inspect.getsource(RTCRtpSender.stop)
@@ -61,7 +58,7 @@ async def test_private_attributes_exist_on_instances() -> None:
     for name in ("__rtcp_ssrc", "__decoder_thread"):
         assert hasattr(receiver, f"_RTCRtpReceiver{name}"), name
     assert isinstance(sender._ssrc, int)
-    assert hasattr(receiver.transport, "_tx_srtp") and hasattr(receiver.transport, "_rtp_router")
+    assert hasattr(receiver.transport, "_tx_srtp") and hasattr(receiver.transport, "_rx_srtp")
     assert hasattr(receiver.transport.transport, "_connection")
     assert hasattr(transceiver, "_codecs")
     await pc.close()

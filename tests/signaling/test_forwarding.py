@@ -239,6 +239,11 @@ async def test_a_weak_subscriber_gets_the_small_layer_with_clean_audio(harness: 
     strong = publishers[1].received_from("p0")
     assert (strong.video_frames - strong_before) / 8 >= 20 and strong.last_width == 320  # the large layer
     assert weak.downlink_dropped > 0  # the link was really too small for the large layers
+    # Its feedback reached the server: REMB, receiver reports (the budget holds it to what
+    # they say arrived) and NACKs, answered within the budget.
+    server = harness.engine.peers["p2"]
+    assert server.downlink.remb_bps is not None and server.downlink.limited
+    assert sum(slot.video.retransmitted for slot in server.slots) > 0
 
 
 async def test_a_link_too_weak_for_every_video_keeps_every_voice_and_the_speakers_video(
