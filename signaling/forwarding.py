@@ -228,7 +228,7 @@ class Subscription:
             if timestamp == self._skipped_ts:
                 return True
             tid = sync = pid_size = 0
-            if vp8 is not None and not self.waiting_keyframe:
+            if vp8 is not None and not self.waiting_keyframe and not keyframe:  # (a keyframe is never left out)
                 tid, sync, pid_size = vp8[6], vp8[7], vp8[4]
             if tid and self._layer_off(tid, sync):
                 self._skip(timestamp, pid_size)

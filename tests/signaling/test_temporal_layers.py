@@ -47,15 +47,15 @@ def depacketize(packets: list[bytes]) -> dict[int, bytes]:
     return frames
 
 
-def forward(frames: list[list[bytes]], link: Downlink, clock: Clock) -> tuple[Subscription, list[bytes]]:
-    """Offer the frames at FPS through a subscriber on `link`; what it was sent."""
+def forward(frames: list[list[bytes]], link: Downlink, clock: Clock, fps: int = FPS) -> tuple[Subscription, list[bytes]]:
+    """Offer the frames at `fps` through a subscriber on `link`; what it was sent."""
     sent: list[bytes] = []
     subscription = Subscription("video", 0xABCD, 96, lambda header, payload: sent.append(header + payload) or True,
                                 downlink=link)
     subscription.source = 1
     seq = 1000
     for n, payloads in enumerate(frames):
-        clock.now += 1 / FPS
+        clock.now += 1 / fps
         for index, payload in enumerate(payloads):
             vp8 = vp8_descriptor(payload)
             subscription.forward(payload, int(index == len(payloads) - 1), seq, 6000 * n, vp8[1] == 1, vp8)
@@ -121,4 +121,21 @@ def longest_gap(sent: list[bytes]) -> int:
 def _without_tid(payload: bytes) -> bytes:
     descriptor, rest = VpxPayloadDescriptor.parse(payload)
     descriptor.tid = None
+    return bytes(descriptor) + rest
+
+
+def test_a_keyframe_is_never_left_out_whatever_its_descriptor_says(frames) -> None:
+    # An encoder that keeps its temporal pattern through a requested keyframe may mark it layer 1.
+    keyframe = 2 * FPS  # (one every 30 frames), while the budget is in debt and layer 1 is thinned
+    marked = [list(payloads) for payloads in frames]
+    marked[keyframe] = [_with_tid(payload, 1) for payload in frames[keyframe]]
+    assert vp8_descriptor(marked[keyframe][0])[1] == 1 and vp8_descriptor(marked[keyframe][0])[6] == 1
+    link, clock = weak_link()
+    subscription, sent = forward(marked, link, clock, fps=2 * FPS)  # (twice as fast: deeper in debt)
+    assert subscription.thinned > 0 and 6000 * keyframe in depacketize(sent)
+
+
+def _with_tid(payload: bytes, tid: int) -> bytes:
+    descriptor, rest = VpxPayloadDescriptor.parse(payload)
+    descriptor.tid = (tid, tid)
     return bytes(descriptor) + rest
