@@ -12,17 +12,10 @@ from aiortc.codecs.vpx import VpxPayloadDescriptor
 from signaling.bandwidth import AUDIO_BPS, HEADROOM, MIN_VIDEO_BPS, Downlink
 from signaling.forwarding import Subscription, parse_rtp, vp8_descriptor
 from tests.signaling.media_client import layered_vp8
+from tests.signaling.test_bandwidth import Clock
 
 FPS = 15
 LAYER_BPS = 100_000  # (this picture takes ~76 kbit/s of it)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
