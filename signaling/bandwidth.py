@@ -12,8 +12,8 @@ simulcast layer): if it loses packets again soon, the next hold is twice as long
 
 Audio comes first: it is always sent, and the video share is what remains of the estimate. A
 video frame starts while the budget allows and is dropped otherwise (the subscription then waits
-for a keyframe); a frame of a top temporal layer is dropped alone, and sooner. Answers to NACKs come last: they are sent only while a reserve of the budget is
-left, so that repairing loss never takes the place of new media on a link that is already full
+for a keyframe); a frame of a top temporal layer is dropped alone, and sooner. Answers to NACKs
+come last: they are sent only while a reserve of the budget is left, so that repairing loss never takes the place of new media on a link that is already full
 (and on a link that is not limited they have a budget of their own). When the link cannot carry
 even a small video stream per publisher for a while, it gets fewer videos (`video_limit`: the
 peer keeps the screen share and the latest speakers, `signaling/peers.py`), down to audio only;

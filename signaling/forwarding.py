@@ -155,7 +155,7 @@ class Subscription:
         self.payload_type = payload_type
         self._send = send
         self._video = kind == "video"
-        self.clock_rate = 90_000 if self._video else 48_000
+        self._clock_rate = 90_000 if self._video else 48_000
         self.downlink = downlink or Downlink()
         self._abs_send_time_id = abs_send_time_id if self._video else None
         self.paused = False  # the subscriber is on audio only: no video, no keyframe requests
@@ -378,7 +378,7 @@ class Subscription:
         if self._clock is None:
             return None
         at, timestamp = self._clock
-        return now, (timestamp + int((now - at) * self.clock_rate)) & 0xFFFFFFFF, self.packets, self.octets
+        return now, (timestamp + int((now - at) * self._clock_rate)) & 0xFFFFFFFF, self.packets, self.octets
 
     def retransmit(self, seq: int) -> bool:
         """Send a packet again from the history (answering a NACK), if the budget spares it."""
