@@ -61,6 +61,8 @@ from pylibsrtp._binding import ffi as srtp_ffi
 from pylibsrtp._binding import lib as srtp_lib
 
 RtpHandler = Callable[[bytes, int], Awaitable[None]]
+_protect, _protect_rtcp = srtp_lib.srtp_protect, srtp_lib.srtp_protect_rtcp
+_UNSET = object()  # (a PacketSender's session and pair before the first, and its pair after close())
 
 
 def receive_without_decoding(
@@ -103,64 +105,66 @@ class PacketSender:
     """Protects and sends one RTP or RTCP packet now (False when it was dropped), given whole or
     as header and payload (which then need not be joined first); close() at the end."""
 
-    __slots__ = ("_transport", "_ice", "_pair", "_sock", "_addr", "_session", "_srtp", "_cdata", "_buffer", "_view",
-                 "_length")
+    __slots__ = ("_transport", "_ice", "_pair", "_sock", "_addr", "_session", "_srtp", "_cdata", "_view", "_length")
 
     def __init__(self, transport: RTCDtlsTransport) -> None:
         self._transport = transport
         self._ice = transport.transport._connection
-        self._pair: Any = None
+        self._pair: Any = _UNSET
         self._sock: socket.socket | None = None
         self._addr: Any = None
-        self._session: Any = None
+        self._session: Any = _UNSET
         self._length = srtp_ffi.new("int *")
 
     def __call__(self, packet: bytes, payload: bytes = b"") -> bool:
         session = self._transport._tx_srtp
-        pair = self._ice._nominated.get(1)
-        if session is None or pair is None:
-            return False
-        if pair is not self._pair and not self._follow(pair):
-            return False
-        if session is not self._session:
-            self._session, self._srtp, self._cdata = session, session._srtp[0], session._cdata
-            self._buffer, self._view = session._buffer, memoryview(session._buffer)
+        if session is not self._session or self._ice._nominated.get(1) is not self._pair:
+            if not self._follow(session):
+                return False
         start = len(packet)
         size = start + len(payload)
         if size > 1400:
             return False
-        self._length[0] = size
-        self._buffer[0:start] = packet
-        if payload:
-            self._buffer[start:size] = payload
+        view, length = self._view, self._length
+        view[0:start] = packet
+        view[start:size] = payload
+        length[0] = size
         if 192 <= packet[1] <= 208:  # an RTCP packet type, as aiortc.rtp.is_rtcp tests
-            status = srtp_lib.srtp_protect_rtcp(self._srtp, self._cdata, self._length)
+            status = _protect_rtcp(self._srtp, self._cdata, length)
         else:
-            status = srtp_lib.srtp_protect(self._srtp, self._cdata, self._length)
+            status = _protect(self._srtp, self._cdata, length)
         if status:
             return False
         try:
-            self._sock.sendto(self._view[:self._length[0]], self._addr)  # type: ignore[union-attr]
+            self._sock.sendto(view[:length[0]], self._addr)  # type: ignore[union-attr]
         except OSError:  # BlockingIOError: the kernel's send buffer is full: drop, never queue
             return False
         return True
 
-    def _follow(self, pair: Any) -> bool:
-        """Send from the socket of a newly nominated pair (a copy of its descriptor, which works
-        under asyncio and uvloop alike)."""
-        udp = pair.protocol.transport
-        if udp is None:
+    def _follow(self, session: Any) -> bool:
+        """Protect with the transport's current SRTP session, and send from the socket of the
+        newly nominated pair (a copy of its descriptor, which works under asyncio and uvloop
+        alike); False while there is no session or pair."""
+        pair = self._ice._nominated.get(1)
+        if session is None or pair is None:
             return False
-        self.close()
-        self._pair, self._addr = pair, pair.remote_addr
-        self._sock = socket.socket(fileno=os.dup(udp.get_extra_info("socket").fileno()))
+        if session is not self._session:
+            self._session, self._srtp, self._cdata = session, session._srtp[0], session._cdata
+            self._view = memoryview(session._buffer)
+        if pair is not self._pair:
+            udp = pair.protocol.transport
+            if udp is None:
+                return False
+            self.close()
+            self._pair, self._addr = pair, pair.remote_addr
+            self._sock = socket.socket(fileno=os.dup(udp.get_extra_info("socket").fileno()))
         return True
 
     def close(self) -> None:
         """Let go of the socket (the peer has closed)."""
         if self._sock is not None:
             self._sock.close()
-            self._sock, self._pair = None, None
+            self._sock, self._pair = None, _UNSET
 
 
 def packet_sender(transport: RTCDtlsTransport) -> PacketSender:

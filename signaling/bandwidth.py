@@ -161,7 +161,7 @@ class Downlink:
         video = self._video_bps()
         return None if video is None else int(video / max(1, self.shown))
 
-    def sent(self, size: int, *, video: bool) -> None:
+    def sent(self, size: int, video: bool) -> None:
         """Count a packet that was sent (for video, once its frame started)."""
         self._sent_octets += size
         if video and self._congested_until != _NEVER:  # (a link that never lost is never limited)

@@ -44,6 +44,7 @@ _HEADER_WITH_SEND_TIME = struct.Struct("!BBHIIII")  # ... and one one-byte exten
 _ONE_BYTE_EXTENSIONS = 0xBEDE0001  # the RFC 8285 profile, one 32-bit word of extensions
 _ABS_SEND_TIME_UNITS = 1 << 18  # 6.18 fixed-point seconds
 _SEQ_TS_SSRC = struct.Struct("!HII")
+_STEADY, _AFTER_GAP, _NEW_SOURCE = 0, 1, 2  # Subscription._rebase
 ALL_LAYERS = 3  # the highest VP8 temporal layer (TID has two bits): a cap that leaves none out
 # What vp8_descriptor finds: length, keyframe, picture id and where, TL0PICIDX's place, TID, Y.
 Vp8Descriptor = tuple[int, int, int, int, int, int, int, int]
@@ -174,17 +175,16 @@ class Subscription:
         self._temporal_cap = ALL_LAYERS
         self._skipped_ts: int | None = None
         self._last_pli = -SUBSCRIBER_PLI_MIN_INTERVAL_S
-        self._rebase_seq = False
         self.waiting_keyframe = kind == "video"
-        self._seq_offset: int | None = None
+        # What the numbering of the next packet sent continues from: a new source (timestamps
+        # and picture ids too), or packets left out (sequence numbers only).
+        self._rebase = _NEW_SOURCE
+        self._seq_offset = 0
         self._ts_offset = 0
         self._last_seq = int.from_bytes(time.time_ns().to_bytes(8, "big")[-2:], "big")
-        self._last_ts = 0
         # VP8 picture ids and TL0PICIDX continue across a change of source, like the numbering.
         self._pid_offset = 0
         self._tl0_offset = 0
-        self._last_pid = 0
-        self._last_tl0 = 0
         # The packets last sent (header and payload), by sequence number modulo HISTORY_SIZE, and
         # the bytes sent up to and including each (what a receiver report's range carried). Lists
         # side by side rather than one of tuples: a tuple per packet is work for the garbage collector.
@@ -206,7 +206,7 @@ class Subscription:
     def restart(self) -> None:
         """A new source: continue numbering after the last packet, wait for a keyframe."""
         self.source = None
-        self._seq_offset = None
+        self._rebase = _NEW_SOURCE
         self._top_tid = 0
         self._skipped_ts = None
         self.waiting_keyframe = self.kind == "video"
@@ -251,17 +251,9 @@ class Subscription:
             if not keyframe:
                 return time.monotonic() < self._ask_after
             self.waiting_keyframe = False
-        if self._seq_offset is None:
-            self._seq_offset = (self._last_seq + 1 - seq) & 0xFFFF
-            step = 3000 if self._video else 960  # one frame at 90 kHz / 20 ms at 48 kHz
-            self._ts_offset = (self._last_ts + step - timestamp) & 0xFFFFFFFF if self.packets else 0
-            if vp8 is not None and self.packets:
-                self._pid_offset = self._last_pid + 1 - vp8[2]
-                self._tl0_offset = (self._last_tl0 + 1 - payload[vp8[5]]) if vp8[5] else 0
-        elif self._rebase_seq:  # after dropped packets: no gap the subscriber would NACK in vain
-            self._seq_offset = (self._last_seq + 1 - seq) & 0xFFFF
-        self._rebase_seq = False
-        if vp8 is not None and vp8[4]:
+        if self._rebase:
+            self._continue_numbering(payload, seq, timestamp, vp8)
+        if (self._pid_offset or self._tl0_offset) and vp8 is not None and vp8[4]:
             payload = self._renumber(payload, vp8)
         out_seq = (seq + self._seq_offset) & 0xFFFF
         out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
@@ -274,7 +266,7 @@ class Subscription:
         else:
             header = _HEADER.pack(0x80, (marker << 7) | self.payload_type, out_seq, out_ts, self.ssrc)
         size = len(header) + len(payload)
-        self.downlink.sent(size, video=self._video)
+        self.downlink.sent(size, self._video)
         self._sent_bytes += size
         slot = out_seq % HISTORY_SIZE
         self._headers[slot] = header
@@ -287,7 +279,7 @@ class Subscription:
                 return False
             return True
         if (out_seq - self._last_seq) & 0xFFFF < 0x8000:  # a late (repaired) packet does not rewind
-            self._last_seq, self._last_ts = out_seq, out_ts
+            self._last_seq = out_seq
         self.packets += 1
         self.octets += len(payload)
         if self.packets & 15 == 1:
@@ -306,28 +298,39 @@ class Subscription:
         go on as if it never was."""
         self.thinned += 1
         self._skipped_ts = timestamp
-        self._rebase_seq = True
+        self._rebase = max(self._rebase, _AFTER_GAP)
         if pid_size:
             self._pid_offset -= 1
+
+    def _continue_numbering(self, payload: bytes, seq: int, timestamp: int, vp8: Vp8Descriptor | None) -> None:
+        """Offsets that make this packet follow on from the last one sent (the newest in the
+        history): its sequence number after packets left out (no gap the subscriber would NACK
+        in vain); for a new source, its timestamp and VP8 picture id and TL0PICIDX too."""
+        self._seq_offset = (self._last_seq + 1 - seq) & 0xFFFF
+        if self._rebase == _NEW_SOURCE and self.packets:
+            slot = self._last_seq % HISTORY_SIZE
+            header, last = self._headers[slot], self._payloads[slot]
+            assert header is not None  # (packets were sent)
+            step = 3000 if self._video else 960  # one frame at 90 kHz / 20 ms at 48 kHz
+            self._ts_offset = (int.from_bytes(header[4:8], "big") + step - timestamp) & 0xFFFFFFFF
+            if vp8 is not None:
+                _, _, last_pid, _, _, last_tl0_at, _, _ = vp8_descriptor(last)
+                self._pid_offset = last_pid + 1 - vp8[2]
+                self._tl0_offset = (last[last_tl0_at] + 1 - payload[vp8[5]]) if vp8[5] and last_tl0_at else 0
+        self._rebase = _STEADY
 
     def _renumber(self, payload: bytes, vp8: Vp8Descriptor) -> bytes:
         """The payload with its picture id (and TL0PICIDX) shifted by this subscriber's offsets."""
         _, _, picture_id, pid_at, pid_size, tl0_at, _, _ = vp8
-        if not self._pid_offset and not self._tl0_offset:
-            self._last_pid = picture_id
-            if tl0_at:
-                self._last_tl0 = payload[tl0_at]
-            return payload
         out = bytearray(payload)
         if pid_size == 2:
-            self._last_pid = (picture_id + self._pid_offset) & 0x7FFF
-            out[pid_at] = 0x80 | self._last_pid >> 8
-            out[pid_at + 1] = self._last_pid & 0xFF
+            picture_id = (picture_id + self._pid_offset) & 0x7FFF
+            out[pid_at] = 0x80 | picture_id >> 8
+            out[pid_at + 1] = picture_id & 0xFF
         else:
-            self._last_pid = (picture_id + self._pid_offset) & 0x7F
-            out[pid_at] = self._last_pid
+            out[pid_at] = (picture_id + self._pid_offset) & 0x7F
         if tl0_at:
-            self._last_tl0 = out[tl0_at] = (payload[tl0_at] + self._tl0_offset) & 0xFF
+            out[tl0_at] = (payload[tl0_at] + self._tl0_offset) & 0xFF
         return bytes(out)
 
     def may_ask_keyframe(self) -> bool:
@@ -341,7 +344,7 @@ class Subscription:
     def _drop_until_keyframe(self, backoff_s: float) -> None:
         self.waiting_keyframe = True
         self._frame_ts = None
-        self._rebase_seq = True
+        self._rebase = max(self._rebase, _AFTER_GAP)
         self._ask_after = time.monotonic() + backoff_s
 
     def pause(self, paused: bool) -> None:
@@ -349,7 +352,7 @@ class Subscription:
         self.paused = paused
         if not paused:
             self.waiting_keyframe = True
-            self._rebase_seq = True
+            self._rebase = max(self._rebase, _AFTER_GAP)
             self._ask_after = 0.0
 
     def delivered(self, highest: int, lost: int) -> int:

@@ -1,6 +1,7 @@
 """The aiortc internals that signaling/_aiortc_hooks.py relies on are still where it expects them."""
 from __future__ import annotations
 
+import asyncio
 import inspect
 from importlib.metadata import version
 
@@ -62,3 +63,37 @@ async def test_private_attributes_exist_on_instances() -> None:
     assert hasattr(receiver.transport.transport, "_connection")
     assert hasattr(transceiver, "_codecs")
     await pc.close()
+
+
+async def test_packet_sender_drops_until_the_keys_and_pair_exist_then_sends_what_arrives_whole() -> None:
+    from signaling import _aiortc_hooks as hooks
+
+    sender_pc, receiver_pc = RTCPeerConnection(), RTCPeerConnection()
+    sender_pc.addTransceiver("audio", direction="sendonly")
+    transport = sender_pc.getTransceivers()[0].sender.transport
+    send = hooks.packet_sender(transport)
+    header = bytes([0x80, 111, 0, 1]) + (960).to_bytes(4, "big") + (1234).to_bytes(4, "big")
+    assert send(header, b"before the keys") is False  # no SRTP session, no pair: dropped, no error
+
+    await sender_pc.setLocalDescription(await sender_pc.createOffer())
+    await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+    await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+    await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+    arrived: list[bytes] = []
+    connected = asyncio.Event()
+    receiver_pc.on("connectionstatechange", lambda: receiver_pc.connectionState == "connected" and connected.set())
+    await asyncio.wait_for(connected.wait(), 10)
+    receiver_transport = receiver_pc.getTransceivers()[0].receiver.transport
+    hooks.receive_rtp_directly(receiver_transport, arrived.append, lambda data: None)
+    for _ in range(50):  # (the sender's keys come with its side of the DTLS handshake)
+        if send(header, b"after"):
+            break
+        await asyncio.sleep(0.1)
+    for _ in range(50):
+        if arrived:
+            break
+        await asyncio.sleep(0.02)
+    assert arrived == [header + b"after"]
+    send.close()
+    await sender_pc.close()
+    await receiver_pc.close()
