@@ -62,6 +62,7 @@ from pylibsrtp._binding import lib as srtp_lib
 
 RtpHandler = Callable[[bytes, int], Awaitable[None]]
 _protect, _protect_rtcp = srtp_lib.srtp_protect, srtp_lib.srtp_protect_rtcp
+_unprotect, _unprotect_rtcp = srtp_lib.srtp_unprotect, srtp_lib.srtp_unprotect_rtcp
 _UNSET = object()  # (a PacketSender's session and pair before the first, and its pair after close())
 
 
@@ -190,12 +191,13 @@ def receive_rtp_directly(transport: RTCDtlsTransport, on_rtp: Callable[[bytes], 
             original(data, component)
             return
         length[0] = size
-        session._buffer[0:size] = data
+        buffer = session._buffer
+        buffer[0:size] = data
         if 192 <= data[1] <= 208:  # an RTCP packet type, as aiortc.rtp.is_rtcp tests
-            if srtp_lib.srtp_unprotect_rtcp(session._srtp[0], session._cdata, length) == 0:
-                on_rtcp(session._buffer[0:length[0]])
-        elif srtp_lib.srtp_unprotect(session._srtp[0], session._cdata, length) == 0:
-            on_rtp(session._buffer[0:length[0]])
+            if _unprotect_rtcp(session._srtp[0], session._cdata, length) == 0:
+                on_rtcp(buffer[0:length[0]])
+        elif _unprotect(session._srtp[0], session._cdata, length) == 0:
+            on_rtp(buffer[0:length[0]])
         # else: not authentic (or replayed): dropped, as aiortc drops it
 
     connection.data_received = data_received  # type: ignore[method-assign]

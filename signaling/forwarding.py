@@ -532,8 +532,7 @@ class PublishedStream:
             layer = self.layers[ssrc] = Layer(ssrc, rid)
             layer.clock_rate = 90_000 if self.kind == "video" else 48_000
             self.rank_layers()
-        layer.heard(len(data))
-        layer.arrived(seq, timestamp)
+        layer.arrived(len(data), seq, timestamp)
         self.packets += 1
         if self._request_retransmission is not None:
             self._track_loss(layer, seq)

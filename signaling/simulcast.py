@@ -54,18 +54,14 @@ class Layer:
     def pixels(self) -> int:
         return self.width * self.height
 
-    def heard(self, size: int) -> None:
-        """A packet of this layer arrived."""
-        now = self._clock()
-        self.heard_at = now
+    def arrived(self, size: int, seq: int, timestamp: int) -> None:
+        """A packet of this layer arrived: count it for the bitrate and the receiver reports."""
+        now = self.heard_at = self._clock()
         self._octets += size
         elapsed = now - self._window_start
         if elapsed >= RATE_WINDOW_S:
             self.bps = int(self._octets * 8 / elapsed)
             self._octets, self._window_start = 0, now
-
-    def arrived(self, seq: int, timestamp: int) -> None:
-        """Count a packet for the receiver reports (call after heard())."""
         self._received += 1
         if self._base_seq is None:
             self._base_seq = self._max_seq = seq
@@ -73,7 +69,7 @@ class Layer:
             if seq < self._max_seq:
                 self._cycles += 0x10000
             self._max_seq = seq
-        transit = self.heard_at * self.clock_rate - timestamp
+        transit = now * self.clock_rate - timestamp
         if self._transit is not None:
             delta = abs(transit - self._transit)
             if delta < self.clock_rate:  # a jump of a second or more is a new timestamp base, not jitter
