@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from playwright.async_api import Browser
+from playwright.async_api import Error as PlaywrightError
 
 from signaling.bandwidth import MAX_VIDEO_BPS, SMALL_LAYER_BPS
 from tests.conftest import Live, book, token_of
@@ -197,5 +198,42 @@ async def test_entering_before_the_camera_is_open_still_sends_camera_and_microph
             break
         await asyncio.sleep(0.5)
     assert await videos_playing(host, 1), "the host never saw the party, who entered before the camera opened"
+    for page in pages:
+        await page.context.close()
+
+
+async def test_a_click_in_the_participant_list_is_not_lost_when_the_list_changes_under_it(
+        browser: Browser, live: Live) -> None:
+    """The host presses 准入 just as someone else's state changes (the list is sent again): the
+    admission still goes through (the list used to be rebuilt, the pressed button with it)."""
+    pages = []
+    for kind in ("host", "party", "expert"):
+        context = await browser.new_context(viewport={"width": 1000, "height": 700}, locale="zh-CN")
+        page = await context.new_page()
+        await page.goto(f"{live.base}/join/{live.token(kind)}")
+        await page.click("#enter")
+        pages.append(page)
+    host, party, expert = pages
+    await expert.wait_for_selector("#toggle-audio", state="visible", timeout=15000)
+    await party.wait_for_selector("#notice:has-text('请稍候')", timeout=15000)
+    admit = host.locator("#people button[aria-label='准入: 张建军']")
+    await admit.wait_for(timeout=20000)
+    await host.wait_for_selector("#people li:has-text('法制民警')", timeout=15000)
+    box = None
+    for _ in range(20):  # (the list may be redrawn meanwhile, as people connect)
+        try:
+            await admit.scroll_into_view_if_needed(timeout=1000)
+            box = await admit.bounding_box(timeout=1000)
+        except PlaywrightError:
+            box = None
+        if box is not None:
+            break
+    assert box is not None, await host.inner_text("#room")
+    await host.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    await host.mouse.down()
+    await expert.click("#toggle-audio")
+    await host.wait_for_selector("#people li:has-text('已静音')", timeout=10000)
+    await host.mouse.up()
+    await party.wait_for_selector("#notice:has-text('请稍候')", state="hidden", timeout=10000)
     for page in pages:
         await page.context.close()

@@ -458,42 +458,57 @@ function renderTiles() {
   reportView();
 }
 
+// The participant list is sent again whenever anyone's state changes: an entry whose person and
+// view are unchanged is kept as it is, so a button being pressed (准入 as someone unmutes) is not
+// swapped for a copy under the pointer, and a caucus tick stays ticked.
 function renderPeople() {
-  $("people").replaceChildren(...listed.map((person) => {
-    const item = document.createElement("li");
-    const who = document.createElement("span");
-    who.className = "who";
-    const flags = [];
-    if (person.audio_muted) flags.push(t("room.muted"));
-    if (person.hand_raised) flags.push(`✋ ${t("room.hand_raised")}`);
-    if (person.reconnecting) flags.push(t("room.reconnecting_person"));
-    who.textContent = [label(person), ...flags].join(" · ");
-    item.append(who);
-    if (!person.admitted) { item.classList.add("waiting"); who.dataset.waiting = `（${t("room.waiting")}）`; }
-    if (isHost && person.peer_id !== me) {
-      if (picking && person.admitted) {
-        const box = document.createElement("input");
-        box.type = "checkbox";
-        box.value = person.peer_id;
-        box.className = "caucus-pick";
-        box.setAttribute("aria-label", `${t("room.caucus_start")}: ${person.name}`);
-        item.prepend(box);
-      }
-      const actions = person.admitted
-        ? [["room.mute_them", "mute"], ["room.ask_unmute", "ask_unmute"], ["room.remove", "remove"]]
-        : [["room.admit", "admit"], ["room.remove", "remove"]];
-      for (const [key, action] of actions) {
-        const button = document.createElement("button");
-        button.type = "button";
-        button.textContent = t(key);
-        button.dataset.action = action;
-        button.setAttribute("aria-label", `${t(key)}: ${person.name}`);
-        button.addEventListener("click", () => moderate(action, person));
-        item.append(button);
-      }
-    }
+  const list = $("people");
+  const kept = new Map([...list.children].map((item) => [item.dataset.key, item]));
+  const items = listed.map((person) => {
+    const key = JSON.stringify([config.lang, isHost, me, picking, person]);
+    const item = kept.get(key) || personItem(person);
+    item.dataset.key = key;
     return item;
-  }));
+  });
+  const wanted = new Set(items);
+  for (const item of [...list.children]) if (!wanted.has(item)) item.remove();
+  items.forEach((item, n) => { if (list.children[n] !== item) list.insertBefore(item, list.children[n] || null); });
+}
+
+function personItem(person) {
+  const item = document.createElement("li");
+  const who = document.createElement("span");
+  who.className = "who";
+  const flags = [];
+  if (person.audio_muted) flags.push(t("room.muted"));
+  if (person.hand_raised) flags.push(`✋ ${t("room.hand_raised")}`);
+  if (person.reconnecting) flags.push(t("room.reconnecting_person"));
+  who.textContent = [label(person), ...flags].join(" · ");
+  item.append(who);
+  if (!person.admitted) { item.classList.add("waiting"); who.dataset.waiting = `（${t("room.waiting")}）`; }
+  if (isHost && person.peer_id !== me) {
+    if (picking && person.admitted) {
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.value = person.peer_id;
+      box.className = "caucus-pick";
+      box.setAttribute("aria-label", `${t("room.caucus_start")}: ${person.name}`);
+      item.prepend(box);
+    }
+    const actions = person.admitted
+      ? [["room.mute_them", "mute"], ["room.ask_unmute", "ask_unmute"], ["room.remove", "remove"]]
+      : [["room.admit", "admit"], ["room.remove", "remove"]];
+    for (const [key, action] of actions) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = t(key);
+      button.dataset.action = action;
+      button.setAttribute("aria-label", `${t(key)}: ${person.name}`);
+      button.addEventListener("click", () => moderate(action, person));
+      item.append(button);
+    }
+  }
+  return item;
 }
 
 function moderate(action, person) {
