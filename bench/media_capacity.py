@@ -17,11 +17,11 @@ that arrived), the server's CPU (share of its core) and CPU per delivered stream
 streams per core observed (delivered streams / core share used), frame loss, latency (p50, p99,
 publisher send to subscriber receive on one clock), the server's loop lag. First stock and the
 engine on the same room of 5 with one layer each (stock cannot take simulcast); then the engine
-with simulcast at 1, 2, 4 ... rooms until loss passes 1% or the clients' core is saturated
-(95%: their packets go out late, and the figure would be the load generator's); then that level again with one
-subscriber per room held to 300 kbit/s (a policer, 250 ms of burst): how many of the four
-cameras it gets at 10 fps or more, its best camera's frame rate, and the share of each voice's
-packets that reached it.
+with simulcast at 1, 2, 4 ... rooms until loss passes 1% or the clients' core is saturated (95%:
+their packets go out late, and the figure would be the load generator's); then that level again
+with one subscriber per room held to 300 kbit/s (a policer, 250 ms of burst): how many of the
+four cameras it gets at 10 fps or more, its best camera's frame rate, and the share of each
+voice's packets that reached it.
 """
 from __future__ import annotations
 
@@ -648,8 +648,8 @@ async def main() -> None:
               f"less server CPU per delivered stream than stock aiortc "
               f"(stock delivered {baseline['delivered']:.1f} of {baseline['streams']} streams)")
     if best is not None:
-        print(f"largest level under 1% loss, clients' core unsaturated: {best['rooms']} rooms of {ROOM_SIZE}, {best['delivered']:.0f} streams delivered "
-              f"on {100 * best['core_share']:.0f}% of a core: {best['per_core']:.0f} streams per core observed")
+        print(f"largest level under 1% loss, clients' core unsaturated: {best['rooms']} rooms of {ROOM_SIZE}, "
+              f"{best['delivered']:.0f} streams delivered on {100 * best['core_share']:.0f}% of a core: {best['per_core']:.0f} streams per core observed")
 
 
 if __name__ == "__main__":
