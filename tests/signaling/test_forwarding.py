@@ -257,9 +257,11 @@ async def test_a_link_too_weak_for_every_video_keeps_every_voice_and_the_speaker
     quiet = await harness.add(1, volume=0.002, moving=True, simulcast=True)
     weak = await harness.add(2, volume=0.002)
     weak.impair_downlink(200_000)
-    # (The decision took 9.7-25.7 s in 13 local runs, and over 30 s once in CI: the estimate has
-    # to find the link while three clients' codecs share the test's process.)
-    await wait_until(lambda: any(m["type"] == "bandwidth" and m["paused"] == ["p1"] for m in harness.seen["p2"]), 45)
+    # (The decision took 9.7-25.7 s in 13 local runs, and over 30 s and over 45 s once each in CI:
+    # the link's estimate saw-tooths, 15% more each clean second until it loses again, and the
+    # server holds a video back only in a stretch where the share stays low and most reports
+    # are lossy or the budget refuses a fifth of the frames.)
+    await wait_until(lambda: any(m["type"] == "bandwidth" and m["paused"] == ["p1"] for m in harness.seen["p2"]), 90)
     await asyncio.sleep(4)  # the link settles on what it carries
     before = {p: weak.received_from(p).video_frames for p in ("p0", "p1")}
     voices = {p: await weak.voice_packets(p) for p in ("p0", "p1")}
