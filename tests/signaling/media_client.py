@@ -381,12 +381,28 @@ async def _repair_like_a_browser(receiver: Any) -> None:
     missing again and again (aiortc NACKs only when a new gap appears, so a lost retransmission
     is never asked for again), and give up on a frame that waited GIVE_UP_S: drop what waits
     and ask for a keyframe (aiortc's jitter buffer would wait for 512 more packets, 17 s of a
-    small layer)."""
+    small layer), decoding nothing until it comes and asking again while it does not (aiortc
+    would decode the next frames on pictures they do not refer to: after a switch of simulcast
+    layer, on the other layer's, at its size)."""
     nacks = receiver._RTCRtpReceiver__nack_generator
     jitter = receiver._RTCRtpReceiver__jitter_buffer
     active = receiver._RTCRtpReceiver__active_ssrc
     loop = asyncio.get_running_loop()
     stuck_at, since = None, loop.time()
+    awaiting_keyframe, asked_at = False, since
+    add = jitter.add
+
+    def add_after_keyframe(packet: Any) -> tuple[bool, Any]:
+        nonlocal awaiting_keyframe
+        pli, frame = add(packet)
+        if frame is not None and awaiting_keyframe:
+            if frame.data[:1] and not frame.data[0] & 1:  # the VP8 frame tag's P bit: 0 on a keyframe
+                awaiting_keyframe = False
+            else:
+                frame = None
+        return pli, frame
+
+    jitter.add = add_after_keyframe
     try:
         while True:
             await asyncio.sleep(REPAIR_EVERY_S)
@@ -401,8 +417,13 @@ async def _repair_like_a_browser(receiver: Any) -> None:
                 # Whatever came after the hole cannot be decoded without it: start again at a keyframe.
                 jitter.remove(min(jitter.capacity, (nacks.max_seq + 1 - jitter._origin) & 0xFFFF))
                 nacks.missing.clear()
+                awaiting_keyframe = True
                 await receiver._send_rtcp_pli(ssrc)
                 stuck_at, since = jitter._origin, loop.time()
+                asked_at = since
+            if awaiting_keyframe and loop.time() - asked_at >= GIVE_UP_S:
+                await receiver._send_rtcp_pli(ssrc)
+                asked_at = loop.time()
     except asyncio.CancelledError:
         pass
 
