@@ -89,6 +89,7 @@ class Downlink:
         self._sent_octets = 0  # since the last tick
         self._delivered_octets = 0  # since the last tick, by the receiver's reports
         self._last_window = (0, 0.0)  # (delivered octets, seconds) of the tick before
+        self._partial = False  # a report since the last tick did not say what arrived
         self._tick_at = self._at
         self._worst_loss = 0  # the worst fraction lost reported since the last tick
         self._reports = 0
@@ -111,12 +112,17 @@ class Downlink:
         self.remb_bps = max(0, int(bitrate_bps))
         return self._decide()
 
-    def loss(self, fraction_lost: int, delivered_octets: int = 0) -> bool:
+    def loss(self, fraction_lost: int, delivered_octets: int | None = 0) -> bool:
         """A receiver report for a stream this subscriber receives: its fraction lost (of 256),
-        and the bytes it says arrived since its last report; True when the video limit changed."""
+        and the bytes it says arrived since its last report (None: not known, as for a stream's
+        first report: what arrived in this second is then not measured); True when the video
+        limit changed."""
         now = self._clock()
         self._reports += 1
-        self._delivered_octets += delivered_octets
+        if delivered_octets is None:
+            self._partial = True
+        else:
+            self._delivered_octets += delivered_octets
         self._worst_loss = max(self._worst_loss, fraction_lost)
         self._low_reports[fraction_lost > LOSSY_FRACTION] += 1
         if fraction_lost > LOSSY_FRACTION:
@@ -174,16 +180,19 @@ class Downlink:
         elapsed = now - self._tick_at
         if elapsed > 0 and self._reports:
             sent_bps = self._sent_octets * 8 / elapsed
-            # Reports come about once a second per stream, not in step with the ticks: two ticks.
-            octets, seconds = self._last_window
-            delivered_bps = (octets + self._delivered_octets) * 8 / (seconds + elapsed)
+            # Reports come about once a second per stream, not in step with the ticks: two ticks
+            # (of those whose every report said what arrived: a second counted with none of a
+            # stream's bytes would halve the estimate).
+            window = (0, 0.0) if self._partial else (self._delivered_octets, elapsed)
+            octets, seconds = self._last_window[0] + window[0], self._last_window[1] + window[1]
+            delivered_bps = octets * 8 / seconds if seconds else 0.0
             if self._worst_loss > LOSSY_FRACTION and delivered_bps:
                 self.delivered_bps = max(MIN_ESTIMATE_BPS, int(delivered_bps))
             elif self.delivered_bps is not None and self._worst_loss <= CLEAN_FRACTION:
                 # No loss: the link carries at least what arrived, and may carry a little more.
                 grown = min(int(self.delivered_bps * GROWTH), int(sent_bps * GROWTH_CAP))
                 self.delivered_bps = max(self.delivered_bps, grown, int(delivered_bps))
-            self._last_window = (self._delivered_octets, elapsed)
+            self._last_window, self._partial = window, False
             self._sent_octets, self._delivered_octets, self._tick_at = 0, 0, now
             self._worst_loss, self._reports = 0, 0
         if not self.limited:

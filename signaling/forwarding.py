@@ -355,17 +355,20 @@ class Subscription:
             self._rebase = max(self._rebase, _AFTER_GAP)
             self._ask_after = 0.0
 
-    def delivered(self, highest: int, lost: int) -> int:
+    def delivered(self, highest: int, lost: int) -> int | None:
         """The bytes that reached the subscriber since its previous receiver report, from this
         one's extended highest sequence number and cumulative packets lost (those lost are
-        taken as the range's average size)."""
+        taken as the range's average size); None when it cannot be told (the first report, or a
+        range the history no longer holds)."""
         highest &= 0xFFFF
         previous, self._reported = self._reported, (highest, lost)
         if previous is None:
-            return 0
+            return None
         expected = (highest - previous[0]) & 0xFFFF
-        if not 0 < expected < HISTORY_SIZE or not self._sent(previous[0]) or not self._sent(highest):
+        if expected == 0:
             return 0
+        if expected >= HISTORY_SIZE or not self._sent(previous[0]) or not self._sent(highest):
+            return None
         sent = self._sent_upto[highest % HISTORY_SIZE] - self._sent_upto[previous[0] % HISTORY_SIZE]
         received = max(0, expected - max(0, lost - previous[1]))
         return sent * received // expected

@@ -31,7 +31,7 @@ def seq(packet: bytes) -> int:
 def test_delivered_bytes_come_from_the_reports() -> None:
     subscription, sent = sender()
     send(subscription, 10)
-    assert subscription.delivered(seq(sent[4]), 0) == 0  # the first report: a starting point
+    assert subscription.delivered(seq(sent[4]), 0) is None  # the first report: a starting point
     send(subscription, 10)
     size = len(sent[0])
     assert subscription.delivered(seq(sent[14]), 0) == 10 * size  # ten more arrived
@@ -54,11 +54,11 @@ def test_delivered_bytes_are_the_sizes_of_the_packets_in_the_range() -> None:
     subscription, sent = sender()
     for n in range(30):
         subscription.forward(bytes(50 + 10 * n), 0, 1000 + n, 960 * n, False)
-    assert subscription.delivered(seq(sent[9]), 0) == 0
+    assert subscription.delivered(seq(sent[9]), 0) is None
     assert subscription.delivered(seq(sent[19]), 0) == sum(len(p) for p in sent[10:20])
     assert subscription.delivered(seq(sent[29]), 5) == sum(len(p) for p in sent[20:30]) // 2  # half of them lost
     send(subscription, 600)  # a report after more than the history holds: nothing to go on
-    assert subscription.delivered(seq(sent[-1]), 5) == 0
+    assert subscription.delivered(seq(sent[-1]), 5) is None
 
 
 def test_a_sender_report_maps_wall_clock_to_rtp_time() -> None:
@@ -75,3 +75,30 @@ def test_a_sender_report_maps_wall_clock_to_rtp_time() -> None:
     assert 2 * 48_000 - 2_400 <= timestamp <= 2 * 48_000, timestamp
     later = subscription.sender_report(before + 3.0)
     assert later is not None and later[1] - timestamp == 48_000
+
+
+def test_a_stream_s_first_report_leaves_its_second_unmeasured_rather_than_empty() -> None:
+    # Two voices at 200 kbit/s each on a link that then loses a sixth of them. A receiver's first
+    # report on a stream cannot say what arrived before it (there is no earlier report to count
+    # from); counted as nothing, it halved the delivered estimate the budget then held the link to.
+    NOW[0] = 0.0
+    downlink = Downlink(lambda: NOW[0])
+    downlink.feedback(1_000_000)
+    streams: list[tuple[Subscription, list[bytes]]] = []
+    for ssrc in (1, 2):
+        sent: list[bytes] = []
+        streams.append((Subscription("audio", ssrc, 111, lambda header, payload, sent=sent: sent.append(header + payload) or True,
+                                     downlink=downlink), sent))
+    lost = 0
+    for fraction_lost in (0, 43):  # (43 of 256: one packet in six)
+        NOW[0] += 1
+        for _ in range(50):
+            for subscription, _ in streams:
+                subscription.forward(bytes(488), 0, 1000 + subscription.packets, 960 * subscription.packets, False)
+        lost += 50 * fraction_lost // 256
+        for subscription, sent in streams:
+            downlink.loss(fraction_lost, subscription.delivered(seq(sent[-1]), lost))
+        downlink.tick()
+    arrived_bps = 2 * (50 - 8) * 500 * 8  # each second
+    assert downlink.limited and downlink.estimate_bps is not None
+    assert 0.95 * arrived_bps <= downlink.estimate_bps <= arrived_bps
