@@ -11,10 +11,11 @@ from signaling.forwarding import RESEND_MAX_AGE, Subscription
 NOW = [0.0]
 
 
-def sender() -> tuple[Subscription, list[bytes]]:
+def sender(downlink: Downlink | None = None, ssrc: int = 0xABCD) -> tuple[Subscription, list[bytes]]:
+    """A voice's sender on `downlink` (default: a link of its own), and what it sent."""
     sent: list[bytes] = []
-    downlink = Downlink(lambda: NOW[0])
-    subscription = Subscription("audio", 0xABCD, 111, lambda header, payload: sent.append(header + payload) or True, downlink=downlink)
+    subscription = Subscription("audio", ssrc, 111, lambda header, payload: sent.append(header + payload) or True,
+                                downlink=downlink or Downlink(lambda: NOW[0]))
     return subscription, sent
 
 
@@ -84,11 +85,7 @@ def test_a_stream_s_first_report_leaves_its_second_unmeasured_rather_than_empty(
     NOW[0] = 0.0
     downlink = Downlink(lambda: NOW[0])
     downlink.feedback(1_000_000)
-    streams: list[tuple[Subscription, list[bytes]]] = []
-    for ssrc in (1, 2):
-        sent: list[bytes] = []
-        streams.append((Subscription("audio", ssrc, 111, lambda header, payload, sent=sent: sent.append(header + payload) or True,
-                                     downlink=downlink), sent))
+    streams = [sender(downlink, ssrc) for ssrc in (1, 2)]
     lost = 0
     for fraction_lost in (0, 43):  # (43 of 256: one packet in six)
         NOW[0] += 1
