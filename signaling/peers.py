@@ -4,7 +4,9 @@ Each client offers a fixed layout, so that people can come and go without renego
 m-line 0 its microphone, m-line 1 its camera, m-line 2 its screen or document share (all
 sendonly; the share sends only while sharing), then SLOTS pairs of (audio, video) m-lines it
 receives (recvonly). Slot k shows one other participant, or someone's screen; the engine tells
-the client who is in which slot. Camera and screen use the same payload type, so inbound packets
+the client who is in which slot. There is a slot for everyone a room of 25 can hold, so every
+voice reaches everyone; video goes in at most LAST_N slots at once: the shared screen, then the
+latest speakers (last-N, as Jitsi does), fewer on a link that cannot carry them. Camera and screen use the same payload type, so inbound packets
 are told apart by the SSRCs the offer announced. The server answers VP8 and Opus only, so that
 every forwarded packet fits every subscriber without transcoding.
 
@@ -56,7 +58,8 @@ from signaling.forwarding import PublishedStream, Subscription, header_extension
 from signaling.simulcast import Choice, choose_layer
 
 logger = logging.getLogger(__name__)
-SLOTS = 8
+SLOTS = 25  # everyone else in a room of 25, and a shared screen
+LAST_N = 8  # videos sent to one participant at most: the shared screen, then the latest speakers
 CODECS = {"audio": "audio/opus", "video": "video/VP8"}
 OPUS_PARAMETERS = {"minptime": 10, "useinbandfec": 1, "usedtx": 1}
 RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
@@ -226,7 +229,7 @@ class ServerPeer:
     async def count_streams(self) -> None:
         """After the slots changed: how many video streams this participant receives."""
         shown = [slot for slot in self.slots if slot.participant_id is not None]
-        self.downlink.streams(video=sum(1 for slot in shown if "video" in slot.sources),
+        self.downlink.streams(video=min(LAST_N, sum(1 for slot in shown if "video" in slot.sources)),
                               audio=sum(1 for slot in shown if "audio" in slot.sources))
         await self.show_videos()  # (a slot taken by someone new may be held back, or no longer)
 
@@ -264,11 +267,24 @@ class ServerPeer:
             slot.video.tile_pixels = size
         self.choose_layers()
 
+    def _paused(self) -> list[str]:
+        """The slots (their keys) whose video is not sent to this participant, by rank."""
+        ranked = sorted((slot for slot in self.slots if "video" in slot.sources), key=self._rank)
+        return [slot.participant_id for slot in ranked if slot.participant_id and slot.video.paused]
+
     @property
     def paused_video(self) -> list[str]:
-        """The slots (their keys) whose video is held back from this participant."""
-        return [slot.participant_id for slot in self.slots
-                if slot.participant_id and "video" in slot.sources and slot.video.paused]
+        """The slots (their keys) whose video its link cannot carry: held back, the best ranked
+        first, as many as the link's limit keeps out of the last-N."""
+        videos = sum(1 for slot in self.slots if "video" in slot.sources)
+        limit = self.downlink.video_limit
+        held = 0 if limit is None else max(0, min(videos, LAST_N) - limit)
+        return self._paused()[:held]
+
+    @property
+    def not_shown(self) -> list[str]:
+        """The slots (their keys) whose video is not sent because only the last-N are: voices."""
+        return self._paused()[len(self.paused_video):]
 
     def heard(self, speaker: str) -> None:
         """Someone in the room spoke: on a link that carries only some videos, theirs first."""
@@ -281,15 +297,18 @@ class ServerPeer:
         key = slot.participant_id or ""
         if key.endswith(SCREEN):
             return 0, 0  # a shared document is what the room is looking at
-        return 1, self.speakers.index(key) if key in self.speakers else len(self.speakers)
+        # Then the cameras that send, the latest speaker first; a camera that sends nothing
+        # (none, or not yet) last.
+        sending = bool(slot.sources["video"].active_layers())
+        return 1 if sending else 2, self.speakers.index(key) if key in self.speakers else len(self.speakers)
 
     async def show_videos(self) -> None:
-        """Send video in as many slots as the downlink carries (the others stay audio), and tell
-        the participant when that changes; a new speaker replaces a shown video only every
-        FOLLOW_SPEAKER_S."""
+        """Send video in at most LAST_N slots, as many as the downlink carries (the others stay
+        audio), and tell the participant when that changes; a new speaker replaces a shown video
+        only every FOLLOW_SPEAKER_S."""
         ranked = sorted((slot for slot in self.slots if "video" in slot.sources), key=self._rank)
         limit = self.downlink.video_limit
-        wanted = {id(slot) for slot in (ranked if limit is None else ranked[:limit])}
+        wanted = {id(slot) for slot in ranked[:LAST_N if limit is None else min(limit, LAST_N)]}
         shown = {id(slot) for slot in ranked if not slot.video.paused}
         if wanted == shown:
             return

@@ -145,7 +145,8 @@ class MediaEngine:
 
     async def _bandwidth_changed(self, peer: ServerPeer) -> None:
         await self._emit(peer.id, {"type": "bandwidth", "audio_only": peer.downlink.audio_only,
-                                   "paused": peer.paused_video, "estimate_bps": peer.downlink.estimate_bps})
+                                   "paused": peer.paused_video, "not_shown": peer.not_shown,
+                                   "estimate_bps": peer.downlink.estimate_bps})
 
     def _steer_publishers(self) -> None:
         """Ask each publisher's browser to send what its weakest subscriber with video can take

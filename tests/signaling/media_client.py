@@ -25,7 +25,7 @@ from signaling.peers import RID_URI, SLOTS
 
 # Y, U, V of the colours the clients send.
 COLOURS = [(81, 90, 240), (145, 54, 34), (41, 240, 110), (210, 16, 146), (170, 166, 16)]
-TONES = [440, 660, 880, 1100, 1320]
+TONES = [440 + 220 * n for n in range(16)]  # a voice each, told apart by pitch
 
 
 def browser_like_encoders(patch: Callable[[Any, str, Any], None] = setattr) -> None:
@@ -242,14 +242,15 @@ class Received:
 class MediaClient:
     """One participant's browser, played by aiortc."""
 
-    def __init__(self, index: int, volume: float = 1.0, *, moving: bool = False, simulcast: bool = False) -> None:
+    def __init__(self, index: int, volume: float = 1.0, *, moving: bool = False, simulcast: bool = False,
+                 camera: bool = True) -> None:
         self.index = index
         self.downlink_dropped = 0
         self.downlink_offered = 0  # bytes that reached the shaped link
         self.uplink_dropped = 0
         # Like a browser that accepts the server's BUNDLE group: every m-line on one transport.
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-        self.colour = COLOURS[index]
+        self.colour = COLOURS[index % len(COLOURS)]
         self.tone = TONES[index]
         self.slots = [Received() for _ in range(SLOTS)]
         self.slot_owner: list[str | None] = [None] * SLOTS
@@ -258,7 +259,8 @@ class MediaClient:
         self.audio_track = ToneTrack(self.tone, volume)
         self.simulcast = SimulcastCamera(self.video_track) if simulcast else None
         self.pc.addTransceiver(self.audio_track, direction="sendonly")
-        self.pc.addTransceiver(hooks.idle_track("video") if simulcast else self.video_track, direction="sendonly")
+        self.pc.addTransceiver(hooks.idle_track("video") if simulcast or not camera else self.video_track,
+                               direction="sendonly")
         self.screen = self.pc.addTransceiver("video", direction="sendonly")  # shares nothing until asked
         for _ in range(SLOTS):
             self.pc.addTransceiver("audio", direction="recvonly")
