@@ -109,6 +109,8 @@ class StockEngine:
     async def handle(self, peer_id: str, message: dict[str, Any]) -> None:
         from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
+        from signaling.peers import SLOTS
+
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         await pc.setRemoteDescription(RTCSessionDescription(sdp=message["sdp"], type="offer"))
         transceivers = pc.getTransceivers()
@@ -131,7 +133,7 @@ class StockEngine:
                 sub["slots"][2 * n].sender.replaceTrack(self.relay.subscribe(pub["tracks"][0]))
                 sub["slots"][2 * n + 1].sender.replaceTrack(self.relay.subscribe(pub["tracks"][1]))
                 sub["shows"].append(pub_id)
-                await self._emit(sub_id, {"type": "slots", "slots": sub["shows"] + [None] * (8 - len(sub["shows"]))})
+                await self._emit(sub_id, {"type": "slots", "slots": sub["shows"] + [None] * (SLOTS - len(sub["shows"]))})
 
     async def leave(self, peer_id: str) -> None:
         peer = self.peers.pop(peer_id, None)
@@ -251,6 +253,7 @@ class BenchClient:
         from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender
 
         from signaling import _aiortc_hooks as hooks
+        from signaling.peers import SLOTS
 
         self.name = name
         self.media = media
@@ -263,7 +266,7 @@ class BenchClient:
         self.pc.addTransceiver(hooks.idle_track("audio"), direction="sendonly")
         self.pc.addTransceiver(hooks.idle_track("video"), direction="sendonly")
         self.pc.addTransceiver(hooks.idle_track("video"), direction="sendonly")  # screen share, unused
-        for _ in range(8):
+        for _ in range(SLOTS):
             self.pc.addTransceiver("audio", direction="recvonly")
             self.pc.addTransceiver("video", direction="recvonly")
         for t in self.pc.getTransceivers():
@@ -274,7 +277,7 @@ class BenchClient:
         self.frames_sent = 0
         self.audio_sent = 0
         self.slot_of_ssrc: dict[int, tuple[int, str]] = {}  # a slot's SSRC -> (slot, kind)
-        self.slot_owner: list[str | None] = [None] * 8
+        self.slot_owner: list[str | None] = [None] * SLOTS
         self.last_ts: dict[int, int] = {}
         self.streams: dict[int, Received] = {}
         self.frames_received: dict[str, int] = {}

@@ -10,7 +10,7 @@ from tests.cluster.conftest import Cluster, staff_client
 from tests.cluster.test_rooms_across_nodes import book, enter, node_rooms, room_node
 from tests.conftest import token_of
 from tests.signaling.test_forwarding import wait_until
-from tests.web.browser import KEEP_PEER_CONNECTIONS, receiving
+from tests.web.browser import KEEP_PEER_CONNECTIONS, receiving, shows_the_room
 from tests.web.conftest import videos_playing
 
 
@@ -48,7 +48,8 @@ async def test_the_room_page_follows_its_room_to_another_node_and_back(browser: 
             await receiving(page, after=connections, timeout_s=40)
         print(f"room back on node {room_node(cluster, session['id'])} with video both ways {time.monotonic() - killed:.1f} s after node b died")
         assert room_node(cluster, session["id"]) == "a"
-        assert await videos_playing(host, 1) and await videos_playing(party, 1)
+        for page, (connections, *_) in zip(pages, before):  # the new connection's media, none of the old
+            await shows_the_room(page, videos=1, voices=1, after=connections, timeout_s=20)
         assert not await party.is_visible("#notice:has-text('请稍候')")
     finally:
         for page in pages:

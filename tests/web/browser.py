@@ -56,3 +56,55 @@ async def receiving(page: Any, after: int = 0, timeout_s: float = 30) -> list[An
             return list(second)
     raise AssertionError(f"no video on a new connection: {await page.evaluate(LATEST)}; "
                          f"page: {await page.inner_text('#room')!r}")
+
+
+# What the room page shows and plays, to compare twice: whether every remote <video> and every
+# voice's <audio> plays a live track of the newest peer connection (none of an older one), each
+# video's time and a thumbnail of its pixels, the voices' samples received and the status line.
+PAGE_MEDIA = """async () => {
+  const pcs = window.peerConnections;
+  const pc = pcs[pcs.length - 1];
+  if (!pc) return null;
+  const current = new Set(pc.getReceivers().map((receiver) => receiver.track));
+  const videos = [...document.querySelectorAll("#grid .tile[data-slot]:not(.voice) video")];
+  const audios = [...document.querySelectorAll("#voices audio")];
+  const stale = [...videos, ...audios].filter((element) => !element.srcObject
+    || element.srcObject.getTracks().some((track) => !current.has(track) || track.readyState !== "live")).length;
+  const canvas = document.createElement("canvas");
+  canvas.width = 32;
+  canvas.height = 24;
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  const looks = videos.map((video) => {
+    context.drawImage(video, 0, 0, 32, 24);
+    return Array.from(context.getImageData(0, 0, 32, 24).data);
+  });
+  let samples = 0;
+  for (const report of (await pc.getStats()).values()) {
+    if (report.type === "inbound-rtp" && report.kind === "audio") samples += report.totalSamplesReceived || 0;
+  }
+  return { connections: pcs.length, state: pc.connectionState, videos: videos.length, voices: audios.length, stale,
+           times: videos.map((video) => video.currentTime), looks, samples,
+           status: document.querySelector("#status").textContent };
+}"""
+
+
+async def shows_the_room(page: Any, videos: int, voices: int, after: int = 0, timeout_s: float = 30) -> int:
+    """Wait until the page, on a peer connection newer than number `after`, shows `videos` remote
+    videos whose time advances and whose pixels change and plays `voices` voices whose samples
+    grow, all from that connection's live tracks, with an empty status line; its number."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        first = await page.evaluate(PAGE_MEDIA)
+        await asyncio.sleep(1)
+        second = await page.evaluate(PAGE_MEDIA)
+        last = second and {key: value for key, value in second.items() if key != "looks"}
+        if not first or not second or first["connections"] != second["connections"] or second["connections"] <= after:
+            continue
+        moving = [b > a for a, b in zip(first["times"], second["times"])]
+        changing = [sum(abs(x - y) for x, y in zip(a, b)) > 500 for a, b in zip(first["looks"], second["looks"])]
+        if (second["state"] == "connected" and second["stale"] == 0 and second["videos"] == videos
+                and second["voices"] == voices and all(moving) and all(changing)
+                and second["samples"] > first["samples"] and not second["status"]):
+            return int(second["connections"])
+    raise AssertionError(f"the page does not show the room: {last}; page: {await page.inner_text('#room')!r}")

@@ -36,7 +36,7 @@ async def staff_page(browser: Browser, base: str) -> Page:
 
 async def videos_playing(page: Any, count: int) -> bool:
     """Whether `count` remote videos have a size and advancing frames."""
-    script = """() => [...document.querySelectorAll('#grid video')].filter(v => !v.muted)
+    script = """() => [...document.querySelectorAll('#grid .tile[data-slot] video')]
         .map(v => [v.videoWidth, v.videoHeight, v.currentTime])"""
     first = await page.evaluate(script)
     await page.wait_for_timeout(700)

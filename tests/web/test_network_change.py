@@ -1,7 +1,8 @@
-"""A phone that changes networks in the middle of a mediation (Wi-Fi to 4G): the party's
-Chromium runs in a network namespace whose address is taken away and replaced by another. The
-server cannot restart ICE; the page joins again by itself once its media has been disconnected
-for 3 s, from the new address, and the party keeps the seat the host admitted it to."""
+"""A phone that changes networks in the middle of a mediation (Wi-Fi to 4G), or loses it for a
+while (a lift, a tunnel): the party's Chromium runs in a network namespace whose address is
+replaced, or whose link goes down. The server cannot restart ICE; the page joins again by itself
+once its media has been disconnected for 3 s, the party keeps the seat the host admitted it to,
+and the page shows and plays the new connection's media, nothing of the old one."""
 from __future__ import annotations
 
 import time
@@ -12,7 +13,7 @@ import pytest
 from playwright.async_api import async_playwright
 
 from tests.conftest import Live
-from tests.web.browser import CHROMIUM, FLAGS, KEEP_PEER_CONNECTIONS, receiving
+from tests.web.browser import CHROMIUM, FLAGS, KEEP_PEER_CONNECTIONS, receiving, shows_the_room
 from tests.web.netns import Namespace
 
 HOST_IP, WIFI_IP, MOBILE_IP = "10.78.0.1", "10.78.0.2", "10.78.0.3"
@@ -63,6 +64,49 @@ async def test_a_party_whose_phone_changes_networks_is_back_within_seconds(live:
             back = time.monotonic() - switched
             print(f"video both ways again {back:.1f} s after the phone changed networks")
             assert back < 20  # waiting for ICE to fail would take about 30 s
+            assert not await party.is_visible("#notice:has-text('请稍候')")  # still admitted: no lobby
+        finally:
+            await office.close()
+            await mobile.close()
+
+
+OUTAGE_S = 12
+
+
+async def test_after_twelve_seconds_without_network_the_party_sees_and_hears_the_room_again(
+        live: Live, phone: Path) -> None:
+    port = live.base.rsplit(":", 1)[1]
+    async with async_playwright() as playwright:
+        office = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        mobile = await playwright.chromium.launch(executable_path=str(phone), args=FLAGS + [
+            f"--unsafely-treat-insecure-origin-as-secure=http://{HOST_IP}:{port}"])
+        try:
+            pages = []
+            # Staff on HiDPI desktops, the party on a phone (so the large simulcast layer is in use).
+            for browser, base, kind, size, ratio in (
+                    (office, live.base, "host", (1440, 900), 2), (office, live.base, "expert", (1440, 900), 2),
+                    (mobile, f"http://{HOST_IP}:{port}", "party", (390, 844), 3)):
+                context = await browser.new_context(viewport={"width": size[0], "height": size[1]},
+                                                    device_scale_factor=ratio, locale="zh-CN")
+                await context.add_init_script(KEEP_PEER_CONNECTIONS)
+                page = await context.new_page()
+                await page.goto(f"{base}/join/{live.token(kind)}")
+                await page.click("#enter")
+                pages.append(page)
+            host, expert, party = pages
+            await host.click("#people button[aria-label='准入: 张建军']", timeout=20000)
+            connection = await shows_the_room(party, videos=2, voices=2)
+            await shows_the_room(host, videos=2, voices=2)
+
+            PHONE.run("ip", "link", "set", PHONE.ns_if, "down")
+            await party.wait_for_timeout(OUTAGE_S * 1000)
+            PHONE.run("ip", "link", "set", PHONE.ns_if, "up")
+            back = time.monotonic()
+            # Not a black room: both videos move and the voices play, from the new connection.
+            await shows_the_room(party, videos=2, voices=2, after=connection, timeout_s=40)
+            print(f"the party sees and hears the room {time.monotonic() - back:.1f} s after its network came back")
+            for page in (host, expert):
+                await shows_the_room(page, videos=2, voices=2, timeout_s=20)
             assert not await party.is_visible("#notice:has-text('请稍候')")  # still admitted: no lobby
         finally:
             await office.close()

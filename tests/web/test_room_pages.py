@@ -128,7 +128,7 @@ LAYER_BITRATES = """() => {
   return bitrates;
 }"""
 
-REMOTE_WIDTHS = "() => [...document.querySelectorAll('#grid video')].filter(v => !v.muted).map(v => v.videoWidth)"
+REMOTE_WIDTHS = "() => [...document.querySelectorAll('#grid .tile[data-slot] video')].map(v => v.videoWidth)"
 
 
 async def _until(page: Any, script: str, check: Any, timeout_s: float = 30) -> Any:

@@ -95,6 +95,7 @@ let slotCount = 0;
 let people = new Map();
 let slots = [];
 let pausedVideo = new Set(); // slots whose video the server holds back: my link cannot carry every video
+let notShown = new Set(); // slots whose video is not sent: only the latest speakers' are (last-N)
 let me = null;
 let leaving = false;
 let listed = [];
@@ -177,6 +178,11 @@ function rejoin() {
 function reconnect() {
   if (leaving) return;
   if (pc) { pc.close(); pc = null; }
+  // Nothing of the old connection stays on the page: its tracks have ended.
+  slots = [];
+  pausedVideo = new Set();
+  notShown = new Set();
+  renderTiles();
   if (movedTo) { connect(); return; }
   if (opensAt) {
     setTimeout(connect, Math.max(1000, Math.min(opensAt - Date.now() + 500, ROOM_POLL_MS)));
@@ -311,6 +317,7 @@ async function handle(message) {
       break;
     case "bandwidth":
       pausedVideo = new Set(message.paused || []);
+      notShown = new Set(message.not_shown || []);
       if (message.audio_only) notice(t("room.audio_only"), "bandwidth");
       else if (pausedVideo.size) notice(t("room.fewer_videos"), "bandwidth");
       else if (noticeKind === "bandwidth") notice("");
@@ -412,26 +419,61 @@ function label(person) {
   return `${person.name}（${config.labels[person.role] || person.role}）`;
 }
 
+// What the page shows and plays is bound to the current connection's tracks: after a
+// reconnection (a network drop, a media worker restart, a move to another node) every element
+// gets the new connection's, and none keeps an ended track of the old one.
+function bind(element, tracks) {
+  const current = element.srcObject ? element.srcObject.getTracks() : [];
+  if (current.length !== tracks.length || current.some((track, n) => track !== tracks[n])) {
+    element.srcObject = tracks.length ? new MediaStream(tracks) : null;
+  }
+}
+
+// Every slot's voice plays in an <audio> element of its own, so that a voice is heard whether
+// or not its video is shown (last-N: video of the latest speakers only).
+function renderVoices(transceivers) {
+  const voices = $("voices");
+  const wanted = new Map();
+  slots.forEach((slotKey, n) => {
+    if (slotKey && !slotKey.includes("#") && people.has(slotKey) && n < slotCount) wanted.set(`voice-${n}`, n);
+  });
+  for (const element of [...voices.children]) if (!wanted.has(element.dataset.key)) element.remove();
+  for (const [key, n] of wanted) {
+    let element = voices.querySelector(`[data-key="${key}"]`);
+    if (!element) {
+      element = document.createElement("audio");
+      element.autoplay = true;
+      element.dataset.key = key;
+      voices.append(element);
+    }
+    bind(element, [transceivers[3 + 2 * n].receiver.track]);
+  }
+}
+
 function renderTiles() {
   const grid = $("grid");
   const wanted = [];
-  if (localStream) wanted.push({ key: "me", stream: localStream, text: `${t("room.you")} · ${config.you.display_name}`, muted: true });
+  if (localStream) wanted.push({ key: "me", tracks: localStream.getVideoTracks(), text: `${t("room.you")} · ${config.you.display_name}` });
+  const transceivers = pc ? pc.getTransceivers() : [];
   if (pc) {
-    const transceivers = pc.getTransceivers();
     slots.forEach((slotKey, n) => {
       if (!slotKey) return;
+      if (n >= slotCount) { console.debug("slot out of range", n, slotKey); return; }
       const [peerId, screen] = slotKey.split("#");
       const person = people.get(peerId);
       if (!person) return;
-      const stream = new MediaStream([transceivers[3 + 2 * n].receiver.track, transceivers[4 + 2 * n].receiver.track]);
+      const voiceOnly = notShown.has(slotKey);
       const flags = [];
       if (!screen && person.audio_muted) flags.push(t("room.muted"));
       if (pausedVideo.has(slotKey)) flags.push(t("room.video_held"));
+      else if (voiceOnly) flags.push(t("room.voice_only"));
+      if (!screen && person.weak_link) flags.push(t("room.their_link_weak"));
       const name = screen ? t("room.screen_of", { name: label(person) }) : label(person);
-      wanted.push({ key: `slot-${n}-${slotKey}`, slot: n, stream, text: [name, ...flags].join(" · "), muted: false,
-                    held: pausedVideo.has(slotKey) });
+      wanted.push({ key: `slot-${n}-${slotKey}`, slot: n, tracks: [transceivers[4 + 2 * n].receiver.track],
+                    text: [name, ...flags].join(" · "), held: pausedVideo.has(slotKey), voice: voiceOnly });
     });
   }
+  renderVoices(transceivers);
   const keep = new Set(wanted.map((w) => w.key));
   for (const tile of [...grid.children]) if (!keep.has(tile.dataset.key)) tile.remove();
   for (const item of wanted) {
@@ -444,15 +486,16 @@ function renderTiles() {
       const videoElement = document.createElement("video");
       videoElement.autoplay = true;
       videoElement.playsInline = true;
-      videoElement.muted = item.muted;
-      videoElement.srcObject = item.stream;
+      videoElement.muted = true; // voices play in their own <audio> elements
       const caption = document.createElement("figcaption");
       caption.className = "name";
       tile.append(videoElement, caption);
       grid.append(tile);
     }
+    bind(tile.querySelector("video"), item.tracks);
     tile.querySelector("figcaption").textContent = item.text;
     tile.classList.toggle("held", Boolean(item.held));
+    tile.classList.toggle("voice", Boolean(item.voice));
     tile.querySelector("video").setAttribute("aria-label", item.text);
   }
   reportView();
