@@ -54,6 +54,8 @@ MAX_HOLD_S = 480.0  # ... twice that after each failed try at more, up to this (
 #                     a failed try cost 8% of a minute's audio on a 300 kbit/s link: every layer
 #                     goes up at once, and there is no gentler probe without padding)
 RELAPSE_S = 120.0  # congestion again within this long after a hold ended: the try failed
+WEAK_AFTER_S = 3  # seconds in a row of a struggling link before its owner is told ...
+WELL_AFTER_S = 5  # ... and of a good one before the notice goes
 CLEAN_FRACTION = 5  # of 256 (2%): reports at or below this let the delivered estimate grow
 GROWTH = 1.15  # per second without loss ...
 GROWTH_CAP = 1.5  # ... up to this times what was actually sent
@@ -143,6 +145,13 @@ class Downlink:
         self.video_streams = video
         self.audio_streams = audio
         return self._decide()
+
+    @property
+    def cutting(self) -> bool:
+        """Whether the budget leaves out video now (frames refused or thinned lately, or fewer
+        videos): the link is too weak for what it gets. (Loss alone is not enough: a publisher's
+        lossy uplink shows as loss on every subscriber's link.)"""
+        return self._clock() - self._refused_at < LOSSY_RECENT_S or self.video_limit is not None
 
     @property
     def audio_only(self) -> bool:
@@ -304,6 +313,27 @@ class Downlink:
             self.dropped_retransmissions += 1
             return False
         self._tokens -= size
+        return True
+
+
+class LinkQuality:
+    """Whether to tell someone that a link of theirs is weak, from a judgement each second (it
+    loses packets, or carries fewer videos): after WEAK_AFTER_S bad seconds in a row, and well
+    again after WELL_AFTER_S good ones, so that one lost burst does not flash a warning."""
+
+    def __init__(self) -> None:
+        self.weak = False
+        self._run = 0  # seconds in a row that disagree with `weak`
+
+    def second(self, bad: bool) -> bool:
+        """One second's judgement; True when `weak` changed."""
+        if bad == self.weak:
+            self._run = 0
+            return False
+        self._run += 1
+        if self._run < (WEAK_AFTER_S if bad else WELL_AFTER_S):
+            return False
+        self.weak, self._run = bad, 0
         return True
 
 

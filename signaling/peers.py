@@ -52,7 +52,7 @@ from aiortc.rtp import (
 from aiortc.sdp import candidate_from_sdp
 
 from signaling import _aiortc_hooks as hooks
-from signaling.bandwidth import Downlink
+from signaling.bandwidth import LOSSY_FRACTION, Downlink, LinkQuality
 from signaling.errors import SignalingError
 from signaling.forwarding import PublishedStream, Subscription, header_extension, parse_rtp
 from signaling.simulcast import Choice, choose_layer
@@ -121,6 +121,12 @@ class ServerPeer:
         self.downlink = Downlink()
         self.on_bandwidth: Callable[[ServerPeer], Awaitable[None]] | None = None
         self.speakers: list[str] = []  # participant ids, the latest speaker first
+        self.audio_only_chosen = False  # the participant asked for voices only
+        # Whether to tell the participant that its own links are weak (the page offers audio only).
+        self.downlink_quality = LinkQuality()
+        self.uplink_quality = LinkQuality()
+        self._uplink_loss = 0  # the worst fraction lost (of 256) of what it sent, this second
+        self._downgraded = False  # whether its link gets smaller layers than its tiles would show
         self._videos_at = float("-inf")  # when the videos shown last changed
         self._abs_send_time_id: int | None = None
         self._rid_id: int | None = None
@@ -246,15 +252,19 @@ class ServerPeer:
         shown in (asking the publisher for a keyframe of it, where the switch is made)."""
         share = self.downlink.video_share_bps()
         at_smallest = True
+        self._downgraded = False
         for slot in self.slots:
             stream = slot.sources.get("video")
             if stream is None:
                 continue
             subscription = slot.video
             layers = stream.active_layers()
-            stream.choose(subscription, choose_layer(
-                [Choice(layer.ssrc, layer.pixels, layer.bps) for layer in layers], share,
-                subscription.tile_pixels, subscription.source) if len(layers) > 1 else None)
+            choices = [Choice(layer.ssrc, layer.pixels, layer.bps) for layer in layers]
+            choice = choose_layer(choices, share, subscription.tile_pixels, subscription.source) if len(layers) > 1 else None
+            if share is not None and choice is not None and not subscription.paused:
+                self._downgraded = self._downgraded or choice != choose_layer(
+                    choices, None, subscription.tile_pixels, subscription.source)
+            stream.choose(subscription, choice)
             if subscription.target not in (None, subscription.source) and not subscription.paused:
                 stream.want_keyframe(subscription.target)
             if len(layers) > 1 and not subscription.paused:
@@ -278,7 +288,7 @@ class ServerPeer:
         first, as many as the link's limit keeps out of the last-N."""
         videos = sum(1 for slot in self.slots if "video" in slot.sources)
         limit = self.downlink.video_limit
-        held = 0 if limit is None else max(0, min(videos, LAST_N) - limit)
+        held = 0 if limit is None or self.audio_only_chosen else max(0, min(videos, LAST_N) - limit)
         return self._paused()[:held]
 
     @property
@@ -308,7 +318,8 @@ class ServerPeer:
         only every FOLLOW_SPEAKER_S."""
         ranked = sorted((slot for slot in self.slots if "video" in slot.sources), key=self._rank)
         limit = self.downlink.video_limit
-        wanted = {id(slot) for slot in ranked[:LAST_N if limit is None else min(limit, LAST_N)]}
+        cap = 0 if self.audio_only_chosen else LAST_N if limit is None else min(limit, LAST_N)
+        wanted = {id(slot) for slot in ranked[:cap]}
         shown = {id(slot) for slot in ranked if not slot.video.paused}
         if wanted == shown:
             return
@@ -435,11 +446,21 @@ class ServerPeer:
                 if figures is None:
                     continue
                 fraction, lost, highest, jitter = figures
+                self._uplink_loss = max(self._uplink_loss, fraction)
                 lsr, dlsr = (layer.last_sr[0], int((now - layer.last_sr[1]) * 65536)) if layer.last_sr else (0, 0)
                 reports.append(RtcpReceiverInfo(ssrc=layer.ssrc, fraction_lost=fraction, packets_lost=lost,
                                                 highest_sequence=highest, jitter=jitter, lsr=lsr, dlsr=dlsr))
         if reports:
             self._send(bytes(RtcpRrPacket(ssrc=sender_ssrc, reports=reports[:31])))
+
+    def judge_links(self) -> bool:
+        """Once a second, after send_reports: whether this participant's own links look weak
+        (its downlink gets smaller layers, fewer frames or fewer videos than it would; what it
+        sends arrives with loss); True when either changed."""
+        down = self.downlink_quality.second(self._downgraded or self.downlink.cutting)
+        up = self.uplink_quality.second(self._uplink_loss > LOSSY_FRACTION)
+        self._uplink_loss = 0
+        return down or up
 
     def _send(self, packet: bytes) -> bool:
         return self._sender is not None and self._sender(packet)

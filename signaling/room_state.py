@@ -30,6 +30,9 @@ class Member:
     held_mute: bool = False
     hand_raised: bool = False
     screen_sharing: bool = False
+    audio_only: bool = False  # asked to receive voices only (a slow phone)
+    weak_link: bool = False  # the server finds their downlink or uplink weak
+    problem: str | None = None  # why their browser cannot join (an error code), for the host
 
     @property
     def kind(self) -> str:
@@ -49,7 +52,7 @@ class Member:
             "peer_id": self.peer_id, **self.info, "admitted": self.admitted,
             "audio_muted": self.audio_muted or self.held_mute, "video_muted": self.video_muted,
             "hand_raised": self.hand_raised, "reconnecting": self.reconnecting,
-            "screen_sharing": self.screen_sharing,
+            "screen_sharing": self.screen_sharing, "weak_link": self.weak_link, "problem": self.problem,
         }
 
 

@@ -89,7 +89,7 @@ class MediaEngine:
         await self._emit(peer_id, {
             "type": "joined", "peer_id": peer_id, "slots": SLOTS, "resumed": resumed,
             "admitted": member.admitted, "audio_muted": member.audio_muted or member.held_mute,
-            "video_muted": member.video_muted, "recording": room.recording,
+            "video_muted": member.video_muted, "audio_only": member.audio_only, "recording": room.recording,
             "in_caucus": room.host_side(member) if room.caucus is not None else None,
         })
         if not member.admitted:
@@ -148,6 +148,16 @@ class MediaEngine:
                                    "paused": peer.paused_video, "not_shown": peer.not_shown,
                                    "estimate_bps": peer.downlink.estimate_bps})
 
+    async def _link_changed(self, peer: ServerPeer) -> None:
+        """Tell a participant that its link is weak or well again, and the room whose it is."""
+        down, up = peer.downlink_quality.weak, peer.uplink_quality.weak
+        await self._emit(peer.id, {"type": "link", "downlink": "weak" if down else "good",
+                                   "uplink": "weak" if up else "good"})
+        room = self._room(peer.id)
+        if room is not None and room.members[peer.id].weak_link != (down or up):
+            room.members[peer.id].weak_link = down or up
+            await self._changed(room, relink=False)
+
     def _steer_publishers(self) -> None:
         """Ask each publisher's browser to send what its weakest subscriber with video can take
         (REMB), so that a participant on a slow link still gets every camera; a camera in
@@ -180,6 +190,8 @@ class MediaEngine:
                     await each.show_videos()  # a new speaker's video on a link that carries only some
                     each.choose_layers()
                     each.send_reports()
+                    if each.judge_links():
+                        await self._link_changed(each)
                 self._steer_publishers()
             for room in list(self.rooms.values()):
                 loudest, speaker = SPEAKING_LEVEL, None
@@ -235,6 +247,12 @@ class MediaEngine:
             peer = self.peers.get(peer_id)
             if peer is not None:
                 peer.show_sizes(_sizes(message.get("pixels")))
+        elif kind == "audio_only":
+            member.audio_only = _flag(message, "on")
+            peer = self.peers.get(peer_id)
+            if peer is not None:
+                peer.audio_only_chosen = member.audio_only
+                await peer.show_videos()
         elif kind == "hand":
             member.hand_raised = bool(message.get("raised"))
             await self._changed(room, relink=False)
@@ -410,10 +428,15 @@ class MediaEngine:
         peer = ServerPeer(member.peer_id, self._ice_servers, self._peer_closed)
         try:
             answer = await peer.answer(sdp)
-        except SignalingError:
+        except SignalingError as error:
             await peer.close()
+            if error.code == "unsupported_codec":  # the host sees why this person cannot join
+                member.problem = error.code
+                await self._changed(room, relink=False)
             raise
         self.peers[member.peer_id] = peer
+        member.problem = None
+        peer.audio_only_chosen = member.audio_only
         peer.audio.held = member.held_mute
         peer.on_bandwidth = self._bandwidth_changed
         await self._emit(member.peer_id, {"type": "answer", "sdp": answer})
@@ -522,6 +545,13 @@ def _sizes(value: Any) -> list[int | None]:
             size is None or (isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= 100_000_000)
             for size in value):
         raise SignalingError(f"'pixels' must be a list of at most {SLOTS} pixel counts or nulls", code="bad_message")
+    return value
+
+
+def _flag(message: dict[str, Any], field: str) -> bool:
+    value = message.get(field)
+    if not isinstance(value, bool):
+        raise SignalingError(f"'{field}' must be true or false", code="bad_message")
     return value
 
 

@@ -12,11 +12,13 @@ decode real audio and video. Two settings keep those clients from starving the s
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 import uvloop
+
+from tests.signaling.test_forwarding import Harness
 
 
 def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Any]:
@@ -29,3 +31,11 @@ def short_switch_interval() -> Iterator[None]:
     sys.setswitchinterval(0.0005)
     yield
     sys.setswitchinterval(before)
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    """An engine and its clients in one event loop."""
+    h = Harness()
+    yield h
+    await h.close()

@@ -17,6 +17,7 @@ from signaling.bandwidth import (
     SMALL_LAYER_BPS,
     START_BPS,
     Downlink,
+    LinkQuality,
     publisher_target_bps,
 )
 
@@ -329,3 +330,12 @@ def test_a_video_on_a_larger_layer_moves_to_the_small_one_before_any_is_held_bac
     clock.now += FEWER_AFTER_S + 0.1
     link.loss(40)
     assert link.video_limit == 1
+
+
+def test_a_link_is_called_weak_after_three_bad_seconds_and_well_after_five_good_ones() -> None:
+    quality = LinkQuality()
+    assert [quality.second(bad) for bad in (True, True, False, True, True)] == [False] * 5
+    assert not quality.weak  # a lost burst now and then is not a weak link
+    assert quality.second(True) and quality.weak
+    assert [quality.second(bad) for bad in (False, False, False, False, True)] == [False] * 5
+    assert [quality.second(False) for _ in range(5)] == [False] * 4 + [True] and not quality.weak

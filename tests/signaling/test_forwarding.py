@@ -5,10 +5,8 @@ import asyncio
 import gc
 import weakref
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from signaling.rooms import MediaEngine
 from tests.signaling.media_client import COLOURS, TONES, MediaClient, browser_like_encoders
@@ -61,13 +59,6 @@ class Harness:
         for client in self.clients.values():
             await client.close()
         await self.engine.close()
-
-
-@pytest.fixture
-async def harness() -> AsyncIterator[Harness]:
-    h = Harness()
-    yield h
-    await h.close()
 
 
 async def wait_until(condition: Callable[[], bool], timeout_s: float = 15) -> None:
@@ -209,6 +200,10 @@ async def test_uplink_loss_is_repaired_at_the_server(harness: Harness) -> None:
     assert publisher.uplink_dropped >= 30
     assert stream.nacks_sent > 0 and stream.recovered > 0, (stream.nacks_sent, stream.recovered)
     assert fps >= 20, f"{fps:.1f} fps reached the subscriber through a 10% lossy uplink"
+    # The publisher is told its uplink is weak, and the others see it on its tile.
+    assert {"type": "link", "downlink": "good", "uplink": "weak"} in harness.seen["p0"]
+    listed = [m for m in harness.seen["p1"] if m["type"] == "participants"][-1]["participants"]
+    assert {p["peer_id"]: p["weak_link"] for p in listed} == {"p0": True, "p1": False}
 
 
 async def assert_clean_voice(client: MediaClient, peer_id: str, before: tuple[int, int], seconds: float = 8) -> None:
@@ -244,6 +239,10 @@ async def test_a_weak_subscriber_gets_the_small_layer_with_clean_audio(harness: 
     server = harness.engine.peers["p2"]
     assert server.downlink.remb_bps is not None and server.downlink.limited
     assert sum(slot.video.retransmitted for slot in server.slots) > 0
+    # The weak subscriber is told its downlink is weak; the others see it on its tile.
+    assert any(m["type"] == "link" and m["downlink"] == "weak" for m in harness.seen["p2"])
+    listed = [m for m in harness.seen["p0"] if m["type"] == "participants"][-1]["participants"]
+    assert {p["peer_id"]: p["weak_link"] for p in listed}["p2"] is True
 
 
 async def test_a_link_too_weak_for_every_video_keeps_every_voice_and_the_speakers_video(

@@ -6,7 +6,7 @@ import asyncio
 
 from signaling.peers import LAST_N
 from tests.signaling.media_client import TONES
-from tests.signaling.test_forwarding import Harness, close_to, harness, wait_until  # noqa: F401
+from tests.signaling.test_forwarding import Harness, close_to, wait_until
 
 PEOPLE = 12
 CAMERAS = 9  # p9, p10 and p11 join without a camera; p11 shares its screen

@@ -208,3 +208,33 @@ async def test_screen_share_is_a_second_video_in_its_own_slot(harness: Harness) 
     assert listed["screen_sharing"] is True
     await harness.engine.handle("p1", {"type": "screen", "active": False})
     await wait_until(lambda: "p1#screen" not in host.slot_owner, 5)
+
+
+async def test_audio_only_on_request_keeps_every_voice_and_survives_a_reconnection(harness: Harness) -> None:
+    host = await harness.add(0, kind="host")
+    expert = await harness.add(1)
+    await grows(expert, "p0")
+    await harness.engine.handle("p1", {"type": "audio_only", "on": True})
+    told = last(harness, "p1", "bandwidth")
+    assert told["not_shown"] == ["p0"] and told["paused"] == [] and not told["audio_only"]
+    await stays(expert, "p0")
+    await grows(expert, "p0", "audio", by=25)
+    await grows(host, "p1")  # what it sends is not changed by what it receives
+
+    # The choice is kept when its page reconnects.
+    await harness.engine.disconnected("p1")
+    await expert.close()
+    await harness.engine.join("room-1", "p1", {"name": "客户1", "role": "expert", "kind": "expert"})
+    assert last(harness, "p1", "joined")["audio_only"] is True
+    again = MediaClient(1)
+    harness.clients["p1"] = again
+    await harness.connect("p1", again)
+    await grows(again, "p0", "audio", by=25)
+    await stays(again, "p0")
+
+    await harness.engine.handle("p1", {"type": "audio_only", "on": False})
+    await grows(again, "p0")
+    assert last(harness, "p1", "bandwidth")["not_shown"] == []
+    with pytest.raises(SignalingError) as refused:
+        await harness.engine.handle("p1", {"type": "audio_only", "on": "yes"})
+    assert refused.value.code == "bad_message"

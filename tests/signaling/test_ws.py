@@ -319,7 +319,8 @@ async def test_binary_and_deeply_nested_frames_get_errors_and_the_socket_stays(l
         await party.close()
 
 
-async def test_an_offer_without_vp8_gets_a_clear_error(live: Live) -> None:
+async def test_an_offer_without_vp8_gets_a_clear_error_and_the_host_sees_why(live: Live) -> None:
+    host = await join(live, 0, live.token("host"))
     party = await join(live, 1, live.token("party"))
     try:
         offer = await party.media.offer()
@@ -328,8 +329,15 @@ async def test_an_offer_without_vp8_gets_a_clear_error(live: Live) -> None:
         await party.socket.send(json.dumps({"type": "offer", "sdp": h264_only}))
         await wait_until(lambda: party.errors, 10)
         assert party.errors[0]["code"] == "unsupported_codec" and party.errors[0]["missing"] == ["video/VP8"]
+
+        def problem() -> object:
+            listed = [m for m in host.messages if m["type"] == "participants"]
+            return listed and {p["peer_id"]: p["problem"] for p in listed[-1]["participants"]}.get(party.peer_id)
+
+        await wait_until(lambda: problem() == "unsupported_codec", 10)  # the host is told why, not 重新连接中
     finally:
         await party.close()
+        await host.close()
 
 
 @pytest.mark.parametrize("settings", [2], indirect=True)
