@@ -56,6 +56,7 @@ MAX_HOLD_S = 480.0  # ... twice that after each failed try at more, up to this (
 RELAPSE_S = 120.0  # congestion again within this long after a hold ended: the try failed
 WEAK_AFTER_S = 3  # seconds in a row of a struggling link before its owner is told ...
 WELL_AFTER_S = 5  # ... and of a good one before the notice goes
+DOWNGRADED_LOSS_S = 10.0  # smaller layers than the tiles want mean a weak link while loss is this recent
 CLEAN_FRACTION = 5  # of 256 (2%): reports at or below this let the delivered estimate grow
 GROWTH = 1.15  # per second without loss ...
 GROWTH_CAP = 1.5  # ... up to this times what was actually sent
@@ -145,6 +146,10 @@ class Downlink:
         self.video_streams = video
         self.audio_streams = audio
         return self._decide()
+
+    def lost_within(self, seconds: float) -> bool:
+        """Whether a receiver report showed loss in the last `seconds`."""
+        return self._clock() - self._lossy_at < seconds
 
     @property
     def cutting(self) -> bool:

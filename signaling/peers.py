@@ -52,7 +52,7 @@ from aiortc.rtp import (
 from aiortc.sdp import candidate_from_sdp
 
 from signaling import _aiortc_hooks as hooks
-from signaling.bandwidth import LOSSY_FRACTION, Downlink, LinkQuality
+from signaling.bandwidth import DOWNGRADED_LOSS_S, LOSSY_FRACTION, Downlink, LinkQuality
 from signaling.errors import SignalingError
 from signaling.forwarding import PublishedStream, Subscription, header_extension, parse_rtp
 from signaling.simulcast import Choice, choose_layer
@@ -457,7 +457,8 @@ class ServerPeer:
         """Once a second, after send_reports: whether this participant's own links look weak
         (its downlink gets smaller layers, fewer frames or fewer videos than it would; what it
         sends arrives with loss); True when either changed."""
-        down = self.downlink_quality.second(self._downgraded or self.downlink.cutting)
+        downgraded = self._downgraded and self.downlink.lost_within(DOWNGRADED_LOSS_S)  # (not a hold's tail)
+        down = self.downlink_quality.second(downgraded or self.downlink.cutting)
         up = self.uplink_quality.second(self._uplink_loss > LOSSY_FRACTION)
         self._uplink_loss = 0
         return down or up

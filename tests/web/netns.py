@@ -39,6 +39,13 @@ class Namespace:
         """A command inside the namespace."""
         sh("ip", "netns", "exec", self.name, *command)
 
+    def shape(self, kbps: int | None) -> None:
+        """Limit what reaches the namespace to kbps (tbf, a 250 ms queue), or lift the limit."""
+        subprocess.run(["tc", "qdisc", "del", "dev", self.host_if, "root"], capture_output=True)
+        if kbps is not None:
+            sh("tc", "qdisc", "add", "dev", self.host_if, "root", "tbf", "rate", f"{kbps}kbit", "burst", "6kb",
+               "latency", "250ms")
+
     def remove(self) -> None:
         subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)

@@ -111,3 +111,47 @@ async def test_after_twelve_seconds_without_network_the_party_sees_and_hears_the
         finally:
             await office.close()
             await mobile.close()
+
+
+async def test_a_party_on_a_slow_link_is_told_and_can_switch_to_audio_only_and_back(live: Live, phone: Path) -> None:
+    port = live.base.rsplit(":", 1)[1]
+    async with async_playwright() as playwright:
+        office = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        mobile = await playwright.chromium.launch(executable_path=str(phone), args=FLAGS + [
+            f"--unsafely-treat-insecure-origin-as-secure=http://{HOST_IP}:{port}"])
+        try:
+            pages = []
+            for browser, base, kind, size, ratio in (
+                    (office, live.base, "host", (1440, 900), 2),
+                    (mobile, f"http://{HOST_IP}:{port}", "party", (390, 844), 3)):
+                context = await browser.new_context(viewport={"width": size[0], "height": size[1]},
+                                                    device_scale_factor=ratio, locale="zh-CN")
+                await context.add_init_script(KEEP_PEER_CONNECTIONS)
+                page = await context.new_page()
+                await page.goto(f"{base}/join/{live.token(kind)}")
+                await page.click("#enter")
+                pages.append(page)
+            host, party = pages
+            await host.click("#people button[aria-label='准入: 张建军']", timeout=20000)
+            await shows_the_room(party, videos=1, voices=1)
+            assert await party.is_hidden("#link-notice")
+
+            # The phone's downlink falls to 300 kbit/s mid-call: too little for the large layer
+            # its screen wants. The server's measurements say so, to it and to the host.
+            PHONE.shape(300)
+            await party.wait_for_selector("#link-notice:has-text('您的网络较慢')", timeout=40000)
+            await host.wait_for_selector("#grid figcaption:has-text('对方网络较慢')", timeout=10000)
+            await party.click("#audio-only")  # 切换为仅语音
+            await party.wait_for_selector("#link-notice:has-text('已切换为仅语音')")
+            await party.wait_for_selector("#grid .tile.voice", timeout=10000)
+            await shows_the_room(party, videos=0, voices=1)  # the host's voice still plays
+            await host.wait_for_selector("#people li:has-text('张建军')")
+
+            PHONE.shape(None)
+            await party.click("#audio-only")  # 恢复视频
+            await shows_the_room(party, videos=1, voices=1, timeout_s=40)
+            await party.wait_for_selector("#link-notice", state="hidden", timeout=30000)
+            await host.wait_for_selector("#grid figcaption:has-text('对方网络较慢')", state="detached", timeout=30000)
+        finally:
+            await office.close()
+            await mobile.close()

@@ -96,6 +96,9 @@ let people = new Map();
 let slots = [];
 let pausedVideo = new Set(); // slots whose video the server holds back: my link cannot carry every video
 let notShown = new Set(); // slots whose video is not sent: only the latest speakers' are (last-N)
+let link = { downlink: "good", uplink: "good" }; // the server's word on my own links
+let audioOnly = false; // I asked for voices only (and send no picture)
+let cameraBeforeAudioOnly = true;
 let me = null;
 let leaving = false;
 let listed = [];
@@ -182,6 +185,8 @@ function reconnect() {
   slots = [];
   pausedVideo = new Set();
   notShown = new Set();
+  link = { downlink: "good", uplink: "good" }; // the new connection is judged afresh
+  showLink();
   renderTiles();
   if (movedTo) { connect(); return; }
   if (opensAt) {
@@ -191,6 +196,28 @@ function reconnect() {
   status(t("room.reconnecting"));
   setTimeout(connect, retryMs);
   retryMs = Math.min(retryMs * 2, 8000);
+}
+
+// My own link, as the server measures it: a notice with the way out (audio only) while it is
+// weak, and while I chose audio only, the way back.
+function showLink() {
+  const weak = link.downlink === "weak" || link.uplink === "weak";
+  $("link-notice").hidden = !weak && !audioOnly;
+  $("link-text").textContent = audioOnly ? t("room.audio_only_chosen")
+    : link.downlink === "weak" ? t("room.link_down_weak") : t("room.link_up_weak");
+  $("audio-only").textContent = audioOnly ? t("room.audio_only_stop") : t("room.audio_only_start");
+}
+
+function toggleAudioOnly() {
+  audioOnly = !audioOnly;
+  const camera = localStream?.getVideoTracks()[0];
+  if (audioOnly) cameraBeforeAudioOnly = Boolean(camera?.enabled);
+  if (camera && (audioOnly || cameraBeforeAudioOnly)) {
+    setTrack("video", !audioOnly);
+    send({ type: "mute", video: audioOnly });
+  }
+  send({ type: "audio_only", on: audioOnly });
+  showLink();
 }
 
 // "12月2日周三 15:00" in the office's zone.
@@ -213,6 +240,8 @@ function finish(text) {
   if (pc) pc.close();
   if (localStream) localStream.getTracks().forEach((track) => track.stop());
   $("grid").replaceChildren();
+  $("voices").replaceChildren();
+  $("link-notice").hidden = true;
   $("host-controls").hidden = true;
   status("");
   notice(text);
@@ -237,6 +266,8 @@ async function handle(message) {
       showRecording(message.recording);
       if (message.audio_muted) setTrack("audio", false);
       if (message.video_muted) setTrack("video", false);
+      audioOnly = Boolean(message.audio_only);
+      showLink();
       await startMedia(iceServers);
       break;
     case "answer":
@@ -314,6 +345,10 @@ async function handle(message) {
       break;
     case "chat":
       addChat(message);
+      break;
+    case "link":
+      link = { downlink: message.downlink, uplink: message.uplink };
+      showLink();
       break;
     case "bandwidth":
       pausedVideo = new Set(message.paused || []);
@@ -526,6 +561,8 @@ function personItem(person) {
   if (person.audio_muted) flags.push(t("room.muted"));
   if (person.hand_raised) flags.push(`✋ ${t("room.hand_raised")}`);
   if (person.reconnecting) flags.push(t("room.reconnecting_person"));
+  if (person.weak_link) flags.push(t("room.their_link_weak"));
+  if (person.problem && isHost) flags.push(strings[`room.problem.${person.problem}`] || person.problem);
   who.textContent = [label(person), ...flags].join(" · ");
   item.append(who);
   if (!person.admitted) { item.classList.add("waiting"); who.dataset.waiting = `（${t("room.waiting")}）`; }
@@ -643,6 +680,7 @@ $("toggle-hand").addEventListener("click", () => {
   send({ type: "hand", raised: handRaised });
 });
 $("caucus").addEventListener("click", toggleCaucus);
+$("audio-only").addEventListener("click", toggleAudioOnly);
 $("share").addEventListener("click", toggleShare);
 $("record").addEventListener("click", () => {
   send({ type: "moderate", action: $("record").dataset.active ? "recording_stop" : "recording_start" });
