@@ -120,6 +120,11 @@ class ServerPeer:
         # that carries only some, the screen share and the latest speakers come first.
         self.downlink = Downlink()
         self.on_bandwidth: Callable[[ServerPeer], Awaitable[None]] | None = None
+        # Whether its transport has come up (ICE and DTLS): only then is it given what others
+        # send, so that the keyframe asked for when it is linked is one it can take (a browser
+        # answers one keyframe request in 300 ms), and who to tell.
+        self.connected = False
+        self.on_connected: Callable[[ServerPeer], Awaitable[None]] | None = None
         self.speakers: list[str] = []  # participant ids, the latest speaker first
         self.audio_only_chosen = False  # the participant asked for voices only
         # Whether to tell the participant that its own links are weak (the page offers audio only).
@@ -478,6 +483,10 @@ class ServerPeer:
 
     async def _on_connection_state(self) -> None:
         logger.info("peer %s connection %s", self.id, self.pc.connectionState)
+        if self.pc.connectionState == "connected" and not self.connected:
+            self.connected = True
+            if self.on_connected is not None:
+                await self.on_connected(self)
         if self.pc.connectionState in ("failed", "closed"):
             await self._on_closed(self)
 

@@ -439,8 +439,14 @@ class MediaEngine:
         peer.audio_only_chosen = member.audio_only
         peer.audio.held = member.held_mute
         peer.on_bandwidth = self._bandwidth_changed
+        peer.on_connected = self._peer_connected
         await self._emit(member.peer_id, {"type": "answer", "sdp": answer})
         await self._changed(room)
+
+    async def _peer_connected(self, peer: ServerPeer) -> None:
+        room = self._room(peer.id)
+        if room is not None and self.peers.get(peer.id) is peer:
+            await self._changed(room)  # what it receives is linked now
 
     async def _peer_closed(self, peer: ServerPeer) -> None:
         if self.peers.get(peer.id) is peer:
@@ -465,7 +471,7 @@ class MediaEngine:
         if relink:
             for subscriber_id, subscriber in room.members.items():
                 sub_peer = self.peers.get(subscriber_id)
-                if sub_peer is None:
+                if sub_peer is None or not sub_peer.connected:
                     continue
                 for publisher_id, publisher in room.members.items():
                     pub_peer = self.peers.get(publisher_id)

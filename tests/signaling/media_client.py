@@ -340,7 +340,9 @@ class MediaClient:
         ice._send = lossy
 
     def received_from(self, peer_id: str) -> Received:
-        """What arrived from one participant (by their current slot)."""
+        """What arrived from one participant (by their current slot; nothing while in none)."""
+        if peer_id not in self.slot_owner:
+            return Received()
         return self.slots[self.slot_owner.index(peer_id)]
 
     async def voice_packets(self, peer_id: str) -> tuple[int, int]:

@@ -129,6 +129,29 @@ async def test_late_joiner_gets_a_keyframe_within_a_second(harness: Harness) -> 
         assert late.received_from(p).first_video_at - connected < 1.0
 
 
+async def test_a_subscriber_gets_media_once_its_transport_is_up_with_a_keyframe_asked_for_then(
+        harness: Harness) -> None:
+    await harness.add(0)
+    publisher = harness.engine.peers["p0"].video
+    await wait_until(lambda: publisher.top is not None)
+    client = MediaClient(1)
+    harness.clients["p1"] = client
+    await harness.engine.join("room-1", "p1", {"name": "客户1", "role": "expert", "kind": "expert"})
+    await harness.engine.handle("p1", {"type": "offer", "sdp": await client.offer()})
+    answer = (await harness.next("p1", "answer"))["sdp"]
+    await asyncio.sleep(0.5)
+    # Answered but not connected (ICE and DTLS to come): nothing is linked to it, and no keyframe
+    # is asked for on its behalf (a browser answers one request in 300 ms: one it cannot take
+    # would delay the one it can).
+    server = harness.engine.peers["p1"]
+    assert not server.connected and all(slot.participant_id is None for slot in server.slots)
+    assert "slots" not in [m["type"] for m in harness.seen["p1"]]
+    asked = publisher.top.last_pli
+    await client.accept(answer)
+    await wait_until(lambda: client.received_from("p0").video_frames >= 1, 10)
+    assert server.connected and publisher.top.last_pli > asked
+
+
 async def test_vanished_client_is_cleaned_up_and_others_continue(harness: Harness) -> None:
     clients = [await harness.add(i) for i in range(3)]
     await wait_until(lambda: all(c.slots[1].video_frames >= 5 for c in clients))

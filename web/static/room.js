@@ -386,8 +386,15 @@ async function startMedia(iceServers) {
     pc.addTransceiver("video", { direction: "recvonly" });
   }
   for (const transceiver of pc.getTransceivers()) preferCodec(transceiver);
+  // Trickle ICE: the offer goes at once and each candidate after it as it is found, so that
+  // the server answers while this browser is still gathering.
+  const connection = pc;
+  pc.addEventListener("icecandidate", ({ candidate }) => {
+    if (candidate && pc === connection) {
+      send({ type: "candidate", candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex });
+    }
+  });
   await pc.setLocalDescription(await pc.createOffer());
-  await gatheringDone(pc, 3000);
   send({ type: "offer", sdp: pc.localDescription.sdp });
   capBitrate(videoTransceiver.sender);
   lastView = "";
@@ -439,16 +446,6 @@ new ResizeObserver(reportView).observe($("grid"));
 window.addEventListener("online", () => {
   if (pc && pc.connectionState !== "connected") rejoin();
 });
-
-function gatheringDone(connection, timeoutMs) {
-  if (connection.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => { connection.removeEventListener("icegatheringstatechange", check); resolve(); };
-    const check = () => { if (connection.iceGatheringState === "complete") done(); };
-    connection.addEventListener("icegatheringstatechange", check);
-    setTimeout(done, timeoutMs);
-  });
-}
 
 function label(person) {
   return `${person.name}（${config.labels[person.role] || person.role}）`;
