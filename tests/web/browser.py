@@ -108,3 +108,18 @@ async def shows_the_room(page: Any, videos: int, voices: int, after: int = 0, ti
                 and second["samples"] > first["samples"] and not second["status"]):
             return int(second["connections"])
     raise AssertionError(f"the page does not show the room: {last}; page: {await page.inner_text('#room')!r}")
+
+
+DESKTOP_PAGE = {"viewport": {"width": 1440, "height": 900}, "device_scale_factor": 2}  # staff: HiDPI
+PHONE_PAGE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True}
+
+
+async def enter_room(browser: Any, url: str, device: dict[str, Any]) -> Any:
+    """A new page on a device (DESKTOP_PAGE or PHONE_PAGE) that opens an invite link and presses 进入调解室;
+    it keeps its peer connections (KEEP_PEER_CONNECTIONS)."""
+    context = await browser.new_context(locale="zh-CN", **device)
+    await context.add_init_script(KEEP_PEER_CONNECTIONS)
+    page = await context.new_page()
+    await page.goto(url)
+    await page.click("#enter")
+    return page

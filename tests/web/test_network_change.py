@@ -5,15 +5,17 @@ once its media has been disconnected for 3 s, the party keeps the seat the host 
 and the page shows and plays the new connection's media, nothing of the old one."""
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import async_playwright
 
 from tests.conftest import Live
-from tests.web.browser import CHROMIUM, FLAGS, KEEP_PEER_CONNECTIONS, receiving, shows_the_room
+from tests.web.browser import CHROMIUM, DESKTOP_PAGE, FLAGS, PHONE_PAGE, enter_room, receiving, shows_the_room
 from tests.web.netns import Namespace
 
 HOST_IP, WIFI_IP, MOBILE_IP = "10.78.0.1", "10.78.0.2", "10.78.0.3"
@@ -35,39 +37,46 @@ def phone(tmp_path: Path) -> Iterator[Path]:
         PHONE.remove()
 
 
-async def test_a_party_whose_phone_changes_networks_is_back_within_seconds(live: Live, phone: Path) -> None:
+@contextlib.asynccontextmanager
+async def room(live: Live, phone: Path, kinds: tuple[str, ...]) -> AsyncIterator[dict[str, Any]]:
+    """Pages in the room by kind: staff on HiDPI desktops, the party on a phone-sized page in the
+    phone's network namespace, admitted by the host."""
     port = live.base.rsplit(":", 1)[1]
     async with async_playwright() as playwright:
         office = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         mobile = await playwright.chromium.launch(executable_path=str(phone), args=FLAGS + [
             f"--unsafely-treat-insecure-origin-as-secure=http://{HOST_IP}:{port}"])
         try:
-            pages = []
-            for browser, base, kind in ((office, live.base, "host"), (mobile, f"http://{HOST_IP}:{port}", "party")):
-                context = await browser.new_context(viewport={"width": 1000, "height": 700}, locale="zh-CN")
-                await context.add_init_script(KEEP_PEER_CONNECTIONS)
-                page = await context.new_page()
-                await page.goto(f"{base}/join/{live.token(kind)}")
-                await page.click("#enter")
-                pages.append(page)
-            host, party = pages
-            await host.click("#people button[aria-label='准入: 张建军']", timeout=20000)
-            connections = (await receiving(party))[0]
-            await receiving(host)
-
-            # Wi-Fi to 4G: the old address goes, a new one comes; nothing reaches the old one.
-            PHONE.run("ip", "addr", "del", f"{WIFI_IP}/24", "dev", PHONE.ns_if)
-            PHONE.run("ip", "addr", "add", f"{MOBILE_IP}/24", "dev", PHONE.ns_if)
-            switched = time.monotonic()
-            await receiving(party, after=connections, timeout_s=30)
-            await receiving(host, timeout_s=10)
-            back = time.monotonic() - switched
-            print(f"video both ways again {back:.1f} s after the phone changed networks")
-            assert back < 20  # waiting for ICE to fail would take about 30 s
-            assert not await party.is_visible("#notice:has-text('请稍候')")  # still admitted: no lobby
+            pages = {}
+            for kind in kinds:
+                if kind == "party":
+                    url = f"http://{HOST_IP}:{port}/join/{live.token(kind)}"
+                    pages[kind] = await enter_room(mobile, url, PHONE_PAGE)
+                else:
+                    pages[kind] = await enter_room(office, f"{live.base}/join/{live.token(kind)}", DESKTOP_PAGE)
+            await pages["host"].click("#people button[aria-label='准入: 张建军']", timeout=20000)
+            yield pages
         finally:
             await office.close()
             await mobile.close()
+
+
+async def test_a_party_whose_phone_changes_networks_is_back_within_seconds(live: Live, phone: Path) -> None:
+    async with room(live, phone, ("host", "party")) as pages:
+        host, party = pages["host"], pages["party"]
+        connections = (await receiving(party))[0]
+        await receiving(host)
+
+        # Wi-Fi to 4G: the old address goes, a new one comes; nothing reaches the old one.
+        PHONE.run("ip", "addr", "del", f"{WIFI_IP}/24", "dev", PHONE.ns_if)
+        PHONE.run("ip", "addr", "add", f"{MOBILE_IP}/24", "dev", PHONE.ns_if)
+        switched = time.monotonic()
+        await receiving(party, after=connections, timeout_s=30)
+        await receiving(host, timeout_s=10)
+        back = time.monotonic() - switched
+        print(f"video both ways again {back:.1f} s after the phone changed networks")
+        assert back < 20  # waiting for ICE to fail would take about 30 s
+        assert not await party.is_visible("#notice:has-text('请稍候')")  # still admitted: no lobby
 
 
 OUTAGE_S = 12
@@ -75,83 +84,41 @@ OUTAGE_S = 12
 
 async def test_after_twelve_seconds_without_network_the_party_sees_and_hears_the_room_again(
         live: Live, phone: Path) -> None:
-    port = live.base.rsplit(":", 1)[1]
-    async with async_playwright() as playwright:
-        office = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        mobile = await playwright.chromium.launch(executable_path=str(phone), args=FLAGS + [
-            f"--unsafely-treat-insecure-origin-as-secure=http://{HOST_IP}:{port}"])
-        try:
-            pages = []
-            # Staff on HiDPI desktops, the party on a phone (so the large simulcast layer is in use).
-            for browser, base, kind, size, ratio in (
-                    (office, live.base, "host", (1440, 900), 2), (office, live.base, "expert", (1440, 900), 2),
-                    (mobile, f"http://{HOST_IP}:{port}", "party", (390, 844), 3)):
-                context = await browser.new_context(viewport={"width": size[0], "height": size[1]},
-                                                    device_scale_factor=ratio, locale="zh-CN")
-                await context.add_init_script(KEEP_PEER_CONNECTIONS)
-                page = await context.new_page()
-                await page.goto(f"{base}/join/{live.token(kind)}")
-                await page.click("#enter")
-                pages.append(page)
-            host, expert, party = pages
-            await host.click("#people button[aria-label='准入: 张建军']", timeout=20000)
-            connection = await shows_the_room(party, videos=2, voices=2)
-            await shows_the_room(host, videos=2, voices=2)
+    async with room(live, phone, ("host", "expert", "party")) as pages:
+        party = pages["party"]
+        connection = await shows_the_room(party, videos=2, voices=2)
+        await shows_the_room(pages["host"], videos=2, voices=2)
 
-            PHONE.run("ip", "link", "set", PHONE.ns_if, "down")
-            await party.wait_for_timeout(OUTAGE_S * 1000)
-            PHONE.run("ip", "link", "set", PHONE.ns_if, "up")
-            back = time.monotonic()
-            # Not a black room: both videos move and the voices play, from the new connection.
-            await shows_the_room(party, videos=2, voices=2, after=connection, timeout_s=40)
-            print(f"the party sees and hears the room {time.monotonic() - back:.1f} s after its network came back")
-            for page in (host, expert):
-                await shows_the_room(page, videos=2, voices=2, timeout_s=20)
-            assert not await party.is_visible("#notice:has-text('请稍候')")  # still admitted: no lobby
-        finally:
-            await office.close()
-            await mobile.close()
+        PHONE.run("ip", "link", "set", PHONE.ns_if, "down")
+        await party.wait_for_timeout(OUTAGE_S * 1000)
+        PHONE.run("ip", "link", "set", PHONE.ns_if, "up")
+        back = time.monotonic()
+        # Not a black room: both videos move and the voices play, from the new connection.
+        await shows_the_room(party, videos=2, voices=2, after=connection, timeout_s=40)
+        print(f"the party sees and hears the room {time.monotonic() - back:.1f} s after its network came back")
+        for kind in ("host", "expert"):
+            await shows_the_room(pages[kind], videos=2, voices=2, timeout_s=20)
+        assert not await party.is_visible("#notice:has-text('请稍候')")  # still admitted: no lobby
 
 
 async def test_a_party_on_a_slow_link_is_told_and_can_switch_to_audio_only_and_back(live: Live, phone: Path) -> None:
-    port = live.base.rsplit(":", 1)[1]
-    async with async_playwright() as playwright:
-        office = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        mobile = await playwright.chromium.launch(executable_path=str(phone), args=FLAGS + [
-            f"--unsafely-treat-insecure-origin-as-secure=http://{HOST_IP}:{port}"])
-        try:
-            pages = []
-            for browser, base, kind, size, ratio in (
-                    (office, live.base, "host", (1440, 900), 2),
-                    (mobile, f"http://{HOST_IP}:{port}", "party", (390, 844), 3)):
-                context = await browser.new_context(viewport={"width": size[0], "height": size[1]},
-                                                    device_scale_factor=ratio, locale="zh-CN")
-                await context.add_init_script(KEEP_PEER_CONNECTIONS)
-                page = await context.new_page()
-                await page.goto(f"{base}/join/{live.token(kind)}")
-                await page.click("#enter")
-                pages.append(page)
-            host, party = pages
-            await host.click("#people button[aria-label='准入: 张建军']", timeout=20000)
-            await shows_the_room(party, videos=1, voices=1)
-            assert await party.is_hidden("#link-notice")
+    async with room(live, phone, ("host", "party")) as pages:
+        host, party = pages["host"], pages["party"]
+        await shows_the_room(party, videos=1, voices=1)
+        assert await party.is_hidden("#link-notice")
 
-            # The phone's downlink falls to 300 kbit/s mid-call: too little for the large layer
-            # its screen wants. The server's measurements say so, to it and to the host.
-            PHONE.shape(300)
-            await party.wait_for_selector("#link-notice:has-text('您的网络较慢')", timeout=40000)
-            await host.wait_for_selector("#grid figcaption:has-text('对方网络较慢')", timeout=10000)
-            await party.click("#audio-only")  # 切换为仅语音
-            await party.wait_for_selector("#link-notice:has-text('已切换为仅语音')")
-            await party.wait_for_selector("#grid .tile.voice", timeout=10000)
-            await shows_the_room(party, videos=0, voices=1)  # the host's voice still plays
-            await host.wait_for_selector("#people li:has-text('张建军')")
+        # The phone's downlink falls to 300 kbit/s mid-call: too little for the large layer its
+        # screen wants. The server's measurements say so, to it and to the host.
+        PHONE.shape(300)
+        await party.wait_for_selector("#link-notice:has-text('您的网络较慢')", timeout=40000)
+        await host.wait_for_selector("#grid figcaption:has-text('对方网络较慢')", timeout=10000)
+        await party.click("#audio-only")  # 切换为仅语音
+        await party.wait_for_selector("#link-notice:has-text('已切换为仅语音')")
+        await party.wait_for_selector("#grid .tile.voice", timeout=10000)
+        await shows_the_room(party, videos=0, voices=1)  # the host's voice still plays
 
-            PHONE.shape(None)
-            await party.click("#audio-only")  # 恢复视频
-            await shows_the_room(party, videos=1, voices=1, timeout_s=40)
-            await party.wait_for_selector("#link-notice", state="hidden", timeout=30000)
-            await host.wait_for_selector("#grid figcaption:has-text('对方网络较慢')", state="detached", timeout=30000)
-        finally:
-            await office.close()
-            await mobile.close()
+        PHONE.shape(None)
+        await party.click("#audio-only")  # 恢复视频
+        await shows_the_room(party, videos=1, voices=1, timeout_s=40)
+        await party.wait_for_selector("#link-notice", state="hidden", timeout=30000)
+        await host.wait_for_selector("#grid figcaption:has-text('对方网络较慢')", state="detached", timeout=30000)

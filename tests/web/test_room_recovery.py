@@ -11,10 +11,7 @@ from playwright.async_api import Browser
 
 from server.config import Settings
 from tests.conftest import Live
-from tests.web.browser import KEEP_PEER_CONNECTIONS, shows_the_room
-
-DESKTOP = {"viewport": {"width": 1440, "height": 900}, "device_scale_factor": 2}
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True}
+from tests.web.browser import DESKTOP_PAGE, PHONE_PAGE, enter_room, shows_the_room
 
 
 @pytest.fixture
@@ -23,14 +20,8 @@ def settings(make_settings: Any) -> Settings:
 
 
 async def test_after_a_media_worker_restart_every_page_shows_the_new_connection(browser: Browser, live: Live) -> None:
-    pages = []
-    for kind, device in (("host", DESKTOP), ("expert", DESKTOP), ("party", PHONE)):
-        context = await browser.new_context(locale="zh-CN", **device)
-        await context.add_init_script(KEEP_PEER_CONNECTIONS)
-        page = await context.new_page()
-        await page.goto(f"{live.base}/join/{live.token(kind)}")
-        await page.click("#enter")
-        pages.append(page)
+    pages = [await enter_room(browser, f"{live.base}/join/{live.token(kind)}", device)
+             for kind, device in (("host", DESKTOP_PAGE), ("expert", DESKTOP_PAGE), ("party", PHONE_PAGE))]
     host, _, party = pages
     try:
         await host.click("#people button[aria-label='准入: 张建军']", timeout=20000)
