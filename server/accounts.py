@@ -162,7 +162,15 @@ async def set_password(db: AsyncSession, user: StaffUser, password: str) -> None
 
 
 async def set_active(db: AsyncSession, user: StaffUser, active: bool) -> None:
-    """Enable or disable a staff account; disabling ends its sessions."""
+    """Enable or disable a staff account; disabling ends its sessions. The last active
+    administrator is never disabled (nobody could then manage the accounts); the administrators'
+    rows are locked, so that two admins disabling each other at once cannot both succeed."""
+    if not active and user.active and user.role == "admin":
+        admins = (await db.scalars(select(StaffUser.id).where(StaffUser.role == "admin", StaffUser.active.is_(True))
+                                   .with_for_update())).all()
+        if set(admins) <= {user.id}:
+            raise Conflict("'{username}' is the last active administrator and cannot be disabled",
+                           username=user.username, field="active")
     user.active = active
     if not active:
         await end_staff_sessions(db, user.id)

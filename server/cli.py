@@ -109,7 +109,7 @@ def cmd_create_staff(args: argparse.Namespace) -> None:
 def cmd_reset_password(args: argparse.Namespace) -> None:
     from sqlalchemy import select
 
-    from server.accounts import StaffUser, set_password
+    from server.accounts import StaffUser, set_active, set_password
 
     settings = _settings(args)
     upgrade_database(settings.database_url)
@@ -119,12 +119,19 @@ def cmd_reset_password(args: argparse.Namespace) -> None:
 
     async def reset(db):
         user = await db.scalar(select(StaffUser).where(StaffUser.username == args.username))
-        if user is not None:
+        if user is None:
+            return None
+        if user.active or args.enable:
             await set_password(db, user, password)
-        return user is not None
+            await set_active(db, user, True)
+        return user.active
 
-    if not asyncio.run(_in_transaction(settings, reset)):
+    active = asyncio.run(_in_transaction(settings, reset))
+    if active is None:
         sys.exit(f"There is no staff account '{args.username}'.")
+    if not active:
+        sys.exit(f"The staff account '{args.username}' is disabled: a new password would not let it log in. "
+                 f"Run 'tiaojie reset-password {args.username} --enable' to enable it with a new password.")
     print(f"New password for '{args.username}' (every session of this account has ended): password '{password}'")
 
 
@@ -218,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     reset = sub.add_parser("reset-password", help="give a staff account a new password and end its sessions")
     reset.add_argument("username")
     reset.add_argument("--password", help="default: a new random one, printed")
+    reset.add_argument("--enable", action="store_true", help="also enable the account if it is disabled")
     reset.add_argument("--database-url", help=DATABASE_HELP)
     reset.set_defaults(func=cmd_reset_password)
 

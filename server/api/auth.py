@@ -14,7 +14,7 @@ from server.auth import (
     require_admin,
     require_staff,
 )
-from server.errors import Forbidden, NotFound, Unauthorized
+from server.errors import Conflict, Forbidden, NotFound, Unauthorized
 from server.http import ApiRoute, ok, path_id, read_json, transaction
 from server.logins import check_login, log_out, send_magic_link, sign_in_expert
 
@@ -81,12 +81,14 @@ async def change_password(request: Request) -> Response:
 async def update_staff_account(request: Request) -> Response:
     """Disable or enable a staff account, or set its password (administrators only); either
     ends the account's sessions."""
-    require_admin(request)
+    admin = require_admin(request)
     data = await read_json(request, StaffPatch)
     async with transaction(request) as db:
         user = await db.get(accounts.StaffUser, path_id(request))
         if user is None:
             raise NotFound("no staff account with id {staff_id}", staff_id=request.path_params["id"])
+        if data.active is False and user.id == admin.id:
+            raise Conflict("you cannot disable your own account", field="active")
         if data.active is not None:
             await accounts.set_active(db, user, data.active)
         if data.password is not None:

@@ -8,11 +8,13 @@ from typing import Any
 from unittest import mock
 
 import httpx
+import pytest
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
-from server.accounts import StaffUser
+from server.accounts import StaffUser, set_active
 from server.config import Settings
+from server.errors import Conflict
 from tests.conftest import STAFF_PASSWORD, ExpertFactory, Inbox, Running, add_staff, expert_client, log_in, started, with_csrf
 
 
@@ -218,3 +220,29 @@ async def test_disabled_account_is_logged_out_and_cannot_log_in(running: Running
     again = await with_csrf(running.client())
     assert (await again.post("/api/auth/login", json={"username": "staff1", "password": STAFF_PASSWORD})).status_code == 401
     assert (await admin.patch("/api/staff/999", json={"active": True})).status_code == 404
+
+
+async def test_nobody_disables_their_own_account_or_the_last_active_admin(running: Running) -> None:
+    await add_staff(running, "chief", role="admin")
+    chief = await log_in(running, "chief")
+    me = (await chief.get("/api/auth/me")).json()
+    own = await chief.patch(f"/api/staff/{me['id']}", json={"active": False})
+    assert own.status_code == 409 and own.json()["field"] == "active"
+    await add_staff(running, "deputy", role="admin")
+    deputy = await log_in(running, "deputy")
+    deputy_id = (await deputy.get("/api/auth/me")).json()["id"]
+    assert (await chief.patch(f"/api/staff/{deputy_id}", json={"active": False})).status_code == 200
+    # Now the chief is the last active admin: the deputy, enabled again, may not disable it.
+    assert (await chief.patch(f"/api/staff/{deputy_id}", json={"active": True})).status_code == 200
+    deputy = await log_in(running, "deputy")
+    assert (await deputy.patch(f"/api/staff/{me['id']}", json={"active": False})).status_code == 200
+    last = await deputy.patch(f"/api/staff/{deputy_id}", json={"active": False})
+    assert last.status_code == 409 and (await deputy.get("/api/auth/me")).status_code == 200
+
+
+async def test_the_last_active_admin_is_never_disabled(running: Running) -> None:
+    await add_staff(running, "chief", role="admin")
+    async with await running.db() as db, db.begin():
+        chief = await db.scalar(select(StaffUser).where(StaffUser.username == "chief"))
+        with pytest.raises(Conflict):
+            await set_active(db, chief, False)

@@ -100,3 +100,19 @@ def test_reset_password_ends_sessions_and_the_new_one_works(tmp_path: Path, monk
     stored = sqlite3.connect(tmp_path / "var" / "tiaojie.sqlite3").execute(
         "SELECT password_hash FROM staff_users WHERE username = 'wang'").fetchone()[0]
     assert verify_password(stored, password) and not verify_password(stored, "long enough pw")
+
+
+def test_reset_password_of_a_disabled_account_says_so_and_enables_it_on_request(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(["create-staff", "wang", "--password", "long enough pw"])
+    database = sqlite3.connect(tmp_path / "var" / "tiaojie.sqlite3")
+    with database:
+        database.execute("UPDATE staff_users SET active = 0 WHERE username = 'wang'")
+    with pytest.raises(SystemExit) as caught:
+        main(["reset-password", "wang"])
+    assert "is disabled" in str(caught.value) and "--enable" in str(caught.value)
+    capsys.readouterr()
+    main(["reset-password", "wang", "--enable"])
+    assert "password '" in capsys.readouterr().out
+    assert database.execute("SELECT active FROM staff_users WHERE username = 'wang'").fetchone()[0] == 1
