@@ -52,15 +52,21 @@ def expand(
     while day <= last_day:
         day_overrides = by_date.get(day)
         if day_overrides is None:
-            spans = [(w.start, w.end) for w in by_weekday.get(day.weekday(), [])]
-        elif any(o.start is None or o.end is None for o in day_overrides):
-            spans = []
-        else:
-            spans = [(o.start, o.end) for o in day_overrides]  # type: ignore[misc]
-        for start, end in spans:
-            intervals.append(_local_span(day, start, end, tz))
+            # A weekly window that runs past midnight stops there when the next day has an
+            # override: a day off (or that day's own hours) takes the whole of that date.
+            next_day = day + dt.timedelta(days=1)
+            stop = _local_midnight(next_day, tz) if next_day in by_date else None
+            for window in by_weekday.get(day.weekday(), []):
+                start, end = _local_span(day, window.start, window.end, tz)
+                intervals.append((start, end if stop is None else min(end, stop)))
+        elif all(o.start is not None and o.end is not None for o in day_overrides):
+            intervals.extend(_local_span(day, o.start, o.end, tz) for o in day_overrides)  # type: ignore[arg-type]
         day += dt.timedelta(days=1)
     return merge(intervals)
+
+
+def _local_midnight(day: dt.date, tz: ZoneInfo) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(0), tzinfo=tz).astimezone(UTC)
 
 
 def _local_span(day: dt.date, start: dt.time, end: dt.time, tz: ZoneInfo) -> Interval:

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from experts.availability import Override, Window, expand, merge, subtract
 
@@ -79,3 +83,33 @@ def test_subtract_takes_busy_time_out() -> None:
     assert subtract(free, busy) == [
         (utc(23, 9), utc(23, 10)), (utc(23, 11), utc(23, 11, 30)), (utc(23, 15), utc(23, 17)),
     ]
+
+
+def test_a_day_off_also_removes_the_night_window_of_the_day_before() -> None:
+    # Monday 22:00-02:00 weekly, Tuesday off (全天请假): nothing on Tuesday, Monday until midnight.
+    got = expand([Window(0, t("22:00"), t("02:00"))], [Override(MON + dt.timedelta(days=1))], "Asia/Shanghai",
+                 MON, MON + dt.timedelta(days=1))
+    assert got == [(utc(23, 14), utc(23, 16))]  # 22:00-24:00 in Shanghai
+
+
+def test_override_hours_replace_the_night_window_that_ran_into_that_day() -> None:
+    got = expand([Window(0, t("22:00"), t("02:00"))], [Override(MON + dt.timedelta(days=1), t("09:00"), t("10:00"))],
+                 "UTC", MON, MON + dt.timedelta(days=1))
+    assert got == [(utc(23, 22), utc(24, 0)), (utc(24, 9), utc(24, 10))]
+
+
+times = st.times().map(lambda time: time.replace(second=0, microsecond=0))
+
+
+@given(windows=st.lists(st.builds(Window, st.integers(0, 6), times, times), max_size=6),
+       days_off=st.sets(st.integers(0, 13), max_size=5),
+       zone=st.sampled_from(["UTC", "Asia/Shanghai", "America/New_York", "Australia/Lord_Howe"]))
+def test_nothing_is_free_on_a_day_off_whatever_day_its_windows_started(
+        windows: list[Window], days_off: set[int], zone: str) -> None:
+    tz = ZoneInfo(zone)
+    offs = [MON + dt.timedelta(days=n) for n in days_off]
+    free = expand(windows, [Override(day) for day in offs], zone, MON, MON + dt.timedelta(days=13))
+    for day in offs:
+        start = dt.datetime.combine(day, dt.time(0), tzinfo=tz).astimezone(UTC)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=tz).astimezone(UTC)
+        assert not [(a, b) for a, b in free if a < end and b > start], (day, free)
