@@ -1,8 +1,10 @@
-"""The room page after its media worker dies: the page reconnects by itself and shows and plays
-the new connection's media, nothing of the old one (staff on HiDPI desktops, the party on a
-phone, so the large simulcast layer is in use)."""
+"""The room page when things go wrong: after its media worker dies the page reconnects by itself
+and shows and plays the new connection's media, nothing of the old one (staff on HiDPI desktops,
+the party on a phone, so the large simulcast layer is in use); a party whose browser cannot join
+is shown to the host with the reason."""
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -11,6 +13,7 @@ from playwright.async_api import Browser
 
 from server.config import Settings
 from tests.conftest import Live
+from tests.signaling.test_ws import join
 from tests.web.browser import DESKTOP_PAGE, PHONE_PAGE, enter_room, shows_the_room
 
 
@@ -37,3 +40,17 @@ async def test_after_a_media_worker_restart_every_page_shows_the_new_connection(
     finally:
         for page in pages:
             await page.context.close()
+
+
+async def test_the_host_sees_why_a_party_s_browser_cannot_join(browser: Browser, live: Live) -> None:
+    host = await enter_room(browser, f"{live.base}/join/{live.token('host')}", DESKTOP_PAGE)
+    party = await join(live, 1, live.token("party"))  # a browser that sends H.264 only
+    try:
+        await host.wait_for_selector("#people li:has-text('张建军')", timeout=20000)
+        offer = (await party.media.offer()).replace("VP8/90000", "H264/90000")
+        await party.socket.send(json.dumps({"type": "offer", "sdp": offer}))
+        await host.wait_for_selector("#people li:has-text('张建军'):has-text('无法加入：此浏览器不支持所需的视频格式')",
+                                     timeout=10000)
+    finally:
+        await party.close()
+        await host.context.close()
