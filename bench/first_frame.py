@@ -35,7 +35,8 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 from weak_link_browser import link_of, start_server  # noqa: E402
 
-from tests.web.browser import CHROMIUM, FLAGS  # noqa: E402
+from tests.needs import CHROMIUM  # noqa: E402
+from tests.web.browser import FLAGS  # noqa: E402
 
 # Marks on the page's clock (ms since the navigation started), in window.marks.
 MARKS = """(() => {

@@ -34,7 +34,8 @@ import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
 
-from tests.web.browser import CHROMIUM, FLAGS, KEEP_PEER_CONNECTIONS  # noqa: E402
+from tests.needs import CHROMIUM  # noqa: E402
+from tests.web.browser import FLAGS, KEEP_PEER_CONNECTIONS  # noqa: E402
 from tests.web.netns import Namespace, sh  # noqa: E402
 
 NS, HOST_IF, NS_IF = "tj-weak", "tj-host", "tj-weak0"

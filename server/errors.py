@@ -81,3 +81,9 @@ class Invalid(AppError):
 
 class TooManyRequests(AppError):
     status_code = 429
+
+
+class Unavailable(AppError):
+    """The server lacks something it needs for this request (not the client's fault)."""
+
+    status_code = 503

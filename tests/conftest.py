@@ -24,6 +24,8 @@ from server.app import create_app
 from server.config import Settings
 from server.database import upgrade_database
 
+pytest_plugins = ["tests.needs", "pytester"]
+
 STAFF_PASSWORD = "correct horse battery"
 
 

@@ -6,6 +6,7 @@ import io
 from typing import Any
 
 import httpx
+import pytest
 from itsdangerous import URLSafeSerializer
 from pypdf import PdfReader
 
@@ -111,6 +112,11 @@ async def test_printable_agreement_pages(running: Running, staff_client: httpx.A
     assert party_page.status_code == 200 and 'id="confirm-form"' in party_page.text
     assert (await running.client().get("/join/garbage/agreement")).status_code == 401
 
+
+@pytest.mark.pdf
+async def test_the_agreement_as_a_pdf(running: Running, staff_client: httpx.AsyncClient, pool: dict[str, Any]) -> None:
+    session = (await staff_client.post("/api/sessions", json=booking(pool, next_monday(10)))).json()
+    await staff_client.post(f"/api/sessions/{session['id']}/outcome", json={"kind": "agreement", "terms": "双方互相道歉"})
     pdf = await staff_client.get(f"/sessions/{session['id']}/agreement.pdf")
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF-")
     text = "".join("".join(page.extract_text().split()) for page in PdfReader(io.BytesIO(pdf.content)).pages)

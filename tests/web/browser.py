@@ -6,7 +6,6 @@ import asyncio
 import time
 from typing import Any
 
-CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox",
     "--disable-background-networking", "--disable-component-update", "--no-first-run",

@@ -9,7 +9,8 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.conftest import STAFF_PASSWORD
-from tests.web.browser import CHROMIUM, FLAGS
+from tests.needs import CHROMIUM
+from tests.web.browser import FLAGS
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 

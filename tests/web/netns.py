@@ -7,7 +7,7 @@ import dataclasses
 import subprocess
 from pathlib import Path
 
-from tests.web.browser import CHROMIUM
+from tests.needs import CHROMIUM
 
 
 def sh(*command: str) -> None:

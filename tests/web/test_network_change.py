@@ -15,7 +15,8 @@ import pytest
 from playwright.async_api import async_playwright
 
 from tests.conftest import Live
-from tests.web.browser import CHROMIUM, DESKTOP_PAGE, FLAGS, PHONE_PAGE, enter_room, receiving, shows_the_room
+from tests.needs import CHROMIUM
+from tests.web.browser import DESKTOP_PAGE, FLAGS, PHONE_PAGE, enter_room, receiving, shows_the_room
 from tests.web.netns import Namespace
 
 HOST_IP, WIFI_IP, MOBILE_IP = "10.78.0.1", "10.78.0.2", "10.78.0.3"
