@@ -175,7 +175,7 @@ async def publish(db: AsyncSession, settings: Settings, now: dt.datetime) -> dic
     """Build and keep the review of the last full week, and queue it by e-mail to the recipients."""
     week = last_full_week(now, settings.timezone)
     stored = await store(db, await build(db, week, settings.timezone, now), now)
-    text = as_text(stored, settings.office_name, f"{settings.base_url}/reviews/{stored['id']}")
+    text = as_text(stored, settings.office_name, f"{settings.link_base()}/reviews/{stored['id']}")
     for recipient in settings.review_recipients or (settings.office_email or settings.smtp_from,):
         await outbox.queue(
             db, key=f"weekly-review:{week}:{recipient}", session_id=None, kind="weekly_review", channel="email",

@@ -109,7 +109,7 @@ def create_app(settings: Settings) -> Starlette:
         deliverer = Deliverer(sessions, settings)
         jobs = Jobs(settings, JobContext(
             sessions=sessions, settings=settings, after_queue=deliverer.kick,
-            link_for=lambda s, p: participant_link(tokens, settings.base_url, settings.invite_grace_s, s, p),
+            link_for=lambda s, p: participant_link(tokens, settings.link_base(), settings.invite_grace_s, s, p),
         ))
         app.state.engine, app.state.db_sessions = engine, sessions
         app.state.deliverer, app.state.jobs = deliverer, jobs

@@ -3,16 +3,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import logging
 import os
 import secrets
+import socket
 import sys
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from audit.log import AuditedSession
 from server import aio
 from server.config import Settings
 from server.database import create_engine, create_session_factory, upgrade_database
+from server.links import is_loopback
 
 DATABASE_HELP = "SQLAlchemy URL (default: TIAOJIE_DATABASE_URL, else sqlite+aiosqlite:///var/tiaojie.sqlite3)"
 
@@ -50,15 +55,64 @@ def _banner(*lines: str) -> str:
     return "\n".join([rule, *(f"  {line}" for line in lines), rule])
 
 
+def office_address() -> str | None:
+    """This computer's address on the office network (the one its default route leaves by), if any."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: a route is looked up, nothing is sent
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if is_loopback(address) else address
+
+
+def served_url(host: str, port: int, tls: bool) -> str:
+    """The address others use to reach a server listening on host:port (all addresses: the office one)."""
+    if host in ("", "0.0.0.0", "::"):
+        host = office_address() or "127.0.0.1"
+    scheme = "https" if tls else "http"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}" + ("" if port == (443 if tls else 80) else f":{port}")
+
+
+def _where(settings: Settings, host: str, port: int, tls: bool) -> list[str]:
+    """The banner's lines on where to open the server, from this computer and from a phone."""
+    here = served_url("127.0.0.1" if host in ("", "0.0.0.0", "::") else host, port, tls)
+    lines = [f"Tiaojie is running. Open {here}/login"]
+    phones = settings.served_url
+    if is_loopback(urlsplit(phones).hostname):
+        lines.append("Only this computer can open it. For phones on the office network: "
+                     "--host 0.0.0.0 --tls-cert F --tls-key F (README: Try it from a phone)")
+    else:
+        lines.append(f"Phones and other computers on the office network: {phones}/")
+        if not tls:
+            lines.append("(a phone's browser allows its camera only over HTTPS: add --tls-cert F --tls-key F)")
+    if settings.base_url:
+        lines.append(f"Links and QR codes point to TIAOJIE_BASE_URL: {settings.base_url}")
+    return lines
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
+    from sqlalchemy.engine import make_url
 
     from server.app import create_app
 
-    settings = _settings(args)
+    tls = bool(args.tls_cert or args.tls_key)
+    if tls and not (args.tls_cert and args.tls_key):
+        sys.exit("HTTPS needs both --tls-cert and --tls-key.")
+    for path in (args.tls_cert, args.tls_key) if tls else ():
+        if not Path(path).is_file():
+            sys.exit(f"No such file: {path}")
+    settings = dataclasses.replace(_settings(args), served_url=served_url(args.host, args.port, tls))
+    if tls:
+        settings = dataclasses.replace(settings, https_only_cookies=True)
     upgrade_database(settings.database_url)
     login = _load_demo(settings) if args.demo else ""
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level="info"))
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(settings), host=args.host, port=args.port, log_level="info",
+        forwarded_allow_ips=list(settings.trusted_proxies), ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
+    ))
 
     async def serve() -> None:
         # The login lines come last, after uvicorn's start-up output, where a newcomer sees them.
@@ -66,9 +120,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
         while not server.started and not task.done():
             await asyncio.sleep(0.05)
         if server.started:
-            url = f"http://{args.host}:{args.port}/login"
-            print(_banner(f"Tiaojie is running. Open {url}", *([login] if login else []),
-                          f"Database: {settings.database_url}"), flush=True)
+            database = make_url(settings.database_url).render_as_string(hide_password=True)
+            print(_banner(*_where(settings, args.host, args.port, tls), *([login] if login else []),
+                          f"Database: {database}"), flush=True)
         await task
 
     aio.run(serve())
@@ -198,6 +252,8 @@ def main(argv: list[str] | None = None) -> None:
     serve = sub.add_parser("serve", help="upgrade the database and run the server")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all)")
     serve.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    serve.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM; phones need HTTPS for the camera)")
+    serve.add_argument("--tls-key", help="the certificate's private key (PEM)")
     serve.add_argument("--database-url", help=DATABASE_HELP)
     serve.add_argument("--demo", action="store_true", help="load the demo data first")
     serve.add_argument(

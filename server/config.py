@@ -17,7 +17,14 @@ class Settings:
     database_url: str = ""
     secret_key: str = ""
     timezone: str = "Asia/Shanghai"
-    base_url: str = "http://127.0.0.1:8000"
+    # The address people use to reach this server, for links and QR codes (e.g.
+    # https://tiaojie.example.gov.cn). Empty: a page's links use the address its request came in
+    # on, and messages (e-mail, SMS) the address `tiaojie serve` prints for phones (served_url).
+    base_url: str = ""
+    # Proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (addresses or networks).
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    # Set by `tiaojie serve` from --host, --port and TLS, never from the environment.
+    served_url: str = dataclasses.field(default="http://127.0.0.1:8000", metadata={"env": False})
     # Staff login throttle: this many failures for one user name within the window locks it.
     login_max_failures: int = 5
     login_window_s: int = 15 * 60
@@ -78,6 +85,10 @@ class Settings:
     # Largest evidence file accepted (photos, PDFs, documents, short recordings).
     evidence_max_bytes: int = 20 * 1024 * 1024
 
+    def link_base(self) -> str:
+        """The address in links sent out (e-mail, SMS, calendars), where no request says where people are."""
+        return (self.base_url or self.served_url).rstrip("/")
+
     def __post_init__(self) -> None:
         if not self.database_url:
             object.__setattr__(
@@ -91,7 +102,7 @@ class Settings:
         values: dict[str, object] = {}
         for field in dataclasses.fields(cls):
             raw = env.get("TIAOJIE_" + field.name.upper())
-            if raw is None:
+            if raw is None or not field.metadata.get("env", True):
                 continue
             if field.type in ("float",):
                 values[field.name] = float(raw)

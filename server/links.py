@@ -2,7 +2,9 @@
 personal join links, and a participant's invitation. Shared by the JSON routes and the pages."""
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
@@ -22,11 +24,32 @@ def rules(request: Request) -> Rules:
 
 
 
-def link_for(request: Request, session: MediationSession, participant: Participant) -> str:
-    """A participant's personal join link."""
+def is_loopback(host: str | None) -> bool:
+    """Whether only this computer can open an address on this host."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def site_url(request: Request) -> str:
+    """Where people reach this server, for the links and QR codes on a page: TIAOJIE_BASE_URL if
+    set, else the address this request came in on (behind a trusted proxy its scheme is the
+    proxy's X-Forwarded-Proto: uvicorn reads it), except a loopback address, which only this
+    computer can open: then the address `tiaojie serve` prints for phones, if that is not one."""
+    settings: Settings = request.app.state.settings
+    if settings.base_url:
+        return settings.base_url.rstrip("/")
+    if is_loopback(request.url.hostname) and not is_loopback(urlsplit(settings.served_url).hostname):
+        return settings.served_url.rstrip("/")
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def link_for(request: Request, session: MediationSession, participant: Participant, base: str | None = None) -> str:
+    """A participant's personal join link, on this page's address (`site_url`) unless `base` is given."""
     state = request.app.state
     return invites.participant_link(
-        state.tokens, state.settings.base_url, state.settings.invite_grace_s, session, participant
+        state.tokens, base or site_url(request), state.settings.invite_grace_s, session, participant
     )
 
 

@@ -53,7 +53,7 @@ async def send_magic_link(request: Request, email: str) -> None:
         found = (expert.id, expert.name, expert.email) if expert is not None and expert.active else None
     if found is None:
         return
-    link = f"{state.settings.base_url}/expert/login?token={state.tokens.magic_link(found[0])}"
+    link = f"{state.settings.link_base()}/expert/login?token={state.tokens.magic_link(found[0])}"
     await mail.send(
         state.settings, found[2], "调解专家登录链接 / Tiaojie sign-in link",
         f"{found[1]}，您好：\n\n请点击以下链接登录调解专家门户（{state.settings.magic_link_max_age_s // 60} 分钟内有效，仅可使用一次）：\n{link}\n",

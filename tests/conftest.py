@@ -55,9 +55,7 @@ def make_settings(tmp_path: Path) -> Iterator[Callable[..., Settings]]:
                 conn.execute(f'CREATE DATABASE "{name}"')
             created.append(name)
             overrides["database_url"] = f"{POSTGRES.rsplit('/', 1)[0]}/{name}".replace("postgresql://", "postgresql+asyncpg://")
-        settings = Settings(
-            data_dir=tmp_path, secret_key="test-secret", base_url="http://test", **overrides
-        )
+        settings = Settings(data_dir=tmp_path, secret_key="test-secret", **{"base_url": "http://test", **overrides})
         upgrade_database(settings.database_url)
         return settings
 

@@ -17,7 +17,7 @@ from server.auth import csrf_token, current_expert_id, current_staff
 from server.database import utcnow
 from server.errors import AppError
 from server.http import transaction
-from server.links import invitation_view
+from server.links import invitation_view, link_for, site_url
 from server.logins import check_login, log_out, send_magic_link, sign_in_expert
 from web.i18n import LANG_COOKIE, WEB_DIR, catalogue, error_text, language, translator, vocabulary_label
 
@@ -97,12 +97,12 @@ async def expert_home(request: Request) -> Response:
         availability = await experts.get_availability(db, expert_id)
         sessions = await calendar.expert_sessions(
             db, expert_id, utcnow(),
-            lambda s, p: invites.participant_link(state.tokens, settings.base_url, settings.invite_grace_s, s, p),
+            lambda s, p: link_for(request, s, p),
         )
     for item in sessions:
         item["start_local"] = _local_time(item["start"], settings.timezone)
         item["token"] = item["join_url"].rsplit("/", 1)[1]
-    calendar_url = f"{settings.base_url}/calendar/{state.tokens.calendar_feed(expert_id)}.ics"
+    calendar_url = f"{site_url(request)}/calendar/{state.tokens.calendar_feed(expert_id)}.ics"
     return render(request, "expert_home.html", expert=expert, availability=availability,
                   sessions=sessions, calendar_url=calendar_url)
 

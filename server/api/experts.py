@@ -15,7 +15,7 @@ from server.auth import require_expert_self_or_staff, require_staff
 from server.database import utcnow
 from server.errors import Invalid
 from server.http import ApiRoute, ok, parse_date, path_id, query_param, read_json, transaction
-from server.links import link_for
+from server.links import link_for, site_url
 from server.vocabulary import Role
 
 MAX_RANGE_DAYS = 62
@@ -113,7 +113,7 @@ async def calendar_link(request: Request) -> Response:
     require_expert_self_or_staff(request, expert_id)
     state = request.app.state
     token = state.tokens.calendar_feed(expert_id)
-    return ok({"url": f"{state.settings.base_url}/calendar/{token}.ics"})
+    return ok({"url": f"{site_url(request)}/calendar/{token}.ics"})
 
 
 async def calendar_feed(request: Request) -> Response:

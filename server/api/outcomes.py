@@ -33,7 +33,7 @@ async def record_outcome(request: Request) -> Response:
             await notify.queue_agreement_messages(
                 db, session, dispute_title=dispute.title if dispute else "", terms=data.terms, settings=settings,
                 days=settings.agreement_confirm_days,
-                link_for=lambda p: invites.agreement_link(request.app.state.tokens, settings.base_url, session, p, until),
+                link_for=lambda p: invites.agreement_link(request.app.state.tokens, settings.link_base(), session, p, until),
             )
     request.app.state.deliverer.kick()
     for follow_up in result["follow_ups"]:

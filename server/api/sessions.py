@@ -28,9 +28,10 @@ async def announce(
 ) -> None:
     """Queue the messages of a session event in the current transaction."""
     dispute = await db.get(Dispute, session.dispute_id)
+    settings = request.app.state.settings
     await notify.queue_session_messages(
         db, session, kind, dispute_title=dispute.title if dispute else "",
-        link_for=lambda p: link_for(request, session, p), settings=request.app.state.settings, only=only,
+        link_for=lambda p: link_for(request, session, p, base=settings.link_base()), settings=settings, only=only,
     )
 
 

@@ -97,3 +97,4 @@ async def test_decline_offers_replacements(running: Running, staff_client: httpx
     # The declined expert's time is free again.
     solo = {**booking(pool, next_monday(10)), "experts": [{"expert_id": pool["experts"]["lawyer"][0]["id"]}]}
     assert (await staff_client.post("/api/sessions", json=solo)).status_code == 201
+

@@ -1,8 +1,11 @@
 """The `tiaojie` command: demo data, staff accounts, and a real server process."""
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import os
 import re
+import ssl
 import sqlite3
 import subprocess
 import sys
@@ -37,7 +40,7 @@ def test_create_staff_refuses_short_and_duplicate(tmp_path: Path, monkeypatch: p
     assert "taken" in str(caught.value)
 
 
-def _start_server(port: int, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+def _start_server(port: int, env: dict[str, str], *args: str, scheme: str = "http") -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [sys.executable, "-c", "from server.cli import main; main()", "serve", "--port", str(port), *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -45,7 +48,7 @@ def _start_server(port: int, env: dict[str, str], *args: str) -> subprocess.Pope
     deadline = time.monotonic() + 30
     while True:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+            if httpx.get(f"{scheme}://127.0.0.1:{port}/healthz", verify=False).status_code == 200:
                 return process
         except httpx.TransportError:
             pass
@@ -116,3 +119,78 @@ def test_reset_password_of_a_disabled_account_says_so_and_enables_it_on_request(
     main(["reset-password", "wang", "--enable"])
     assert "password '" in capsys.readouterr().out
     assert database.execute("SELECT active FROM staff_users WHERE username = 'wang'").fetchone()[0] == 1
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as an office would make one for its own address."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "office.crt", folder / "office.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def _join_links(client: httpx.Client, **headers: str) -> set[str]:
+    """The demo session's join links as a logged-in clerk sees them, each cut before /join/."""
+    token = client.get("/api/auth/csrf").json()["csrf_token"]
+    assert client.post("/api/auth/login", json={"username": "admin", "password": PASSWORD},
+                       headers={"X-CSRF-Token": token}).status_code == 200
+    session = client.get("/api/schedule", headers=headers).json()["sessions"][0]
+    detail = client.get(f"/api/sessions/{session['session_id']}", headers=headers).json()
+    return {p["join_url"].split("/join/")[0] for p in detail["participants"]}
+
+
+def _demo_with_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The demo data loaded in tmp_path with admin's password PASSWORD; the server's environment."""
+    monkeypatch.setenv("TIAOJIE_DATA_DIR", str(tmp_path))
+    main(["demo"])
+    main(["reset-password", "admin", "--password", PASSWORD])
+    return {**os.environ, "TIAOJIE_DATA_DIR": str(tmp_path)}
+
+
+PASSWORD = "long enough pw"
+
+
+def test_serve_over_https_with_the_office_s_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = _self_signed(tmp_path)
+    port = free_port()
+    process = _start_server(port, _demo_with_password(tmp_path, monkeypatch), "--tls-cert", str(cert), "--tls-key", str(key),
+                            scheme="https")
+    try:
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=ssl.create_default_context(cafile=cert)) as client:
+            assert _join_links(client) == {f"https://127.0.0.1:{port}"}
+            assert client.cookies.jar and all(cookie.secure for cookie in client.cookies.jar)
+    finally:
+        process.terminate()
+    output = process.communicate(timeout=15)[0]
+    banner = output[output.index("Tiaojie is running"):]
+    assert f"Open https://127.0.0.1:{port}/login" in banner and "--host 0.0.0.0 --tls-cert" in banner
+
+
+@pytest.mark.parametrize("trusted, scheme", [(None, "https"), ("10.1.2.3", "http")])
+def test_links_follow_the_scheme_a_trusted_proxy_forwards_and_only_that(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trusted: str | None, scheme: str,
+) -> None:
+    env = _demo_with_password(tmp_path, monkeypatch)
+    if trusted:  # the default trusts this computer (a proxy beside the server)
+        env["TIAOJIE_TRUSTED_PROXIES"] = trusted
+    port = free_port()
+    process = _start_server(port, env)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            assert _join_links(client, **{"X-Forwarded-Proto": "https"}) == {f"{scheme}://127.0.0.1:{port}"}
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
