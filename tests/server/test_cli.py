@@ -5,8 +5,8 @@ import datetime as dt
 import ipaddress
 import os
 import re
-import ssl
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time

@@ -34,25 +34,54 @@ function openDevices() {
   return devicesOpening;
 }
 
+// Camera and microphone together; failing that the microphone alone, then the camera alone: a
+// person whose camera is blocked, missing or busy still joins with their voice, and one with
+// neither joins to watch and listen.
 async function openDevicesNow() {
   const camera = $("camera").value;
   const microphone = $("microphone").value;
   if (localStream) localStream.getTracks().forEach((track) => track.stop());
-  try {
-    localStream = await navigator.mediaDevices.getUserMedia({
-      audio: microphone ? { deviceId: { exact: microphone } } : true,
-      video: { width: { ideal: 640 }, height: { ideal: 480 }, ...(camera ? { deviceId: { exact: camera } } : {}) },
-    });
-    $("device-error").hidden = true;
-  } catch (error) {
-    localStream = null;
-    $("device-error").textContent = t("join.no_device", { error: error.name });
-    $("device-error").hidden = false;
-    return;
+  localStream = null;
+  if (!navigator.mediaDevices) { showDevices("insecure"); return; } // plain HTTP, not on this computer
+  const audio = microphone ? { deviceId: { exact: microphone } } : true;
+  const video = { width: { ideal: 640 }, height: { ideal: 480 }, ...(camera ? { deviceId: { exact: camera } } : {}) };
+  let failure = "";
+  for (const wanted of [{ audio, video }, { audio }, { video }]) {
+    try {
+      localStream = await navigator.mediaDevices.getUserMedia(wanted);
+      break;
+    } catch (error) {
+      failure = failure || error.name;
+    }
   }
+  showDevices(failure);
+  if (!localStream) return;
   $("preview").srcObject = localStream;
   watchLevel(localStream);
   await listDevices();
+}
+
+// Why a device could not be had, in words a resident understands (a getUserMedia error name).
+function deviceReason(failure) {
+  const name = { SecurityError: "NotAllowedError", AbortError: "NotReadableError" }[failure] || failure;
+  return t(`join.why.${strings[`join.why.${name}`] ? name : "other"}`, { error: failure });
+}
+
+// The device check's message, help and buttons for what was opened (`failure`: "" when all was).
+function showDevices(failure) {
+  const hasAudio = Boolean(localStream?.getAudioTracks().length);
+  const hasVideo = Boolean(localStream?.getVideoTracks().length);
+  const what = hasAudio && hasVideo ? "" : hasAudio ? "no_camera" : hasVideo ? "no_microphone" : "no_devices";
+  $("device-problem").hidden = !what;
+  $("device-help").hidden = deviceReason(failure) !== deviceReason("NotAllowedError");
+  $("device-retry").hidden = failure === "insecure";
+  $("device-error").textContent = what ? deviceReason(failure) : "";
+  $("device-fallback").textContent = what ? t(`join.${what}`) : "";
+  $("preview").hidden = !hasVideo;
+  $("enter").textContent = t(what ? `join.enter_${what}` : "join.enter");
+  for (const [kind, has] of [["audio", hasAudio], ["video", hasVideo]]) {
+    $(kind === "audio" ? "toggle-audio" : "toggle-video").disabled = !has;
+  }
 }
 
 async function listDevices() {
@@ -266,6 +295,9 @@ async function handle(message) {
       showRecording(message.recording);
       if (message.audio_muted) setTrack("audio", false);
       if (message.video_muted) setTrack("video", false);
+      // Without a microphone or camera, others see that person as muted, not as silent or black.
+      if (!localStream?.getAudioTracks().length && !message.audio_muted) send({ type: "mute", audio: true });
+      if (!localStream?.getVideoTracks().length && !message.video_muted) send({ type: "mute", video: true });
       audioOnly = Boolean(message.audio_only);
       showLink();
       await startMedia(iceServers);
@@ -485,7 +517,11 @@ function renderVoices(transceivers) {
 function renderTiles() {
   const grid = $("grid");
   const wanted = [];
-  if (localStream) wanted.push({ key: "me", tracks: localStream.getVideoTracks(), text: `${t("room.you")} · ${config.you.display_name}` });
+  if (localStream) {
+    const camera = localStream.getVideoTracks()[0];
+    wanted.push({ key: "me", tracks: localStream.getVideoTracks(), text: `${t("room.you")} · ${config.you.display_name}`,
+                  voice: !camera?.enabled });
+  }
   const transceivers = pc ? pc.getTransceivers() : [];
   if (pc) {
     slots.forEach((slotKey, n) => {
@@ -494,11 +530,13 @@ function renderTiles() {
       const [peerId, screen] = slotKey.split("#");
       const person = people.get(peerId);
       if (!person) return;
-      const voiceOnly = notShown.has(slotKey);
+      const cameraOff = !screen && person.video_muted;
+      const voiceOnly = notShown.has(slotKey) || cameraOff;
       const flags = [];
       if (!screen && person.audio_muted) flags.push(t("room.muted"));
+      if (cameraOff) flags.push(t("room.no_video"));
       if (pausedVideo.has(slotKey)) flags.push(t("room.video_held"));
-      else if (voiceOnly) flags.push(t("room.voice_only"));
+      else if (notShown.has(slotKey)) flags.push(t("room.voice_only"));
       if (!screen && person.weak_link) flags.push(t("room.their_link_weak"));
       const name = screen ? t("room.screen_of", { name: label(person) }) : label(person);
       wanted.push({ key: `slot-${n}-${slotKey}`, slot: n, tracks: [transceivers[4 + 2 * n].receiver.track],
@@ -648,7 +686,10 @@ function setTrack(kind, enabled) {
   if (track) track.enabled = enabled;
   const button = $(kind === "audio" ? "toggle-audio" : "toggle-video");
   if (kind === "audio") button.textContent = enabled ? t("room.mute") : t("room.unmute");
-  else button.textContent = enabled ? t("room.camera_off") : t("room.camera_on");
+  else {
+    button.textContent = enabled ? t("room.camera_off") : t("room.camera_on");
+    renderTiles(); // my own tile shows my name while my camera is off
+  }
 }
 
 function toggle(kind) {
@@ -666,6 +707,7 @@ function leave() {
 // ---------------------------------------------------------------- wiring
 
 $("camera").addEventListener("change", openDevices);
+$("device-retry").addEventListener("click", openDevices);
 $("microphone").addEventListener("change", openDevices);
 $("enter").addEventListener("click", enterRoom);
 $("toggle-audio").addEventListener("click", () => toggle("audio"));
