@@ -262,7 +262,7 @@ class MediaEngine:
                 self.peers[member.peer_id].screen.want_keyframe()
             await self._changed(room)
         elif kind == "chat":
-            await self._chat(room, member, _text(message, "text", 2000).strip())
+            await self._chat(room, member, _text(message, "text", 2000).strip(), message.get("to"))
         elif kind == "consent":
             await self._consent(room, member, bool(message.get("agree")))
         elif kind == "moderate":
@@ -274,17 +274,31 @@ class MediaEngine:
         else:
             raise SignalingError(f"unknown message type {kind!r}", code="unknown_type")
 
-    async def _chat(self, room: Room, member: Member, text: str) -> None:
+    async def _chat(self, room: Room, member: Member, text: str, to: object) -> None:
+        """To everyone on the sender's side of the room; or, between a person waiting in the lobby
+        and the hosts, to those only (`lobby`: the waiting person's peer id), whoever writes."""
         if not text:
             raise SignalingError("empty chat message", code="bad_message")
-        if not member.admitted:
-            raise SignalingError("wait until the host admits you", code="forbidden")
-        chat = {"type": "chat", "from": member.peer_id, "name": member.info.get("name", ""),
-                "role": member.info.get("role", ""), "text": text, "at": time.time()}
-        for other in room.members.values():
-            if other.admitted and (room.caucus is None or room.host_side(other) == room.host_side(member)):
-                await self._emit(other.peer_id, chat)
-        await self._record(room.room_id, {"kind": "chat", "peer_id": member.peer_id, "text": text})
+        chat: dict[str, Any] = {"type": "chat", "from": member.peer_id, "name": member.info.get("name", ""),
+                                "role": member.info.get("role", ""), "text": text, "at": time.time()}
+        if to is not None:
+            waiting = room.members.get(to) if isinstance(to, str) else None
+            if not member.is_moderator:
+                raise SignalingError("only the host may write to one person", code="forbidden")
+            if waiting is None or waiting.admitted:
+                raise SignalingError("'to' must name a person waiting in the lobby", code="bad_message")
+            chat["lobby"] = waiting.peer_id
+        elif not member.admitted:
+            chat["lobby"] = member.peer_id
+        if "lobby" in chat:
+            readers = [m for m in room.members.values() if m.is_moderator or m.peer_id == chat["lobby"]]
+        else:
+            readers = [m for m in room.members.values()
+                       if m.admitted and (room.caucus is None or room.host_side(m) == room.host_side(member))]
+        for reader in readers:
+            await self._emit(reader.peer_id, chat)
+        await self._record(room.room_id, {"kind": "chat", "peer_id": member.peer_id, "text": text,
+                                          **({"lobby": chat["lobby"]} if "lobby" in chat else {})})
 
     async def _moderate(self, room: Room, host: Member, message: dict[str, Any]) -> None:
         action = message.get("action")

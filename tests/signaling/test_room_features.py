@@ -238,3 +238,29 @@ async def test_audio_only_on_request_keeps_every_voice_and_survives_a_reconnecti
     with pytest.raises(SignalingError) as refused:
         await harness.engine.handle("p1", {"type": "audio_only", "on": "yes"})
     assert refused.value.code == "bad_message"
+
+
+async def test_a_person_in_the_lobby_writes_to_the_hosts_and_a_host_answers_them_alone(harness: Harness) -> None:
+    await harness.add(0, kind="host")
+    await harness.add(1, kind="expert")
+    await harness.moderate("p0", "admit", peer_id="p1")
+    await harness.add(2, kind="party")
+    await harness.add(3, kind="party")
+
+    def chats(peer_id: str) -> list[tuple[str, str, str | None]]:
+        return [(m["from"], m["text"], m.get("lobby")) for m in harness.seen[peer_id] if m["type"] == "chat"]
+
+    await harness.engine.handle("p2", {"type": "chat", "text": "我到了，还要等多久？"})
+    await harness.engine.handle("p0", {"type": "chat", "text": "专家马上到，请稍候", "to": "p2"})
+    conversation = [("p2", "我到了，还要等多久？", "p2"), ("p0", "专家马上到，请稍候", "p2")]
+    assert chats("p0") == conversation and chats("p2") == conversation
+    assert chats("p1") == [] and chats("p3") == []  # the expert, and the other party waiting
+
+    for sender, to, code in (("p0", "p1", "bad_message"), ("p0", ["p2"], "bad_message"), ("p1", "p2", "forbidden"),
+                             ("p2", "p3", "forbidden")):
+        with pytest.raises(SignalingError) as refused:
+            await harness.engine.handle(sender, {"type": "chat", "text": "你好", "to": to})
+        assert refused.value.code == code
+    await harness.moderate("p0", "admit", peer_id="p2")
+    await harness.engine.handle("p2", {"type": "chat", "text": "谢谢"})
+    assert chats("p1")[-1] == ("p2", "谢谢", None) and chats("p3") == []

@@ -38,8 +38,22 @@ async def test_four_people_in_the_room(browser: Browser, live: Live) -> None:
     for page in pages[1:]:
         assert not await page.is_visible("#host-controls"), "a party or expert sees the host's buttons"
         assert not await page.is_visible("#end")
+    # A party in the lobby writes to the host, who answers that party alone.
+    await pages[1].fill("#chat-text", "我到了，还要等多久？")
+    await pages[1].press("#chat-text", "Enter")
+    await host.wait_for_selector("#chat li.lobby:has-text('张建军（当事人）：我到了，还要等多久？')", timeout=10000)
+    await host.select_option("#chat-to", label="等候中的 张建军")
+    await host.fill("#chat-text", "专家马上到，请稍候")
+    await host.press("#chat-text", "Enter")
+    await pages[1].wait_for_selector("#chat li:has-text('→ 张建军：专家马上到，请稍候')", timeout=10000)
+    await asyncio.sleep(0.5)
+    for page in pages[2:]:  # the other party waiting, and the expert
+        assert "等多久" not in await page.inner_text("#chat") and "请稍候" not in await page.inner_text("#chat")
     for name in ("张建军", "李秀兰"):
         await host.click(f"#people button[aria-label='准入: {name}']", timeout=15000)
+    await host.wait_for_selector("#chat-to", state="hidden", timeout=10000)  # nobody waits any more
+    await pages[1].wait_for_selector("#notice", state="hidden", timeout=10000)
+    assert not (await pages[1].inner_text("#status")).startswith("出现问题")
     for page in pages:
         for _ in range(60):
             if await videos_playing(page, 3):

@@ -292,6 +292,7 @@ async function handle(message) {
       retryMs = 1000;
       if (opensAt) { opensAt = 0; notice(""); }
       if (!message.admitted) notice(t("room.lobby"), "lobby");
+      $("chat-text").placeholder = t(message.admitted ? "room.chat_placeholder" : "room.chat_placeholder_lobby");
       showRecording(message.recording);
       if (message.audio_muted) setTrack("audio", false);
       if (message.video_muted) setTrack("video", false);
@@ -327,6 +328,7 @@ async function handle(message) {
       showRecording(message.recording);
       $("caucus").dataset.active = message.caucus ? "1" : "";
       renderPeople();
+      renderChatTargets();
       renderTiles();
       break;
     case "lobby":
@@ -337,6 +339,7 @@ async function handle(message) {
       break;
     case "admitted":
       notice("");
+      $("chat-text").placeholder = t("room.chat_placeholder");
       break;
     case "force_mute":
       setTrack("audio", false);
@@ -646,10 +649,27 @@ function toggleCaucus() {
   renderPeople();
 }
 
+// A host writes to everyone, or to one person waiting in the lobby (who cannot read the room's chat).
+function renderChatTargets() {
+  if (!isHost) return;
+  const select = $("chat-to");
+  const chosen = select.value;
+  const waiting = listed.filter((person) => !person.admitted && person.peer_id !== me);
+  select.replaceChildren(new Option(t("room.chat_everyone"), ""),
+    ...waiting.map((person) => new Option(t("room.chat_to_waiting", { name: person.name }), person.peer_id)));
+  select.value = waiting.some((person) => person.peer_id === chosen) ? chosen : "";
+  select.hidden = !waiting.length;
+}
+
 function addChat(message) {
   const item = document.createElement("li");
   const time = new Date(message.at * 1000).toLocaleTimeString();
-  item.textContent = `${time} ${message.name}（${config.labels[message.role] || message.role}）：${message.text}`;
+  const who = `${message.name}（${config.labels[message.role] || message.role}）`;
+  // Between a person in the lobby and the hosts: marked, and a host's answer says to whom.
+  const waiting = message.lobby && message.from !== message.lobby ? ` → ${people.get(message.lobby)?.name || ""}` : "";
+  const where = message.lobby ? `［${t("room.chat_lobby")}］` : "";
+  item.textContent = `${time} ${where}${who}${waiting}：${message.text}`;
+  item.classList.toggle("lobby", Boolean(message.lobby));
   $("chat").append(item);
   $("chat").scrollTop = $("chat").scrollHeight;
 }
@@ -730,7 +750,8 @@ $("end").addEventListener("click", () => {
 $("chat-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const text = $("chat-text").value.trim();
-  if (text) send({ type: "chat", text });
+  const to = $("chat-to").value;
+  if (text) send({ type: "chat", text, ...(to ? { to } : {}) });
   $("chat-text").value = "";
 });
 openDevices();
