@@ -21,6 +21,10 @@ from server.errors import Invalid, NotFound
 from server.vocabulary import DisputeType
 
 PLACEHOLDER = re.compile(r"\{(申请人|被申请人|纠纷名称|地点|日期)\}")
+# A blank for staff to fill: text in full-width brackets in a template, or anything in braces.
+BRACES = re.compile(r"\{[^{}]*\}")
+BLANK = re.compile(r"（[^（）]*）|\{[^{}]*\}")
+NO_PLACE = "（地点）"  # a draft's place where the dispute has none
 _CLOSING = "{n}、本协议履行完毕后，双方就此纠纷再无其他争议，任何一方不得再以此事由向对方主张权利。"
 BUILT_IN: dict[str, str] = {
     DisputeType.NEIGHBOUR: "一、{被申请人}于{日期}起十日内完成（具体整改事项），{申请人}予以配合。\n"
@@ -95,6 +99,13 @@ async def reset(db: AsyncSession, dispute_type: str) -> dict[str, Any]:
     return next(t for t in await list_templates(db) if t["dispute_type"] == dispute_type)
 
 
+async def blanks_left(db: AsyncSession, dispute_type: str, terms: str) -> list[str]:
+    """The blanks of the type's template (its （…） and {…}) still in these terms, and any {…} in them."""
+    template = PLACEHOLDER.sub("", await template_for(db, dispute_type))
+    blanks = [*BLANK.findall(template), NO_PLACE]
+    return list(dict.fromkeys([blank for blank in blanks if blank in terms] + BRACES.findall(terms)))
+
+
 async def draft(db: AsyncSession, session_id: int, timezone: str) -> dict[str, Any]:
     """The template of a session's dispute type with the dispute's names and place filled in."""
     session = await db.get(MediationSession, session_id)
@@ -107,7 +118,7 @@ async def draft(db: AsyncSession, session_id: int, timezone: str) -> dict[str, A
         sides.setdefault(party.side, []).append(party.name)
     values = {
         "申请人": "、".join(sides["applicant"]) or "申请人", "被申请人": "、".join(sides["respondent"]) or "被申请人",
-        "纠纷名称": dispute.title, "地点": dispute.place or "（地点）",
+        "纠纷名称": dispute.title, "地点": dispute.place or NO_PLACE,
         "日期": session.start.astimezone(ZoneInfo(timezone)).strftime("%Y年%-m月%-d日"),
     }
     text = await template_for(db, dispute.dispute_type)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from disputes.models import Dispute
 from disputes.status import Status, check_move
+from outcomes import agreements
 from outcomes.models import Confirmation, FollowUp, Outcome
 from outcomes.schemas import ConfirmIn, FollowUpIn, Kind, OutcomeIn
 from scheduling.models import MediationSession, Participant
@@ -37,6 +38,8 @@ async def record(
         raise Conflict("this session's outcome is already recorded")
     dispute = await db.get(Dispute, session.dispute_id)
     assert dispute is not None
+    if data.kind == Kind.AGREEMENT and (blanks := await agreements.blanks_left(db, dispute.dispute_type, data.terms)):
+        raise Invalid("fill in the agreement's blanks first: {blanks}", field="terms", blanks="、".join(blanks))
     if dispute.status == Status.SCHEDULED:
         dispute.status = check_move(dispute.status, Status.IN_MEDIATION)
     dispute.status = check_move(dispute.status, DISPUTE_AFTER[data.kind])

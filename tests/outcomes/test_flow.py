@@ -73,7 +73,12 @@ async def test_register_to_statistics(live: Live, settings: Settings) -> None:
     # 5. The host records the agreement, starting from the labour template.
     draft = (await staff.get(f"/api/sessions/{session['id']}/agreement-draft")).json()["terms"]
     assert "陈包工于（日期）前一次性向刘国庆支付拖欠工资" in draft
-    terms = draft.replace("（日期）", "2026年12月10日").replace("（金额）", "18600")
+    # Recorded with its blanks unfilled, it would be sent to both parties as it is: refused, naming them.
+    half = draft.replace("（日期）", "2026年12月10日")
+    refused = await staff.post(f"/api/sessions/{session['id']}/outcome", json={"kind": "agreement", "terms": half})
+    assert refused.status_code == 422 and refused.json()["field"] == "terms"
+    assert refused.json()["error"].endswith("（金额）、（银行转账/现金）")
+    terms = half.replace("（金额）", "18600").replace("（银行转账/现金）", "银行转账")
     outcome = (await staff.post(f"/api/sessions/{session['id']}/outcome", json={
         "kind": "agreement", "summary": "法制民警讲解法律责任，律师分析证据，双方达成还款协议。", "terms": terms})).json()
     assert outcome["complete"] is False and len(outcome["follow_ups"]) == 2

@@ -142,6 +142,10 @@ async def test_agreement_templates_per_dispute_type(staff_client: httpx.AsyncCli
     draft = (await staff_client.get(f"/api/sessions/{session['id']}/agreement-draft")).json()
     day = next_monday(10)
     assert draft["terms"] == f"一、李秀兰每日遛狗必须拴绳，并向张建军赔礼道歉。\n二、（金额）元于{day.year}年{day.month}月{day.day}日前付清。"
+    # The office's own blanks count too, and a placeholder left in braces.
+    left = await staff_client.post(f"/api/sessions/{session['id']}/outcome", json={
+        "kind": "agreement", "terms": draft["terms"].replace("遛狗", "遛狗{几次}")})
+    assert left.status_code == 422 and left.json()["error"].endswith("（金额）、{几次}")
     assert (await staff_client.put("/api/agreement-templates/animals", json={"body": ""})).status_code == 422
     assert (await staff_client.put("/api/agreement-templates/spaceships", json={"body": "x"})).status_code == 404
     reset = await staff_client.delete("/api/agreement-templates/animals")
