@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from disputes.models import Dispute, Party
 from disputes.schemas import DisputeIn, DisputePatch, PartyIn
-from disputes.status import check_move
+from disputes.status import bookable, check_move, reopenable
 from server.database import iso_utc
 from server.errors import NotFound
 
@@ -37,6 +37,9 @@ def dispute_to_dict(dispute: Dispute) -> dict[str, Any]:
         "development": dispute.development,
         "risk_level": dispute.risk_level,
         "status": dispute.status,
+        # What staff may do next: book a session, or register the dispute again first.
+        "bookable": bookable(dispute.status),
+        "reopenable": reopenable(dispute.status),
         "created_at": iso_utc(dispute.created_at),
         "updated_at": iso_utc(dispute.updated_at),
         "parties": [party_to_dict(p) for p in dispute.parties],

@@ -28,10 +28,21 @@ ALLOWED_MOVES: dict[Status, frozenset[Status]] = {
     ),
     Status.RESOLVED: frozenset({Status.FOLLOWED_UP, Status.REGISTERED}),
     Status.FAILED: frozenset({Status.REFERRED, Status.SCHEDULED, Status.FOLLOWED_UP}),
-    Status.REFERRED: frozenset({Status.FOLLOWED_UP}),
+    # A referral that comes back (a court entrusts the case to mediation again) is registered again.
+    Status.REFERRED: frozenset({Status.FOLLOWED_UP, Status.REGISTERED}),
     # A relapse found at a follow-up visit reopens the dispute.
     Status.FOLLOWED_UP: frozenset({Status.REGISTERED}),
 }
+
+
+def bookable(current: str) -> bool:
+    """Whether a session may be booked for a dispute in this status (a further one while scheduled)."""
+    return current == Status.SCHEDULED or Status.SCHEDULED in ALLOWED_MOVES[Status(current)]
+
+
+def reopenable(current: str) -> bool:
+    """Whether a closed dispute (resolved, referred, followed up) may be registered again, to be mediated anew."""
+    return not bookable(current) and Status.REGISTERED in ALLOWED_MOVES[Status(current)]
 
 
 def check_move(current: str, target: str) -> Status:

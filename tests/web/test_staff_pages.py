@@ -6,7 +6,7 @@ import re
 from playwright.async_api import Browser
 
 from tests.conftest import STAFF_PASSWORD, Live
-from tests.web.conftest import ARTIFACTS
+from tests.web.conftest import ARTIFACTS, staff_page
 
 ALL_WEEK = {"windows": [{"weekday": d, "start": "08:00", "end": "20:00"} for d in range(7)]}
 
@@ -86,3 +86,24 @@ async def test_unknown_pages_show_an_error_page(live: Live) -> None:
     for url in ("/disputes/99999", "/sessions/99999", "/disputes/99999/book"):
         response = await live.staff.get(url)
         assert response.status_code == 404 and "<html" in response.text and "99999" in response.text
+
+
+async def test_a_closed_dispute_offers_no_booking_but_registering_it_again(browser: Browser, live: Live) -> None:
+    dispute = (await live.staff.post("/api/disputes", json={
+        "title": "转办后退回的土地纠纷", "dispute_type": "land", "risk_level": "low",
+        "parties": [{"name": "赵大山", "side": "applicant"}, {"name": "钱小河", "side": "respondent"}]})).json()
+    moved = await live.staff.post(f"/api/disputes/{dispute['id']}/status", json={"status": "referred"})
+    assert moved.json()["bookable"] is False and moved.json()["reopenable"] is True
+    page = await staff_page(browser, live.base)
+    await page.goto(f"{live.base}/disputes")
+    row = page.locator("tr", has_text="转办后退回的土地纠纷")
+    assert "已移交" in await row.inner_text() and await row.locator("text=预约专家调解").count() == 0
+    await page.goto(f"{live.base}/disputes/{dispute['id']}/book")  # an old bookmark: told why, no form
+    assert "请先重新登记" in await page.inner_text("main") and await page.locator("#search-form").count() == 0
+
+    await page.goto(f"{live.base}/disputes/{dispute['id']}")
+    assert await page.locator("text=预约专家调解").count() == 0
+    await page.click("#reopen")
+    await page.wait_for_selector("a:has-text('预约专家调解')", timeout=10000)
+    assert (await live.staff.get(f"/api/disputes/{dispute['id']}")).json()["status"] == "registered"
+    await page.context.close()

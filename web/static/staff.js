@@ -67,6 +67,16 @@ if (disputeForm) {
   });
 }
 
+// A closed dispute is registered again before a new mediation is booked for it.
+$("reopen")?.addEventListener("click", async () => {
+  try {
+    await api("POST", `/api/disputes/${$("reopen").dataset.dispute}/status`, { status: "registered" });
+    window.location.reload();
+  } catch (error) {
+    report($("reopen-status"), error);
+  }
+});
+
 $("add-party")?.addEventListener("click", async () => {
   const row = $("new-party");
   const name = row.querySelector('[name="party_name"]').value.trim();
