@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import enum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from server.contacts import check_email, check_phone
 from server.vocabulary import DisputeType, RiskLevel
 
 
@@ -27,6 +28,9 @@ class PartyIn(_Strict):
     phone: str = Field("", max_length=32)
     email: str = Field("", max_length=254)
     language: str = Field("普通话", max_length=32)
+
+    _phone = field_validator("phone")(check_phone)
+    _email = field_validator("email")(lambda v: v and check_email(v))
 
 
 class DisputePatch(_Strict):

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from server.contacts import check_email, check_phone
 from server.vocabulary import DisputeType, Role
-
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def check_timezone(value: str) -> str:
@@ -20,14 +18,6 @@ def check_timezone(value: str) -> str:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(f"unknown time zone '{value}'") from None
-    return value
-
-
-def check_email(value: str) -> str:
-    """The address, lower-cased, if it looks like one."""
-    value = value.strip().lower()
-    if not _EMAIL.match(value):
-        raise ValueError("not an e-mail address")
     return value
 
 
@@ -54,6 +44,7 @@ class ExpertPatch(_Strict):
 
     _tz = field_validator("timezone")(lambda v: v if v is None else check_timezone(v))
     _email = field_validator("email")(lambda v: v if v is None else check_email(v))
+    _phone = field_validator("phone")(lambda v: v if v is None else check_phone(v))
 
 
 class ExpertIn(ExpertPatch):

@@ -79,6 +79,14 @@ class Invalid(AppError):
     status_code = 422
 
 
+class BadValue(ValueError):
+    """Raised by a model's validator: a message template and its values, translated as an AppError's."""
+
+    def __init__(self, template: str, **values: object) -> None:
+        super().__init__(template.format(**values))
+        self.part: Part = (template, values)
+
+
 class TooManyRequests(AppError):
     status_code = 429
 

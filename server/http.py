@@ -17,7 +17,7 @@ from starlette.routing import Route
 from audit.log import set_actor
 from server.auth import request_actor
 from server.database import read_only
-from server.errors import BadRequest, Invalid, NotFound
+from server.errors import BadRequest, BadValue, Invalid, NotFound
 
 M = TypeVar("M", bound=BaseModel)
 MAX_JSON_BYTES = 1_000_000
@@ -35,11 +35,12 @@ def is_number(text: str) -> bool:
 
 def validation_error(exc: ValidationError) -> Invalid:
     """A 422 naming each bad field."""
-    details = [
-        {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
-        for err in exc.errors()
-    ]
+    errors = exc.errors()
+    details = [{"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]} for err in errors]
     first = details[0]
+    ours = errors[0].get("ctx", {}).get("error")
+    if isinstance(ours, BadValue):  # our own check's message, which the pages translate
+        return Invalid([ours.part], field=first["field"], details=details)
     return Invalid("{name}: {problem}", field=first["field"], details=details, name=first["field"], problem=first["message"])
 
 

@@ -56,7 +56,7 @@ async def test_dispute_round_trip_and_status_moves(staff_client: httpx.AsyncClie
         "title": "宠物狗纠纷", "dispute_type": "animals", "risk_level": "high",
         "cause": "狗咬人", "occurred_at": "2026-11-20T08:00:00+08:00", "place": "金山社区",
         "nature": "邻里纠纷", "scale": 4, "people_involved": "两户邻居", "development": "发生推搡",
-        "parties": [{"name": "张三", "side": "applicant", "phone": "138"}, {"name": "李四", "side": "respondent"}],
+        "parties": [{"name": "张三", "side": "applicant", "phone": "13807370000"}, {"name": "李四", "side": "respondent"}],
     })
     assert created.status_code == 201, created.text
     dispute = created.json()
