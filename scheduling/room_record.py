@@ -71,7 +71,7 @@ async def write_event(db: AsyncSession, session_id: int, event: dict[str, Any]) 
         host = participant_of(event.get("by") or event.get("peer_id"))
         set_actor(db, f"participant:{host}" if host is not None else SYSTEM)
         log_room_action(db, session_id, kind, {"target": participant_id, **data} if "by" in event else data)
-    if event.get("kind") == "remove" and participant_id is not None:
+    if event.get("kind") == "remove" and event.get("revoke") and participant_id is not None:
         participant = await db.get(Participant, participant_id)
         assert participant is not None
         participant.status = "removed"
@@ -89,19 +89,16 @@ async def write_event(db: AsyncSession, session_id: int, event: dict[str, Any]) 
 
 
 async def still_admitted(db: AsyncSession, session_id: int, participant_id: int) -> bool:
-    """Whether the host admitted this participant and they have not left or been removed since:
-    they come back admitted when their room restarts (a media worker or a node died, or the node
-    was stopped: the leaves of a shutdown do not count)."""
-    rows = await db.execute(
-        select(RoomEvent.kind, RoomEvent.data)
+    """Whether the host admitted this participant and has not removed them since: someone admitted
+    stays admitted for the rest of the session, through a reload, leaving and coming back, or a
+    restart of their room (a media worker or a node died)."""
+    last = await db.scalar(
+        select(RoomEvent.kind)
         .where(RoomEvent.session_id == session_id, RoomEvent.participant_id == participant_id,
-               RoomEvent.kind.in_(("admit", "leave", "remove")))
-        .order_by(RoomEvent.id.desc())
+               RoomEvent.kind.in_(("admit", "remove")))
+        .order_by(RoomEvent.id.desc()).limit(1)
     )
-    for kind, data in rows:
-        if kind != "leave" or (data or {}).get("reason") != "shutdown":
-            return bool(kind == "admit")
-    return False
+    return last == "admit"
 
 
 async def session_record(db: AsyncSession, session_id: int) -> list[dict[str, Any]]:

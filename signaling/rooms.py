@@ -356,9 +356,11 @@ class MediaEngine:
             await self._changed(room, relink=False)
         elif action == "ask_unmute":
             await self._emit(target.peer_id, {"type": "unmute_request", "from": host.info.get("name", "")})
-        elif action == "remove":
-            await self._emit(target.peer_id, {"type": "removed"})
-            await self._record(room.room_id, {"kind": "remove", "peer_id": target.peer_id, "by": host.peer_id})
+        elif action == "remove":  # for now (back to the lobby if they return), or with their link revoked
+            revoke = _flag(message, "revoke") if "revoke" in message else False
+            await self._emit(target.peer_id, {"type": "removed", "revoked": revoke})
+            await self._record(room.room_id, {"kind": "remove", "peer_id": target.peer_id, "by": host.peer_id,
+                                              "revoke": revoke})
             await self.leave(target.peer_id, reason="removed")
 
     # ------------------------------------------------------------ recording with consent

@@ -131,7 +131,7 @@ async def join_page(request: Request) -> Response:
     settings = request.app.state.settings
     strings = {k: v for k, v in catalogue(language(request)).items() if k.startswith(("room.", "join."))}
     return render(
-        request, "join.html", view=view, token=token,
+        request, "join.html", view=view, token=token, ended=view["session"]["status"] == "ended",
         starts=_local_time(view["session"]["start"], settings.timezone, language(request)),
         ends=_local_time(view["session"]["end"], settings.timezone)[-5:],
         opens=_local_time(view["room"]["opens_at"], settings.timezone, language(request)),

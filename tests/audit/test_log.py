@@ -79,7 +79,7 @@ async def test_room_moderation_is_logged_as_the_host(
     party = next(p for p in session["participants"] if p["kind"] == "party")
     async with running.app.state.db_sessions() as db, db.begin():
         await room_record.write_event(db, session["id"], {"kind": "chat", "peer_id": f"p{party['id']}", "text": "你好"})
-        await room_record.write_event(db, session["id"], {"kind": "remove", "peer_id": f"p{party['id']}", "by": f"p{host['id']}"})
+        await room_record.write_event(db, session["id"], {"kind": "remove", "peer_id": f"p{party['id']}", "by": f"p{host['id']}", "revoke": True})
     removal = await audit(admin, entity="mediation_sessions", entity_id=session["id"])
     assert removal[0]["action"] == "room.remove"
     assert removal[0]["actor"] == f"participant:{host['id']}" and removal[0]["after"]["target"] == party["id"]

@@ -103,7 +103,7 @@ async def test_removed_participant_is_gone(harness: Harness) -> None:
     assert any(m["type"] == "removed" for m in harness.seen["p1"])
     assert "p1" not in harness.engine.peers
     assert "p1" not in host.slot_owner
-    assert {"kind": "remove", "peer_id": "p1", "by": "p0"} in harness.records
+    assert {"kind": "remove", "peer_id": "p1", "by": "p0", "revoke": False} in harness.records
 
 
 async def test_hidden_observer_receives_everything_and_appears_nowhere(harness: Harness) -> None:

@@ -230,8 +230,8 @@ async def test_removed_link_cannot_rejoin_and_the_record_is_kept(live: Live) -> 
     party = await join(live, 2, live.token("party"))
     await admit(host, party)
     await party.socket.send(json.dumps({"type": "chat", "text": "请专家讲讲法律规定"}))
-    await host.socket.send(json.dumps({"type": "moderate", "action": "remove", "peer_id": expert.peer_id}))
-    await wait_until(lambda: any(m["type"] == "removed" for m in expert.messages), 5)
+    await host.socket.send(json.dumps({"type": "moderate", "action": "remove", "peer_id": expert.peer_id, "revoke": True}))
+    await wait_until(lambda: any(m["type"] == "removed" and m["revoked"] for m in expert.messages), 5)
     await expert.close()
     await asyncio.sleep(0.2)
     again = await join(live, 1, live.token("expert"))
@@ -243,6 +243,27 @@ async def test_removed_link_cannot_rejoin_and_the_record_is_kept(live: Live) -> 
     chat = next(e for e in events if e["kind"] == "chat")
     assert chat["data"]["text"] == "请专家讲讲法律规定" and chat["participant_id"] is not None
     for client in (host, party, again):
+        await client.close()
+
+
+async def test_admitted_once_admitted_for_the_session_and_removed_for_now_back_to_the_lobby(live: Live) -> None:
+    host = await join(live, 0, live.token("host"))
+    party = await join(live, 2, live.token("party"))
+    await admit(host, party)
+    await party.socket.send(json.dumps({"type": "leave"}))  # 离开, or a reload: the page leaves
+    await party.close()
+    await asyncio.sleep(0.3)
+    again = await join(live, 2, live.token("party"))
+    assert next(m for m in again.messages if m["type"] == "joined")["admitted"] is True
+    assert not any(m["type"] == "lobby" for m in again.messages)
+
+    await host.socket.send(json.dumps({"type": "moderate", "action": "remove", "peer_id": again.peer_id}))
+    await wait_until(lambda: any(m["type"] == "removed" and not m["revoked"] for m in again.messages), 5)
+    await again.close()
+    await asyncio.sleep(0.3)
+    back = await join(live, 2, live.token("party"))  # the link still opens the room: the lobby
+    assert not back.errors and next(m for m in back.messages if m["type"] == "joined")["admitted"] is False
+    for client in (host, back):
         await client.close()
 
 

@@ -10,7 +10,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from signaling.bandwidth import MAX_VIDEO_BPS, SMALL_LAYER_BPS
 from tests.conftest import Live, book, token_of
-from tests.web.browser import KEEP_PEER_CONNECTIONS
+from tests.web.browser import DESKTOP_PAGE, KEEP_PEER_CONNECTIONS, PHONE_PAGE, enter_room
 from tests.web.conftest import ARTIFACTS, videos_playing
 
 
@@ -106,8 +106,11 @@ async def test_party_early_is_told_when_the_room_opens_and_joins_by_itself(brows
         "title": "楼道堆物纠纷", "dispute_type": "neighbour",
         "parties": [{"name": "周建华", "side": "applicant"}, {"name": "吴美玲", "side": "respondent"}]})).json()
     session = await book(live.staff, start, experts, other["id"])
-    page = await browser.new_page(locale="zh-CN")
+    page = await (await browser.new_context(locale="zh-CN", **PHONE_PAGE)).new_page()
     await page.goto(f"{live.base}/join/{token_of(session, 'party')}")
+    # The way in is on the phone's first screen, without scrolling.
+    box = await page.locator("#enter").bounding_box()
+    assert box is not None and box["y"] + box["height"] <= PHONE_PAGE["viewport"]["height"], box
     opens = start.astimezone(dt.timezone(dt.timedelta(hours=8))) - dt.timedelta(minutes=10)
     assert f"{opens:%H:%M}（北京时间）" in await page.inner_text("#room-opens")
     await page.click("#enter")
@@ -115,9 +118,25 @@ async def test_party_early_is_told_when_the_room_opens_and_joins_by_itself(brows
     text = await page.inner_text("#notice")
     assert f"{opens:%H:%M}" in text and "周" in text, text
     assert "重新连接" not in await page.inner_text("#room")
+    # Nothing that cannot work yet is offered while the room is closed.
+    for control in ("#toggle-audio", "#toggle-hand", "#share", "#leave", "#chat-form"):
+        assert await page.is_hidden(control), control
     # When the room opens the page goes in by itself: the party waits in the lobby.
     await page.wait_for_selector("#notice:has-text('请稍候')", timeout=30000)
-    await page.close()
+    assert await page.is_visible("#toggle-audio") and await page.is_visible("#chat-form")
+    await page.context.close()
+
+
+async def test_an_ended_session_s_link_says_so_and_asks_for_no_camera(browser: Browser, live: Live) -> None:
+    await live.staff.post(f"/api/sessions/{live.session['id']}/outcome", json={"kind": "no_agreement", "summary": "双方分歧较大"})
+    page = await (await browser.new_context(locale="zh-CN", **PHONE_PAGE)).new_page()
+    await page.add_init_script("navigator.mediaDevices.getUserMedia = () => { window.askedForCamera = true; return Promise.reject(new Error()); }")
+    await page.goto(f"{live.base}/join/{live.token('party')}")
+    assert "本次调解已结束" in await page.inner_text("#invitation")
+    assert await page.locator("#device-check, #enter, #room").count() == 0
+    await page.wait_for_timeout(500)
+    assert not await page.evaluate("Boolean(window.askedForCamera)")
+    await page.context.close()
 
 
 CAMERA_LAYERS = """async () => {
@@ -251,3 +270,52 @@ async def test_a_click_in_the_participant_list_is_not_lost_when_the_list_changes
     await party.wait_for_selector("#notice:has-text('请稍候')", state="hidden", timeout=10000)
     for page in pages:
         await page.context.close()
+
+
+async def test_leaving_asks_first_an_admitted_party_stays_admitted_and_the_host_removes_for_now_or_for_good(
+    browser: Browser, live: Live,
+) -> None:
+    host = await enter_room(browser, f"{live.base}/join/{live.token('host')}", DESKTOP_PAGE)
+    party_url = f"{live.base}/join/{live.token('party')}"
+    party = await enter_room(browser, party_url, PHONE_PAGE)
+    try:
+        waiting = host.locator("#people li:has-text('张建军')")
+        await waiting.locator("button[aria-label='准入: 张建军']").wait_for(timeout=20000)
+        # 准入 first, 移出 apart at the end of the row.
+        assert await waiting.locator("button").evaluate_all("bs => bs.map(b => b.textContent)") == ["准入", "移出"]
+        await waiting.locator("button[aria-label='准入: 张建军']").click()
+        await party.wait_for_selector("#notice", state="hidden", timeout=10000)
+
+        party.once("dialog", lambda dialog: asyncio.ensure_future(dialog.dismiss()))
+        await party.click("#leave")  # a slip of the finger: nothing happens
+        await asyncio.sleep(0.5)
+        assert await party.is_visible("#leave")
+        party.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await party.click("#leave")
+        await party.wait_for_selector("#notice:has-text('您已离开调解室')", timeout=10000)
+        await party.goto(party_url)  # back by the link: straight in, no second admission
+        await party.click("#enter")
+        await party.wait_for_selector("#toggle-audio", state="visible", timeout=10000)
+        await asyncio.sleep(1)
+        assert "请稍候" not in await party.inner_text("#room")
+
+        await host.click("#people button[aria-label='移出: 张建军']", timeout=10000)
+        assert "如何将 张建军 移出调解室？" in await host.inner_text("#remove-dialog")
+        await host.click("#remove-dialog button[value=now]")
+        await party.wait_for_selector("#notice:has-text('暂时离开')", timeout=10000)
+        await party.goto(party_url)  # for now: the link opens the lobby again
+        await party.click("#enter")
+        await party.wait_for_selector("#notice:has-text('请稍候')", timeout=10000)
+
+        await host.click("#people button[aria-label='移出: 张建军']", timeout=10000)
+        await host.click("#remove-dialog button[value=revoke]")
+        await party.wait_for_selector("#notice:has-text('此链接已失效')", timeout=10000)
+        for _ in range(20):  # the room's record revokes the link a moment after the page is told
+            await party.goto(party_url)
+            if "撤销" in await party.inner_text("main"):
+                break
+            await asyncio.sleep(0.25)
+        assert "撤销" in await party.inner_text("main")
+    finally:
+        await party.context.close()
+        await host.context.close()

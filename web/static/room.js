@@ -146,6 +146,10 @@ const isHost = config.you.kind === "host";
 
 function status(text) { $("status").textContent = text; }
 
+// What the room offers now (app.css shows the controls, people and chat only "in" the room):
+// "waiting" before the first join (the room not open yet), "in", "over" once left or ended.
+function setPhase(phase) { $("room").dataset.phase = phase; }
+
 let noticeKind = "";
 
 // A signaling error in the reader's language, by its code (signaling/PROTOCOL.md).
@@ -265,6 +269,7 @@ function waitForRoom(opens) {
 
 function finish(text) {
   leaving = true;
+  setPhase("over");
   if (socket) socket.close();
   if (pc) pc.close();
   if (localStream) localStream.getTracks().forEach((track) => track.stop());
@@ -286,6 +291,7 @@ async function handle(message) {
       if (moves <= MAX_MOVES) movedTo = message.url;
       break;
     case "joined":
+      setPhase("in");
       moves = 0;
       me = message.peer_id;
       slotCount = message.slots;
@@ -369,7 +375,7 @@ async function handle(message) {
       }
       break;
     case "removed":
-      finish(t("room.removed"));
+      finish(t(message.revoked ? "room.removed" : "room.removed_for_now"));
       break;
     case "ended":
       finish(t("room.ended"));
@@ -613,6 +619,7 @@ function personItem(person) {
       box.setAttribute("aria-label", `${t("room.caucus_start")}: ${person.name}`);
       item.prepend(box);
     }
+    // 移出 stands apart from the others (at the end of the row, in red), and asks how.
     const actions = person.admitted
       ? [["room.mute_them", "mute"], ["room.ask_unmute", "ask_unmute"], ["room.remove", "remove"]]
       : [["room.admit", "admit"], ["room.remove", "remove"]];
@@ -621,17 +628,17 @@ function personItem(person) {
       button.type = "button";
       button.textContent = t(key);
       button.dataset.action = action;
+      if (action === "remove") button.className = "danger apart";
       button.setAttribute("aria-label", `${t(key)}: ${person.name}`);
-      button.addEventListener("click", () => moderate(action, person));
+      button.addEventListener("click", () => (action === "remove" ? askRemove(person) : moderate(action, person)));
       item.append(button);
     }
   }
   return item;
 }
 
-function moderate(action, person) {
-  if (action === "remove" && !window.confirm(t("room.confirm_remove", { name: person.name }))) return;
-  send({ type: "moderate", action, peer_id: person.peer_id });
+function moderate(action, person, extra = {}) {
+  send({ type: "moderate", action, peer_id: person.peer_id, ...extra });
 }
 
 function toggleCaucus() {
@@ -719,7 +726,19 @@ function toggle(kind) {
   send({ type: "mute", [kind]: !track.enabled });
 }
 
+// Remove someone for now (their link opens the lobby again) or for good (their link is revoked).
+function askRemove(person) {
+  const dialog = $("remove-dialog");
+  $("remove-question").textContent = t("room.remove_question", { name: person.name });
+  dialog.returnValue = "";
+  dialog.onclose = () => {
+    if (dialog.returnValue) moderate("remove", person, { revoke: dialog.returnValue === "revoke" });
+  };
+  dialog.showModal();
+}
+
 function leave() {
+  if (!window.confirm(t("room.confirm_leave"))) return;
   send({ type: "leave" });
   finish(t("room.left"));
 }
