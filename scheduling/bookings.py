@@ -46,7 +46,7 @@ def session_to_dict(s: MediationSession) -> dict[str, Any]:
     """The view of a session with its participants."""
     return {
         "id": s.id, "dispute_id": s.dispute_id, "start": iso_utc(s.start), "end": iso_utc(s.end),
-        "location_kind": s.location_kind, "location": s.location, "status": s.status,
+        "location_kind": s.location_kind, "location": s.location, "status": s.status, "standing": s.standing,
         "cancel_reason": s.cancel_reason, "sequence": s.sequence, "panel": s.panel,
         "participants": [participant_to_dict(p) for p in s.participants],
     }

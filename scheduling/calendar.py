@@ -35,6 +35,7 @@ async def expert_sessions(
     return [
         {
             "session_id": s.id, "start": iso_utc(s.start), "end": iso_utc(s.end), "status": s.status,
+            "standing": s.standing, "declined": [p.display_name for p in s.participants if p.status == "declined"],
             "dispute_title": title, "participant_id": p.id, "your_role": p.role, "your_status": p.status,
             "panel": panel_line(s), "join_url": link_for(s, p),
         }
@@ -62,6 +63,7 @@ async def office_schedule(db: AsyncSession, first: dt.datetime, last: dt.datetim
     return [
         {
             "session_id": s.id, "start": iso_utc(s.start), "end": iso_utc(s.end), "status": s.status,
+            "standing": s.standing, "declined": [p.display_name for p in s.participants if p.status == "declined"],
             "dispute_id": s.dispute_id, "dispute_title": title, "panel": panel_line(s),
             "location_kind": s.location_kind,
         }

@@ -46,6 +46,15 @@ class MediationSession(Base):
         back_populates="session",
     )
 
+    @property
+    def standing(self) -> str:
+        """Where the session stands for the office: 'expert_declined' while an expert's decline
+        is not replaced, 'awaiting_experts' while an invited expert has not answered, else its status."""
+        if self.status not in ACTIVE_STATES:
+            return self.status
+        experts = {p.status for p in self.participants if p.kind == "expert"}
+        return "expert_declined" if "declined" in experts else "awaiting_experts" if "invited" in experts else self.status
+
 
 class Participant(Base):
     """One invited person (or the on-site terminal) in one session, with one role."""

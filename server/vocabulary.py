@@ -81,6 +81,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "confirmed": ("已确认", "Confirmed"),
     "cancelled": ("已取消", "Cancelled"),
     "ended": ("已结束", "Ended"),
+    "awaiting_experts": ("待专家确认", "Waiting for experts"),
+    "expert_declined": ("有专家拒绝", "An expert declined"),
     "invited": ("已邀请", "Invited"),
     "accepted": ("已接受", "Accepted"),
     "declined": ("已婉拒", "Declined"),

@@ -60,7 +60,9 @@ async def dashboard(request: Request) -> Response:
         week = await calendar.office_schedule(db, *calendar.local_span(today, "week", settings.timezone))
         recent = await disputes.list_disputes(db, limit=10)
         overdue = await outcomes.follow_ups(db, overdue_at=utcnow())
-    return render(request, "staff/dashboard.html", day=day, week=week, recent=recent, overdue=overdue,
+        ahead = await calendar.office_schedule(db, utcnow(), utcnow() + dt.timedelta(days=request.app.state.settings.booking_horizon_days))
+    declined = [s for s in ahead if s["standing"] == "expert_declined"]
+    return render(request, "staff/dashboard.html", day=day, week=week, recent=recent, overdue=overdue, declined=declined,
                   tz=settings.timezone, local=local)
 
 

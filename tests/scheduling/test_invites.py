@@ -98,3 +98,25 @@ async def test_decline_offers_replacements(running: Running, staff_client: httpx
     solo = {**booking(pool, next_monday(10)), "experts": [{"expert_id": pool["experts"]["lawyer"][0]["id"]}]}
     assert (await staff_client.post("/api/sessions", json=solo)).status_code == 201
 
+
+async def test_the_office_sees_where_a_session_really_stands_and_declines_on_the_dashboard(
+    running: Running, staff_client: httpx.AsyncClient, pool: dict[str, Any],
+) -> None:
+    session = (await staff_client.post("/api/sessions", json=booking(pool, next_monday(10), require_confirmation=True))).json()
+    assert session["standing"] == "awaiting_experts"
+    page = await staff_client.get(f"/sessions/{session['id']}")
+    assert "待专家确认" in page.text
+    lawyer = next(p for p in session["participants"] if p["role"] == "lawyer")
+    await running.client().post(f"/api/join/{lawyer['join_url'].rsplit('/', 1)[1]}/decline")
+    assert (await staff_client.get(f"/api/sessions/{session['id']}")).json()["standing"] == "expert_declined"
+    assert "有专家拒绝" in (await staff_client.get(f"/sessions/{session['id']}")).text
+    dashboard = (await staff_client.get("/")).text
+    assert "有专家拒绝的调解（1）" in dashboard and f"{lawyer['display_name']} 已婉拒" in dashboard
+    assert f'href="/sessions/{session["id"]}#participants">替换专家' in dashboard
+
+    replaced = await staff_client.post(f"/api/sessions/{session['id']}/replace", json={
+        "participant_id": lawyer["id"], "expert_id": pool["experts"]["lawyer"][1]["id"]})
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["standing"] == "awaiting_experts"
+    assert "有专家拒绝的调解" not in (await staff_client.get("/")).text
+
