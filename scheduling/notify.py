@@ -86,9 +86,12 @@ async def queue_session_messages(
                 calendar=calendar, calendar_method="CANCEL" if cancelled else "REQUEST",
             )
         if participant.phone:
+            params = {"name": participant.display_name, "time": when(session.start, session.end, timezone),
+                      "link": "" if cancelled else link_for(participant), "office": settings.office_name,
+                      "title": dispute_title}
             await outbox.queue(
                 db, key=f"{base}:sms", session_id=session.id, kind=kind, channel="sms",
-                recipient=participant.phone, subject=subject, body=text,
+                recipient=participant.phone, subject=subject, body=text, params=params,
             )
 
 
@@ -125,11 +128,14 @@ async def queue_agreement_messages(
             link_for(party), "此链接仅限本人使用，请勿转发。各方当事人均确认后协议生效。", "", settings.office_name,
         ]) + "\n"
         subject = f"{SUBJECTS['agreement']}{dispute_title}"
+        params = {"name": party.display_name, "link": link_for(party), "office": settings.office_name,
+                  "title": dispute_title, "days": str(days)}
         for channel, recipient in (("email", party.email), ("sms", party.phone)):
             if recipient:
                 await outbox.queue(
                     db, key=f"agreement:{session.id}:{party.id}:{channel}", session_id=session.id, kind="agreement",
                     channel=channel, recipient=recipient, subject=subject, body=body,
+                    params=params if channel == "sms" else None,
                 )
 
 

@@ -10,13 +10,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, and_, or_, select, update
+from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, Text, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from scheduling.sms import SmsGateway
 from server import mail
 from server.aio import cancel_and_wait
 from server.config import Settings
@@ -28,13 +29,6 @@ CLAIM_TIMEOUT_S = 10 * 60
 # last_error of a message that was kept but not sent: the pages show these in the reader's language.
 SMS_NOT_SENT = "no SMS gateway is configured: recorded in the outbox, nothing was sent"
 MAIL_LOGGED = "no SMTP server is configured (TIAOJIE_SMTP_HOST): the mail was written to the log, not sent"
-
-
-class SmsGateway(Protocol):
-    """A way to send text messages (an operator's API); none is built in."""
-
-    async def send(self, phone: str, text: str) -> None:
-        """Send one message; raise OSError on failure."""
 
 
 class OutboxMessage(Base):
@@ -52,6 +46,9 @@ class OutboxMessage(Base):
     body: Mapped[str] = mapped_column(Text)
     calendar: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     calendar_method: Mapped[str] = mapped_column(String(16), default="")
+    # An SMS's template variables (scheduling/sms.py VARIABLES); the service's id once it took it.
+    params: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
+    receipt: Mapped[str] = mapped_column(String(100), default="")
     # pending | sending | sent | failed | recorded (SMS without a gateway)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -69,13 +66,15 @@ def message_to_dict(m: OutboxMessage) -> dict[str, Any]:
         "id": m.id, "key": m.key, "session_id": m.session_id, "kind": m.kind, "channel": m.channel,
         "recipient": m.recipient, "subject": m.subject, "status": m.status, "attempts": m.attempts,
         "last_error": m.last_error, "created_at": iso_utc(m.created_at), "sent_at": iso_utc(m.sent_at),
-        "has_calendar": m.calendar is not None, "reason": _reason(m.last_error),
+        "has_calendar": m.calendar is not None, "reason": _reason(m), "receipt": m.receipt,
     }
 
 
-def _reason(last_error: str) -> str:
-    """Why a message was not sent, as a code the pages translate (the detail stays in last_error)."""
-    return {"": "", SMS_NOT_SENT: "no_sms_gateway", MAIL_LOGGED: "no_smtp"}.get(last_error, "delivery_failed")
+def _reason(m: OutboxMessage) -> str:
+    """Why a message was not sent, as a code the pages translate (the detail stays in last_error,
+    for an SMS in Chinese from scheduling/sms.py)."""
+    known = {"": "", SMS_NOT_SENT: "no_sms_gateway", MAIL_LOGGED: "no_smtp"}
+    return known.get(m.last_error, "sms_failed" if m.channel == "sms" else "delivery_failed")
 
 
 async def queue(db: AsyncSession, **fields: Any) -> None:
@@ -139,7 +138,7 @@ async def deliver_pending(
             message = await db.get(OutboxMessage, message_id)
         assert message is not None
         try:
-            status, error = await _send(message, settings, sms)
+            status, error, receipt = await _send(message, settings, sms)
         except asyncio.CancelledError:
             # Stopped mid-send: hand the message back so the next run sends it.
             await asyncio.shield(_release(sessions, message_id))
@@ -147,23 +146,25 @@ async def deliver_pending(
         async with sessions() as db, db.begin():
             await db.execute(
                 update(OutboxMessage).where(OutboxMessage.id == message_id).values(
-                    status=status, last_error=error, sent_at=utcnow() if status == "sent" else None
+                    status=status, last_error=error, receipt=receipt, sent_at=utcnow() if status == "sent" else None
                 )
             )
         handled += 1
     return handled
 
 
-async def _send(message: OutboxMessage, settings: Settings, sms: SmsGateway | None) -> tuple[str, str]:
+async def _send(message: OutboxMessage, settings: Settings, sms: SmsGateway | None) -> tuple[str, str, str]:
+    """Send one message: its status, the error if any, and the service's id for it (SMS)."""
     if message.channel == "sms" and sms is None:
-        return "recorded", SMS_NOT_SENT
+        return "recorded", SMS_NOT_SENT, ""
     if message.channel == "email" and not settings.smtp_host:
         logger.info("mail not sent (no SMTP server) to %s: %s\n%s", message.recipient, message.subject, message.body)
-        return "recorded", MAIL_LOGGED
+        return "recorded", MAIL_LOGGED, ""
+    receipt = ""
     try:
         if message.channel == "sms":
             assert sms is not None
-            await sms.send(message.recipient, message.body)
+            receipt = await sms.send(message.recipient, message.kind, message.params or {})
         else:
             await mail.send(
                 settings, message.recipient, message.subject, message.body,
@@ -171,8 +172,8 @@ async def _send(message: OutboxMessage, settings: Settings, sms: SmsGateway | No
             )
     except (OSError, mail.SMTPError) as exc:
         logger.warning("sending outbox message %s to %s failed: %s", message.id, message.recipient, exc)
-        return "failed", str(exc) or exc.__class__.__name__
-    return "sent", ""
+        return "failed", str(exc) or exc.__class__.__name__, ""
+    return "sent", "", receipt
 
 
 class Deliverer:

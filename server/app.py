@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from audit.log import AuditedSession
 from outcomes import jobs as outcome_jobs
-from scheduling import room_record
+from scheduling import room_record, sms
 from scheduling.invites import participant_link
 from scheduling.jobs import JobContext, Jobs
 from scheduling.outbox import Deliverer
@@ -106,7 +106,7 @@ def create_app(settings: Settings) -> Starlette:
         engine = create_engine(settings.database_url)
         sessions = create_session_factory(engine, AuditedSession)
         tokens = app.state.tokens
-        deliverer = Deliverer(sessions, settings)
+        deliverer = Deliverer(sessions, settings, sms=sms.gateway(settings))
         jobs = Jobs(settings, JobContext(
             sessions=sessions, settings=settings, after_queue=deliverer.kick,
             link_for=lambda s, p: participant_link(tokens, settings.link_base(), settings.invite_grace_s, s, p),

@@ -82,6 +82,17 @@ class Settings:
     # A participant whose connection drops keeps their seat this long.
     reconnect_timeout_s: float = 30.0
     https_only_cookies: bool = False
+    # SMS through a provider (README "SMS"): aliyun or tencent, its keys, the office's sign name,
+    # Tencent's SmsSdkAppId, the region, another address for the service (tests), and the
+    # approved template for each kind of message (kind=CODE/var/var).
+    sms_provider: str = ""
+    sms_key_id: str = ""
+    sms_key_secret: str = ""
+    sms_sign_name: str = ""
+    sms_app_id: str = ""
+    sms_region: str = ""
+    sms_endpoint: str = ""
+    sms_templates: tuple[str, ...] = ()
     # Largest evidence file accepted (photos, PDFs, documents, short recordings).
     evidence_max_bytes: int = 20 * 1024 * 1024
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from email.message import Message
@@ -133,22 +134,70 @@ async def test_failed_delivery_is_listed_and_retried(
         assert (await client.post(f"/api/outbox/{failed[0]['id']}/retry")).status_code == 409
 
 
-async def test_sms_gateway_is_pluggable(running: Any, staff_client: httpx.AsyncClient, pool: dict[str, Any], settings: Settings) -> None:
+@pytest.mark.parametrize("provider", ["aliyun", "tencent"])
+async def test_sms_reach_residents_through_the_office_s_sms_service(
+    running: Any, staff_client: httpx.AsyncClient, pool: dict[str, Any], settings: Settings, provider: str,
+) -> None:
+    from scheduling import sms
     from scheduling.outbox import deliver_pending
+    from tests.scheduling import sms_services
 
-    sent: list[tuple[str, str]] = []
+    await running.app.state.deliverer.stop()  # deliver by hand, through the service
+    stand_in = sms_services.Service(templates={"SMS_4501": ("name", "time", "link"), "SMS_4503": ("name", "title")})
+    app = (sms_services.aliyun if provider == "aliyun" else sms_services.tencent)(stand_in)
+    async with sms_services.running(app, stand_in):
+        office = dataclasses.replace(
+            settings, sms_provider=provider, sms_key_id=sms_services.KEY_ID, sms_key_secret=sms_services.KEY_SECRET,
+            sms_sign_name=sms_services.SIGN_NAME, sms_app_id=sms_services.APP_ID, sms_endpoint=stand_in.url,
+            sms_templates=("invite=SMS_4501/name/time/link", "cancel=SMS_4503/name/title"),
+        )
+        gateway = sms.gateway(office)
+        await staff_client.post(f"/api/disputes/{pool['dispute']['id']}/parties", json={"name": "王五", "side": "respondent", "phone": "13807370000"})
+        await staff_client.post(f"/api/disputes/{pool['dispute']['id']}/parties", json={"name": "赵六", "side": "respondent", "phone": "13807370009"})
+        stand_in.refuse["13807370009"] = "isv.BUSINESS_LIMIT_CONTROL" if provider == "aliyun" else "LimitExceeded.PhoneNumberDailyLimit"
+        session = (await staff_client.post("/api/sessions", json=booking(pool, next_monday(10)))).json()
+        await deliver_pending(running.app.state.db_sessions, office, gateway)
 
-    class Gateway:
-        async def send(self, phone: str, text: str) -> None:
-            sent.append((phone, text))
+        assert [m["phone"] for m in stand_in.sent] == ["13807370000"]
+        params = stand_in.sent[0]["params"]
+        assert stand_in.sent[0]["template"] == "SMS_4501" and params["name"] == "王五"
+        assert params["time"].endswith("（北京时间）") and "/join/" in params["link"]
+        rows = {r["recipient"]: r for r in (await staff_client.get("/api/outbox")).json() if r["channel"] == "sms"}
+        assert rows["13807370000"]["status"] == "sent" and rows["13807370000"]["receipt"]
+        refused = rows["13807370009"]
+        assert refused["status"] == "failed" and refused["last_error"].startswith(("发送过于频繁", "该号码当日短信已达上限"))
+        page = await staff_client.get(f"/sessions/{session['id']}")
+        assert "短信未发出：" in page.text and f"平台回执编号 {rows['13807370000']['receipt']}" in page.text
 
-    await running.app.state.deliverer.stop()  # deliver by hand, through the gateway
-    await staff_client.post(f"/api/disputes/{pool['dispute']['id']}/parties", json={"name": "王五", "side": "respondent", "phone": "13807370000"})
-    assert (await staff_client.post("/api/sessions", json=booking(pool, next_monday(10)))).status_code == 201
-    await deliver_pending(running.app.state.db_sessions, settings, Gateway())
-    assert [phone for phone, _ in sent] == ["13807370000"] and "王五" in sent[0][1]
-    rows = (await staff_client.get("/api/outbox")).json()
-    assert next(r for r in rows if r["channel"] == "sms")["status"] == "sent"
+        # A kind without a template, and keys the service does not know, are told in Chinese.
+        reminder = await _queue_sms(running, "reminder_15m")
+        wrong = sms.gateway(dataclasses.replace(office, sms_key_secret="not-the-secret"))
+        cancel = await _queue_sms(running, "cancel")
+        await deliver_pending(running.app.state.db_sessions, office, gateway)
+        assert (await _row(running, reminder)).last_error.startswith("没有为“reminder_15m”类消息配置短信模板")
+        assert (await _row(running, cancel)).status == "sent"
+        again = await _queue_sms(running, "cancel", key="again")
+        await deliver_pending(running.app.state.db_sessions, office, wrong)
+        assert "不正确，请核对配置" in (await _row(running, again)).last_error
+
+
+async def _queue_sms(running: Any, kind: str, key: str = "") -> str:
+    from scheduling import outbox
+
+    key = f"{kind}:{key}:by-hand"
+    async with running.app.state.db_sessions() as db, db.begin():
+        await outbox.queue(db, key=key, session_id=None, kind=kind, channel="sms", recipient="13807370000",
+                           subject="", body="", params={"name": "王五", "time": "12月8日", "link": "", "title": "宠物狗纠纷"})
+    return key
+
+
+async def _row(running: Any, key: str) -> Any:
+    from sqlalchemy import select
+
+    from scheduling.outbox import OutboxMessage
+
+    async with running.app.state.db_sessions() as db:
+        return await db.scalar(select(OutboxMessage).where(OutboxMessage.key == key))
 
 
 async def test_a_send_cut_short_is_sent_later(
