@@ -81,6 +81,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "confirmed": ("已确认", "Confirmed"),
     "cancelled": ("已取消", "Cancelled"),
     "ended": ("已结束", "Ended"),
+    "remote": ("远程视频", "Remote"),
     "awaiting_experts": ("待专家确认", "Waiting for experts"),
     "expert_declined": ("有专家拒绝", "An expert declined"),
     "invited": ("已邀请", "Invited"),

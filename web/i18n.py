@@ -1,10 +1,12 @@
 """Message catalogues (zh-CN first, English second) and the page language."""
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from starlette.requests import HTTPConnection
 
@@ -47,6 +49,20 @@ def vocabulary_label(lang: str) -> Callable[[str], str]:
 
 
 @functools.cache
+def local_time(value: str | None, timezone: str, lang: str = "zh", fmt: str = "datetime") -> str:
+    """An ISO time in the zone, one way on every page: 'datetime' is '2026-12-02（周三）15:00'
+    ('Wed 2026-12-02 15:00' in English), 'date' the same without the time; else a strftime format."""
+    if not value:
+        return ""
+    moment = dt.datetime.fromisoformat(value).astimezone(ZoneInfo(timezone))
+    if fmt not in ("datetime", "date"):
+        return moment.strftime(fmt)
+    clock = f" {moment:%H:%M}" if fmt == "datetime" else ""
+    if lang == "en":
+        return f"{moment:%a %Y-%m-%d}{clock}"
+    return f"{moment:%Y-%m-%d}（周{'一二三四五六日'[moment.weekday()]}）{clock.strip()}"
+
+
 def _error_catalogue() -> dict[str, str]:
     return json.loads((WEB_DIR / "locales" / "errors.zh.json").read_text(encoding="utf-8"))
 

@@ -2,6 +2,9 @@
 statistics, the audit log (admins)."""
 from __future__ import annotations
 
+import json
+import re
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -12,8 +15,12 @@ from outcomes import service as outcomes
 from server.auth import require_admin
 from server.http import path_id, transaction
 from server.queries import audit_filter, statistics_range
+from web.i18n import language, local_time, translator, vocabulary_label
 from web.pages import render
-from web.staff import local, login_first
+from web.staff import login_first
+
+# A time as the audit log stores it (ISO 8601, UTC).
+ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 
 
 async def audit_page(request: Request) -> Response:
@@ -25,8 +32,22 @@ async def audit_page(request: Request) -> Response:
     async with transaction(request) as db:
         rows = await log.entries(db, where)
     older = {k: v for k, v in request.query_params.items() if k != "before_id"}
-    return render(request, "staff/audit.html", rows=rows, where=where, older=older, local=local,
-                  tz=request.app.state.settings.timezone)
+    timezone, lang = request.app.state.settings.timezone, language(request)
+    t, label = translator(lang), vocabulary_label(lang)
+
+    def shown(value: object) -> str:
+        """A changed value as staff read it: empty, yes/no, a local time, a label, else as stored."""
+        if value is None or value == "":
+            return t("audit.none")
+        if isinstance(value, bool):
+            return t("audit.yes" if value else "audit.no")
+        if isinstance(value, str) and ISO_TIME.fullmatch(value):
+            return local_time(value, timezone, lang)
+        if isinstance(value, str):
+            return label(value)
+        return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else str(value)
+
+    return render(request, "staff/audit.html", rows=rows, where=where, older=older, tz=timezone, shown=shown)
 
 
 async def reviews_page(request: Request) -> Response:
@@ -44,7 +65,7 @@ async def review_page(request: Request) -> Response:
         return redirect
     async with transaction(request) as db:
         data = await review.get(db, path_id(request))
-    return render(request, "staff/review.html", review=data, local=local, tz=request.app.state.settings.timezone)
+    return render(request, "staff/review.html", review=data, tz=request.app.state.settings.timezone)
 
 
 async def statistics_page(request: Request) -> Response:
@@ -63,7 +84,7 @@ async def follow_ups_page(request: Request) -> Response:
         return redirect
     async with transaction(request) as db:
         rows = await outcomes.follow_ups(db, pending=True)
-    return render(request, "staff/follow_ups.html", follow_ups=rows, local=local, tz=request.app.state.settings.timezone)
+    return render(request, "staff/follow_ups.html", follow_ups=rows, tz=request.app.state.settings.timezone)
 
 
 async def templates_page(request: Request) -> Response:

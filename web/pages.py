@@ -1,9 +1,7 @@
 """Server-rendered pages: staff login and dashboard, expert sign-in and portal."""
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -19,7 +17,7 @@ from server.errors import AppError
 from server.http import transaction
 from server.links import invitation_view, link_for, site_url
 from server.logins import check_login, log_out, send_magic_link, sign_in_expert
-from web.i18n import LANG_COOKIE, WEB_DIR, catalogue, error_text, language, translator, vocabulary_label
+from web.i18n import LANG_COOKIE, WEB_DIR, catalogue, error_text, language, local_time, translator, vocabulary_label
 
 _templates = Environment(
     loader=FileSystemLoader(WEB_DIR / "templates"), autoescape=select_autoescape(["html"])
@@ -29,10 +27,12 @@ _templates = Environment(
 def render_text(request: Request, template: str, **context: Any) -> str:
     """A template rendered in the request's language, with the helpers every template uses."""
     lang = language(request)
-    return _templates.get_template(template).render(
-        request=request, lang=lang, t=translator(lang), label=vocabulary_label(lang),
-        csrf_token=csrf_token(request), staff=current_staff(request), **context,
-    )
+    helpers = {
+        "request": request, "lang": lang, "t": translator(lang), "label": vocabulary_label(lang),
+        "local": lambda value, timezone, fmt="datetime": local_time(value, timezone, lang, fmt),
+        "csrf_token": csrf_token(request), "staff": current_staff(request), "expert_id": current_expert_id(request),
+    }
+    return _templates.get_template(template).render({**helpers, **context})
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -64,9 +64,10 @@ async def login_page(request: Request) -> Response:
 
 
 async def logout_page(request: Request) -> Response:
-    """Log out and return to the login page."""
+    """Log out and return to the login page (an expert's, for an expert)."""
+    expert = current_staff(request) is None and current_expert_id(request) is not None
     await log_out(request)
-    return _redirect("/login")
+    return _redirect("/expert/login" if expert else "/login")
 
 
 async def expert_login_page(request: Request) -> Response:
@@ -100,19 +101,11 @@ async def expert_home(request: Request) -> Response:
             lambda s, p: link_for(request, s, p),
         )
     for item in sessions:
-        item["start_local"] = _local_time(item["start"], settings.timezone)
+        item["start_local"] = local_time(item["start"], settings.timezone)
         item["token"] = item["join_url"].rsplit("/", 1)[1]
     calendar_url = f"{site_url(request)}/calendar/{state.tokens.calendar_feed(expert_id)}.ics"
     return render(request, "expert_home.html", expert=expert, availability=availability,
                   sessions=sessions, calendar_url=calendar_url)
-
-
-def _local_time(value: str, timezone: str, lang: str = "zh") -> str:
-    """'2026-12-02（周三）15:00' (or 'Wed 2026-12-02 15:00' in English) in the zone."""
-    moment = dt.datetime.fromisoformat(value).astimezone(ZoneInfo(timezone))
-    if lang == "en":
-        return f"{moment:%a %Y-%m-%d %H:%M}"
-    return f"{moment:%Y-%m-%d}（周{'一二三四五六日'[moment.weekday()]}）{moment:%H:%M}"
 
 
 async def join_page(request: Request) -> Response:
@@ -132,9 +125,9 @@ async def join_page(request: Request) -> Response:
     strings = {k: v for k, v in catalogue(language(request)).items() if k.startswith(("room.", "join."))}
     return render(
         request, "join.html", view=view, token=token, ended=view["session"]["status"] == "ended",
-        starts=_local_time(view["session"]["start"], settings.timezone, language(request)),
-        ends=_local_time(view["session"]["end"], settings.timezone)[-5:],
-        opens=_local_time(view["room"]["opens_at"], settings.timezone, language(request)),
+        starts=local_time(view["session"]["start"], settings.timezone, language(request)),
+        ends=local_time(view["session"]["end"], settings.timezone)[-5:],
+        opens=local_time(view["room"]["opens_at"], settings.timezone, language(request)),
         timezone=settings.timezone, strings=strings, evidence_limit_mb=settings.evidence_max_bytes // 1048576,
         evidence_urls={"list": f"/api/join/{token}/evidence", "file": f"/api/join/{token}/evidence/{{id}}",
                        "upload": "" if view["you"]["kind"] == "observer" else f"/api/join/{token}/evidence"},

@@ -26,6 +26,7 @@ from server.errors import NotFound
 from server.http import path_id, transaction
 from server.links import with_links
 from server.vocabulary import DisputeType, RiskLevel, Role
+from web.i18n import local_time
 from web.pages import render, render_text
 from web.pdf import html_to_pdf
 
@@ -42,13 +43,6 @@ def utc_offset(timezone: str) -> str:
     return f"{offset[:3]}:{offset[3:]}"
 
 
-def local(value: str | None, timezone: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """An ISO time as local text."""
-    if not value:
-        return ""
-    return dt.datetime.fromisoformat(value).astimezone(ZoneInfo(timezone)).strftime(fmt)
-
-
 async def dashboard(request: Request) -> Response:
     """Today's and this week's sessions, and the newest disputes."""
     if (redirect := login_first(request)) is not None:
@@ -63,7 +57,7 @@ async def dashboard(request: Request) -> Response:
         ahead = await calendar.office_schedule(db, utcnow(), utcnow() + dt.timedelta(days=request.app.state.settings.booking_horizon_days))
     declined = [s for s in ahead if s["standing"] == "expert_declined"]
     return render(request, "staff/dashboard.html", day=day, week=week, recent=recent, overdue=overdue, declined=declined,
-                  tz=settings.timezone, local=local)
+                  tz=settings.timezone)
 
 
 async def dispute_list(request: Request) -> Response:
@@ -72,7 +66,7 @@ async def dispute_list(request: Request) -> Response:
         return redirect
     async with transaction(request) as db:
         rows = await disputes.list_disputes(db)
-    return render(request, "staff/disputes.html", disputes=rows, tz=request.app.state.settings.timezone, local=local)
+    return render(request, "staff/disputes.html", disputes=rows, tz=request.app.state.settings.timezone)
 
 
 async def dispute_form(request: Request) -> Response:
@@ -88,7 +82,7 @@ async def dispute_form(request: Request) -> Response:
                         if s["dispute_id"] == dispute["id"]]
     return render(
         request, "staff/dispute_form.html", tz_offset=utc_offset(request.app.state.settings.timezone), dispute=dispute, sessions=sessions, types=list(DisputeType),
-        risks=list(RiskLevel), tz=request.app.state.settings.timezone, local=local,
+        risks=list(RiskLevel), tz=request.app.state.settings.timezone,
         evidence_limit_mb=request.app.state.settings.evidence_max_bytes // 1048576,
     )
 
@@ -121,7 +115,7 @@ async def session_page(request: Request) -> Response:
     qr = {p["id"]: segno.make(p["join_url"], error="m").svg_inline(scale=3, title=p["display_name"])
           for p in view["participants"] if p["kind"] in ("party", "onsite")}
     return render(request, "staff/session.html", tz_offset=utc_offset(request.app.state.settings.timezone), session=view, dispute=dispute, messages=messages, qr=qr, outcome=outcome,
-                  tz=request.app.state.settings.timezone, local=local)
+                  tz=request.app.state.settings.timezone)
 
 
 async def _agreement(request: Request, token: str | None) -> dict[str, Any]:
@@ -142,7 +136,7 @@ async def _agreement(request: Request, token: str | None) -> dict[str, Any]:
     return {
         "outcome": outcome, "dispute": dispute, "panel": panel, "token": token, "office": settings.office_name,
         "year": dt.datetime.fromisoformat(outcome["recorded_at"]).astimezone(ZoneInfo(tz)).year,
-        "local": lambda value, fmt="%Y-%m-%d %H:%M": local(value, tz, fmt),
+        "local": lambda value, fmt="%Y-%m-%d %H:%M": local_time(value, tz, "zh", fmt),  # the agreement is in Chinese
         "pdf_url": f"/join/{token}/agreement.pdf" if token else f"/sessions/{session.id}/agreement.pdf",
     }
 

@@ -24,11 +24,11 @@ async def browser() -> AsyncIterator[Browser]:
         await instance.close()
 
 
-async def staff_page(browser: Browser, base: str) -> Page:
-    """A new page logged in through the login form as the fixtures' staff member."""
+async def staff_page(browser: Browser, base: str, username: str = "staff1") -> Page:
+    """A new page logged in through the login form as a staff member (default: the fixtures')."""
     page = await browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
     await page.goto(f"{base}/login")
-    await page.fill("#username", "staff1")
+    await page.fill("#username", username)
     await page.fill("#password", STAFF_PASSWORD)
     await page.click("button[type=submit]")
     await page.wait_for_url(f"{base}/")

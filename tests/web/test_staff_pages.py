@@ -5,7 +5,7 @@ import re
 
 from playwright.async_api import Browser
 
-from tests.conftest import STAFF_PASSWORD, Live
+from tests.conftest import STAFF_PASSWORD, Live, Running, add_staff
 from tests.web.conftest import ARTIFACTS, staff_page
 
 ALL_WEEK = {"windows": [{"weekday": d, "start": "08:00", "end": "20:00"} for d in range(7)]}
@@ -32,7 +32,8 @@ async def test_staff_registers_and_books_through_the_pages(browser: Browser, liv
     await page.fill(".party-row[data-side=applicant] [name=party_name]", "周建华")
     await page.fill(".party-row[data-side=respondent] [name=party_name]", "吴美玲")
     await page.click("#dispute-form button[type=submit]")
-    await page.wait_for_url(re.compile(r".*/disputes/\d+$"))
+    await page.wait_for_selector("#form-status:has-text('已保存')", timeout=10000)
+    assert re.fullmatch(r".*/disputes/\d+\?saved=1", page.url)
     assert "楼上漏水引发邻里矛盾" in await page.inner_text("h1")
     await page.fill("#new-party [name=party_name]", "吴志强")
     await page.select_option("#new-party [name=party_side]", "respondent")
@@ -79,6 +80,11 @@ async def test_expert_edits_availability_in_the_portal(browser: Browser, live: L
     ]
     assert saved["overrides"] == [{"date": "2027-01-04", "start": None, "end": None, "note": ""}]
     await page.screenshot(path=str(ARTIFACTS / "expert-portal.png"), full_page=True)
+    # The portal has a way out: back to the experts' sign-in, and the portal is closed.
+    await page.click("header form button[type=submit]")
+    await page.wait_for_url(f"{live.base}/expert/login")
+    await page.goto(f"{live.base}/expert")
+    assert page.url.endswith("/expert/login")
     await page.close()
 
 
@@ -106,4 +112,61 @@ async def test_a_closed_dispute_offers_no_booking_but_registering_it_again(brows
     await page.click("#reopen")
     await page.wait_for_selector("a:has-text('预约专家调解')", timeout=10000)
     assert (await live.staff.get(f"/api/disputes/{dispute['id']}")).json()["status"] == "registered"
+    await page.context.close()
+
+
+async def test_office_pages_read_as_the_office_does(browser: Browser, live: Live) -> None:
+    """One time format with the weekday, the audit log in Chinese and local time, 已保存 after
+    registering, the session page within a phone's width, and the slots asked again after a
+    booking lost to another clerk."""
+    page = await staff_page(browser, live.base)
+    await page.goto(f"{live.base}/disputes/new")
+    await page.fill("#title", "装修噪音纠纷")
+    await page.fill(".party-row[data-side=applicant] [name=party_name]", "孙立")
+    await page.fill(".party-row[data-side=applicant] [name=party_phone]", "13807371234")
+    await page.click("#dispute-form button[type=submit]")
+    await page.wait_for_selector("#form-status:has-text('已保存')", timeout=10000)
+    assert page.url.endswith("?saved=1")
+    dispute_id = int(page.url.split("/disputes/")[1].split("?")[0])
+
+    await page.goto(f"{live.base}/")
+    today = await page.inner_text("main table")  # the fixture's session, today: 2026-12-05（周六）13:04
+    assert re.search(r"\d{4}-\d{2}-\d{2}（周[一二三四五六日]）\d{2}:\d{2}", today), today
+
+    phone = await browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844}, device_scale_factor=3,
+                                      is_mobile=True, has_touch=True)
+    await phone.add_cookies(await page.context.cookies())
+    small = await phone.new_page()
+    await small.goto(f"{live.base}/sessions/{live.session['id']}")
+    assert "通知类型" in await small.inner_text("#notifications")  # the table has its headers
+    assert await small.evaluate("document.documentElement.scrollWidth") <= 390
+    await phone.close()
+
+    for n, role in enumerate(("legal_officer", "lawyer", "governance_specialist")):
+        expert = (await live.staff.post("/api/experts", json={"name": f"抢约专家{n}", "role": role, "email": f"race{n}@e.cn"})).json()
+        await live.staff.put(f"/api/experts/{expert['id']}/availability", json=ALL_WEEK)
+    await page.goto(f"{live.base}/disputes/{dispute_id}/book")
+    await page.click("#search-form button[type=submit]")
+    await page.wait_for_selector("#slots li", timeout=10000)
+    first = await page.inner_text("#slots li")
+    # Another clerk books the first time's panel meanwhile.
+    slots = (await live.staff.post("/api/scheduling/search", json={
+        "dispute_id": dispute_id, "panel": {"seats": [{"role": r} for r in ("legal_officer", "lawyer", "governance_specialist")]},
+        "duration_min": 60, "limit": 1})).json()
+    taken = await live.staff.post("/api/sessions", json={
+        "dispute_id": dispute_id, "start": slots[0]["start"], "end": slots[0]["end"],
+        "experts": [{"expert_id": seat["expert"]["id"]} for seat in slots[0]["seats"] if seat["expert"]]})
+    assert taken.status_code == 201, taken.text
+    await page.click("#slots li >> text=选定此时间")
+    await page.wait_for_selector("#book-status.error", timeout=10000)
+    await page.wait_for_function("t => document.querySelector('#slots li').innerText !== t", arg=first, timeout=10000)
+    assert "抢约专家" in await page.inner_text("#book-status")  # the 409 names who is taken
+
+    await add_staff(Running(app=live.app, clients=[]), "admin1", role="admin")
+    admin_page = await staff_page(browser, live.base, username="admin1")
+    await admin_page.goto(f"{live.base}/audit?entity=disputes&entity_id={dispute_id}")
+    log = await admin_page.inner_text("table.audit")
+    assert "名称" in log and "装修噪音纠纷" in log and "风险等级" in log and "None" not in log
+    assert re.search(r"\d{4}-\d{2}-\d{2}（周[一二三四五六日]）\d{2}:\d{2}", log) and "+00:00" not in log
+    await admin_page.context.close()
     await page.context.close()

@@ -50,6 +50,7 @@ if (disputeForm) {
     try {
       if (id) {
         await api("PATCH", `/api/disputes/${id}`, body);
+        $("form-status").classList.remove("error");
         $("form-status").textContent = t("saved");
       } else {
         body.parties = [...disputeForm.querySelectorAll(".party-row")].map((row) => ({
@@ -59,7 +60,7 @@ if (disputeForm) {
           language: row.querySelector('[name="party_language"]').value.trim() || "普通话",
         })).filter((party) => party.name);
         const created = await api("POST", "/api/disputes", body);
-        location.href = `/disputes/${created.id}`;
+        location.href = `/disputes/${created.id}?saved=1`;
       }
     } catch (error) {
       report($("form-status"), error);
@@ -102,28 +103,34 @@ if (searchForm) {
     copy.querySelector('[name="optional"]').checked = true;
     rows.append(copy);
   });
-  searchForm.addEventListener("submit", async (event) => {
+  searchForm.addEventListener("submit", (event) => {
     event.preventDefault();
-    const seats = [...document.querySelectorAll("#seats .seat")].map((row) => ({
-      role: row.querySelector('[name="role"]').value,
-      count: Number(row.querySelector('[name="count"]').value || 1),
-      optional: row.querySelector('[name="optional"]').checked,
-    }));
-    const body = {
-      dispute_id: config.dispute_id,
-      panel: { seats },
-      duration_min: Number($("duration").value || 60),
-      window_start: withOffset(`${$("from").value}T00:00`),
-      window_end: withOffset(`${$("to").value}T23:59`),
-      limit: 8,
-    };
     $("book-status").textContent = "";
-    try {
-      showSlots(await api("POST", "/api/scheduling/search", body), seats, body.duration_min);
-    } catch (error) {
-      report($("book-status"), error);
-    }
+    $("book-status").classList.remove("error");
+    search();
   });
+}
+
+// The earliest times the panel can meet; after a booking that lost a race, asked again at once.
+async function search() {
+  const seats = [...document.querySelectorAll("#seats .seat")].map((row) => ({
+    role: row.querySelector('[name="role"]').value,
+    count: Number(row.querySelector('[name="count"]').value || 1),
+    optional: row.querySelector('[name="optional"]').checked,
+  }));
+  const body = {
+    dispute_id: config.dispute_id,
+    panel: { seats },
+    duration_min: Number($("duration").value || 60),
+    window_start: withOffset(`${$("from").value}T00:00`),
+    window_end: withOffset(`${$("to").value}T23:59`),
+    limit: 8,
+  };
+  try {
+    showSlots(await api("POST", "/api/scheduling/search", body), seats, body.duration_min);
+  } catch (error) {
+    report($("book-status"), error);
+  }
 }
 
 function localText(iso) {
@@ -165,7 +172,9 @@ async function book(slot) {
     });
     location.href = `/sessions/${session.id}`;
   } catch (error) {
+    // Someone else booked one of these experts meanwhile: say so, and offer the times left.
     report($("book-status"), error);
+    await search();
   }
 }
 
