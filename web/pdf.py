@@ -1,31 +1,37 @@
 """HTML to PDF with WeasyPrint, reading only the app's own static files (never the network).
 
-WeasyPrint loads Pango when it is imported, so it is imported on the first PDF asked for: a
+Rendering an agreement takes a CPU for 0.1-0.2 s (0.6 s the first time, loading the CJK fonts),
+all of it Python holding the GIL: in a thread it slowed every request and every room of the
+process while PDFs were made. So PDFs are made in a process of their own, one at a time (others
+wait their turn), and the last few are kept: a party opening the same agreement again, or staff
+printing it, get it at once. WeasyPrint loads Pango when it is imported, in that process only: a
 server without Pango runs, and answers 503 for PDFs only (the printable page still works).
 """
 from __future__ import annotations
 
+import asyncio
+import collections
+import concurrent.futures
 import functools
+import hashlib
+import multiprocessing
 from typing import Any
-
-import anyio
 
 from server.errors import Unavailable
 from web.i18n import STATIC_DIR
 
 BASE_URL = "https://tiaojie.invalid/"
 _TYPES = {".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml"}
+NO_PANGO = ("this server cannot make PDFs (it lacks Pango: apt-get install libpango-1.0-0 "
+            "libpangoft2-1.0-0); use the printable page")
+KEEP = 16  # PDFs kept, by their page's content
 
 
 @functools.cache
 def _weasyprint() -> tuple[Any, Any]:
     """WeasyPrint's HTML class, and a fetcher that serves /static/ and refuses every other address."""
-    try:
-        from weasyprint import HTML
-        from weasyprint.urls import URLFetcher, URLFetcherResponse
-    except OSError as error:
-        raise Unavailable("this server cannot make PDFs (it lacks Pango: apt-get install libpango-1.0-0 "
-                          "libpangoft2-1.0-0); use the printable page") from error
+    from weasyprint import HTML
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
 
     class StaticOnly(URLFetcher):
         def fetch(self, url: str, headers: Any = None) -> Any:
@@ -38,11 +44,38 @@ def _weasyprint() -> tuple[Any, Any]:
     return HTML, StaticOnly
 
 
-def _render(html: str) -> bytes:
-    document, fetcher = _weasyprint()
+def render(html: str) -> bytes | None:
+    """The PDF of a page, in this process; None when WeasyPrint cannot load (no Pango)."""
+    try:
+        document, fetcher = _weasyprint()
+    except OSError:
+        return None
     return bytes(document(string=html, base_url=BASE_URL, url_fetcher=fetcher()).write_pdf())
 
 
+@functools.cache
+def _renderer() -> concurrent.futures.ProcessPoolExecutor:
+    # "spawn": a fresh interpreter, not a fork of a server with threads and an event loop.
+    return concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+
+_kept: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+
+
 async def html_to_pdf(html: str) -> bytes:
-    """The PDF of a page (in a worker thread: rendering takes a CPU for a fraction of a second)."""
-    return await anyio.to_thread.run_sync(_render, html)
+    """The PDF of a page: made in the PDF process, or kept from the last time it was asked for."""
+    key = hashlib.sha256(html.encode()).hexdigest()
+    if key in _kept:
+        _kept.move_to_end(key)
+        return _kept[key]
+    try:
+        pdf = await asyncio.get_running_loop().run_in_executor(_renderer(), render, html)
+    except concurrent.futures.process.BrokenProcessPool:  # the PDF process died (killed, out of memory)
+        _renderer.cache_clear()
+        pdf = await asyncio.get_running_loop().run_in_executor(_renderer(), render, html)
+    if pdf is None:
+        raise Unavailable(NO_PANGO)
+    _kept[key] = pdf
+    while len(_kept) > KEEP:
+        _kept.popitem(last=False)
+    return pdf
