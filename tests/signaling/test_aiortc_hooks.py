@@ -11,8 +11,32 @@ from aioice import Connection
 from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 
 
-def test_pinned_version() -> None:
-    assert version("aiortc") == "1.16.0", "the hooks were written for aiortc 1.16.0: re-check them"
+def test_pinned_versions() -> None:
+    """The hooks reach into aiortc, aioice and pylibsrtp: each is pinned to the version they were
+    written for, here and in pyproject.toml."""
+    from pathlib import Path
+
+    pins = {"aiortc": "1.16.0", "aioice": "0.13.0", "pylibsrtp": "1.0.0"}
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    for package, pinned in pins.items():
+        assert version(package) == pinned, f"the hooks were written for {package} {pinned}: re-check them"
+        assert f'"{package}=={pinned}"' in pyproject, f"pin {package}=={pinned} in pyproject.toml"
+
+
+def test_every_private_name_the_hooks_use_from_pylibsrtp_and_aioice_exists() -> None:
+    import pylibsrtp
+    from pylibsrtp import _binding
+
+    for function in ("srtp_protect", "srtp_protect_rtcp", "srtp_unprotect", "srtp_unprotect_rtcp"):
+        assert callable(getattr(_binding.lib, function)), function
+    policy = pylibsrtp.Policy(key=bytes(30), ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+                              srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80)
+    session = pylibsrtp.Session(policy)
+    assert isinstance(session._cdata, _binding.ffi.CData) and len(session._buffer) == 1500
+    assert session._srtp[0] is not None
+    connection = Connection(ice_controlling=True)
+    assert connection._nominated == {} and connection._protocols == []
+    assert isinstance(aioice.ice.StunProtocol(connection), aioice.ice.StunProtocol)
 
 
 def test_transport_internals() -> None:
