@@ -97,6 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from sqlalchemy.engine import make_url
 
     from server.app import create_app
+    from server.protocol import TimedHeaders
 
     tls = bool(args.tls_cert or args.tls_key)
     if tls and not (args.tls_cert and args.tls_key):
@@ -112,6 +113,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     server = uvicorn.Server(uvicorn.Config(
         create_app(settings), host=args.host, port=args.port, log_level="info",
         forwarded_allow_ips=list(settings.trusted_proxies), ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
+        http=TimedHeaders,
     ))
 
     async def serve() -> None:
