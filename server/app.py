@@ -103,65 +103,65 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
-        sessions = create_session_factory(engine, AuditedSession)
-        tokens = app.state.tokens
-        deliverer = Deliverer(sessions, settings, sms=sms.gateway(settings))
-        jobs = Jobs(settings, JobContext(
-            sessions=sessions, settings=settings, after_queue=deliverer.kick,
-            link_for=lambda s, p: participant_link(tokens, settings.link_base(), settings.invite_grace_s, s, p),
-        ))
-        app.state.engine, app.state.db_sessions = engine, sessions
-        app.state.deliverer, app.state.jobs = deliverer, jobs
-        app.state.live_logins = LiveLogins(sessions)
-        async def record(room_id: str, event: dict[str, Any]) -> None:
-            try:
-                async with sessions() as db, db.begin():
-                    await room_record.write_event(db, int(room_id), event)
-            except Exception:  # the room goes on even if its record cannot be written
-                logger.exception("could not record room event %s for session %s", event.get("kind"), room_id)
+        # Each part is stopped, in reverse order, however the start-up ends: a scheduler that
+        # cannot start leaves no media workers or cluster membership behind.
+        async with contextlib.AsyncExitStack() as stack:
+            engine = create_engine(settings.database_url)
+            stack.push_async_callback(engine.dispose)
+            sessions = create_session_factory(engine, AuditedSession)
+            tokens = app.state.tokens
+            deliverer = Deliverer(sessions, settings, sms=sms.gateway(settings))
+            jobs = Jobs(settings, JobContext(
+                sessions=sessions, settings=settings, after_queue=deliverer.kick,
+                link_for=lambda s, p: participant_link(tokens, settings.link_base(), settings.invite_grace_s, s, p),
+            ))
+            app.state.engine, app.state.db_sessions = engine, sessions
+            app.state.deliverer, app.state.jobs = deliverer, jobs
+            app.state.live_logins = LiveLogins(sessions)
+            async def record(room_id: str, event: dict[str, Any]) -> None:
+                try:
+                    async with sessions() as db, db.begin():
+                        await room_record.write_event(db, int(room_id), event)
+                except Exception:  # the room goes on even if its record cannot be written
+                    logger.exception("could not record room event %s for session %s", event.get("kind"), room_id)
 
-        media: InProcessHub | WorkerHub
-        if settings.media_workers > 0:
-            media = WorkerHub(
-                settings.media_workers, record=record, reconnect_timeout_s=settings.reconnect_timeout_s,
-                recordings_dir=settings.data_dir / "recordings",
-            )
-        else:
-            media = InProcessHub(
-                record=record, reconnect_timeout_s=settings.reconnect_timeout_s,
-                recordings_dir=settings.data_dir / "recordings",
-            )
-        if isinstance(media, WorkerHub):
-            await media.start()
-        app.state.media = media
-        app.state.cluster = None
-        if not settings.node_url and engine.dialect.name == "postgresql":
-            logger.warning("TIAOJIE_NODE_URL is not set: if several nodes share this database, set it on every node, "
-                           "or a room's people may end up on different nodes (README, 'Several nodes')")
-        if settings.node_url:
-            async def load() -> Load:
-                stats = await media.stats()
-                return Load(participants=stats["peers"], streams=stats["streams"], rooms=stats["room_ids"])
+            media: InProcessHub | WorkerHub
+            if settings.media_workers > 0:
+                media = WorkerHub(
+                    settings.media_workers, record=record, reconnect_timeout_s=settings.reconnect_timeout_s,
+                    recordings_dir=settings.data_dir / "recordings",
+                )
+            else:
+                media = InProcessHub(
+                    record=record, reconnect_timeout_s=settings.reconnect_timeout_s,
+                    recordings_dir=settings.data_dir / "recordings",
+                )
+            if isinstance(media, WorkerHub):
+                await media.start()
+            stack.push_async_callback(media.close)
+            app.state.media = media
+            app.state.cluster = None
+            if not settings.node_url and engine.dialect.name == "postgresql":
+                logger.warning("TIAOJIE_NODE_URL is not set: if several nodes share this database, set it on every node, "
+                               "or a room's people may end up on different nodes (README, 'Several nodes')")
+            if settings.node_url:
+                async def load() -> Load:
+                    stats = await media.stats()
+                    return Load(participants=stats["peers"], streams=stats["streams"], rooms=stats["room_ids"])
 
-            app.state.cluster = Membership(sessions, node_name(settings), settings.node_url, settings.node_dead_s, load)
-            await app.state.cluster.start()
-        deliverer.start()
-        await jobs.start()
-        await outcome_jobs.install(jobs)
-        # Everything loaded so far (modules, the ORM's and aiortc's tables) lives as long as the
-        # process: out of the collector's sight, a full collection no longer walks it, which
-        # was the 100-ms pause behind the slowest 1% of requests (bench/api_load.py).
-        gc.freeze()
-        try:
+                app.state.cluster = Membership(sessions, node_name(settings), settings.node_url, settings.node_dead_s, load)
+                await app.state.cluster.start()
+                stack.push_async_callback(app.state.cluster.stop)
+            deliverer.start()
+            stack.push_async_callback(deliverer.stop)
+            await jobs.start()
+            stack.push_async_callback(jobs.stop)
+            await outcome_jobs.install(jobs)
+            # Everything loaded so far (modules, the ORM's and aiortc's tables) lives as long as the
+            # process: out of the collector's sight, a full collection no longer walks it, which
+            # was the 100-ms pause behind the slowest 1% of requests (bench/api_load.py).
+            gc.freeze()
             yield
-        finally:
-            if app.state.cluster is not None:
-                await app.state.cluster.stop()
-            await app.state.media.close()
-            await jobs.stop()
-            await deliverer.stop()
-            await engine.dispose()
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),

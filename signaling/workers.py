@@ -91,7 +91,11 @@ class WorkerHub:
         return worker
 
     async def _replace(self, dead: _Worker) -> None:
-        """Start a worker in place of one that died, move its rooms there, and tell their people."""
+        """Start a worker in place of one that died (or whose output could not be read: it is
+        stopped), move its rooms there, and tell their people."""
+        if dead.process.is_alive():
+            dead.process.kill()
+            await asyncio.to_thread(dead.process.join, 5)
         logger.error("media worker %d stopped (exit code %s); starting a new one", dead.index, dead.process.exitcode)
         fresh = await self._spawn(dead.index)
         self._workers[dead.index] = fresh
@@ -108,27 +112,39 @@ class WorkerHub:
                     logger.debug("could not tell %s about the restart", peer_id)
 
     async def _read(self, worker: _Worker) -> None:
+        """Act on each line the worker writes, until its output ends; then replace it. A line
+        that cannot be read, or whose handling fails, is logged and skipped: it must not stop the
+        rooms of the worker (before, it ended this loop and the worker's rooms went silent)."""
         assert worker.reader is not None
-        async for line in worker.reader:
-            reply = json.loads(line)
-            if reply["op"] == "emit":
-                send = self._senders.get(reply["peer"])
-                if send is not None:
-                    try:
-                        await send(reply["message"])
-                    except Exception:
-                        logger.debug("could not deliver to %s", reply["peer"])
-            elif reply["op"] == "record":
-                event = reply["event"]
-                if event.get("kind") == "leave":
-                    self._forget(event["peer_id"])
-                await self._record(reply["room"], event)
-            elif reply["op"] == "stats":
-                future = self._stats.pop(worker.index, None)
-                if future is not None and not future.done():
-                    future.set_result(reply["stats"])
+        try:
+            async for line in worker.reader:
+                try:
+                    await self._reply(worker, json.loads(line))
+                except Exception:
+                    logger.exception("media worker %d: could not handle %.200r", worker.index, line)
+        except (OSError, ValueError):  # a line over the limit, a broken socket: the stream is lost
+            logger.exception("media worker %d: its output can no longer be read", worker.index)
         if not self._closing:
             await self._replace(worker)
+
+    async def _reply(self, worker: _Worker, reply: dict[str, Any]) -> None:
+        """One message from a worker: a message for a participant, a room event, or statistics."""
+        if reply["op"] == "emit":
+            send = self._senders.get(reply["peer"])
+            if send is not None:
+                try:
+                    await send(reply["message"])
+                except Exception:
+                    logger.debug("could not deliver to %s", reply["peer"])
+        elif reply["op"] == "record":
+            event = reply["event"]
+            if event.get("kind") == "leave":
+                self._forget(event["peer_id"])
+            await self._record(reply["room"], event)
+        elif reply["op"] == "stats":
+            future = self._stats.pop(worker.index, None)
+            if future is not None and not future.done():
+                future.set_result(reply["stats"])
 
     def _worker_for(self, peer_id: str) -> _Worker:
         room = self._peer_room.get(peer_id)
