@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import enum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from server.contacts import check_email, check_phone
+from server.dates import OfficeTime
 from server.vocabulary import DisputeType, RiskLevel
 
 
@@ -39,7 +40,7 @@ class DisputePatch(_Strict):
     title: str | None = Field(None, min_length=1, max_length=200)
     dispute_type: DisputeType | None = None
     cause: str | None = Field(None, max_length=4000)
-    occurred_at: AwareDatetime | None = None
+    occurred_at: OfficeTime | None = None
     place: str | None = Field(None, max_length=200)
     nature: str | None = Field(None, max_length=200)
     scale: int | None = Field(None, ge=1, le=100000)

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from server.contacts import check_email, check_phone
+from server.dates import OfficeDate
 from server.vocabulary import DisputeType, Role
 
 
@@ -76,7 +77,7 @@ class WindowIn(_Strict):
 class OverrideIn(_Strict):
     """A date override: no times for a day off, or the hours that replace the week's."""
 
-    date: dt.date
+    date: OfficeDate
     start: dt.time | None = None
     end: dt.time | None = None
     note: str = Field("", max_length=200)

@@ -1,10 +1,11 @@
 """Validated input for outcomes, confirmations and follow-ups."""
 from __future__ import annotations
 
-import datetime as dt
 import enum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from server.dates import OfficeDate
 
 
 class Kind(enum.StrEnum):
@@ -73,7 +74,7 @@ class FollowUpIn(_Strict):
 class ReviewIn(_Strict):
     """Build (or rebuild) the weekly review of the week holding this date; default the last full week."""
 
-    week_of: dt.date | None = None
+    week_of: OfficeDate | None = None
 
 
 class TemplateIn(_Strict):

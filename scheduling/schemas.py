@@ -4,9 +4,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scheduling.panel import Panel
+from server.dates import OfficeTime
 
 
 class _Strict(BaseModel):
@@ -16,8 +17,8 @@ class _Strict(BaseModel):
 class Span(_Strict):
     """A time span."""
 
-    start: AwareDatetime
-    end: AwareDatetime
+    start: OfficeTime
+    end: OfficeTime
 
     @model_validator(mode="after")
     def _ordered(self) -> Span:
@@ -32,8 +33,8 @@ class SearchIn(_Strict):
     dispute_id: int | None = Field(None, ge=1)
     panel: Panel | None = None
     duration_min: int = Field(60, ge=15, le=480)
-    window_start: AwareDatetime | None = None
-    window_end: AwareDatetime | None = None
+    window_start: OfficeTime | None = None
+    window_end: OfficeTime | None = None
     step_min: int = Field(30, ge=5, le=240)
     party_busy: list[Span] = Field(default_factory=list, max_length=200)
     limit: int = Field(5, ge=1, le=50)
@@ -64,8 +65,8 @@ class BookingIn(_Strict):
     """A session to book."""
 
     dispute_id: int = Field(ge=1)
-    start: AwareDatetime
-    end: AwareDatetime
+    start: OfficeTime
+    end: OfficeTime
     experts: list[ExpertSeat] = Field(min_length=1, max_length=12)
     location_kind: Location = Location.REMOTE
     location: str = Field("", max_length=200)
@@ -93,8 +94,8 @@ class BookingIn(_Strict):
 class RescheduleIn(_Strict):
     """A new time for a session."""
 
-    start: AwareDatetime
-    end: AwareDatetime | None = None
+    start: OfficeTime
+    end: OfficeTime | None = None
     override_availability: bool = False
 
 

@@ -17,13 +17,11 @@ from starlette.routing import Route
 from audit.log import set_actor
 from server.auth import request_actor
 from server.database import read_only
+from server.dates import in_range
 from server.errors import BadRequest, BadValue, Invalid, NotFound
 
 M = TypeVar("M", bound=BaseModel)
 MAX_JSON_BYTES = 1_000_000
-# Dates a query may name: wide enough for any register, narrow enough that converting a day to
-# UTC or adding a week never leaves the calendar (year 1 and 9999 would).
-MIN_DATE, MAX_DATE = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
 MAX_ID = 2**63 - 1  # the largest integer the databases store
 _DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() also takes '³' and '٣'
 
@@ -77,11 +75,8 @@ def path_id(request: Request, name: str = "id") -> int:
 
 
 def parse_date(text: str) -> dt.date:
-    """A YYYY-MM-DD date between MIN_DATE and MAX_DATE (ValueError otherwise)."""
-    value = dt.date.fromisoformat(text)
-    if not MIN_DATE <= value <= MAX_DATE:
-        raise ValueError("date out of range")
-    return value
+    """A YYYY-MM-DD date an office can mean (server/dates.py; ValueError otherwise)."""
+    return in_range(dt.date.fromisoformat(text))
 
 
 def parse_count(text: str) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiortc import RTCIceServer
 
+from signaling import messages
 from signaling.bandwidth import AUDIO_BPS, publisher_target_bps
 from signaling.errors import SignalingError
 from signaling.forwarding import PublishedStream
@@ -31,10 +32,6 @@ RECONNECT_TIMEOUT_S = 30.0
 SPEAKER_INTERVAL_S = 0.5
 STEER_EVERY_TICKS = 2  # publishers' bitrate targets once a second
 SPEAKING_LEVEL = 60  # RFC 6464 level (-dBov) below which someone counts as speaking
-HOST_ACTIONS = frozenset({
-    "admit", "lobby_message", "mute", "ask_unmute", "remove", "end", "caucus_start", "caucus_end",
-    "recording_start", "recording_stop",
-})
 
 
 async def _no_record(room_id: str, event: dict[str, Any]) -> None:
@@ -217,64 +214,59 @@ class MediaEngine:
 
     # ------------------------------------------------------------ messages
 
-    async def handle(self, peer_id: str, message: dict[str, Any]) -> None:
-        """One message from a participant; SignalingError for a bad one."""
+    async def handle(self, peer_id: str, raw: dict[str, Any]) -> None:
+        """One message from a participant; SignalingError for a bad one (signaling/messages.py)."""
         room = self._room(peer_id)
         if room is None:
             raise SignalingError("join first", code="bad_state")
         member = room.members[peer_id]
-        kind = message.get("type")
-        if kind == "offer":
-            await self._offer(room, member, _text(message, "sdp", 200_000))
-        elif kind == "candidate":
-            peer = self.peers.get(peer_id)
-            if peer is None:
-                raise SignalingError("send the offer before candidates", code="bad_state")
-            index = message.get("sdpMLineIndex")
-            await peer.add_candidate(
-                _text(message, "candidate", 2000, allow_empty=True), message.get("sdpMid"),
-                index if isinstance(index, int) else None,
-            )
-        elif kind == "mute":
-            if "audio" in message:
-                member.audio_muted = bool(message["audio"])
-                if not member.audio_muted:
-                    member.held_mute = False  # unmuting is always the participant's own choice
-            if "video" in message:
-                member.video_muted = bool(message["video"])
-            await self._changed(room, relink=False)
-        elif kind == "view":
-            peer = self.peers.get(peer_id)
-            if peer is not None:
-                peer.show_sizes(_sizes(message.get("pixels")))
-        elif kind == "audio_only":
-            member.audio_only = _flag(message, "on")
-            peer = self.peers.get(peer_id)
-            if peer is not None:
-                peer.audio_only_chosen = member.audio_only
-                await peer.show_videos()
-        elif kind == "hand":
-            member.hand_raised = bool(message.get("raised"))
-            await self._changed(room, relink=False)
-        elif kind == "screen":
-            member.screen_sharing = bool(message.get("active"))
-            if member.screen_sharing and member.peer_id in self.peers:
-                self.peers[member.peer_id].screen.want_keyframe()
-            await self._changed(room)
-        elif kind == "chat":
-            await self._chat(room, member, _text(message, "text", 2000).strip(), message.get("to"))
-        elif kind == "consent":
-            await self._consent(room, member, bool(message.get("agree")))
-        elif kind == "moderate":
-            if not member.is_moderator:
-                raise SignalingError("only the host may do this", code="forbidden")
-            await self._moderate(room, member, message)
-        elif kind == "leave":
-            await self.leave(peer_id)
-        else:
-            raise SignalingError(f"unknown message type {kind!r}", code="unknown_type")
+        message = messages.parse(raw)
+        match message:
+            case messages.Offer(sdp=sdp):
+                await self._offer(room, member, sdp)
+            case messages.Candidate():
+                peer = self.peers.get(peer_id)
+                if peer is None:
+                    raise SignalingError("send the offer before candidates", code="bad_state")
+                await peer.add_candidate(message.candidate, message.sdpMid, message.sdpMLineIndex)
+            case messages.Mute(audio=audio, video=video):
+                if audio is not None:
+                    member.audio_muted = audio
+                    if not audio:
+                        member.held_mute = False  # unmuting is always the participant's own choice
+                if video is not None:
+                    member.video_muted = video
+                await self._changed(room, relink=False, about=member)
+            case messages.View(pixels=pixels):
+                peer = self.peers.get(peer_id)
+                if peer is not None:
+                    peer.show_sizes(list(pixels))
+            case messages.AudioOnly(on=on):
+                member.audio_only = on
+                peer = self.peers.get(peer_id)
+                if peer is not None:
+                    peer.audio_only_chosen = on
+                    await peer.show_videos()
+            case messages.Hand(raised=raised):
+                member.hand_raised = raised
+                await self._changed(room, relink=False, about=member)
+            case messages.Screen(active=active):
+                member.screen_sharing = active
+                if active and member.peer_id in self.peers:
+                    self.peers[member.peer_id].screen.want_keyframe()
+                await self._changed(room, about=member)
+            case messages.Chat(text=text, to=to):
+                await self._chat(room, member, text.strip(), to)
+            case messages.Consent(agree=agree):
+                await self._consent(room, member, agree)
+            case messages.Moderate():
+                if not member.is_moderator:
+                    raise SignalingError("only the host may do this", code="forbidden")
+                await self._moderate(room, member, message)
+            case messages.Leave():
+                await self.leave(peer_id)
 
-    async def _chat(self, room: Room, member: Member, text: str, to: object) -> None:
+    async def _chat(self, room: Room, member: Member, text: str, to: str | None) -> None:
         """To everyone on the sender's side of the room; or, between a person waiting in the lobby
         and the hosts, to those only (`lobby`: the waiting person's peer id), whoever writes."""
         if not text:
@@ -282,7 +274,7 @@ class MediaEngine:
         chat: dict[str, Any] = {"type": "chat", "from": member.peer_id, "name": member.info.get("name", ""),
                                 "role": member.info.get("role", ""), "text": text, "at": time.time()}
         if to is not None:
-            waiting = room.members.get(to) if isinstance(to, str) else None
+            waiting = room.members.get(to)
             if not member.is_moderator:
                 raise SignalingError("only the host may write to one person", code="forbidden")
             if waiting is None or waiting.admitted:
@@ -300,10 +292,8 @@ class MediaEngine:
         await self._record(room.room_id, {"kind": "chat", "peer_id": member.peer_id, "text": text,
                                           **({"lobby": chat["lobby"]} if "lobby" in chat else {})})
 
-    async def _moderate(self, room: Room, host: Member, message: dict[str, Any]) -> None:
-        action = message.get("action")
-        if action not in HOST_ACTIONS:
-            raise SignalingError(f"unknown action {action!r}", code="bad_message")
+    async def _moderate(self, room: Room, host: Member, message: messages.Moderate) -> None:
+        action = message.action
         if action == "end":
             for peer_id in list(room.members):
                 await self._emit(peer_id, {"type": "ended"})
@@ -312,8 +302,8 @@ class MediaEngine:
                 await self.leave(peer_id, reason="ended")
             return
         if action == "caucus_start":
-            chosen = message.get("peer_ids")
-            if not isinstance(chosen, list) or not all(p in room.members for p in chosen):
+            chosen = message.peer_ids
+            if chosen is None or not all(p in room.members for p in chosen):
                 raise SignalingError("peer_ids must list members of the room", code="bad_message")
             room.caucus = frozenset(chosen) | {host.peer_id}
             await self._record(room.room_id, {"kind": "caucus_start", "peer_ids": sorted(room.caucus), "by": host.peer_id})
@@ -333,15 +323,17 @@ class MediaEngine:
             await self._changed(room, relink=False)
             return
         if action == "lobby_message":
-            text = _text(message, "text", 500).strip()
-            targets = [message["peer_id"]] if message.get("peer_id") else [m.peer_id for m in room.members.values() if not m.admitted]
+            if message.text is None or not message.text.strip():
+                raise SignalingError("'text' is missing", code="bad_message")
+            text = message.text.strip()
+            targets = [message.peer_id] if message.peer_id else [m.peer_id for m in room.members.values() if not m.admitted]
             for peer_id in targets:
                 target = room.members.get(peer_id)
                 if target is None or target.admitted:
                     raise SignalingError("that person is not waiting in the lobby", code="bad_message")
                 await self._emit(peer_id, {"type": "lobby_message", "text": text, "from": host.info.get("name", "")})
             return
-        target = room.members.get(message.get("peer_id", ""))
+        target = room.members.get(message.peer_id or "")
         if target is None:
             raise SignalingError("no such participant in this room", code="bad_message")
         if action == "admit":
@@ -357,10 +349,9 @@ class MediaEngine:
         elif action == "ask_unmute":
             await self._emit(target.peer_id, {"type": "unmute_request", "from": host.info.get("name", "")})
         elif action == "remove":  # for now (back to the lobby if they return), or with their link revoked
-            revoke = _flag(message, "revoke") if "revoke" in message else False
-            await self._emit(target.peer_id, {"type": "removed", "revoked": revoke})
+            await self._emit(target.peer_id, {"type": "removed", "revoked": message.revoke})
             await self._record(room.room_id, {"kind": "remove", "peer_id": target.peer_id, "by": host.peer_id,
-                                              "revoke": revoke})
+                                              "revoke": message.revoke})
             await self.leave(target.peer_id, reason="removed")
 
     # ------------------------------------------------------------ recording with consent
@@ -480,8 +471,9 @@ class MediaEngine:
                 _unlink(peer, slot.participant_id)
         await peer.close()
 
-    async def _changed(self, room: Room, *, relink: bool = True) -> None:
-        """Make the forwarding match the room's rules, and tell everyone what changed."""
+    async def _changed(self, room: Room, *, relink: bool = True, about: Member | None = None) -> None:
+        """Make the forwarding match the room's rules, and tell everyone what changed (what
+        changed `about` a person in the lobby: only the hosts, who alone see the lobby)."""
         if room.recording:
             await self._sync_recorders(room)
         if relink:
@@ -508,11 +500,12 @@ class MediaEngine:
                     sub_peer.announced_slots = slot_ids
                     await self._emit(subscriber_id, {"type": "slots", "slots": slot_ids})
                 await sub_peer.count_streams()
+        lobby = about is not None and not about.admitted
         for member in room.members.values():
             peer = self.peers.get(member.peer_id)
             if peer is not None:
                 peer.audio.held = member.held_mute
-            if member.connected:
+            if member.connected and (not lobby or member.is_moderator or member is about):
                 await self._emit(member.peer_id, {
                     "type": "participants", "participants": room.listed_for(member),
                     "caucus": room.caucus is not None, "recording": room.recording,
@@ -560,25 +553,3 @@ def _unlink(subscriber: ServerPeer, key: str) -> None:
             slot.participant_id = None
             slot.sources = {}
 
-
-def _sizes(value: Any) -> list[int | None]:
-    """A view message's tile sizes: one per slot, each pixels or null."""
-    if not isinstance(value, list) or len(value) > SLOTS or not all(
-            size is None or (isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= 100_000_000)
-            for size in value):
-        raise SignalingError(f"'pixels' must be a list of at most {SLOTS} pixel counts or nulls", code="bad_message")
-    return value
-
-
-def _flag(message: dict[str, Any], field: str) -> bool:
-    value = message.get(field)
-    if not isinstance(value, bool):
-        raise SignalingError(f"'{field}' must be true or false", code="bad_message")
-    return value
-
-
-def _text(message: dict[str, Any], field: str, max_length: int, *, allow_empty: bool = False) -> str:
-    value = message.get(field)
-    if not isinstance(value, str) or (not value and not allow_empty) or len(value) > max_length:
-        raise SignalingError(f"'{field}' must be a string of at most {max_length} characters", code="bad_message")
-    return value
