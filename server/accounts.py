@@ -1,13 +1,14 @@
 """Staff accounts, login throttling and single-use tokens."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Boolean, ForeignKey, String, delete, func, select, update
+from sqlalchemy import Boolean, ForeignKey, String, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -49,12 +50,14 @@ class LoginSession(Base):
 
 
 class LoginFailure(Base):
-    """One failed login, kept for the throttle (in the database so every instance sees it)."""
+    """One failed login and the address it came from, kept for the throttle (in the database so
+    every instance sees it)."""
 
     __tablename__ = "login_failures"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True, default="")
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -96,26 +99,43 @@ async def create_staff(
     return user
 
 
+@dataclasses.dataclass(frozen=True)
+class Throttle:
+    """Failed logins allowed within `window_s`: for one account from one address, and from one
+    address across all accounts (someone trying many names)."""
+
+    window_s: int
+    per_account: int
+    per_address: int
+
+
 async def authenticate(
-    db: AsyncSession, username: str, password: str, *, max_failures: int, window_s: int
+    db: AsyncSession, username: str, password: str, *, address: str, throttle: Throttle,
 ) -> StaffUser | None:
     """The staff user for these credentials, or None (the failure is recorded: commit it).
 
-    TooManyRequests after max_failures failures within the window.
+    Failures count per account and address, so nobody can lock a colleague out from elsewhere:
+    the right password from an address that did nothing wrong always gets in. TooManyRequests
+    (with the seconds until the next try) once this address failed too often.
     """
-    since = utcnow() - dt.timedelta(seconds=window_s)
-    failures = await db.scalar(
-        select(func.count()).where(LoginFailure.username == username, LoginFailure.at >= since)
-    )
-    if failures is not None and failures >= max_failures:
-        raise TooManyRequests("too many failed logins; try again later")
+    now = utcnow()
+    since = now - dt.timedelta(seconds=throttle.window_s)
+    recent = LoginFailure.at >= since, LoginFailure.address == address
+    for names, limit in (([username], throttle.per_account), (None, throttle.per_address)):
+        query = select(LoginFailure.at).where(*recent).order_by(LoginFailure.at.desc()).limit(limit)
+        failures = list(await db.scalars(query if names is None else query.where(LoginFailure.username.in_(names))))
+        if len(failures) >= limit:  # free again when the oldest of the last `limit` leaves the window
+            wait = failures[-1] + dt.timedelta(seconds=throttle.window_s) - now
+            raise TooManyRequests("too many failed logins; try again in {minutes} minutes",
+                                  retry_after_s=max(1, int(wait.total_seconds()) + 1),
+                                  minutes=max(1, -(-int(wait.total_seconds()) // 60)))
     user = await db.scalar(select(StaffUser).where(StaffUser.username == username))
     # Verify against a dummy hash for unknown users too, so timing does not reveal them.
     ok = verify_password(user.password_hash if user else _dummy_hash(), password)
     if user is None or not ok or not user.active:
-        db.add(LoginFailure(username=username))
+        db.add(LoginFailure(username=username, address=address))
         return None
-    await db.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    await db.execute(delete(LoginFailure).where(LoginFailure.username == username, LoginFailure.address == address))
     return user
 
 

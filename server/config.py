@@ -25,8 +25,10 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     # Set by `tiaojie serve` from --host, --port and TLS, never from the environment.
     served_url: str = dataclasses.field(default="http://127.0.0.1:8000", metadata={"env": False})
-    # Staff login throttle: this many failures for one user name within the window locks it.
+    # Staff login throttle: this many failures within the window for one user name from one
+    # address, or from one address for any names, and that address waits (others do not).
     login_max_failures: int = 5
+    login_max_address_failures: int = 20
     login_window_s: int = 15 * 60
     session_max_age_s: int = 12 * 3600
     magic_link_max_age_s: int = 30 * 60

@@ -7,6 +7,7 @@ expert_id=7)`), so that the pages can show it in the reader's language: the cata
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 Part = tuple[str, dict[str, object]]  # a template and its values
 
@@ -88,7 +89,13 @@ class BadValue(ValueError):
 
 
 class TooManyRequests(AppError):
+    """Too many requests: `retry_after_s`, when given, goes out as the Retry-After header."""
+
     status_code = 429
+
+    def __init__(self, message: str, *, retry_after_s: int | None = None, **values: Any) -> None:
+        super().__init__(message, **values)
+        self.retry_after_s = retry_after_s
 
 
 class Unavailable(AppError):

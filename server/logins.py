@@ -17,8 +17,9 @@ async def check_login(request: Request, username: str, password: str) -> Staff:
     settings = request.app.state.settings
     async with transaction(request) as db:
         user = await accounts.authenticate(
-            db, username, password,
-            max_failures=settings.login_max_failures, window_s=settings.login_window_s,
+            db, username, password, address=request.client.host if request.client else "",
+            throttle=accounts.Throttle(settings.login_window_s, settings.login_max_failures,
+                                       settings.login_max_address_failures),
         )
         staff = Staff(user.id, user.role, user.office_id) if user else None
         if staff is not None:
