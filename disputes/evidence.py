@@ -9,6 +9,8 @@ database.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import errno
 import hashlib
 import logging
 import os
@@ -17,12 +19,21 @@ from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from disputes.models import Dispute, Evidence
 from server.database import iso_utc
-from server.errors import Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType
+from server.errors import (
+    Conflict,
+    Forbidden,
+    InsufficientStorage,
+    Invalid,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    UnsupportedMediaType,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +107,47 @@ class Uploader:
 
 
 @dataclasses.dataclass(frozen=True)
+class Quota:
+    """How much evidence may be given: files and bytes per participant's link and per dispute,
+    and uploads per minute per link (a party's link must not be able to fill the disk)."""
+
+    files_per_link: int
+    bytes_per_link: int
+    files_per_dispute: int
+    bytes_per_dispute: int
+    per_minute: int
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1048576:g}"
+
+
+async def check_quota(db: AsyncSession, dispute_id: int, uploader: Uploader, size: int, quota: Quota,
+                      now: dt.datetime) -> None:
+    """Whether one more file of `size` bytes fits: PayloadTooLarge over a quota, TooManyRequests
+    (with the wait) over the rate. Staff are held to the dispute's quota only."""
+    def totals(*where: Any) -> Any:
+        return select(func.count(), func.coalesce(func.sum(Evidence.size_bytes), 0)).where(*where)
+
+    files, total = (await db.execute(totals(Evidence.dispute_id == dispute_id))).one()
+    if files + 1 > quota.files_per_dispute or total + size > quota.bytes_per_dispute:
+        raise PayloadTooLarge("this dispute already has {files} files ({mb} MB): the limit is {max_files} files and {max_mb} MB",
+                              files=files, mb=_mb(total), max_files=quota.files_per_dispute, max_mb=_mb(quota.bytes_per_dispute))
+    if uploader.participant is None:
+        return
+    mine = Evidence.uploaded_by_participant == uploader.participant.id
+    files, total = (await db.execute(totals(mine))).one()
+    if files + 1 > quota.files_per_link or total + size > quota.bytes_per_link:
+        raise PayloadTooLarge("you have given {files} files ({mb} MB): the limit is {max_files} files and {max_mb} MB",
+                              files=files, mb=_mb(total), max_files=quota.files_per_link, max_mb=_mb(quota.bytes_per_link))
+    recent = list(await db.scalars(select(Evidence.created_at).where(mine, Evidence.created_at > now - dt.timedelta(minutes=1))
+                                   .order_by(Evidence.created_at)))
+    if len(recent) >= quota.per_minute:
+        wait = int((recent[-quota.per_minute] + dt.timedelta(minutes=1) - now).total_seconds()) + 1
+        raise TooManyRequests("too many files in a minute; try again in {seconds} seconds", retry_after_s=wait, seconds=wait)
+
+
+@dataclasses.dataclass(frozen=True)
 class Received:
     """A checked file on disk, not yet recorded (`discard` it if recording fails)."""
 
@@ -140,6 +192,12 @@ async def receive(
         if not kind.matches(head):
             raise UnsupportedMediaType("the file's content does not match its type", field="body")
         os.replace(partial, target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            logger.error("evidence not stored, the disk is full: %s", exc)
+            raise InsufficientStorage("the server's storage is full: nothing was stored; tell the office") from None
+        raise
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

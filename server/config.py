@@ -97,6 +97,12 @@ class Settings:
     sms_templates: tuple[str, ...] = ()
     # Largest evidence file accepted (photos, PDFs, documents, short recordings).
     evidence_max_bytes: int = 20 * 1024 * 1024
+    # Evidence quotas: per participant's link, per dispute, and uploads per minute per link.
+    evidence_files_per_link: int = 30
+    evidence_bytes_per_link: int = 200 * 1024 * 1024
+    evidence_files_per_dispute: int = 300
+    evidence_bytes_per_dispute: int = 2 * 1024 * 1024 * 1024
+    evidence_uploads_per_minute: int = 6
 
     def link_base(self) -> str:
         """The address in links sent out (e-mail, SMS, calendars), where no request says where people are."""

@@ -98,6 +98,12 @@ class TooManyRequests(AppError):
         self.retry_after_s = retry_after_s
 
 
+class InsufficientStorage(AppError):
+    """The server's disk is full: nothing was stored."""
+
+    status_code = 507
+
+
 class Unavailable(AppError):
     """The server lacks something it needs for this request (not the client's fault)."""
 

@@ -17,7 +17,9 @@ from starlette.responses import FileResponse, Response
 from disputes import evidence
 from scheduling import invites
 from server.auth import require_staff
-from server.errors import Invalid, PayloadTooLarge
+from server.config import Settings
+from server.database import utcnow
+from server.errors import Invalid, PayloadTooLarge, TooManyRequests
 from server.http import ApiRoute, is_number, ok, path_id, read_json, transaction
 
 Resolve = Callable[[AsyncSession], Awaitable[tuple[int, evidence.Uploader]]]
@@ -33,9 +35,23 @@ def _folder(request: Request) -> Path:
     return request.app.state.settings.data_dir / "evidence"
 
 
+def _quota(settings: Settings) -> evidence.Quota:
+    return evidence.Quota(
+        settings.evidence_files_per_link, settings.evidence_bytes_per_link, settings.evidence_files_per_dispute,
+        settings.evidence_bytes_per_dispute, settings.evidence_uploads_per_minute,
+    )
+
+
+# The links uploading now, in this process: one file at a time each, so that no link holds more
+# than one file's worth of the disk before the quota sees it.
+_uploading: set[int] = set()
+
+
 async def _upload(request: Request, resolve: Resolve) -> Response:
-    """Check who uploads (a short transaction), receive the file, then record it (another)."""
-    limit = request.app.state.settings.evidence_max_bytes
+    """Check who uploads and the quotas (a short transaction), receive the file, then check again
+    and record it (another)."""
+    settings = request.app.state.settings
+    limit = settings.evidence_max_bytes
     declared = request.headers.get("content-length", "")
     if is_number(declared) and int(declared) > limit:
         raise PayloadTooLarge("the file is larger than the limit of {mb} MB", mb=f"{limit / 1048576:g}")
@@ -43,11 +59,23 @@ async def _upload(request: Request, resolve: Resolve) -> Response:
     if not name:
         raise Invalid("say the file's name in ?name=", field="name")
     async with transaction(request) as db:
-        dispute_id, _ = await resolve(db)
-    received = await evidence.receive(_folder(request), dispute_id, name, request.stream(), max_bytes=limit)
+        dispute_id, uploader = await resolve(db)
+        size = int(declared) if is_number(declared) else 0
+        await evidence.check_quota(db, dispute_id, uploader, size, _quota(settings), utcnow())
+    link = uploader.participant.id if uploader.participant else None
+    if link in _uploading:
+        raise TooManyRequests("one file at a time, please: wait until the last one has arrived", retry_after_s=5)
+    if link is not None:
+        _uploading.add(link)
+    try:
+        received = await evidence.receive(_folder(request), dispute_id, name, request.stream(), max_bytes=limit)
+    finally:
+        if link is not None:
+            _uploading.discard(link)
     try:
         async with transaction(request) as db:
             dispute_id, uploader = await resolve(db)
+            await evidence.check_quota(db, dispute_id, uploader, received.size_bytes, _quota(settings), utcnow())
             result = await evidence.record(db, received, dispute_id, uploader, request.query_params.get("description", ""))
     except BaseException:
         received.discard()

@@ -135,3 +135,4 @@ async def test_a_file_missing_from_storage_is_a_clear_error(running: Running, st
     missing = await staff_client.get(f"/api/evidence/{office.json()['id']}/file")
     assert missing.status_code == 404, missing.text
     assert "missing from this server's storage" in missing.json()["error"] and "存储" in missing.json()["message"]
+
