@@ -23,7 +23,7 @@ def test_pinned_versions() -> None:
         assert f'"{package}=={pinned}"' in pyproject, f"pin {package}=={pinned} in pyproject.toml"
 
 
-def test_every_private_name_the_hooks_use_from_pylibsrtp_and_aioice_exists() -> None:
+async def test_every_private_name_the_hooks_use_from_pylibsrtp_and_aioice_exists() -> None:
     import pylibsrtp
     from pylibsrtp import _binding
 
