@@ -232,6 +232,21 @@ def _udp_backlog(engine: Any) -> int:
 
 # ---------------------------------------------------------------- client process (one room)
 
+def intercept_datagrams(transport: Any, handler: Callable[[bytes], bool]) -> None:
+    """Offer each datagram of this transport's ICE connection to handler first; what it returns
+    True for is consumed, anything else continues to aiortc as usual. (aioice's
+    Connection.data_received queues every datagram for RTCDtlsTransport's receive loop: the load
+    generator counts SRTP packets from their clear-text RTP header right there, without
+    decrypting or waking a task. The server does not use this; the benchmark only.)"""
+    connection = transport.transport._connection
+    original = connection.data_received
+
+    def data_received(data: bytes, component: int) -> None:
+        if not handler(data):
+            original(data, component)
+
+    connection.data_received = data_received
+
 class Received:
     """What a client knows of one stream it receives, for its receiver reports and NACKs."""
 
@@ -307,7 +322,7 @@ class BenchClient:
                 self.slot_of_ssrc[int(match.group(1))] = (index // 2, "video" if index % 2 else "audio")
         transceivers = self.pc.getTransceivers()
         transport = transceivers[0].sender.transport
-        hooks.intercept_datagrams(transport, self.on_datagram)
+        intercept_datagrams(transport, self.on_datagram)
         self.send = hooks.packet_sender(transport)
         self.rtcp_ssrc = transceivers[3].sender._ssrc
         self.audio = (transceivers[0].sender._ssrc, transceivers[0]._codecs[0].payloadType)

@@ -28,9 +28,6 @@ ordinary aiortc peers, such as the tests' clients:
   _cdata, _buffer), skipping the per-call allocation of Session.protect, and writes to a copy of
   the pair's socket descriptor (asyncio's and uvloop's datagram transports alike) directly: when
   the kernel buffer is full the packet is dropped, instead of queued without bound in the transport.
-- `intercept_datagrams`: aioice's Connection.data_received(data, component) queues every datagram
-  for RTCDtlsTransport's receive loop; the benchmark's load generator counts SRTP packets from
-  their clear-text RTP header right there, without decrypting or waking a task.
 - `set_codec_parameters`: RTCRtpTransceiver._codecs holds the codecs negotiated by
   setRemoteDescription (copies), and createAnswer writes their parameters as fmtp lines.
 - `add_header_extension`: RTCRtpTransceiver._headerExtensions holds the header extensions that
@@ -219,19 +216,6 @@ def _skip_stun_parsing(protocol: aioice.ice.StunProtocol, data_received: Callabl
             original(data, addr)
 
     protocol.datagram_received = datagram_received  # type: ignore[method-assign, assignment]
-
-
-def intercept_datagrams(transport: RTCDtlsTransport, handler: Callable[[bytes], bool]) -> None:
-    """Offer each datagram of this transport's ICE connection to handler first; what it
-    returns True for is consumed, anything else continues to aiortc as usual."""
-    connection = transport.transport._connection
-    original = connection.data_received
-
-    def data_received(data: bytes, component: int) -> None:
-        if not handler(data):
-            original(data, component)
-
-    connection.data_received = data_received  # type: ignore[method-assign]
 
 
 def no_sender_reports(sender: RTCRtpSender) -> None:

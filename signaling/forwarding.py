@@ -21,7 +21,7 @@ import asyncio
 import struct
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from signaling.bandwidth import Downlink
 from signaling.simulcast import Layer
@@ -46,8 +46,20 @@ _ABS_SEND_TIME_UNITS = 1 << 18  # 6.18 fixed-point seconds
 _SEQ_TS_SSRC = struct.Struct("!HII")
 _STEADY, _AFTER_GAP, _NEW_SOURCE = 0, 1, 2  # Subscription._rebase
 ALL_LAYERS = 3  # the highest VP8 temporal layer (TID has two bits): a cap that leaves none out
-# What vp8_descriptor finds: length, keyframe, picture id and where, TL0PICIDX's place, TID, Y.
-Vp8Descriptor = tuple[int, int, int, int, int, int, int, int]
+class Vp8Descriptor(NamedTuple):
+    """What the forwarding needs from a VP8 payload descriptor (RFC 7741); all 0 when absent."""
+
+    length: int  # of the descriptor, in bytes: the VP8 payload header follows
+    keyframe: int  # 1 when this packet starts a keyframe
+    picture_id: int
+    pid_at: int  # where the picture id is
+    pid_size: int  # its size in bytes: 0 (none), 1 (7 bits) or 2 (15 bits)
+    tl0_at: int  # where TL0PICIDX is (0: none)
+    tid: int  # the temporal layer (0 without one)
+    sync: int  # Y: the frame refers to base-layer frames only
+
+
+_NO_DESCRIPTOR = Vp8Descriptor(0, 0, 0, 0, 0, 0, 0, 0)
 
 
 def abs_send_time() -> int:
@@ -102,14 +114,10 @@ def audio_level(data: bytes, extension_id: int) -> int | None:
 
 
 def vp8_descriptor(payload: bytes | memoryview) -> Vp8Descriptor:
-    """What the forwarding needs from a VP8 payload descriptor (RFC 7741): (its length, whether
-    this packet starts a keyframe (1/0), picture id, its position, its size in bytes (0: none,
-    1: 7 bits, 2: 15 bits), position of TL0PICIDX (0: none), temporal layer (TID; 0 without
-    one), layer sync (Y: the frame refers to base-layer frames only, 1/0)); a too-short payload
-    is all zeros."""
+    """The payload's VP8 descriptor (see Vp8Descriptor); a too-short payload's is all zeros."""
     size = len(payload)
     if size < 2:
-        return 0, 0, 0, 0, 0, 0, 0, 0
+        return _NO_DESCRIPTOR
     first = payload[0]
     i = 1
     picture_id = pid_at = pid_size = tl0_at = tid = sync = 0
@@ -133,7 +141,7 @@ def vp8_descriptor(payload: bytes | memoryview) -> Vp8Descriptor:
                 tid, sync = payload[i] >> 6, payload[i] >> 5 & 1
             i += 1
     keyframe = first & 0x10 and not first & 0x0F and size > i and not payload[i] & 0x01  # S, partition 0, P=0
-    return i, 1 if keyframe else 0, picture_id, pid_at, pid_size, tl0_at, tid, sync
+    return Vp8Descriptor(i, 1 if keyframe else 0, picture_id, pid_at, pid_size, tl0_at, tid, sync)
 
 
 def vp8_keyframe_size(payload: bytes | memoryview, descriptor_length: int) -> tuple[int, int]:
@@ -229,7 +237,7 @@ class Subscription:
                 return True
             tid = sync = pid_size = 0
             if vp8 is not None and not self.waiting_keyframe and not keyframe:  # (a keyframe is never left out)
-                tid, sync, pid_size = vp8[6], vp8[7], vp8[4]
+                tid, sync, pid_size = vp8.tid, vp8.sync, vp8.pid_size
             if tid and self._layer_off(tid, sync):
                 self._skip(timestamp, pid_size)
                 return True
@@ -253,7 +261,7 @@ class Subscription:
             self.waiting_keyframe = False
         if self._rebase:
             self._continue_numbering(payload, seq, timestamp, vp8)
-        if (self._pid_offset or self._tl0_offset) and vp8 is not None and vp8[4]:
+        if (self._pid_offset or self._tl0_offset) and vp8 is not None and vp8.pid_size:
             payload = self._renumber(payload, vp8)
         out_seq = (seq + self._seq_offset) & 0xFFFF
         out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
@@ -314,9 +322,9 @@ class Subscription:
             step = 3000 if self._video else 960  # one frame at 90 kHz / 20 ms at 48 kHz
             self._ts_offset = (int.from_bytes(header[4:8], "big") + step - timestamp) & 0xFFFFFFFF
             if vp8 is not None:
-                _, _, last_pid, _, _, last_tl0_at, _, _ = vp8_descriptor(last)
-                self._pid_offset = last_pid + 1 - vp8[2]
-                self._tl0_offset = (last[last_tl0_at] + 1 - payload[vp8[5]]) if vp8[5] and last_tl0_at else 0
+                previous = vp8_descriptor(last)
+                self._pid_offset = previous.picture_id + 1 - vp8.picture_id
+                self._tl0_offset = (last[previous.tl0_at] + 1 - payload[vp8.tl0_at]) if vp8.tl0_at and previous.tl0_at else 0
         self._rebase = _STEADY
 
     def _renumber(self, payload: bytes, vp8: Vp8Descriptor) -> bytes:
@@ -550,9 +558,9 @@ class PublishedStream:
         keyframe = False
         if self.kind == "video":
             vp8 = vp8_descriptor(payload)
-            keyframe = vp8[1] == 1
+            keyframe = vp8.keyframe == 1
             if keyframe:
-                size = vp8_keyframe_size(payload, vp8[0])
+                size = vp8_keyframe_size(payload, vp8.length)
                 if size != (layer.width, layer.height) and size[0]:
                     layer.width, layer.height = size
                     self.rank_layers()

@@ -63,7 +63,8 @@ def received(packet: bytes) -> tuple[int, int, int, int, int]:
     header = parse_rtp(packet)
     assert header is not None
     payload = packet[header[5]:header[6]]
-    length, keyframe, picture_id, _, _, tl0_at, _, _ = vp8_descriptor(payload)
+    descriptor = vp8_descriptor(payload)
+    length, keyframe, picture_id, tl0_at = descriptor.length, descriptor.keyframe, descriptor.picture_id, descriptor.tl0_at
     width = int.from_bytes(payload[length + 6:length + 8], "little") if keyframe else 0
     return header[2], header[3], picture_id, payload[tl0_at], width
 

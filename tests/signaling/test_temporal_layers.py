@@ -51,7 +51,7 @@ def forward(frames: list[list[bytes]], link: Downlink, clock: Clock, fps: int = 
         clock.now += 1 / fps
         for index, payload in enumerate(payloads):
             vp8 = vp8_descriptor(payload)
-            subscription.forward(payload, int(index == len(payloads) - 1), seq, 6000 * n, vp8[1] == 1, vp8)
+            subscription.forward(payload, int(index == len(payloads) - 1), seq, 6000 * n, vp8.keyframe == 1, vp8)
             seq += 1
     return subscription, sent
 
@@ -69,7 +69,7 @@ def weak_link() -> tuple[Downlink, Clock]:
 
 def test_the_encoder_s_top_layer_can_be_left_out(frames) -> None:
     # (Else the test below would prove nothing.) Layer 1 is every other frame, marked sync.
-    tids = [vp8_descriptor(payloads[0])[6:] for payloads in frames]
+    tids = [(vp8_descriptor(payloads[0]).tid, vp8_descriptor(payloads[0]).sync) for payloads in frames]
     assert tids == [(n % 2, n % 2) for n in range(len(frames))]
     whole = [b"".join(VpxPayloadDescriptor.parse(p)[1] for p in payloads) for payloads in frames]
     assert pictures(whole[::2]) == pictures(whole)[::2]
@@ -90,7 +90,7 @@ def test_a_short_budget_leaves_out_frames_of_the_top_layer_and_waits_for_no_keyf
     # The subscriber sees no gap: sequence numbers and picture ids run on.
     seqs = [parse_rtp(p)[2] for p in sent]  # type: ignore[index]
     assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:]))
-    ids = [vp8_descriptor(p[parse_rtp(p)[5]:])[2] for p in sent if p[parse_rtp(p)[5]] & 0x10]  # type: ignore[index]
+    ids = [vp8_descriptor(p[parse_rtp(p)[5]:]).picture_id for p in sent if p[parse_rtp(p)[5]] & 0x10]  # type: ignore[index]
     assert all((b - a) & 0x7FFF == 1 for a, b in zip(ids, ids[1:])), ids
 
 
@@ -122,7 +122,7 @@ def test_a_keyframe_is_never_left_out_whatever_its_descriptor_says(frames) -> No
     keyframe = 2 * FPS  # (one every 30 frames), while the budget is in debt and layer 1 is thinned
     marked = [list(payloads) for payloads in frames]
     marked[keyframe] = [_with_tid(payload, 1) for payload in frames[keyframe]]
-    assert vp8_descriptor(marked[keyframe][0])[1] == 1 and vp8_descriptor(marked[keyframe][0])[6] == 1
+    assert vp8_descriptor(marked[keyframe][0]).keyframe == 1 and vp8_descriptor(marked[keyframe][0]).tid == 1
     link, clock = weak_link()
     subscription, sent = forward(marked, link, clock, fps=2 * FPS)  # (twice as fast: deeper in debt)
     assert subscription.thinned > 0 and 6000 * keyframe in depacketize(sent)
