@@ -120,10 +120,10 @@ async def authenticate(
     """
     now = utcnow()
     since = now - dt.timedelta(seconds=throttle.window_s)
-    recent = LoginFailure.at >= since, LoginFailure.address == address
-    for names, limit in (([username], throttle.per_account), (None, throttle.per_address)):
-        query = select(LoginFailure.at).where(*recent).order_by(LoginFailure.at.desc()).limit(limit)
-        failures = list(await db.scalars(query if names is None else query.where(LoginFailure.username.in_(names))))
+    from_here = LoginFailure.at >= since, LoginFailure.address == address
+    for which, limit in (((LoginFailure.username == username,), throttle.per_account), ((), throttle.per_address)):
+        failures = list(await db.scalars(
+            select(LoginFailure.at).where(*from_here, *which).order_by(LoginFailure.at.desc()).limit(limit)))
         if len(failures) >= limit:  # free again when the oldest of the last `limit` leaves the window
             wait = failures[-1] + dt.timedelta(seconds=throttle.window_s) - now
             raise TooManyRequests("too many failed logins; try again in {minutes} minutes",

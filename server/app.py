@@ -35,7 +35,7 @@ from server.api import sessions as sessions_api
 from server.auth import CSRFMiddleware, LiveLogins, LoginSessionMiddleware
 from server.config import Settings, node_name
 from server.database import create_engine, create_session_factory, read_only
-from server.errors import AppError, TooManyRequests
+from server.errors import AppError
 from server.http import ok
 from server.openapi import build_openapi
 from server.tokens import TokenSigner
@@ -83,8 +83,7 @@ async def _app_error(request: Request, exc: Exception) -> Response:
         response = ok({**exc.to_dict(), "message": message}, status_code=exc.status_code)
     else:
         response = pages.render(request, "error.html", exc.status_code, message=message)
-    if isinstance(exc, TooManyRequests) and exc.retry_after_s:
-        response.headers["Retry-After"] = str(exc.retry_after_s)
+    response.headers.update(exc.headers)
     return response
 
 

@@ -34,6 +34,11 @@ class AppError(Exception):
             for template, values in self.parts
         )
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the response carries beside the status (none by default)."""
+        return {}
+
     def to_dict(self) -> dict[str, object]:
         """The JSON body of the error response."""
         body: dict[str, object] = {"error": self.message}
@@ -96,6 +101,10 @@ class TooManyRequests(AppError):
     def __init__(self, message: str, *, retry_after_s: int | None = None, **values: Any) -> None:
         super().__init__(message, **values)
         self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)} if self.retry_after_s else {}
 
 
 class InsufficientStorage(AppError):

@@ -13,7 +13,7 @@ from experts import service as experts
 from scheduling import calendar, invites
 from server.auth import csrf_token, current_expert_id, current_staff
 from server.database import utcnow
-from server.errors import AppError, TooManyRequests
+from server.errors import AppError
 from server.http import transaction
 from server.links import invitation_view, link_for, site_url
 from server.logins import check_login, log_out, send_magic_link, sign_in_expert
@@ -58,8 +58,7 @@ async def login_page(request: Request) -> Response:
     except AppError as exc:
         error = error_text(exc, language(request)) if exc.status_code == 429 else translator(language(request))("login.failed")
         page = render(request, "login.html", exc.status_code, error=error, username=str(form.get("username", "")))
-        if isinstance(exc, TooManyRequests) and exc.retry_after_s:
-            page.headers["Retry-After"] = str(exc.retry_after_s)
+        page.headers.update(exc.headers)
         return page
     target = request.query_params.get("next", "/")
     return _redirect(target if target.startswith("/") and not target.startswith("//") else "/")
