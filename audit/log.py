@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper, Session, object_session
 
 from audit.models import AuditEntry
-from server.database import Base, iso_utc, utcnow
+from foundation.database import Base, iso_utc, utcnow
 
 SYSTEM = "system"
 

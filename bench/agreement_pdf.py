@@ -29,8 +29,8 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.config import Settings  # noqa: E402
-from server.database import upgrade_database  # noqa: E402
+from foundation.config import Settings  # noqa: E402
+from foundation.database import upgrade_database  # noqa: E402
 from tests.conftest import add_staff, log_in, started  # noqa: E402
 from web import pdf  # noqa: E402
 from web import staff as web_staff  # noqa: E402

@@ -130,7 +130,7 @@ class Cluster:
         self.nodes: list[tuple[str, str, subprocess.Popen[bytes]]] = []
 
     def start(self) -> None:
-        from server.database import upgrade_database
+        from foundation.database import upgrade_database
         from tests.conftest import free_port
 
         upgrade_database(self.url)

@@ -154,7 +154,7 @@ def server_main(mode: str, port_queue: Any, profile: bool) -> None:
     if os.environ.get("BENCH_DEBUG"):
         logging.getLogger("signaling.peers").setLevel(logging.INFO)
         logging.getLogger("signaling.bandwidth").setLevel(logging.DEBUG)
-    from server import aio
+    from foundation import aio
 
     aio.run(_serve(mode, port_queue, profile))  # the loop the server and its media workers run on
 

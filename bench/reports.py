@@ -28,12 +28,12 @@ from sqlalchemy import insert  # noqa: E402
 from audit.models import AuditEntry  # noqa: E402
 from disputes.models import Dispute, Party  # noqa: E402
 from experts.models import Expert, Office  # noqa: E402
+from foundation.database import create_engine, create_session_factory, read_only, upgrade_database  # noqa: E402
 from outcomes import review  # noqa: E402
 from outcomes.models import FollowUp, Outcome  # noqa: E402
 from outcomes.statistics import statistics  # noqa: E402
 from scheduling.models import MediationSession, Participant  # noqa: E402
 from scheduling.room_record import RoomEvent  # noqa: E402
-from server.database import create_engine, create_session_factory, read_only, upgrade_database  # noqa: E402
 
 TYPES = ["neighbour", "family", "labour", "rental", "land", "animals", "property", "consumer", "traffic"]
 RISKS = ["low", "medium", "high", "urgent"]

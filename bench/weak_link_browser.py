@@ -86,10 +86,10 @@ def free_port() -> int:
 
 async def start_server(data_dir: Path) -> tuple[uvicorn.Server, asyncio.Task[None], str, dict[str, Any]]:
     """A server on every interface, with a booked session whose room is open."""
-    from server.accounts import create_staff
+    from accounts.service import create_staff
+    from foundation.config import Settings
+    from foundation.database import upgrade_database
     from server.app import create_app
-    from server.config import Settings
-    from server.database import upgrade_database
 
     port = free_port()
     settings = Settings(data_dir=data_dir, secret_key="bench-secret", base_url=f"http://{HOST_IP}:{port}")

@@ -23,8 +23,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from disputes.models import Dispute, Evidence
-from server.database import iso_utc
-from server.errors import (
+from foundation.database import iso_utc
+from foundation.errors import (
     Conflict,
     Forbidden,
     InsufficientStorage,

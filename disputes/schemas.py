@@ -5,9 +5,9 @@ import enum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from server.contacts import check_email, check_phone
-from server.dates import OfficeTime
-from server.vocabulary import DisputeType, RiskLevel
+from foundation.contacts import check_email, check_phone
+from foundation.dates import OfficeTime
+from foundation.vocabulary import DisputeType, RiskLevel
 
 
 class Side(enum.StrEnum):

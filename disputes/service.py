@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from disputes.models import Dispute, Party
 from disputes.schemas import DisputeIn, DisputePatch, PartyIn
 from disputes.status import bookable, check_move, reopenable
-from server.database import iso_utc
-from server.errors import NotFound
+from foundation.database import iso_utc
+from foundation.errors import NotFound
 
 
 def party_to_dict(party: Party) -> dict[str, Any]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import enum
 
-from server.errors import Conflict, Invalid
+from foundation.errors import Conflict, Invalid
 
 
 class Status(enum.StrEnum):

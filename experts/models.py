@@ -6,7 +6,7 @@ import datetime as dt
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, Time, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from server.database import Base, UTCDateTime, utcnow
+from foundation.database import Base, UTCDateTime, utcnow
 
 
 class Office(Base):

@@ -6,9 +6,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from server.contacts import check_email, check_phone
-from server.dates import OfficeDate
-from server.vocabulary import DisputeType, Role
+from foundation.contacts import check_email, check_phone
+from foundation.dates import OfficeDate
+from foundation.vocabulary import DisputeType, Role
 
 
 def check_timezone(value: str) -> str:

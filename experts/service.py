@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 from experts import availability
 from experts.models import DateOverride, Expert, WeeklyWindow
 from experts.schemas import AvailabilityIn, ExpertIn, ExpertPatch
-from server.errors import Conflict, Forbidden, NotFound
+from foundation.errors import Conflict, Forbidden, NotFound
 
 
 def expert_to_dict(expert: Expert) -> dict[str, Any]:

@@ -6,6 +6,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import accounts.models  # noqa: F401, E402
+
 # Every package's tables, so that the metadata is complete (autogenerate compares against it).
 import audit.models  # noqa: F401, E402
 import disputes.models  # noqa: F401, E402
@@ -15,9 +17,8 @@ import scheduling.jobs  # noqa: F401, E402
 import scheduling.models  # noqa: F401, E402
 import scheduling.outbox  # noqa: F401, E402
 import scheduling.room_record  # noqa: F401, E402
-import server.accounts  # noqa: F401, E402
 import signaling.placement  # noqa: F401, E402
-from server.database import Base, create_engine, lock_schema
+from foundation.database import Base, create_engine, lock_schema
 
 config = context.config
 target_metadata = Base.metadata

@@ -14,11 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from disputes.models import Dispute
+from foundation.database import iso_utc
+from foundation.errors import Invalid, NotFound
+from foundation.vocabulary import DisputeType
 from outcomes.models import AgreementTemplate
 from scheduling.models import MediationSession
-from server.database import iso_utc
-from server.errors import Invalid, NotFound
-from server.vocabulary import DisputeType
 
 PLACEHOLDER = re.compile(r"\{(申请人|被申请人|纠纷名称|地点|日期)\}")
 # A blank for staff to fill: text in full-width brackets in a template, or anything in braces.

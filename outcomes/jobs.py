@@ -9,11 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from disputes.models import Dispute
+from foundation.database import utcnow
 from outcomes import review
 from outcomes.models import FollowUp
 from scheduling import outbox
 from scheduling.jobs import Jobs, job_context
-from server.database import utcnow
 
 FOLLOW_UP_GRACE_S = 7 * 24 * 3600
 

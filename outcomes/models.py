@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, Date, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.database import Base, UTCDateTime, utcnow
+from foundation.database import Base, UTCDateTime, utcnow
 
 
 class Outcome(Base):

@@ -20,13 +20,13 @@ from audit.models import AuditEntry
 from disputes.models import Dispute, Party
 from disputes.status import Status
 from experts.models import Office
+from foundation.config import Settings
+from foundation.database import iso_utc
+from foundation.errors import NotFound
+from foundation.vocabulary import label
 from outcomes.models import FollowUp, Outcome, WeeklyReview
 from scheduling import outbox
 from scheduling.models import MediationSession
-from server.config import Settings
-from server.database import iso_utc
-from server.errors import NotFound
-from server.vocabulary import label
 
 RISK_ORDER = {"low": 0, "medium": 1, "high": 2, "urgent": 3}
 OPEN = (Status.REGISTERED, Status.SCHEDULED, Status.IN_MEDIATION, Status.FAILED)

@@ -5,7 +5,7 @@ import enum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from server.dates import OfficeDate
+from foundation.dates import OfficeDate
 
 
 class Kind(enum.StrEnum):

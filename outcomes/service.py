@@ -9,12 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from disputes.models import Dispute
 from disputes.status import Status, check_move
+from foundation.database import iso_utc, utcnow
+from foundation.errors import Conflict, Forbidden, Invalid, NotFound
 from outcomes import agreements
 from outcomes.models import Confirmation, FollowUp, Outcome
 from outcomes.schemas import ConfirmIn, FollowUpIn, Kind, OutcomeIn
 from scheduling.models import MediationSession, Participant
-from server.database import iso_utc, utcnow
-from server.errors import Conflict, Forbidden, Invalid, NotFound
 
 DISPUTE_AFTER = {
     Kind.AGREEMENT: Status.RESOLVED,

@@ -18,14 +18,14 @@ from sqlalchemy.orm import selectinload
 from disputes.models import Dispute
 from disputes.status import Status, check_move
 from experts.models import Expert
+from foundation.database import iso_utc, utcnow
+from foundation.errors import Conflict, Forbidden, Invalid, NotFound
 from scheduling.loading import busy_times, load_candidates
 from scheduling.models import ACTIVE_STATES, HOLDING_STATES, MediationSession, Participant
 from scheduling.panel import Panel, Seat, default_panel
 from scheduling.rules import Rules, earliest_start, expert_problem, session_problem, window_end
 from scheduling.schemas import BookingIn, RescheduleIn, SearchIn
 from scheduling.slots import Search, find_slots
-from server.database import iso_utc, utcnow
-from server.errors import Conflict, Forbidden, Invalid, NotFound
 
 # A slot the search offers can still be booked this long afterwards: the search asks for this much
 # more notice than booking does.

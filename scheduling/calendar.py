@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from disputes.models import Dispute
+from foundation.database import iso_utc
 from scheduling import ics
 from scheduling.models import ACTIVE_STATES, HOLDING_STATES, MediationSession, Participant
 from scheduling.notify import panel_line
-from server.database import iso_utc
 
 
 async def expert_sessions(

@@ -6,10 +6,10 @@ import datetime as dt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from audit.log import set_actor
+from foundation.database import utcnow
+from foundation.errors import Forbidden, Gone, NotFound
+from foundation.tokens import TokenSigner
 from scheduling.models import MediationSession, Participant
-from server.database import utcnow
-from server.errors import Forbidden, Gone, NotFound
-from server.tokens import TokenSigner
 
 
 def link_token(tokens: TokenSigner, session: MediationSession, participant: Participant, grace_s: int) -> str:

@@ -46,11 +46,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from disputes.models import Dispute
+from foundation.aio import cancel_and_wait
+from foundation.config import Settings, node_name
+from foundation.database import Base, UTCDateTime, insert_first, lock_schema, utcnow
 from scheduling import notify
 from scheduling.models import ACTIVE_STATES, MediationSession, Participant
-from server.aio import cancel_and_wait
-from server.config import Settings, node_name
-from server.database import Base, UTCDateTime, insert_first, lock_schema, utcnow
 
 logger = logging.getLogger(__name__)
 LEASE_NAME = "scheduler"

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from server.database import Base, UTCDateTime, utcnow
+from foundation.database import Base, UTCDateTime, utcnow
 
 # Session states that hold the experts' time.
 ACTIVE_STATES = ("pending", "confirmed")

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from experts.models import Expert
+from foundation.config import Settings
+from foundation.vocabulary import label
 from scheduling import ics, outbox
 from scheduling.models import HOLDING_STATES, MediationSession, Participant
-from server.config import Settings
-from server.vocabulary import label
 
 SUBJECTS = {
     "invite": "【远程调解邀请】",

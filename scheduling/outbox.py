@@ -17,12 +17,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from foundation import mail
+from foundation.aio import cancel_and_wait
+from foundation.config import Settings
+from foundation.database import Base, UTCDateTime, iso_utc, utcnow
+from foundation.errors import Conflict, NotFound
 from scheduling.sms import SmsGateway
-from server import mail
-from server.aio import cancel_and_wait
-from server.config import Settings
-from server.database import Base, UTCDateTime, iso_utc, utcnow
-from server.errors import Conflict, NotFound
 
 logger = logging.getLogger(__name__)
 CLAIM_TIMEOUT_S = 10 * 60

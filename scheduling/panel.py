@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from server.vocabulary import DisputeType, Role
+from foundation.vocabulary import DisputeType, Role
 
 
 class Seat(BaseModel):

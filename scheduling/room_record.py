@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from audit.log import SYSTEM, log_room_action, set_actor
+from foundation.database import Base, UTCDateTime, iso_utc, utcnow
 from scheduling.models import MediationSession, Participant
-from server.database import Base, UTCDateTime, iso_utc, utcnow
 
 
 class RoomEvent(Base):

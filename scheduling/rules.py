@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from experts import availability
 from experts.models import Expert
 from experts.service import free_intervals
-from server.errors import Part
+from foundation.errors import Part
 
 Span = tuple[dt.datetime, dt.datetime]
 

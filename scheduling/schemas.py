@@ -6,8 +6,8 @@ import enum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from foundation.dates import OfficeTime
 from scheduling.panel import Panel
-from server.dates import OfficeTime
 
 
 class _Strict(BaseModel):

@@ -15,7 +15,7 @@ import dataclasses
 import json
 from typing import Any, Protocol
 
-from server.config import Settings
+from foundation.config import Settings
 
 # What a template can use: the person's name, the session's time, their link, the office's name,
 # the dispute's title, and the days left to confirm an agreement.

@@ -18,6 +18,10 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from audit.log import AuditedSession
+from foundation.config import Settings, node_name
+from foundation.database import create_engine, create_session_factory, read_only
+from foundation.errors import AppError
+from foundation.tokens import TokenSigner
 from outcomes import jobs as outcome_jobs
 from scheduling import room_record, sms
 from scheduling.invites import participant_link
@@ -33,12 +37,8 @@ from server.api import outcomes as outcomes_api
 from server.api import rooms as rooms_api
 from server.api import sessions as sessions_api
 from server.auth import CSRFMiddleware, LiveLogins, LoginSessionMiddleware
-from server.config import Settings, node_name
-from server.database import create_engine, create_session_factory, read_only
-from server.errors import AppError
 from server.http import ok
 from server.openapi import build_openapi
-from server.tokens import TokenSigner
 from signaling.hub import InProcessHub
 from signaling.placement import Load, Membership
 from signaling.workers import WorkerHub

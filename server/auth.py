@@ -13,9 +13,9 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import accounts
-from server.database import read_only
-from server.errors import Forbidden, Unauthorized
+from accounts import service as accounts
+from foundation.database import read_only
+from foundation.errors import Forbidden, Unauthorized
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_FIELD = "csrf_token"

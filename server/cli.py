@@ -14,9 +14,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from audit.log import AuditedSession
-from server import aio
-from server.config import Settings
-from server.database import create_engine, create_session_factory, upgrade_database
+from foundation import aio
+from foundation.config import Settings
+from foundation.database import create_engine, create_session_factory, upgrade_database
 from server.links import is_loopback
 
 DATABASE_HELP = "SQLAlchemy URL (default: TIAOJIE_DATABASE_URL, else sqlite+aiosqlite:///var/tiaojie.sqlite3)"
@@ -143,8 +143,8 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 def cmd_create_staff(args: argparse.Namespace) -> None:
-    from server.accounts import create_staff
-    from server.errors import AppError
+    from accounts.service import create_staff
+    from foundation.errors import AppError
 
     settings = _settings(args)
     upgrade_database(settings.database_url)
@@ -165,7 +165,8 @@ def cmd_create_staff(args: argparse.Namespace) -> None:
 def cmd_reset_password(args: argparse.Namespace) -> None:
     from sqlalchemy import select
 
-    from server.accounts import StaffUser, set_active, set_password
+    from accounts.models import StaffUser
+    from accounts.service import set_active, set_password
 
     settings = _settings(args)
     upgrade_database(settings.database_url)
@@ -194,8 +195,8 @@ def cmd_reset_password(args: argparse.Namespace) -> None:
 def cmd_drain(args: argparse.Namespace) -> None:
     import time
 
-    from server.config import node_name
-    from server.database import utcnow
+    from foundation.config import node_name
+    from foundation.database import utcnow
     from signaling.placement import alive, set_draining
 
     settings = _settings(args)
@@ -225,7 +226,7 @@ def cmd_drain(args: argparse.Namespace) -> None:
 def cmd_nodes(args: argparse.Namespace) -> None:
     from sqlalchemy import select
 
-    from server.database import utcnow
+    from foundation.database import utcnow
     from signaling.placement import NodeRow, describe
 
     settings = _settings(args)

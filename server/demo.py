@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accounts.service import create_staff
 from disputes.models import Dispute, Party
 from experts.models import DateOverride, Expert, Office, WeeklyWindow
 from scheduling.models import MediationSession, Participant
-from server.accounts import create_staff
 from server.demo_history import build_reviews, load_history
 
 OFFICE_NAME = "金山警务室"

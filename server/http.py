@@ -15,10 +15,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from audit.log import set_actor
+from foundation.database import read_only
+from foundation.dates import in_range
+from foundation.errors import BadRequest, BadValue, Invalid, NotFound
 from server.auth import request_actor
-from server.database import read_only
-from server.dates import in_range
-from server.errors import BadRequest, BadValue, Invalid, NotFound
 
 M = TypeVar("M", bound=BaseModel)
 MAX_JSON_BYTES = 1_000_000
@@ -75,7 +75,7 @@ def path_id(request: Request, name: str = "id") -> int:
 
 
 def parse_date(text: str) -> dt.date:
-    """A YYYY-MM-DD date an office can mean (server/dates.py; ValueError otherwise)."""
+    """A YYYY-MM-DD date an office can mean (foundation/dates.py; ValueError otherwise)."""
     return in_range(dt.date.fromisoformat(text))
 
 

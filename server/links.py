@@ -9,11 +9,11 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 
 from disputes.models import Dispute
+from foundation.config import Settings
+from foundation.database import iso_utc, utcnow
 from scheduling import bookings, invites
 from scheduling.models import MediationSession, Participant
 from scheduling.rules import Rules
-from server.config import Settings
-from server.database import iso_utc, utcnow
 
 
 def rules(request: Request) -> Rules:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from starlette.requests import Request
 
+from accounts import service as accounts
 from experts.models import Expert
-from server import accounts, mail
+from foundation import mail
+from foundation.errors import Forbidden, Unauthorized
 from server.auth import Staff, log_in_expert, log_in_staff, login_session_id
-from server.errors import Forbidden, Unauthorized
 from server.http import transaction
 
 

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from starlette.requests import Request
 
 from audit import log
-from server.database import utcnow
-from server.errors import Invalid
+from foundation.database import utcnow
+from foundation.errors import Invalid
 from server.http import parse_count, parse_date, query_param
 
 

@@ -26,8 +26,8 @@ from sqlalchemy import JSON, Boolean, ForeignKey, String, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.aio import cancel_and_wait
-from server.database import Base, UTCDateTime, insert_first, utcnow
+from foundation.aio import cancel_and_wait
+from foundation.database import Base, UTCDateTime, insert_first, utcnow
 
 logger = logging.getLogger(__name__)
 

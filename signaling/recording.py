@@ -22,7 +22,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
-from server.aio import cancel_and_wait
+from foundation.aio import cancel_and_wait
 from signaling.forwarding import KEYFRAME_RETRY_S, PublishedStream
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiortc import RTCIceServer
 
-from server import aio
+from foundation import aio
 from signaling.errors import SignalingError
 from signaling.hub import Record, Send, _ignore
 from signaling.rooms import MediaEngine

@@ -20,9 +20,9 @@ import uvicorn
 from aiosmtpd.controller import Controller
 from starlette.applications import Starlette
 
+from foundation.config import Settings
+from foundation.database import upgrade_database
 from server.app import create_app
-from server.config import Settings
-from server.database import upgrade_database
 
 pytest_plugins = ["tests.needs", "pytester"]
 
@@ -118,7 +118,7 @@ async def with_csrf(client: httpx.AsyncClient) -> httpx.AsyncClient:
 
 
 async def add_staff(running: Running, username: str = "staff1", role: str = "staff") -> None:
-    from server.accounts import create_staff
+    from accounts.service import create_staff
 
     async with running.app.state.db_sessions() as db, db.begin():
         await create_staff(db, username, STAFF_PASSWORD, role=role)

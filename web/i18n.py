@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 from starlette.requests import HTTPConnection
 
-from server.errors import AppError
-from server.vocabulary import label
+from foundation.errors import AppError
+from foundation.vocabulary import label
 
 WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"

@@ -10,10 +10,10 @@ from starlette.routing import Route
 
 from disputes.models import Dispute
 from experts import service as experts
+from foundation.database import utcnow
+from foundation.errors import AppError
 from scheduling import calendar, invites
 from server.auth import csrf_token, current_expert_id, current_staff
-from server.database import utcnow
-from server.errors import AppError
 from server.http import transaction
 from server.links import invitation_view, link_for, site_url
 from server.logins import check_login, log_out, send_magic_link, sign_in_expert

@@ -17,7 +17,7 @@ import hashlib
 import multiprocessing
 from typing import Any
 
-from server.errors import Unavailable
+from foundation.errors import Unavailable
 from web.i18n import STATIC_DIR
 
 BASE_URL = "https://tiaojie.invalid/"

@@ -18,14 +18,14 @@ from starlette.routing import Route
 
 from disputes import service as disputes
 from experts import service as experts
+from foundation.database import utcnow
+from foundation.errors import NotFound
+from foundation.vocabulary import DisputeType, RiskLevel, Role
 from outcomes import service as outcomes
 from scheduling import bookings, calendar, invites, notify, outbox
 from server.auth import current_staff, require_staff
-from server.database import utcnow
-from server.errors import NotFound
 from server.http import path_id, transaction
 from server.links import with_links
-from server.vocabulary import DisputeType, RiskLevel, Role
 from web.i18n import local_time
 from web.pages import render, render_text
 from web.pdf import html_to_pdf

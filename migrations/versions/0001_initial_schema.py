@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 import sqlalchemy as sa
 
-import server.database  # noqa: F401
+import foundation.database  # noqa: F401
 
 
 revision = '0001'
@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_table('login_failures',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('username', sa.String(length=64), nullable=False),
-    sa.Column('at', server.database.UTCDateTime(), nullable=False),
+    sa.Column('at', foundation.database.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('login_failures', schema=None) as batch_op:
@@ -38,7 +38,7 @@ def upgrade() -> None:
     )
     op.create_table('used_tokens',
     sa.Column('token_id', sa.String(length=64), nullable=False),
-    sa.Column('used_at', server.database.UTCDateTime(), nullable=False),
+    sa.Column('used_at', foundation.database.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('token_id')
     )
     op.create_table('disputes',
@@ -47,7 +47,7 @@ def upgrade() -> None:
     sa.Column('title', sa.String(length=200), nullable=False),
     sa.Column('dispute_type', sa.String(length=32), nullable=False),
     sa.Column('cause', sa.Text(), nullable=False),
-    sa.Column('occurred_at', server.database.UTCDateTime(), nullable=True),
+    sa.Column('occurred_at', foundation.database.UTCDateTime(), nullable=True),
     sa.Column('place', sa.String(length=200), nullable=False),
     sa.Column('nature', sa.String(length=200), nullable=False),
     sa.Column('scale', sa.Integer(), nullable=False),
@@ -55,8 +55,8 @@ def upgrade() -> None:
     sa.Column('development', sa.Text(), nullable=False),
     sa.Column('risk_level', sa.String(length=16), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('created_at', server.database.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', server.database.UTCDateTime(), nullable=False),
+    sa.Column('created_at', foundation.database.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', foundation.database.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['office_id'], ['offices.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -82,8 +82,8 @@ def upgrade() -> None:
     sa.Column('priority', sa.Integer(), nullable=False),
     sa.Column('max_sessions_per_week', sa.Integer(), nullable=False),
     sa.Column('max_sessions_per_day', sa.Integer(), nullable=False),
-    sa.Column('created_at', server.database.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', server.database.UTCDateTime(), nullable=False),
+    sa.Column('created_at', foundation.database.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', foundation.database.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['office_id'], ['offices.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('email')
@@ -98,7 +98,7 @@ def upgrade() -> None:
     sa.Column('password_hash', sa.String(length=200), nullable=False),
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('office_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', server.database.UTCDateTime(), nullable=False),
+    sa.Column('created_at', foundation.database.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['office_id'], ['offices.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('username')

@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 import sqlalchemy as sa
 
-import server.database  # noqa: F401
+import foundation.database  # noqa: F401
 
 
 revision = '0002'
@@ -24,8 +24,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('dispute_id', sa.Integer(), nullable=False),
     sa.Column('office_id', sa.Integer(), nullable=True),
-    sa.Column('start', server.database.UTCDateTime(), nullable=False),
-    sa.Column('end', server.database.UTCDateTime(), nullable=False),
+    sa.Column('start', foundation.database.UTCDateTime(), nullable=False),
+    sa.Column('end', foundation.database.UTCDateTime(), nullable=False),
     sa.Column('location_kind', sa.String(length=16), nullable=False),
     sa.Column('location', sa.String(length=200), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
@@ -33,10 +33,10 @@ def upgrade() -> None:
     sa.Column('sequence', sa.Integer(), nullable=False),
     sa.Column('panel', sa.JSON(), nullable=False),
     sa.Column('created_by', sa.Integer(), nullable=True),
-    sa.Column('created_at', server.database.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', server.database.UTCDateTime(), nullable=False),
-    sa.Column('room_opened_at', server.database.UTCDateTime(), nullable=True),
-    sa.Column('room_closed_at', server.database.UTCDateTime(), nullable=True),
+    sa.Column('created_at', foundation.database.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', foundation.database.UTCDateTime(), nullable=False),
+    sa.Column('room_opened_at', foundation.database.UTCDateTime(), nullable=True),
+    sa.Column('room_closed_at', foundation.database.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['created_by'], ['staff_users.id'], ),
     sa.ForeignKeyConstraint(['dispute_id'], ['disputes.id'], ),
     sa.ForeignKeyConstraint(['office_id'], ['offices.id'], ),
@@ -59,10 +59,10 @@ def upgrade() -> None:
     sa.Column('phone', sa.String(length=32), nullable=False),
     sa.Column('seat', sa.Integer(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('responded_at', server.database.UTCDateTime(), nullable=True),
-    sa.Column('revoked_at', server.database.UTCDateTime(), nullable=True),
+    sa.Column('responded_at', foundation.database.UTCDateTime(), nullable=True),
+    sa.Column('revoked_at', foundation.database.UTCDateTime(), nullable=True),
     sa.Column('link_version', sa.Integer(), nullable=False),
-    sa.Column('created_at', server.database.UTCDateTime(), nullable=False),
+    sa.Column('created_at', foundation.database.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['expert_id'], ['experts.id'], ),
     sa.ForeignKeyConstraint(['party_id'], ['parties.id'], ),
     sa.ForeignKeyConstraint(['session_id'], ['mediation_sessions.id'], ondelete='CASCADE'),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 import sqlalchemy as sa
 
-import server.database  # noqa: F401
+import foundation.database  # noqa: F401
 
 
 revision = '0003'
@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_table('scheduler_lease',
     sa.Column('name', sa.String(length=32), nullable=False),
     sa.Column('holder', sa.String(length=64), nullable=False),
-    sa.Column('expires_at', server.database.UTCDateTime(), nullable=False),
+    sa.Column('expires_at', foundation.database.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
     op.create_table('outbox',
@@ -40,8 +40,8 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=False),
-    sa.Column('created_at', server.database.UTCDateTime(), nullable=False),
-    sa.Column('sent_at', server.database.UTCDateTime(), nullable=True),
+    sa.Column('created_at', foundation.database.UTCDateTime(), nullable=False),
+    sa.Column('sent_at', foundation.database.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['session_id'], ['mediation_sessions.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('key')

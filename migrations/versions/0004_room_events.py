@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 import sqlalchemy as sa
 
-import server.database  # noqa: F401
+import foundation.database  # noqa: F401
 
 
 revision = '0004'
@@ -26,7 +26,7 @@ def upgrade() -> None:
     sa.Column('participant_id', sa.Integer(), nullable=True),
     sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
-    sa.Column('at', server.database.UTCDateTime(), nullable=False),
+    sa.Column('at', foundation.database.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['participant_id'], ['participants.id'], ),
     sa.ForeignKeyConstraint(['session_id'], ['mediation_sessions.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')

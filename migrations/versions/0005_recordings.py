@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 import sqlalchemy as sa
 
-import server.database  # noqa: F401
+import foundation.database  # noqa: F401
 
 
 revision = '0005'
@@ -26,8 +26,8 @@ def upgrade() -> None:
     sa.Column('participant_id', sa.Integer(), nullable=True),
     sa.Column('path', sa.String(length=500), nullable=False),
     sa.Column('size_bytes', sa.Integer(), nullable=False),
-    sa.Column('started_at', server.database.UTCDateTime(), nullable=False),
-    sa.Column('ended_at', server.database.UTCDateTime(), nullable=False),
+    sa.Column('started_at', foundation.database.UTCDateTime(), nullable=False),
+    sa.Column('ended_at', foundation.database.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['participant_id'], ['participants.id'], ),
     sa.ForeignKeyConstraint(['session_id'], ['mediation_sessions.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')

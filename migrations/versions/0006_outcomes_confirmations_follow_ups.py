@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 import sqlalchemy as sa
 
-import server.database  # noqa: F401
+import foundation.database  # noqa: F401
 
 
 revision = '0006'
@@ -30,7 +30,7 @@ def upgrade() -> None:
     sa.Column('referral_to', sa.String(length=32), nullable=False),
     sa.Column('referral_reason', sa.Text(), nullable=False),
     sa.Column('recorded_by', sa.Integer(), nullable=True),
-    sa.Column('recorded_at', server.database.UTCDateTime(), nullable=False),
+    sa.Column('recorded_at', foundation.database.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['dispute_id'], ['disputes.id'], ),
     sa.ForeignKeyConstraint(['recorded_by'], ['staff_users.id'], ),
     sa.ForeignKeyConstraint(['session_id'], ['mediation_sessions.id'], ),
@@ -47,7 +47,7 @@ def upgrade() -> None:
     sa.Column('typed_name', sa.String(length=80), nullable=False),
     sa.Column('ip_address', sa.String(length=64), nullable=False),
     sa.Column('user_agent', sa.String(length=400), nullable=False),
-    sa.Column('confirmed_at', server.database.UTCDateTime(), nullable=False),
+    sa.Column('confirmed_at', foundation.database.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['outcome_id'], ['outcomes.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['participant_id'], ['participants.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -60,10 +60,10 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('dispute_id', sa.Integer(), nullable=False),
     sa.Column('outcome_id', sa.Integer(), nullable=False),
-    sa.Column('due_at', server.database.UTCDateTime(), nullable=False),
+    sa.Column('due_at', foundation.database.UTCDateTime(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('note', sa.Text(), nullable=False),
-    sa.Column('done_at', server.database.UTCDateTime(), nullable=True),
+    sa.Column('done_at', foundation.database.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['dispute_id'], ['disputes.id'], ),
     sa.ForeignKeyConstraint(['outcome_id'], ['outcomes.id'], ),
     sa.PrimaryKeyConstraint('id')

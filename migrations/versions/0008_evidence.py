@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 import sqlalchemy as sa
 
-import server.database  # noqa: F401
+import foundation.database  # noqa: F401
 
 
 revision = '0008'
@@ -33,7 +33,7 @@ def upgrade() -> None:
     sa.Column('uploaded_by_participant', sa.Integer(), nullable=True),
     sa.Column('party_id', sa.Integer(), nullable=True),
     sa.Column('shared', sa.Boolean(), nullable=False),
-    sa.Column('created_at', server.database.UTCDateTime(), nullable=False),
+    sa.Column('created_at', foundation.database.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['dispute_id'], ['disputes.id'], ),
     sa.ForeignKeyConstraint(['party_id'], ['parties.id'], ),
     sa.ForeignKeyConstraint(['uploaded_by_participant'], ['participants.id'], ),

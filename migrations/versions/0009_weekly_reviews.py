@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 import sqlalchemy as sa
 
-import server.database  # noqa: F401
+import foundation.database  # noqa: F401
 
 
 revision = '0009'
@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_table('weekly_reviews',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('week_start', sa.Date(), nullable=False),
-    sa.Column('generated_at', server.database.UTCDateTime(), nullable=False),
+    sa.Column('generated_at', foundation.database.UTCDateTime(), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('week_start')

@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 import sqlalchemy as sa
 
-import server.database  # noqa: F401
+import foundation.database  # noqa: F401
 
 
 revision = '0010'
@@ -24,7 +24,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('dispute_type', sa.String(length=32), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('updated_at', server.database.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', foundation.database.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('dispute_type')
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 import sqlalchemy as sa
 
-import server.database  # noqa: F401
+import foundation.database  # noqa: F401
 
 
 revision = '0011'

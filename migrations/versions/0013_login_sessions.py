@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 import sqlalchemy as sa
 
-import server.database  # noqa: F401
+import foundation.database  # noqa: F401
 
 
 revision = '0013'
@@ -24,9 +24,9 @@ def upgrade() -> None:
         sa.Column('id', sa.String(length=64), nullable=False),
         sa.Column('staff_id', sa.Integer(), nullable=True),
         sa.Column('expert_id', sa.Integer(), nullable=True),
-        sa.Column('created_at', server.database.UTCDateTime(), nullable=False),
-        sa.Column('expires_at', server.database.UTCDateTime(), nullable=False),
-        sa.Column('revoked_at', server.database.UTCDateTime(), nullable=True),
+        sa.Column('created_at', foundation.database.UTCDateTime(), nullable=False),
+        sa.Column('expires_at', foundation.database.UTCDateTime(), nullable=False),
+        sa.Column('revoked_at', foundation.database.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(['staff_id'], ['staff_users.id'], ondelete='CASCADE'),
         sa.ForeignKeyConstraint(['expert_id'], ['experts.id'], ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('id'),

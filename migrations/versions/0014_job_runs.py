@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 import sqlalchemy as sa
 
-import server.database  # noqa: F401
+import foundation.database  # noqa: F401
 
 
 revision = '0014'
@@ -22,9 +22,9 @@ def upgrade() -> None:
     op.create_table(
         'job_runs',
         sa.Column('job_id', sa.String(length=191), nullable=False),
-        sa.Column('due_at', server.database.UTCDateTime(), nullable=False),
+        sa.Column('due_at', foundation.database.UTCDateTime(), nullable=False),
         sa.Column('holder', sa.String(length=64), nullable=False),
-        sa.Column('done_at', server.database.UTCDateTime(), nullable=False),
+        sa.Column('done_at', foundation.database.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint('job_id', 'due_at'),
     )
 

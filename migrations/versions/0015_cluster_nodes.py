@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 import sqlalchemy as sa
 
-import server.database  # noqa: F401
+import foundation.database  # noqa: F401
 
 
 revision = '0015'
@@ -23,8 +23,8 @@ def upgrade() -> None:
         'nodes',
         sa.Column('id', sa.String(length=64), nullable=False),
         sa.Column('url', sa.String(length=500), nullable=False),
-        sa.Column('started_at', server.database.UTCDateTime(), nullable=False),
-        sa.Column('heartbeat_at', server.database.UTCDateTime(), nullable=False),
+        sa.Column('started_at', foundation.database.UTCDateTime(), nullable=False),
+        sa.Column('heartbeat_at', foundation.database.UTCDateTime(), nullable=False),
         sa.Column('draining', sa.Boolean(), nullable=False),
         sa.Column('participants', sa.Integer(), nullable=False),
         sa.Column('streams', sa.Integer(), nullable=False),
@@ -35,7 +35,7 @@ def upgrade() -> None:
         'room_placements',
         sa.Column('session_id', sa.Integer(), nullable=False),
         sa.Column('node_id', sa.String(length=64), nullable=False),
-        sa.Column('placed_at', server.database.UTCDateTime(), nullable=False),
+        sa.Column('placed_at', foundation.database.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(['session_id'], ['mediation_sessions.id'], ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('session_id'),
     )

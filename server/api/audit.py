@@ -5,8 +5,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from audit import log
+from foundation.errors import NotFound
 from server.auth import require_admin
-from server.errors import NotFound
 from server.http import ApiRoute, ok, path_id, transaction
 from server.queries import audit_filter
 

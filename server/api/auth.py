@@ -5,7 +5,9 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server import accounts
+from accounts import service as accounts
+from accounts.models import StaffUser
+from foundation.errors import Conflict, Forbidden, NotFound, Unauthorized
 from server.auth import (
     csrf_token,
     current_expert_id,
@@ -14,7 +16,6 @@ from server.auth import (
     require_admin,
     require_staff,
 )
-from server.errors import Conflict, Forbidden, NotFound, Unauthorized
 from server.http import ApiRoute, ok, path_id, read_json, transaction
 from server.logins import check_login, log_out, send_magic_link, sign_in_expert
 
@@ -67,7 +68,7 @@ async def change_password(request: Request) -> Response:
     staff = require_staff(request)
     data = await read_json(request, PasswordChange)
     async with transaction(request) as db:
-        user = await db.get(accounts.StaffUser, staff.id)
+        user = await db.get(StaffUser, staff.id)
         if user is None or not accounts.verify_password(user.password_hash, data.current_password):
             raise Forbidden("the current password is wrong", field="current_password")
         await accounts.set_password(db, user, data.new_password)
@@ -84,7 +85,7 @@ async def update_staff_account(request: Request) -> Response:
     admin = require_admin(request)
     data = await read_json(request, StaffPatch)
     async with transaction(request) as db:
-        user = await db.get(accounts.StaffUser, path_id(request))
+        user = await db.get(StaffUser, path_id(request))
         if user is None:
             raise NotFound("no staff account with id {staff_id}", staff_id=request.path_params["id"])
         if data.active is False and user.id == admin.id:

@@ -7,9 +7,9 @@ from starlette.responses import Response
 from disputes import service
 from disputes.schemas import DisputeIn, DisputePatch, PartyIn, StatusMove
 from disputes.status import Status
+from foundation.vocabulary import RiskLevel
 from server.auth import require_staff
 from server.http import ApiRoute, ok, path_id, query_param, read_json, transaction
-from server.vocabulary import RiskLevel
 
 
 async def list_disputes(request: Request) -> Response:

@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from disputes import evidence
+from foundation.config import Settings
+from foundation.database import utcnow
+from foundation.errors import Invalid, PayloadTooLarge, TooManyRequests
 from scheduling import invites
 from server.auth import require_staff
-from server.config import Settings
-from server.database import utcnow
-from server.errors import Invalid, PayloadTooLarge, TooManyRequests
 from server.http import ApiRoute, is_number, ok, path_id, read_json, transaction
 
 Resolve = Callable[[AsyncSession], Awaitable[tuple[int, evidence.Uploader]]]

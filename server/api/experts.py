@@ -10,13 +10,13 @@ from starlette.routing import Route
 
 from experts import service
 from experts.schemas import SELF_EDITABLE, AvailabilityIn, ExpertIn, ExpertPatch
+from foundation.database import utcnow
+from foundation.errors import Invalid
+from foundation.vocabulary import Role
 from scheduling import calendar
 from server.auth import require_expert_self_or_staff, require_staff
-from server.database import utcnow
-from server.errors import Invalid
 from server.http import ApiRoute, ok, parse_date, path_id, query_param, read_json, transaction
 from server.links import link_for, site_url
-from server.vocabulary import Role
 
 MAX_RANGE_DAYS = 62
 

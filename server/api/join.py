@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from disputes.models import Dispute
+from foundation.errors import Forbidden
 from scheduling import bookings, invites, notify
-from server.errors import Forbidden
 from server.http import ApiRoute, ok, transaction
 from server.links import invitation_view, rules
 

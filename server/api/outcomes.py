@@ -7,12 +7,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from disputes.models import Dispute
+from foundation.database import utcnow
 from outcomes import agreements, review, service, statistics
 from outcomes import jobs as outcome_jobs
 from outcomes.schemas import ConfirmIn, FollowUpIn, OutcomeIn, ReviewIn, TemplateIn
 from scheduling import bookings, invites, notify
 from server.auth import require_staff
-from server.database import utcnow
 from server.http import ApiRoute, ok, path_id, query_param, read_json, transaction
 from server.queries import statistics_range
 

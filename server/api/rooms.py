@@ -10,9 +10,9 @@ from typing import Any
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from foundation.database import iso_utc, utcnow
+from foundation.errors import AppError
 from scheduling import invites, room_record
-from server.database import iso_utc, utcnow
-from server.errors import AppError
 from server.http import is_number
 from signaling.errors import SignalingError
 from signaling.ice import ice_servers

@@ -10,13 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
+from accounts.models import StaffUser
 from disputes.models import Dispute
+from foundation.database import utcnow
 from scheduling import bookings, calendar, invites, notify, outbox
 from scheduling.models import MediationSession, Participant
 from scheduling.schemas import BookingIn, CancelIn, ReplaceIn, RescheduleIn, SearchIn
-from server.accounts import StaffUser
 from server.auth import require_staff
-from server.database import utcnow
 from server.http import ApiRoute, ok, parse_count, parse_date, path_id, query_param, read_json, transaction
 from server.links import link_for, rules, with_links
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.database import upgrade_database
+from foundation.database import upgrade_database
 from tests.conftest import STAFF_PASSWORD, free_port
 from tests.postgres import fresh_database, postgres_server
 

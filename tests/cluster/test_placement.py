@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from server.config import Settings
-from server.database import create_engine, create_session_factory, utcnow
+from foundation.config import Settings
+from foundation.database import create_engine, create_session_factory, utcnow
 from signaling.placement import Load, NodeRow, NoNode, RoomPlacement, choose, heartbeat, holds, place
 from tests.conftest import add_staff, book, log_in, started
 from tests.postgres import fresh_database
@@ -47,7 +47,7 @@ def test_a_placement_holds_while_its_node_lives_and_a_drain_lets_it_finish() -> 
 @pytest.fixture
 def postgres_settings(postgres: str, tmp_path: Path) -> Iterator[Settings]:
     with fresh_database(postgres) as url:
-        from server.database import upgrade_database
+        from foundation.database import upgrade_database
 
         upgrade_database(url)
         yield Settings(data_dir=tmp_path, secret_key="test", base_url="http://test", database_url=url)

@@ -8,8 +8,8 @@ import asyncio
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from foundation.database import create_engine, create_session_factory, upgrade_database
 from scheduling.jobs import try_lease
-from server.database import create_engine, create_session_factory, upgrade_database
 from tests.cluster.conftest import Cluster
 from tests.postgres import fresh_database, plain_url
 

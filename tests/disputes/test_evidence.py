@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from disputes.models import Evidence
-from server.config import Settings
+from foundation.config import Settings
 from tests.conftest import Running, token_of
 from tests.scheduling.conftest import booking, next_monday
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server.config import Settings
+from foundation.config import Settings
 from tests.conftest import Running, token_of
 from tests.disputes.test_evidence import JPEG, PNG, evidence_rows, stored_files
 from tests.scheduling.conftest import booking, next_monday

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from disputes.status import Status, check_move
-from server.errors import Conflict, Invalid
+from foundation.errors import Conflict, Invalid
 
 
 def test_normal_path_is_allowed() -> None:

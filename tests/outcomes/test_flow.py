@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
+from foundation.config import Settings
+from foundation.database import utcnow
 from scheduling.outbox import OutboxMessage
-from server.config import Settings
-from server.database import utcnow
 from tests.conftest import Live, book, token_of
 from tests.signaling.test_forwarding import wait_until
 from tests.signaling.test_ws import admit, join

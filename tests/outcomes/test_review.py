@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy import update
 
+from foundation.config import Settings
+from foundation.database import utcnow
 from outcomes import jobs, review
 from outcomes.models import FollowUp
 from scheduling.jobs import run_job
 from scheduling.models import MediationSession
-from server.config import Settings
-from server.database import utcnow
 from tests.conftest import Inbox, Running, add_staff, log_in, started
 from tests.scheduling.conftest import booking, next_monday
 

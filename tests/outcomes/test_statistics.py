@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
+from accounts.service import create_staff
 from experts.models import Office
 from scheduling.room_record import write_event
-from server.accounts import create_staff
 from tests.conftest import STAFF_PASSWORD, Running, log_in
 from tests.scheduling.conftest import booking, next_monday
 

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
+from foundation.errors import Forbidden, Gone, Unauthorized
 from scheduling import invites
-from server.errors import Forbidden, Gone, Unauthorized
 from tests.conftest import Running, token_of
 from tests.scheduling.conftest import booking, next_monday
 

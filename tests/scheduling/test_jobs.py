@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from foundation.config import Settings
 from scheduling.jobs import JobRun, run_job
 from server.app import create_app
-from server.config import Settings
 from tests.conftest import Inbox, Running, add_staff, log_in, started
 
 

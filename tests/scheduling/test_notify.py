@@ -12,7 +12,7 @@ import httpx
 import pytest
 from icalendar import Calendar
 
-from server.config import Settings
+from foundation.config import Settings
 from tests.conftest import Inbox
 from tests.scheduling.conftest import booking, next_monday
 

@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 
 from disputes.models import Dispute
 from experts.models import Expert, WeeklyWindow
+from foundation.database import create_engine, create_session_factory, upgrade_database
 from scheduling import bookings
 from scheduling.models import MediationSession, Participant
 from scheduling.rules import Rules, availability_days, cap_day
 from scheduling.schemas import BookingIn, SearchIn
-from server.database import create_engine, create_session_factory, upgrade_database
 
 ZONES = ["Asia/Shanghai", "UTC", "America/New_York", "Europe/Berlin", "Pacific/Kiritimati", "Pacific/Pago_Pago"]
 ROLES = ["legal_officer", "lawyer"]

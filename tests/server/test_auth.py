@@ -12,9 +12,10 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
-from server.accounts import StaffUser, set_active
-from server.config import Settings
-from server.errors import Conflict
+from accounts.models import StaffUser
+from accounts.service import set_active
+from foundation.config import Settings
+from foundation.errors import Conflict
 from tests.conftest import STAFF_PASSWORD, ExpertFactory, Inbox, Running, add_staff, expert_client, log_in, started, with_csrf
 
 

@@ -99,7 +99,7 @@ def test_reset_password_ends_sessions_and_the_new_one_works(tmp_path: Path, monk
     capsys.readouterr()
     main(["reset-password", "wang"])
     password = re.search(r"password '(\S+)'", capsys.readouterr().out).group(1)
-    from server.accounts import verify_password
+    from accounts.service import verify_password
     stored = sqlite3.connect(tmp_path / "var" / "tiaojie.sqlite3").execute(
         "SELECT password_hash FROM staff_users WHERE username = 'wang'").fetchone()[0]
     assert verify_password(stored, password) and not verify_password(stored, "long enough pw")

@@ -14,8 +14,8 @@ import uvicorn
 from hypothesis import HealthCheck, Phase
 from schemathesis import GenerationMode
 
+from foundation.config import Settings
 from server.app import create_app
-from server.config import Settings
 from tests.conftest import STAFF_PASSWORD, free_port
 
 EXAMPLES_PER_MODE = 12
@@ -42,8 +42,8 @@ def server(settings: Settings) -> Iterator[str]:
 def _admin_login(base: str, settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
     import asyncio
 
-    from server.accounts import create_staff
-    from server.database import create_engine, create_session_factory
+    from accounts.service import create_staff
+    from foundation.database import create_engine, create_session_factory
 
     async def add() -> None:
         engine = create_engine(settings.database_url)

@@ -6,8 +6,8 @@ import asyncio
 
 import uvicorn
 
+from foundation.config import Settings
 from server.app import create_app
-from server.config import Settings
 from server.protocol import TimedHeaders
 from tests.conftest import free_port
 

@@ -1,7 +1,7 @@
 """The media tests play a whole room in one process: the server, and clients that encode and
 decode real audio and video. Two settings keep those clients from starving the server:
 
-- uvloop, as the server and its media workers run (`server/aio.py`): asyncio's own loop reads
+- uvloop, as the server and its media workers run (`foundation/aio.py`): asyncio's own loop reads
   one datagram per ready socket per turn of the loop, and with the clients' work in the same
   process the server's socket from a publisher overflowed (the kernel's UDP RcvbufErrors),
   losing up to a third of a voice before the server saw it;

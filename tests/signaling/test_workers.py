@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from foundation.config import Settings
 from server.app import create_app
-from server.config import Settings
 from signaling.workers import WorkerHub
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import websockets
 
-from server.config import Settings
+from foundation.config import Settings
 from tests.conftest import Live, book
 from tests.signaling.media_client import COLOURS, MediaClient
 from tests.signaling.test_forwarding import close_to, wait_until

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from server.errors import AppError, NotFound
+from foundation.errors import AppError, NotFound
 from web.i18n import catalogue, error_text
 
 ROOT = Path(__file__).resolve().parents[2]

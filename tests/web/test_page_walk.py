@@ -12,10 +12,10 @@ import uvicorn
 from playwright.async_api import Browser, Page
 from sqlalchemy import select
 
+from foundation.config import Settings
 from outcomes.models import Outcome, WeeklyReview
 from scheduling.models import MediationSession
 from server.app import create_app
-from server.config import Settings
 from server.demo import load_demo
 from tests.conftest import STAFF_PASSWORD, Running, add_staff, free_port, token_of
 

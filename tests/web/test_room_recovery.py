@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser
 
-from server.config import Settings
+from foundation.config import Settings
 from tests.conftest import Live
 from tests.signaling.test_ws import join
 from tests.web.browser import DESKTOP_PAGE, PHONE_PAGE, enter_room, shows_the_room

@@ -7,7 +7,7 @@ import httpx
 from sqlalchemy import func, select
 
 from disputes.models import Dispute
-from server.database import read_only
+from foundation.database import read_only
 from tests.conftest import Running
 
 
@@ -37,7 +37,7 @@ async def test_every_read_goes_past_a_writer_holding_the_lock(running: Running, 
 async def test_a_read_only_transaction_refuses_to_write(running: Running) -> None:
     import pytest
 
-    from server.database import ReadOnlyWrite
+    from foundation.database import ReadOnlyWrite
 
     async with running.app.state.db_sessions() as db:
         await read_only(db)

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from server.aio import cancel_and_wait
+from foundation.aio import cancel_and_wait
 
 
 async def test_cancel_and_wait_passes_on_its_callers_cancel() -> None:

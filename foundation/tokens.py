@@ -7,7 +7,7 @@ import secrets
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
-from server.errors import Gone, Unauthorized
+from foundation.errors import Gone, Unauthorized
 
 
 @dataclasses.dataclass(frozen=True)

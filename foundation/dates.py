@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime
 
-from server.errors import BadValue
+from foundation.errors import BadValue
 
 MIN_DATE, MAX_DATE = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from server.contacts import check_phone
-from server.errors import BadValue
+from foundation.contacts import check_phone
+from foundation.errors import BadValue
 
 
 @pytest.mark.parametrize("typed, kept", [

@@ -1,4 +1,4 @@
-"""Staff accounts, login throttling and single-use tokens."""
+"""Staff accounts: passwords, logins and their throttle, login sessions, single-use tokens."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,66 +8,14 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Boolean, ForeignKey, String, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
 
-from server.database import Base, UTCDateTime, utcnow
-from server.errors import Conflict, TooManyRequests, Unauthorized
+from accounts.models import LoginFailure, LoginSession, StaffUser, UsedToken
+from foundation.database import utcnow
+from foundation.errors import Conflict, TooManyRequests, Unauthorized
 
 _hasher = PasswordHasher()
-
-
-class StaffUser(Base):
-    """An office staff member who logs in with a password."""
-
-    __tablename__ = "staff_users"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(64), unique=True)
-    display_name: Mapped[str] = mapped_column(String(80), default="")
-    password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16), default="staff")  # staff | admin
-    office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id"))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # A disabled account cannot log in, and its open sessions end.
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-
-
-class LoginSession(Base):
-    """One login (a staff member's or an expert's). The signed cookie names it; a request counts
-    as logged in only while this row lives, so logging out, a new password or a disabled
-    account ends the session on the server, whatever copies of the cookie remain."""
-
-    __tablename__ = "login_sessions"
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
-    expert_id: Mapped[int | None] = mapped_column(ForeignKey("experts.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class LoginFailure(Base):
-    """One failed login and the address it came from, kept for the throttle (in the database so
-    every instance sees it)."""
-
-    __tablename__ = "login_failures"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(64), index=True)
-    address: Mapped[str] = mapped_column(String(64), index=True, default="")
-    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class UsedToken(Base):
-    """A single-use token (magic link) that has been spent."""
-
-    __tablename__ = "used_tokens"
-
-    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    used_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 def hash_password(password: str) -> str:

@@ -7,7 +7,7 @@ from email.message import EmailMessage
 import aiosmtplib
 from aiosmtplib import SMTPException as SMTPError  # noqa: F401 (callers catch mail.SMTPError)
 
-from server.config import Settings
+from foundation.config import Settings
 
 logger = logging.getLogger(__name__)
 

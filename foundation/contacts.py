@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from server.errors import BadValue
+from foundation.errors import BadValue
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # A mobile number: 11 digits from 13 to 19, written with spaces or dashes, +86 or 86 before it.
