@@ -160,7 +160,7 @@ def server_main(mode: str, port_queue: Any, profile: bool) -> None:
 
 
 async def _serve(mode: str, port_queue: Any, profile: bool) -> None:
-    from signaling.rooms import MediaEngine
+    from signaling.rooms import Rooms
 
     writers: dict[str, asyncio.StreamWriter] = {}
 
@@ -169,7 +169,7 @@ async def _serve(mode: str, port_queue: Any, profile: bool) -> None:
         if writer is not None and not writer.is_closing():
             writer.write((json.dumps({"peer": peer_id, "message": message}) + "\n").encode())
 
-    engine: Any = MediaEngine(emit) if mode == "forward" else StockEngine(emit)
+    engine: Any = Rooms(emit) if mode == "forward" else StockEngine(emit)
     lags: list[float] = []
     profiler = cProfile.Profile() if profile else None
 
@@ -223,7 +223,7 @@ async def _serve(mode: str, port_queue: Any, profile: bool) -> None:
 
 def _udp_backlog(engine: Any) -> int:
     total = 0
-    for peer in engine.peers.values():
+    for peer in engine.router.peers.values():
         pair = peer.pc.getTransceivers()[0].receiver.transport.transport._connection._nominated.get(1)
         if pair is not None and pair.protocol.transport is not None:
             total += pair.protocol.transport.get_write_buffer_size()

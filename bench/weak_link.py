@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from signaling import bandwidth  # noqa: E402
-from signaling.rooms import MediaEngine  # noqa: E402
+from signaling.rooms import Rooms  # noqa: E402
 from tests.signaling.media_client import MediaClient, browser_like_encoders  # noqa: E402
 
 SETTLE_S, MEASURE_S, LONG_S = 6, 8, 60
@@ -55,7 +55,7 @@ async def trial(link_bps: int, simulcast: bool, measure_s: float) -> dict[str, f
         if message["type"] == "answer":
             await answers[peer_id].put(message["sdp"])
 
-    engine = MediaEngine(emit)
+    engine = Rooms(emit)
     try:
         for index in range(3):
             peer_id = f"p{index}"

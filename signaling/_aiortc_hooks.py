@@ -52,7 +52,7 @@ from typing import Any
 import aioice.ice
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpReceiveParameters
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTCRtpReceiveParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from pylibsrtp._binding import ffi as srtp_ffi
 from pylibsrtp._binding import lib as srtp_lib
@@ -229,6 +229,16 @@ def no_sender_reports(sender: RTCRtpSender) -> None:
             sender._RTCRtpSender__rtcp_exited.set()  # type: ignore[attr-defined]
 
     sender._run_rtcp = run_rtcp  # type: ignore[method-assign]
+
+
+def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
+    """The codecs setRemoteDescription negotiated for a transceiver, preferred first."""
+    return list(transceiver._codecs)
+
+
+def sender_ssrc(transceiver: RTCRtpTransceiver) -> int:
+    """The SSRC the transceiver's sender sends with."""
+    return int(transceiver.sender._ssrc)
 
 
 def set_codec_parameters(transceiver: RTCRtpTransceiver, mime_type: str, parameters: dict[str, int]) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from aiortc import RTCIceServer
 
 from signaling.errors import SignalingError
-from signaling.rooms import MediaEngine
+from signaling.rooms import Record, Rooms, no_record
 
 logger = logging.getLogger(__name__)
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -35,22 +35,15 @@ class MediaHub(Protocol):
     async def close(self) -> None: ...
 
 
-Record = Callable[[str, dict[str, Any]], Awaitable[None]]
-
-
-async def _ignore(room_id: str, event: dict[str, Any]) -> None:
-    return None
-
-
 class InProcessHub:
     """Rooms in the web process (tests and small offices)."""
 
     def __init__(
-        self, ice_servers: list[RTCIceServer] | None = None, record: Record = _ignore,
+        self, ice_servers: list[RTCIceServer] | None = None, record: Record = no_record,
         reconnect_timeout_s: float = 30.0, recordings_dir: Path | None = None,
     ) -> None:
         self._senders: dict[str, Send] = {}
-        self.engine = MediaEngine(
+        self.engine = Rooms(
             self._emit, ice_servers, record=record, reconnect_timeout_s=reconnect_timeout_s,
             recordings_dir=recordings_dir,
         )

@@ -192,7 +192,7 @@ class ServerPeer:
         self._abs_send_time_id = int(send_time.group(1)) if send_time else None
         # Without announced SSRCs, a payload type's first stream is the microphone or the camera.
         for transceiver, stream in zip(self._publish[:2], (self.audio, self.video)):
-            for codec in transceiver._codecs:
+            for codec in hooks.negotiated_codecs(transceiver):
                 if codec.payloadType is not None:
                     self._kind_by_pt[codec.payloadType] = stream
         for audio_t, video_t in zip(senders[0::2], senders[1::2]):
@@ -232,9 +232,9 @@ class ServerPeer:
                 self._sender.close()
 
     def _subscription(self, transceiver: RTCRtpTransceiver) -> Subscription:
-        codec = transceiver._codecs[0]
+        codec = hooks.negotiated_codecs(transceiver)[0]
         assert self._sender is not None
-        return Subscription(transceiver.kind, transceiver.sender._ssrc, codec.payloadType or 0, self._sender,
+        return Subscription(transceiver.kind, hooks.sender_ssrc(transceiver), codec.payloadType or 0, self._sender,
                             downlink=self.downlink, abs_send_time_id=self._abs_send_time_id)
 
     async def count_streams(self) -> None:

@@ -1,10 +1,11 @@
-"""The media engine of one process: rooms, their members' peers, and the room's messages.
+"""The rooms of one process: membership, the lobby, moderation, chat, caucus, recording consent
+and who is speaking, driving the media router (`signaling/router.py`) that forwards their media.
 
-The engine speaks only in messages (plain dicts): `emit(peer_id, message)` to participants and
+The rooms speak only in messages (plain dicts): `emit(peer_id, message)` to participants and
 `record(room_id, event)` for the durable facts (joins, leaves, admissions, removals, chat, the
-end), so that it runs in the web process or in a media worker process alike. Who receives whom
-follows `signaling/room_state.py`; after every change the engine links and unlinks the
-forwarding so that it matches.
+end), so that they run in the web process or in a media worker process alike. Who may receive
+whom follows `signaling/room_state.py`; after every change the rooms tell the router, which links
+and unlinks the forwarding to match.
 """
 from __future__ import annotations
 
@@ -18,42 +19,41 @@ from typing import Any
 from aiortc import RTCIceServer
 
 from signaling import messages
-from signaling.bandwidth import AUDIO_BPS, publisher_target_bps
 from signaling.errors import SignalingError
-from signaling.forwarding import PublishedStream
-from signaling.peers import SCREEN, SLOTS, ServerPeer
+from signaling.peers import SLOTS
 from signaling.recording import PublisherRecording
 from signaling.room_state import ADMITTED_ON_JOIN, Member, Room
+from signaling.router import MediaRouter
 
 logger = logging.getLogger(__name__)
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 Record = Callable[[str, dict[str, Any]], Awaitable[None]]
 RECONNECT_TIMEOUT_S = 30.0
 SPEAKER_INTERVAL_S = 0.5
-STEER_EVERY_TICKS = 2  # publishers' bitrate targets once a second
 SPEAKING_LEVEL = 60  # RFC 6464 level (-dBov) below which someone counts as speaking
 
 
-async def _no_record(room_id: str, event: dict[str, Any]) -> None:
+async def no_record(room_id: str, event: dict[str, Any]) -> None:
+    """Keep no record of a room's events (tests and benchmarks)."""
     return None
 
 
-class MediaEngine:
-    """All rooms of this process."""
+class Rooms:
+    """All rooms of this process, and the router that carries their media."""
 
     def __init__(
         self, emit: Emit, ice_servers: list[RTCIceServer] | None = None, *,
-        record: Record = _no_record, reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,
+        record: Record = no_record, reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,
         recordings_dir: Path | None = None,
     ) -> None:
         self._emit = emit
         self._recordings_dir = recordings_dir
         self._recorders: dict[str, dict[str, PublisherRecording]] = {}
         self._record = record
-        self._ice_servers = ice_servers or []
         self._reconnect_timeout_s = reconnect_timeout_s
         self.rooms: dict[str, Room] = {}
-        self.peers: dict[str, ServerPeer] = {}
+        self.router = MediaRouter(emit, ice_servers, on_connected=self._peer_connected,
+                                  on_closed=self.disconnected, on_link=self._link_changed)
         self._room_of: dict[str, str] = {}
         self._expiry: dict[str, asyncio.Task[None]] = {}
         self._speakers: dict[str, str | None] = {}
@@ -78,7 +78,7 @@ class MediaEngine:
             room.members[peer_id] = member
             self._room_of[peer_id] = room_id
         else:
-            await self._drop_peer(peer_id)
+            await self.router.drop(peer_id)
             member.connected, member.reconnecting = True, False
         expiry = self._expiry.pop(peer_id, None)
         if expiry is not None:
@@ -101,7 +101,7 @@ class MediaEngine:
             return
         member = room.members[peer_id]
         member.connected, member.reconnecting = False, True
-        await self._drop_peer(peer_id)
+        await self.router.drop(peer_id)
         self._expiry[peer_id] = asyncio.create_task(self._expire(peer_id))
         await self._changed(room)
 
@@ -113,7 +113,7 @@ class MediaEngine:
         expiry = self._expiry.pop(peer_id, None)
         if expiry is not None and expiry is not asyncio.current_task():
             expiry.cancel()
-        await self._drop_peer(peer_id)
+        await self.router.drop(peer_id)
         if room.members.pop(peer_id, None) is None:
             return  # a concurrent leave (a removal and a goodbye at once) got here first
         self._room_of.pop(peer_id, None)
@@ -139,78 +139,25 @@ class MediaEngine:
             self._speaker_task.cancel()
         for peer_id in list(self._room_of):
             await self.leave(peer_id, reason="shutdown")
+        await self.router.close()
 
-    async def _bandwidth_changed(self, peer: ServerPeer) -> None:
-        await self._emit(peer.id, {"type": "bandwidth", "audio_only": peer.downlink.audio_only,
-                                   "paused": peer.paused_video, "not_shown": peer.not_shown,
-                                   "estimate_bps": peer.downlink.estimate_bps})
-
-    async def _link_changed(self, peer: ServerPeer) -> None:
-        """Tell a participant that its link is weak or well again, and the room whose it is."""
-        down, up = peer.downlink_quality.weak, peer.uplink_quality.weak
-        await self._emit(peer.id, {"type": "link", "downlink": "weak" if down else "good",
-                                   "uplink": "weak" if up else "good"})
-        room = self._room(peer.id)
-        if room is not None and room.members[peer.id].weak_link != (down or up):
-            room.members[peer.id].weak_link = down or up
+    async def _link_changed(self, peer_id: str, weak: bool) -> None:
+        """A participant's link became weak or well: the others see it on their tile."""
+        room = self._room(peer_id)
+        if room is not None and room.members[peer_id].weak_link != weak:
+            room.members[peer_id].weak_link = weak
             await self._changed(room, relink=False)
 
-    def _steer_publishers(self) -> None:
-        """Ask each publisher's browser to send what its weakest subscriber with video can take
-        (REMB), so that a participant on a slow link still gets every camera; a camera in
-        simulcast layers sends them all (the weak get the small one)."""
-        for room in self.rooms.values():
-            peers = [peer for peer_id in room.members if (peer := self.peers.get(peer_id)) is not None]
-            for publisher in peers:
-                if publisher.video.ssrc is None:
-                    continue
-                watching = [p for p in peers if p is not publisher and any(
-                    slot.participant_id == publisher.id and not slot.video.paused for slot in p.slots)]
-                target = publisher_target_bps([p.downlink.video_share_bps() for p in watching],
-                                              simulcast=publisher.simulcast)
-                sharing = publisher.screen.ssrc is not None and any(
-                    slot.participant_id == f"{publisher.id}{SCREEN}" and not slot.video.paused
-                    for p in peers if p is not publisher for slot in p.slots)
-                publisher.send_remb(target * (2 if sharing else 1) + AUDIO_BPS)
-
     async def _watch_speakers(self) -> None:
-        """Tell each room who is speaking, from the audio levels in the packets (no decoding);
-        every second, steer the publishers' bitrates."""
-        ticks = 0
+        """Tell each room who is speaking, from the audio levels in the packets (no decoding)."""
         while True:
             await asyncio.sleep(SPEAKER_INTERVAL_S)
-            ticks += 1
-            if ticks % STEER_EVERY_TICKS == 0:
-                for each in list(self.peers.values()):
-                    await each.bandwidth_tick()
-                for each in list(self.peers.values()):
-                    await each.show_videos()  # a new speaker's video on a link that carries only some
-                    each.choose_layers()
-                    each.send_reports()
-                    if each.judge_links():
-                        await self._link_changed(each)
-                self._steer_publishers()
             for room in list(self.rooms.values()):
-                loudest, speaker = SPEAKING_LEVEL, None
-                for peer_id in room.members:
-                    peer = self.peers.get(peer_id)
-                    if peer is None:
-                        continue
-                    if peer.audio.loudest < loudest:
-                        loudest, speaker = peer.audio.loudest, peer_id
-                    peer.audio.loudest = 127
+                speaker = self.router.loudest(room.members, below=SPEAKING_LEVEL)
                 if speaker is not None and speaker != self._speakers.get(room.room_id):
                     self._speakers[room.room_id] = speaker
-                    self._heard(room, speaker)
+                    self.router.heard(room.members, speaker)
                     await self._broadcast(room, {"type": "speaker", "peer_id": speaker})
-
-    def _heard(self, room: Room, speaker: str) -> None:
-        # (Not inline in _watch_speakers: a loop variable in that long-lived frame would keep a
-        # peer that has left alive.)
-        for peer_id in room.members:
-            peer = self.peers.get(peer_id)
-            if peer is not None:
-                peer.heard(speaker)
 
     # ------------------------------------------------------------ messages
 
@@ -225,10 +172,7 @@ class MediaEngine:
             case messages.Offer(sdp=sdp):
                 await self._offer(room, member, sdp)
             case messages.Candidate():
-                peer = self.peers.get(peer_id)
-                if peer is None:
-                    raise SignalingError("send the offer before candidates", code="bad_state")
-                await peer.add_candidate(message.candidate, message.sdpMid, message.sdpMLineIndex)
+                await self.router.add_candidate(peer_id, message.candidate, message.sdpMid, message.sdpMLineIndex)
             case messages.Mute(audio=audio, video=video):
                 if audio is not None:
                     member.audio_muted = audio
@@ -238,22 +182,17 @@ class MediaEngine:
                     member.video_muted = video
                 await self._changed(room, relink=False, about=member)
             case messages.View(pixels=pixels):
-                peer = self.peers.get(peer_id)
-                if peer is not None:
-                    peer.show_sizes(list(pixels))
+                self.router.show_sizes(peer_id, list(pixels))
             case messages.AudioOnly(on=on):
                 member.audio_only = on
-                peer = self.peers.get(peer_id)
-                if peer is not None:
-                    peer.audio_only_chosen = on
-                    await peer.show_videos()
+                await self.router.audio_only(peer_id, on)
             case messages.Hand(raised=raised):
                 member.hand_raised = raised
                 await self._changed(room, relink=False, about=member)
             case messages.Screen(active=active):
                 member.screen_sharing = active
-                if active and member.peer_id in self.peers:
-                    self.peers[member.peer_id].screen.want_keyframe()
+                if active:
+                    self.router.screen_started(peer_id)
                 await self._changed(room, about=member)
             case messages.Chat(text=text, to=to):
                 await self._chat(room, member, text.strip(), to)
@@ -400,17 +339,16 @@ class MediaEngine:
 
         def wanted() -> set[str]:
             return {m.peer_id for m in room.members.values()
-                    if room.in_room(m) and not m.is_observer and m.peer_id in self.peers}
+                    if room.in_room(m) and not m.is_observer and self.router.has(m.peer_id)}
 
         for peer_id in [p for p in recorders if p not in wanted()]:
             recorder = recorders.pop(peer_id, None)
             if recorder is not None:
                 await self._finish(room, peer_id, recorder)
         for peer_id in wanted() - set(recorders):  # no await in this loop: the room cannot change
-            peer = self.peers[peer_id]
             self._recordings_dir.mkdir(parents=True, exist_ok=True)
             path = self._recordings_dir / f"session-{room.room_id}-{peer_id}-{int(time.time() * 1000)}.webm"
-            recorders[peer_id] = PublisherRecording(path, peer.audio, peer.video)
+            recorders[peer_id] = self.router.recording(peer_id, path)
             recorders[peer_id].start()  # opens its file in the background, at the first video frame
 
     async def _stop_recording(self, room: Room) -> None:
@@ -430,46 +368,21 @@ class MediaEngine:
     # ------------------------------------------------------------ media
 
     async def _offer(self, room: Room, member: Member, sdp: str) -> None:
-        if member.peer_id in self.peers:
-            raise SignalingError("the offer was already made; reconnect to start again", code="bad_state")
-        peer = ServerPeer(member.peer_id, self._ice_servers, self._peer_closed)
         try:
-            answer = await peer.answer(sdp)
+            answer = await self.router.connect(member.peer_id, sdp, audio_only=member.audio_only, held=member.held_mute)
         except SignalingError as error:
-            await peer.close()
             if error.code == "unsupported_codec":  # the host sees why this person cannot join
                 member.problem = error.code
                 await self._changed(room, relink=False)
             raise
-        self.peers[member.peer_id] = peer
         member.problem = None
-        peer.audio_only_chosen = member.audio_only
-        peer.audio.held = member.held_mute
-        peer.on_bandwidth = self._bandwidth_changed
-        peer.on_connected = self._peer_connected
         await self._emit(member.peer_id, {"type": "answer", "sdp": answer})
         await self._changed(room)
 
-    async def _peer_connected(self, peer: ServerPeer) -> None:
-        room = self._room(peer.id)
-        if room is not None and self.peers.get(peer.id) is peer:
+    async def _peer_connected(self, peer_id: str) -> None:
+        room = self._room(peer_id)
+        if room is not None:
             await self._changed(room)  # what it receives is linked now
-
-    async def _peer_closed(self, peer: ServerPeer) -> None:
-        if self.peers.get(peer.id) is peer:
-            await self.disconnected(peer.id)
-
-    async def _drop_peer(self, peer_id: str) -> None:
-        peer = self.peers.pop(peer_id, None)
-        if peer is None:
-            return
-        for other in self.peers.values():
-            _unlink(other, peer.id)
-            _unlink(other, f"{peer.id}{SCREEN}")
-        for slot in peer.slots:  # and what it was receiving from the others
-            if slot.participant_id is not None:
-                _unlink(peer, slot.participant_id)
-        await peer.close()
 
     async def _changed(self, room: Room, *, relink: bool = True, about: Member | None = None) -> None:
         """Make the forwarding match the room's rules, and tell everyone what changed (what
@@ -478,33 +391,12 @@ class MediaEngine:
             await self._sync_recorders(room)
         if relink:
             for subscriber_id, subscriber in room.members.items():
-                sub_peer = self.peers.get(subscriber_id)
-                if sub_peer is None or not sub_peer.connected:
-                    continue
-                for publisher_id, publisher in room.members.items():
-                    pub_peer = self.peers.get(publisher_id)
-                    if pub_peer is None or pub_peer is sub_peer:
-                        continue
-                    receives = room.receives(subscriber, publisher)
-                    shown = (
-                        (publisher_id, {"audio": pub_peer.audio, "video": pub_peer.video}, receives),
-                        (f"{publisher_id}{SCREEN}", {"video": pub_peer.screen}, receives and publisher.screen_sharing),
-                    )
-                    for key, sources, wanted in shown:
-                        if wanted:
-                            _link(sub_peer, key, sources)
-                        else:
-                            _unlink(sub_peer, key)
-                slot_ids = [slot.participant_id for slot in sub_peer.slots]
-                if slot_ids != sub_peer.announced_slots:
-                    sub_peer.announced_slots = slot_ids
-                    await self._emit(subscriber_id, {"type": "slots", "slots": slot_ids})
-                await sub_peer.count_streams()
+                await self.router.route(subscriber_id, {
+                    publisher_id: publisher.screen_sharing for publisher_id, publisher in room.members.items()
+                    if room.receives(subscriber, publisher)})
         lobby = about is not None and not about.admitted
         for member in room.members.values():
-            peer = self.peers.get(member.peer_id)
-            if peer is not None:
-                peer.audio.held = member.held_mute
+            self.router.hold(member.peer_id, member.held_mute)
             if member.connected and (not lobby or member.is_moderator or member is about):
                 await self._emit(member.peer_id, {
                     "type": "participants", "participants": room.listed_for(member),
@@ -518,38 +410,4 @@ class MediaEngine:
 
     def stats(self) -> dict[str, Any]:
         """Counts for monitoring and tests."""
-        return {
-            "rooms": len(self.rooms),
-            "peers": len(self.peers),
-            # Streams forwarded: one per publisher's audio or video in a subscriber's slot.
-            "streams": sum(len(slot.sources) for peer in self.peers.values() for slot in peer.slots),
-            "room_ids": sorted(self.rooms),
-            "forwarded_packets": sum(
-                s.packets for peer in self.peers.values() for slot in peer.slots for s in (slot.audio, slot.video)
-            ),
-        }
-
-
-def _link(subscriber: ServerPeer, key: str, sources: dict[str, PublishedStream]) -> None:
-    """Show a publisher's streams (key: their peer id, or it plus SCREEN) in a free slot."""
-    if any(slot.participant_id == key for slot in subscriber.slots):
-        return
-    slot = subscriber.free_slot()
-    if slot is None:
-        logger.warning("peer %s has no free slot for %s", subscriber.id, key)
-        return
-    slot.participant_id = key
-    slot.sources = sources
-    for kind, stream in sources.items():
-        stream.subscribe(getattr(slot, kind))
-
-
-def _unlink(subscriber: ServerPeer, key: str) -> None:
-    """Stop showing what a slot shows under this key."""
-    for slot in subscriber.slots:
-        if slot.participant_id == key:
-            for kind, stream in slot.sources.items():
-                stream.unsubscribe(getattr(slot, kind))
-            slot.participant_id = None
-            slot.sources = {}
-
+        return {"rooms": len(self.rooms), "room_ids": sorted(self.rooms), **self.router.stats()}

@@ -2,7 +2,7 @@
 
 One Python process forwards on one core. The web process keeps the WebSockets and relays each
 participant's messages to the worker that holds their room, over a Unix socket pair carrying
-newline-delimited JSON; a worker runs a MediaEngine and sends back the messages for each
+newline-delimited JSON; a worker runs the rooms (signaling/rooms.py) and sends back the messages for each
 participant. A room goes to the worker with the fewest participants when its first participant
 arrives and stays there until it is empty.
 
@@ -25,8 +25,8 @@ from aiortc import RTCIceServer
 
 from foundation import aio
 from signaling.errors import SignalingError
-from signaling.hub import Record, Send, _ignore
-from signaling.rooms import MediaEngine
+from signaling.hub import Send
+from signaling.rooms import Record, Rooms, no_record
 
 logger = logging.getLogger(__name__)
 _LIMIT = 4 * 1024 * 1024  # one line carries at most an SDP
@@ -62,7 +62,7 @@ class WorkerHub:
     """Rooms spread over media worker processes."""
 
     def __init__(
-        self, count: int, ice_servers: list[dict[str, Any]] | None = None, record: Record = _ignore,
+        self, count: int, ice_servers: list[dict[str, Any]] | None = None, record: Record = no_record,
         reconnect_timeout_s: float = 30.0, recordings_dir: Path | None = None,
     ) -> None:
         self._count = count
@@ -245,7 +245,7 @@ async def _serve(
     async def record(room_id: str, event: dict[str, Any]) -> None:
         writer.write(json.dumps({"op": "record", "room": room_id, "event": event}).encode() + b"\n")
 
-    engine = MediaEngine(
+    engine = Rooms(
         emit, [RTCIceServer(**server) for server in ice_servers], record=record, reconnect_timeout_s=reconnect_timeout_s,
         recordings_dir=Path(recordings_dir) if recordings_dir else None,
     )

@@ -10,6 +10,8 @@ import aiortc
 from aioice import Connection
 from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 
+from signaling import _aiortc_hooks as hooks
+
 
 def test_pinned_versions() -> None:
     """The hooks reach into aiortc, aioice and pylibsrtp: each is pinned to the version they were
@@ -86,6 +88,7 @@ async def test_private_attributes_exist_on_instances() -> None:
     assert hasattr(receiver.transport, "_tx_srtp") and hasattr(receiver.transport, "_rx_srtp")
     assert hasattr(receiver.transport.transport, "_connection")
     assert hasattr(transceiver, "_codecs")
+    assert hooks.sender_ssrc(transceiver) == sender._ssrc and hooks.negotiated_codecs(transceiver) == []
     await pc.close()
 
 

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from signaling.rooms import MediaEngine
+from signaling.rooms import Rooms
 from tests.signaling.media_client import COLOURS, TONES, MediaClient, browser_like_encoders
 
 
@@ -20,9 +20,12 @@ class Harness:
         self.seen: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.records: list[dict[str, Any]] = []
         self.clients: dict[str, MediaClient] = {}
-        self.engine = MediaEngine(self._emit, record=self._record, **engine_options)
+        self.record_delay_s = 0.0  # how long keeping a record of an event takes (a database write)
+        self.engine = Rooms(self._emit, record=self._record, **engine_options)
 
     async def _record(self, room_id: str, event: dict[str, Any]) -> None:
+        if self.record_delay_s:
+            await asyncio.sleep(self.record_delay_s)
         self.records.append(event)
 
     async def _emit(self, peer_id: str, message: dict[str, Any]) -> None:
@@ -104,7 +107,7 @@ async def test_three_clients_each_receive_the_other_two(harness: Harness) -> Non
 async def test_server_neither_decodes_nor_encodes(harness: Harness) -> None:
     clients = [await harness.add(i) for i in range(2)]
     await wait_until(lambda: all(c.slots[0].video_frames >= 10 for c in clients))
-    for peer in harness.engine.peers.values():
+    for peer in harness.engine.router.peers.values():
         for transceiver in peer.pc.getTransceivers():
             assert transceiver.receiver._RTCRtpReceiver__decoder_thread is None
             assert transceiver.sender._RTCRtpSender__encoder is None
@@ -132,7 +135,7 @@ async def test_late_joiner_gets_a_keyframe_within_a_second(harness: Harness) -> 
 async def test_a_subscriber_gets_media_once_its_transport_is_up_with_a_keyframe_asked_for_then(
         harness: Harness) -> None:
     await harness.add(0)
-    publisher = harness.engine.peers["p0"].video
+    publisher = harness.engine.router.peers["p0"].video
     await wait_until(lambda: publisher.top is not None)
     client = MediaClient(1)
     harness.clients["p1"] = client
@@ -143,7 +146,7 @@ async def test_a_subscriber_gets_media_once_its_transport_is_up_with_a_keyframe_
     # Answered but not connected (ICE and DTLS to come): nothing is linked to it, and no keyframe
     # is asked for on its behalf (a browser answers one request in 300 ms: one it cannot take
     # would delay the one it can).
-    server = harness.engine.peers["p1"]
+    server = harness.engine.router.peers["p1"]
     assert not server.connected and all(slot.participant_id is None for slot in server.slots)
     assert "slots" not in [m["type"] for m in harness.seen["p1"]]
     asked = publisher.top.last_pli
@@ -155,9 +158,9 @@ async def test_a_subscriber_gets_media_once_its_transport_is_up_with_a_keyframe_
 async def test_vanished_client_is_cleaned_up_and_others_continue(harness: Harness) -> None:
     clients = [await harness.add(i) for i in range(3)]
     await wait_until(lambda: all(c.slots[1].video_frames >= 5 for c in clients))
-    gone = weakref.ref(harness.engine.peers["p2"])
+    gone = weakref.ref(harness.engine.router.peers["p2"])
     await clients[2].pc.close()  # no goodbye on the signaling channel
-    await wait_until(lambda: "p2" not in harness.engine.peers, 40)
+    await wait_until(lambda: "p2" not in harness.engine.router.peers, 40)
     for _ in range(20):  # aiortc's closing tasks let go of the peer within a few loop turns
         gc.collect()
         if gone() is None:
@@ -167,7 +170,7 @@ async def test_vanished_client_is_cleaned_up_and_others_continue(harness: Harnes
     assert all(p != "p2" for p in clients[0].slot_owner)
     before = clients[0].received_from("p1").video_frames
     await wait_until(lambda: clients[0].received_from("p1").video_frames > before + 10)
-    for stream in (harness.engine.peers["p0"].video, harness.engine.peers["p1"].video):
+    for stream in (harness.engine.router.peers["p0"].video, harness.engine.router.peers["p1"].video):
         assert len(stream.subscriptions) == 1  # the vanished subscriber's senders are gone
 
 
@@ -184,7 +187,7 @@ async def test_subscriber_pli_reaches_publisher_rate_limited(harness: Harness) -
 
     publisher_sender._send_keyframe = counting
     slot_receiver = clients[0].pc.getTransceivers()[3].receiver  # slot 0 video, showing p1
-    server_ssrc = harness.engine.peers["p0"].slots[0].video.ssrc
+    server_ssrc = harness.engine.router.peers["p0"].slots[0].video.ssrc
     for _ in range(5):
         await slot_receiver._send_rtcp_pli(server_ssrc)
     await wait_until(lambda: len(requests) >= 1, 5)
@@ -215,7 +218,7 @@ async def test_uplink_loss_is_repaired_at_the_server(harness: Harness) -> None:
     subscriber = await harness.add(1)
     await wait_until(lambda: "p0" in subscriber.slot_owner, 10)
     publisher.impair_uplink(every=10)  # 10% of the camera's and microphone's packets lost on the way
-    stream = harness.engine.peers["p0"].video
+    stream = harness.engine.router.peers["p0"].video
     await asyncio.sleep(1)
     frames = subscriber.received_from("p0").video_frames
     await asyncio.sleep(5)
@@ -259,7 +262,7 @@ async def test_a_weak_subscriber_gets_the_small_layer_with_clean_audio(harness: 
     assert weak.downlink_dropped > 0  # the link was really too small for the large layers
     # Its feedback reached the server: REMB, receiver reports (the budget holds it to what
     # they say arrived) and NACKs, answered within the budget.
-    server = harness.engine.peers["p2"]
+    server = harness.engine.router.peers["p2"]
     assert server.downlink.remb_bps is not None and server.downlink.limited
     assert sum(slot.video.retransmitted for slot in server.slots) > 0
     # The weak subscriber is told its downlink is weak; the others see it on its tile.
@@ -295,7 +298,7 @@ async def test_a_link_too_weak_for_every_video_keeps_every_voice_and_the_speaker
     assert fps >= 10, f"{fps:.1f} fps of the speaker's video on the weak link"
     assert weak.received_from("p1").video_frames - before["p1"] <= 2  # held back
     told = [m for m in harness.seen["p2"] if m["type"] == "bandwidth"][-1]
-    assert told["paused"] == ["p1"] == harness.engine.peers["p2"].paused_video and not told["audio_only"]
+    assert told["paused"] == ["p1"] == harness.engine.router.peers["p2"].paused_video and not told["audio_only"]
     strong = quiet.received_from("p0")
     assert (strong.video_frames - strong_before) / 8 >= 20 and strong.last_width == 320  # the large layer
 

@@ -50,7 +50,7 @@ async def test_recording_waits_for_every_party_and_produces_playable_files(harne
     audio = sum(1 for _ in container.decode(audio=0))
     assert video >= 30 and audio >= 50, (video, audio)
     # Decoding stopped with the recording: no taps remain.
-    for peer in harness.engine.peers.values():
+    for peer in harness.engine.router.peers.values():
         assert peer.video.taps == [] and peer.audio.taps == []
 
 
@@ -64,16 +64,12 @@ async def test_one_refusal_means_no_recording(harness: Harness) -> None:
     assert {"type": "recording", "active": False, "declined_by": "客户1"} in harness.seen["p0"]
     with pytest.raises(SignalingError):
         await harness.engine.handle("p1", {"type": "consent", "agree": True})  # nobody is asking now
-    assert all(peer.video.taps == [] for peer in harness.engine.peers.values())
+    assert all(peer.video.taps == [] for peer in harness.engine.router.peers.values())
     await wait_until(lambda: True)
 
 
 async def test_parties_consenting_at_the_same_moment(harness: Harness) -> None:
-    async def slow_record(room_id: str, event: dict) -> None:
-        await asyncio.sleep(0.05)  # like a database write
-        harness.records.append(event)
-
-    harness.engine._record = slow_record
+    harness.record_delay_s = 0.05  # like a database write
     await harness.add(0, kind="host")
     await harness.add(1, kind="party")
     await harness.add(2, kind="party")

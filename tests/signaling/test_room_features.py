@@ -101,7 +101,7 @@ async def test_removed_participant_is_gone(harness: Harness) -> None:
     await grows(host, "p1")
     await harness.moderate("p0", "remove", peer_id="p1")
     assert any(m["type"] == "removed" for m in harness.seen["p1"])
-    assert "p1" not in harness.engine.peers
+    assert "p1" not in harness.engine.router.peers
     assert "p1" not in host.slot_owner
     assert {"kind": "remove", "peer_id": "p1", "by": "p0", "revoke": False} in harness.records
 
@@ -187,7 +187,7 @@ async def test_active_speaker_from_audio_levels(harness: Harness) -> None:
     await harness.add(0, kind="host", volume=0.002)
     await harness.add(1, kind="expert", volume=1.0)
     await harness.add(2, kind="expert", volume=0.002)
-    assert harness.engine.peers["p1"].audio.level_extension is not None
+    assert harness.engine.router.peers["p1"].audio.level_extension is not None
     await wait_until(lambda: any(m["type"] == "speaker" for m in harness.seen["p0"]), 5)
     speakers = [m["peer_id"] for m in harness.seen["p2"] if m["type"] == "speaker"]
     assert speakers[-1] == "p1"
