@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import socket
 from collections import Counter
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,11 @@ class WorkerHub:
             future = self._stats.pop(worker.index, None)
             if future is not None and not future.done():
                 future.set_result(reply["stats"])
+
+    def process_of(self, room_id: str) -> BaseProcess | None:
+        """The worker process hosting a room, if any (for monitoring and tests)."""
+        worker = self._room_worker.get(room_id)
+        return worker.process if worker is not None else None
 
     def _worker_for(self, peer_id: str) -> _Worker:
         room = self._peer_room.get(peer_id)

@@ -369,10 +369,11 @@ async def test_a_killed_media_worker_is_replaced_and_its_room_comes_back(live: L
         await admit(host, party)
         hub = live.app.state.media
         room = str(live.session["id"])
-        dead = hub._room_worker[room]
-        dead.process.kill()
+        dead = hub.process_of(room)
+        dead.kill()
         await wait_until(lambda: all(any(e["code"] == "media_restart" for e in c.errors) for c in clients), 10)
-        assert hub._room_worker[room] is not dead and hub._room_worker[room].process.is_alive()
+        fresh = hub.process_of(room)
+        assert fresh is not None and fresh is not dead and fresh.is_alive()
         # The pages reconnect with the same links: media flows again, the party is still admitted.
         for client in clients:
             await client.close()

@@ -31,7 +31,7 @@ async def test_after_a_media_worker_restart_every_page_shows_the_new_connection(
         connections = [await shows_the_room(page, videos=2, voices=2) for page in pages]
 
         hub = live.app.state.media
-        hub._room_worker[str(live.session["id"])].process.kill()
+        hub.process_of(str(live.session["id"])).kill()
         killed = time.monotonic()
         for page, connection in zip(pages, connections):
             await shows_the_room(page, videos=2, voices=2, after=connection, timeout_s=30)
