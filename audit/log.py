@@ -88,14 +88,26 @@ def _log(action: str) -> Callable[[Mapper[Any], Connection, Any], None]:
         else:
             before, after = (None, _values(obj)) if action == "create" else (_values(obj), None)
         actor = str(session.info.get("actor", SYSTEM))
-        connection.execute(insert(AuditEntry), [_row(obj, actor, action, before, after)])
+        session.info.setdefault(_PENDING, []).append(_row(obj, actor, action, before, after))
     return listener
 
 
-# Mapper events (not the session's flush lists) so that rows deleted as orphans are logged too.
+def _write_pending(session: Session, _context: Any) -> None:
+    """At the end of a flush, its audit rows in one statement (in the flush's transaction)."""
+    rows = session.info.pop(_PENDING, None)
+    if rows:
+        session.connection().execute(insert(AuditEntry), rows)
+
+
+# Mapper events (not the session's flush lists) so that rows deleted as orphans are logged too;
+# what they log is written once the flush is done.
+_PENDING = "audit_rows"
 event.listen(Base, "after_insert", _log("create"), propagate=True)
 event.listen(Base, "after_update", _log("update"), propagate=True)
 event.listen(Base, "after_delete", _log("delete"), propagate=True)
+event.listen(AuditedSession, "after_flush", _write_pending)
+# A flush that failed half-way logged rows that were never written: they go with its rollback.
+event.listen(AuditedSession, "after_soft_rollback", lambda session, _previous: session.info.pop(_PENDING, None))
 
 
 def log_room_action(db: AsyncSession, session_id: int, kind: str, data: dict[str, Any]) -> None:

@@ -11,7 +11,10 @@ from this process pinned to core 1, so the load generator does not take the serv
 The two phases alternate twice (1, 2, 1, 2) after a warm-up, and each is reported over both.
 
 Prints reads per second and p50/p99 latency of each phase, the bookings made, and the ratio of
-the second phase's read throughput to the first's.
+the second phase's read throughput to the first's. Then the server's CPU per request, from its
+process's CPU time (/proc): per read over the reads-alone phases, and per booking over a phase
+of BOOKERS bookers alone (each booking's work after the response included: its invitations
+delivered from the outbox, its jobs added).
 
     .venv/bin/python bench/api_load.py [--seconds 8] [--readers 16] [--bookers 8]
 """
@@ -89,6 +92,12 @@ async def _booker(client: httpx.AsyncClient, n: int, expert_id: int, dispute_id:
         start += dt.timedelta(minutes=50)  # 30-minute sessions, more than the 15-minute gap apart
 
 
+def _cpu_s(pid: int) -> float:
+    """A process's CPU time so far (user and system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _report(name: str, latencies: list[float], seconds: float) -> float:
     rate = len(latencies) / seconds
     ordered = sorted(latencies)
@@ -111,7 +120,7 @@ async def _phase(base: str, readers: int, bookers: int, seconds: float, targets:
     return latencies, len(made)
 
 
-async def run(base: str, seconds: float, readers: int, bookers: int) -> None:
+async def run(base: str, server_pid: int, seconds: float, readers: int, bookers: int) -> None:
     admin = await _client(base)
     experts = (await admin.get("/api/experts")).json()
     disputes = (await admin.get("/api/disputes")).json()
@@ -122,17 +131,28 @@ async def run(base: str, seconds: float, readers: int, bookers: int) -> None:
     alone: list[float] = []
     mixed: list[float] = []
     booked = 0
+    read_cpu_s = 0.0
     for round_ in range(2):
+        before = _cpu_s(server_pid)
         alone += (await _phase(base, readers, 0, seconds, targets))[0]
+        read_cpu_s += _cpu_s(server_pid) - before
         latencies, made = await _phase(base, readers, bookers, seconds, targets, day=3 + 30 * round_)
         mixed += latencies
         booked += made
+    await asyncio.sleep(2)  # the outbox delivered, before the bookings-alone phase
+    before = _cpu_s(server_pid)
+    _, booked_alone = await _phase(base, 0, bookers, seconds, targets, day=3 + 60)
+    await asyncio.sleep(2)  # and this phase's invitations delivered, counted with it
+    booking_cpu_s = _cpu_s(server_pid) - before
     print(f"GET /api/experts, {readers} concurrent readers, 2 x {seconds:g} s per phase (alternating), SQLite,"
           " server on core 0, load on core 1")
     base_rate = _report("reads alone", alone, 2 * seconds)
     mixed_rate = _report(f"reads + {bookers} bookers", mixed, 2 * seconds)
     print(f"  bookings made meanwhile: {booked} ({booked / (2 * seconds):.1f}/s)")
     print(f"  reads with bookings keep {mixed_rate / base_rate:.0%} of the reads-alone throughput")
+    print(f"server CPU per read {read_cpu_s / len(alone) * 1000:.2f} ms ({len(alone)} reads);"
+          f" per booking {booking_cpu_s / booked_alone * 1000:.2f} ms ({booked_alone} bookings by {bookers} bookers alone,"
+          " their outbox deliveries and jobs included)")
 
 
 def main() -> None:
@@ -147,7 +167,7 @@ def main() -> None:
             port = probe.getsockname()[1]
         server = _start_server(data_dir, port)
         try:
-            asyncio.run(run(f"http://127.0.0.1:{port}", args.seconds, args.readers, args.bookers))
+            asyncio.run(run(f"http://127.0.0.1:{port}", server.pid, args.seconds, args.readers, args.bookers))
         finally:
             server.terminate()
             server.wait(timeout=30)

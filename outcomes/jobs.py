@@ -42,12 +42,12 @@ async def follow_up_due(db: AsyncSession, follow_up_id: int) -> None:
         return
     dispute = await db.get(Dispute, follow_up.dispute_id)
     title = dispute.title if dispute else ""
-    await outbox.queue(
-        db, key=f"follow-up:{follow_up_id}", session_id=None, kind="follow_up", channel="email",
+    await outbox.queue(db, [dict(
+        key=f"follow-up:{follow_up_id}", kind="follow_up", channel="email",
         recipient=settings.office_email or settings.smtp_from,
         subject=f"【回访提醒】{title}",
         body=f"纠纷“{title}”已达成调解协议，现到回访时间，请社区民警回访并在系统中记录回访结果。\n",
-    )
+    )])
 
 
 async def weekly_review(db: AsyncSession) -> None:

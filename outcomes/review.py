@@ -176,11 +176,11 @@ async def publish(db: AsyncSession, settings: Settings, now: dt.datetime) -> dic
     week = last_full_week(now, settings.timezone)
     stored = await store(db, await build(db, week, settings.timezone, now), now)
     text = as_text(stored, settings.office_name, f"{settings.link_base()}/reviews/{stored['id']}")
-    for recipient in settings.review_recipients or (settings.office_email or settings.smtp_from,):
-        await outbox.queue(
-            db, key=f"weekly-review:{week}:{recipient}", session_id=None, kind="weekly_review", channel="email",
-            recipient=recipient, subject=f"【每周研判】{stored['week_start']} 至 {stored['week_end']}", body=text,
-        )
+    await outbox.queue(db, [
+        dict(key=f"weekly-review:{week}:{recipient}", kind="weekly_review", channel="email", recipient=recipient,
+             subject=f"【每周研判】{stored['week_start']} 至 {stored['week_end']}", body=text)
+        for recipient in settings.review_recipients or (settings.office_email or settings.smtp_from,)
+    ])
     return stored
 
 

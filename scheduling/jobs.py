@@ -171,6 +171,24 @@ def reminder_kind(offset_s: int) -> str:
     return "reminder_24h" if offset_s >= 6 * 3600 else "reminder_15m"
 
 
+class _Scheduler(AsyncIOScheduler):
+    """APScheduler's asyncio scheduler, woken once for the jobs added together: a booking adds
+    four, and each wake-up reads the job store twice (apscheduler 3.11's `wakeup`, whose body
+    this repeats, is pinned below 3.12 in pyproject.toml)."""
+
+    _waking = False
+
+    def wakeup(self) -> None:
+        if not self._waking:
+            self._waking = True
+            self._eventloop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self._waking = False
+        self._stop_timer()
+        self._start_timer(self._process_jobs())
+
+
 class Jobs:
     """The scheduler of one process, with its lease."""
 
@@ -181,7 +199,7 @@ class Jobs:
         self.holder = f"{node_name(settings)[:55]}-{uuid.uuid4().hex[:8]}"
         context.holder, context.done = self.holder, self.done
         self._store = SQLAlchemyJobStore(engine=jobstore_engine(settings.database_url))
-        self.scheduler = AsyncIOScheduler(
+        self.scheduler = _Scheduler(
             jobstores={"default": self._store},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
             timezone=dt.timezone.utc,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -72,6 +73,7 @@ async def queue_session_messages(
     zones = dict((await db.execute(select(Expert.id, Expert.timezone).where(Expert.id.in_(expert_ids)))).all())
     cancelled = kind == "cancel"
     calendar = None
+    messages: list[dict[str, Any]] = []
     if kind in ("invite", "update", "cancel"):
         calendar = ics.calendar([_event(session, dispute_title, settings, cancelled)], "CANCEL" if cancelled else "REQUEST")
     for participant in [only] if only else _recipients(session, kind):
@@ -80,19 +82,20 @@ async def queue_session_messages(
         subject = f"{SUBJECTS[kind]}{dispute_title} {when(session.start, session.end, timezone)}"
         base = f"{tag or kind}:{session.id}:{participant.id}:{session.sequence}"
         if participant.email:
-            await outbox.queue(
-                db, key=f"{base}:email", session_id=session.id, kind=kind, channel="email",
+            messages.append(dict(
+                key=f"{base}:email", session_id=session.id, kind=kind, channel="email",
                 recipient=participant.email, subject=subject, body=text,
                 calendar=calendar, calendar_method="CANCEL" if cancelled else "REQUEST",
-            )
+            ))
         if participant.phone:
             params = {"name": participant.display_name, "time": when(session.start, session.end, timezone),
                       "link": "" if cancelled else link_for(participant), "office": settings.office_name,
                       "title": dispute_title}
-            await outbox.queue(
-                db, key=f"{base}:sms", session_id=session.id, kind=kind, channel="sms",
+            messages.append(dict(
+                key=f"{base}:sms", session_id=session.id, kind=kind, channel="sms",
                 recipient=participant.phone, subject=subject, body=text, params=params,
-            )
+            ))
+    await outbox.queue(db, messages)
 
 
 async def queue_decline_alert(
@@ -106,11 +109,11 @@ async def queue_decline_alert(
         f"纠纷：{dispute_title}\n时间：{when(session.start, session.end, settings.timezone)}\n"
         f"可替补的专家：{names}\n请在工作台“替换专家”中确认。\n"
     )
-    await outbox.queue(
-        db, key=f"declined:{session.id}:{participant.id}:{session.sequence}", session_id=session.id,
+    await outbox.queue(db, [dict(
+        key=f"declined:{session.id}:{participant.id}:{session.sequence}", session_id=session.id,
         kind="declined", channel="email", recipient=settings.office_email or settings.smtp_from,
         subject=f"{SUBJECTS['declined']}{dispute_title}", body=body,
-    )
+    )])
 
 
 async def queue_agreement_messages(
@@ -118,6 +121,7 @@ async def queue_agreement_messages(
     link_for: Callable[[Participant], str], settings: Settings, days: int,
 ) -> None:
     """Ask each party to read and confirm the agreement from their own link (valid `days` days)."""
+    messages: list[dict[str, Any]] = []
     for party in session.participants:
         if party.kind != "party" or party.status not in ("invited", "accepted") or party.revoked_at is not None:
             continue
@@ -132,11 +136,12 @@ async def queue_agreement_messages(
                   "title": dispute_title, "days": str(days)}
         for channel, recipient in (("email", party.email), ("sms", party.phone)):
             if recipient:
-                await outbox.queue(
-                    db, key=f"agreement:{session.id}:{party.id}:{channel}", session_id=session.id, kind="agreement",
+                messages.append(dict(
+                    key=f"agreement:{session.id}:{party.id}:{channel}", session_id=session.id, kind="agreement",
                     channel=channel, recipient=recipient, subject=subject, body=body,
                     params=params if channel == "sms" else None,
-                )
+                ))
+    await outbox.queue(db, messages)
 
 
 def _body(

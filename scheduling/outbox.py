@@ -26,6 +26,7 @@ from scheduling.sms import SmsGateway
 
 logger = logging.getLogger(__name__)
 CLAIM_TIMEOUT_S = 10 * 60
+CLAIM_BATCH = 50  # messages claimed at a time
 # last_error of a message that was kept but not sent: the pages show these in the reader's language.
 SMS_NOT_SENT = "no SMS gateway is configured: recorded in the outbox, nothing was sent"
 MAIL_LOGGED = "no SMTP server is configured (TIAOJIE_SMTP_HOST): the mail was written to the log, not sent"
@@ -77,11 +78,20 @@ def _reason(m: OutboxMessage) -> str:
     return known.get(m.last_error, "sms_failed" if m.channel == "sms" else "delivery_failed")
 
 
-async def queue(db: AsyncSession, **fields: Any) -> None:
-    """Add a message unless one with the same key exists (idempotent, also under races)."""
+# What a queued message has unless it says otherwise (every row of one INSERT names the same columns).
+_OPTIONAL = {"session_id": None, "subject": "", "calendar": None, "calendar_method": "", "params": None}
+
+
+async def queue(db: AsyncSession, messages: list[dict[str, Any]]) -> None:
+    """Add messages (each the fields of a row), skipping any whose key exists already
+    (idempotent, also under races); one statement for them all."""
+    if not messages:
+        return
     dialect = db.bind.dialect.name if db.bind is not None else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    await db.execute(insert(OutboxMessage).values(created_at=utcnow(), **fields).on_conflict_do_nothing(index_elements=["key"]))
+    now = utcnow()
+    await db.execute(insert(OutboxMessage).on_conflict_do_nothing(index_elements=["key"]),
+                     [{**_OPTIONAL, "created_at": now, **message} for message in messages])
 
 
 async def list_messages(db: AsyncSession, *, status: str | None = None, session_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
@@ -113,44 +123,58 @@ def _due(now: dt.datetime) -> Any:
                and_(OutboxMessage.status == "sending", OutboxMessage.claimed_at < stale))
 
 
-async def _release(sessions: async_sessionmaker[AsyncSession], message_id: int) -> None:
-    async with sessions() as db, db.begin():
-        await db.execute(update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.status == "sending")
-                         .values(status="pending", claimed_at=None))
-
-
 async def deliver_pending(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, sms: SmsGateway | None = None
 ) -> int:
-    """Send every pending message once; returns how many were handled."""
-    async with sessions() as db, db.begin():
-        ids = list(await db.scalars(select(OutboxMessage.id).where(_due(utcnow())).order_by(OutboxMessage.id)))
+    """Send every pending message once; returns how many were handled.
+
+    Messages are claimed a batch at a time in one statement (a row another process claimed
+    first is skipped); each one sent is marked in its own transaction as soon as it is sent, so
+    that a crash never sends it twice; those only kept (no SMTP server, no SMS gateway) are
+    marked together."""
     handled = 0
-    for message_id in ids:
-        now = utcnow()
-        async with sessions() as db, db.begin():
-            claimed = await db.execute(
-                update(OutboxMessage).where(OutboxMessage.id == message_id, _due(now))
-                .values(status="sending", attempts=OutboxMessage.attempts + 1, claimed_at=now)
-            )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                continue
-            message = await db.get(OutboxMessage, message_id)
-        assert message is not None
-        try:
-            status, error, receipt = await _send(message, settings, sms)
-        except asyncio.CancelledError:
-            # Stopped mid-send: hand the message back so the next run sends it.
-            await asyncio.shield(_release(sessions, message_id))
-            raise
-        async with sessions() as db, db.begin():
-            await db.execute(
-                update(OutboxMessage).where(OutboxMessage.id == message_id).values(
-                    status=status, last_error=error, receipt=receipt, sent_at=utcnow() if status == "sent" else None
-                )
-            )
-        handled += 1
+    while batch := await _claim(sessions, utcnow()):
+        kept: list[dict[str, Any]] = []
+        for message in batch:
+            try:
+                status, error, receipt = await _send(message, settings, sms)
+            except asyncio.CancelledError:
+                # Stopped mid-send: hand back what is not done, so that the next run sends it.
+                await asyncio.shield(_release(sessions, [m.id for m in batch[batch.index(message):]]))
+                await asyncio.shield(_mark(sessions, kept))
+                raise
+            result = {"id": message.id, "status": status, "last_error": error, "receipt": receipt,
+                      "sent_at": utcnow() if status == "sent" else None}
+            if status == "recorded":
+                kept.append(result)
+            else:
+                await _mark(sessions, [result])
+        await _mark(sessions, kept)
+        handled += len(batch)
     return handled
+
+
+async def _claim(sessions: async_sessionmaker[AsyncSession], now: dt.datetime) -> list[OutboxMessage]:
+    """Claim the next due messages for this process (their rows as claimed)."""
+    due = select(OutboxMessage.id).where(_due(now)).order_by(OutboxMessage.id).limit(CLAIM_BATCH)
+    async with sessions() as db, db.begin():
+        claimed = await db.scalars(
+            update(OutboxMessage).where(OutboxMessage.id.in_(due), _due(now))
+            .values(status="sending", attempts=OutboxMessage.attempts + 1, claimed_at=now)
+            .returning(OutboxMessage), execution_options={"synchronize_session": False})
+        return sorted(claimed, key=lambda m: m.id)
+
+
+async def _mark(sessions: async_sessionmaker[AsyncSession], results: list[dict[str, Any]]) -> None:
+    if results:
+        async with sessions() as db, db.begin():
+            await db.execute(update(OutboxMessage), results)
+
+
+async def _release(sessions: async_sessionmaker[AsyncSession], message_ids: list[int]) -> None:
+    async with sessions() as db, db.begin():
+        await db.execute(update(OutboxMessage).where(OutboxMessage.id.in_(message_ids), OutboxMessage.status == "sending")
+                         .values(status="pending", claimed_at=None))
 
 
 async def _send(message: OutboxMessage, settings: Settings, sms: SmsGateway | None) -> tuple[str, str, str]:

@@ -119,3 +119,28 @@ async def test_audit_page_for_admins(running: Running, staff_client: httpx.Async
     assert (await admin.get("/audit?entity_id=x")).status_code == 422
     assert (await staff_client.get("/audit")).status_code == 403
     assert (await running.client().get("/audit")).status_code == 303
+
+
+async def test_a_flush_that_fails_half_way_logs_nothing_of_it(running: Running) -> None:
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import IntegrityError
+
+    from audit.models import AuditEntry
+    from disputes.models import Dispute, Party
+
+    async def logged() -> list[str]:
+        async with await running.db() as db:
+            return list(await db.scalars(select(AuditEntry.after["title"].as_string()).where(AuditEntry.entity == "disputes")))
+
+    async with await running.db() as db:
+        before = await db.scalar(select(func.count()).select_from(AuditEntry))
+        # The dispute is inserted (and its audit row made ready) before the party's foreign key fails.
+        db.add(Dispute(title="半途失败", dispute_type="neighbour"))
+        db.add(Party(dispute_id=999_999, name="无此纠纷", side="applicant"))
+        with pytest.raises(IntegrityError):
+            await db.flush()
+        await db.rollback()
+        db.add(Dispute(title="之后成功", dispute_type="neighbour"))
+        await db.commit()
+        assert await db.scalar(select(func.count()).select_from(AuditEntry)) == before + 1
+    assert "半途失败" not in await logged() and "之后成功" in await logged()

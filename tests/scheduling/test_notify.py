@@ -186,8 +186,8 @@ async def _queue_sms(running: Any, kind: str, key: str = "") -> str:
 
     key = f"{kind}:{key}:by-hand"
     async with running.app.state.db_sessions() as db, db.begin():
-        await outbox.queue(db, key=key, session_id=None, kind=kind, channel="sms", recipient="13807370000",
-                           subject="", body="", params={"name": "王五", "time": "12月8日", "link": "", "title": "宠物狗纠纷"})
+        await outbox.queue(db, [dict(key=key, kind=kind, channel="sms", recipient="13807370000", body="",
+                                     params={"name": "王五", "time": "12月8日", "link": "", "title": "宠物狗纠纷"})])
     return key
 
 
@@ -212,25 +212,29 @@ async def test_a_send_cut_short_is_sent_later(
     now = dt.datetime.now(dt.timezone.utc)
     async with running.app.state.db_sessions() as db, db.begin():
         for key, claimed in (("abandoned", now - dt.timedelta(minutes=11)), ("in-flight", now - dt.timedelta(minutes=1))):
-            await outbox.queue(db, key=key, session_id=None, kind="follow_up", channel="email",
-                               recipient=f"{key}@example.cn", subject=key, body="回访提醒")
+            await outbox.queue(db, [dict(key=key, kind="follow_up", channel="email",
+                                         recipient=f"{key}@example.cn", subject=key, body="回访提醒")])
             await db.execute(update(outbox.OutboxMessage).where(outbox.OutboxMessage.key == key)
                              .values(status="sending", claimed_at=claimed))
-        await outbox.queue(db, key="stopped", session_id=None, kind="follow_up", channel="email",
-                           recipient="stopped@example.cn", subject="stopped", body="回访提醒")
+        await outbox.queue(db, [dict(key="stopped", kind="follow_up", channel="email",
+                                     recipient="stopped@example.cn", subject="stopped", body="回访提醒")])
 
     # A process that died mid-send left "abandoned" claimed 11 minutes ago: it is sent again;
     # "in-flight" may still be on its way from another process: it is left alone.
     assert await outbox.deliver_pending(running.app.state.db_sessions, settings) == 2
     assert sorted(m["To"] for m in await inbox.wait_for(2)) == ["abandoned@example.cn", "stopped@example.cn"]
 
-    # A delivery cancelled mid-send (the server stopping) hands its message back.
+    # A delivery cancelled mid-send (the server stopping) keeps what it sent and hands back the
+    # rest of its batch: the message being sent and those after it.
     async with running.app.state.db_sessions() as db, db.begin():
-        await outbox.queue(db, key="cut", session_id=None, kind="follow_up", channel="email",
-                           recipient="cut@example.cn", subject="cut", body="回访提醒")
+        await outbox.queue(db, [dict(key=key, kind="follow_up", channel="email", recipient=f"{key}@example.cn",
+                                     subject=key, body="回访提醒") for key in ("first", "cut", "after")])
     started = asyncio.Event()
+    sent = outbox.mail.send
 
-    async def slow_send(*args: Any, **kwargs: Any) -> None:
+    async def slow_send(settings: Settings, recipient: str, *args: Any, **kwargs: Any) -> None:
+        if recipient == "first@example.cn":
+            return await sent(settings, recipient, *args, **kwargs)
         started.set()
         await asyncio.sleep(30)
 
@@ -241,7 +245,8 @@ async def test_a_send_cut_short_is_sent_later(
     with pytest.raises(asyncio.CancelledError):
         await task
     statuses = {m["key"]: m["status"] for m in (await _outbox(running))}
-    assert statuses["cut"] == "pending" and statuses["in-flight"] == "sending"
+    assert statuses["first"] == "sent" and statuses["cut"] == statuses["after"] == "pending"
+    assert statuses["in-flight"] == "sending"
 
 
 async def _outbox(running: Any) -> list[dict[str, Any]]:
