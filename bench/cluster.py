@@ -64,7 +64,7 @@ def cpu_seconds(pid: int) -> float:
 def room_main(entries: list[str], session_id: int, tokens: list[str], first_entry: int, media: dict[str, list[Any]],
               loss: float, control: Any, results: Any) -> None:
     _pin(CLIENT_CORE)
-    asyncio.run(_room(entries, session_id, tokens, first_entry, media, loss, control, results))
+    asyncio.run(run_clients(entries, session_id, tokens, first_entry, media, loss, control, results))
 
 
 async def _join(entry: str, session_id: int, token: str) -> Any:
@@ -83,8 +83,10 @@ async def _join(entry: str, session_id: int, token: str) -> Any:
     raise RuntimeError("moved too often")
 
 
-async def _room(entries: list[str], session_id: int, tokens: list[str], first_entry: int, media: dict[str, list[Any]],
-                loss: float, control: Any, results: Any) -> None:
+async def run_clients(entries: list[str], session_id: int, tokens: list[str], first_entry: int,
+                      media: dict[str, list[Any]], loss: float, control: Any, results: Any) -> None:
+    """A room's clients, each entering through the entries in turn, publishing and measured by
+    the driver (bench/media_capacity.py run_room)."""
     clients: dict[str, BenchClient] = {}
     readers = []
     for n, token in enumerate(tokens):
@@ -117,6 +119,51 @@ async def _room(entries: list[str], session_id: int, tokens: list[str], first_en
 
 # ---------------------------------------------------------------- driver
 
+def wait_started(url: str, process: subprocess.Popen[bytes]) -> None:
+    """Wait until a node answers its health check."""
+    import httpx
+
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"node at {url} did not start (exit code {process.poll()})")
+
+
+def book_rooms(url: str, rooms: int) -> list[dict[str, Any]]:
+    """Sessions starting in two minutes (rooms open), each with a host and four experts, booked
+    through a node by the staff account staff1."""
+    import httpx
+
+    staff = httpx.Client(base_url=url, timeout=30)
+    csrf = staff.get("/api/auth/csrf").json()["csrf_token"]
+    login = staff.post("/api/auth/login", json={"username": "staff1", "password": PASSWORD}, headers={"X-CSRF-Token": csrf})
+    staff.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+    start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=2)
+    sessions = []
+    for n in range(rooms):
+        experts = [staff.post("/api/experts", json={"name": f"专家{n}-{k}", "role": "lawyer",
+                                                     "email": f"{uuid.uuid4().hex[:10]}@e.cn"}).json()["id"] for k in range(4)]
+        dispute = staff.post("/api/disputes", json={"title": f"纠纷{n}", "dispute_type": "neighbour",
+                                                     "parties": [{"name": "张建军", "side": "applicant"}]}).json()
+        booked = staff.post("/api/sessions", json={
+            "dispute_id": dispute["id"], "start": start.isoformat(), "end": (start + dt.timedelta(hours=1)).isoformat(),
+            "experts": [{"expert_id": e} for e in experts], "override_availability": True})
+        booked.raise_for_status()
+        sessions.append(booked.json())
+    return sessions
+
+
+def room_tokens(session: dict[str, Any]) -> list[str]:
+    """The join tokens of a booked session's host and experts."""
+    tokens = [p["join_url"].rsplit("/", 1)[1] for p in session["participants"] if p["kind"] in ("host", "expert")]
+    assert len(tokens) == ROOM_SIZE
+    return tokens
+
+
 class Cluster:
     """N nodes on a fresh database, with booked sessions."""
 
@@ -148,39 +195,12 @@ class Cluster:
                 stdout=log, stderr=subprocess.STDOUT, preexec_fn=lambda: _pin(SERVER_CORE),
             )
             self.nodes.append((name, url, process))
-        import httpx
-
         for _, url, process in self.nodes:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            else:
-                raise RuntimeError(f"node at {url} did not start (exit code {process.poll()})")
+            wait_started(url, process)
 
     def book(self, rooms: int) -> list[dict[str, Any]]:
         """Sessions starting in two minutes (rooms open), each with a host and four experts."""
-        import httpx
-
-        staff = httpx.Client(base_url=self.nodes[0][1], timeout=30)
-        csrf = staff.get("/api/auth/csrf").json()["csrf_token"]
-        login = staff.post("/api/auth/login", json={"username": "staff1", "password": PASSWORD}, headers={"X-CSRF-Token": csrf})
-        staff.headers["X-CSRF-Token"] = login.json()["csrf_token"]
-        start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=2)
-        sessions = []
-        for n in range(rooms):
-            experts = [staff.post("/api/experts", json={"name": f"专家{n}-{k}", "role": "lawyer",
-                                                         "email": f"{uuid.uuid4().hex[:10]}@e.cn"}).json()["id"] for k in range(4)]
-            dispute = staff.post("/api/disputes", json={"title": f"纠纷{n}", "dispute_type": "neighbour",
-                                                         "parties": [{"name": "张建军", "side": "applicant"}]}).json()
-            booked = staff.post("/api/sessions", json={
-                "dispute_id": dispute["id"], "start": start.isoformat(), "end": (start + dt.timedelta(hours=1)).isoformat(),
-                "experts": [{"expert_id": e} for e in experts], "override_availability": True})
-            booked.raise_for_status()
-            sessions.append(booked.json())
-        return sessions
+        return book_rooms(self.nodes[0][1], rooms)
 
     def node_rows(self) -> dict[str, dict[str, Any]]:
         import psycopg
@@ -212,9 +232,7 @@ async def _measure(cluster: Cluster, rooms: int, window_s: float, media: Any, lo
     entries = [url for _, url, _ in cluster.nodes]
     args = []
     for n, session in enumerate(sessions):
-        tokens = [p["join_url"].rsplit("/", 1)[1] for p in session["participants"] if p["kind"] in ("host", "expert")]
-        assert len(tokens) == ROOM_SIZE
-        args.append((entries, session["id"], tokens, n, media, loss))
+        args.append((entries, session["id"], room_tokens(session), n, media, loss))
 
     rows: dict[str, dict[str, Any]] = {}
 

@@ -2,8 +2,6 @@
 speakers (last-N) with the shared screen first."""
 from __future__ import annotations
 
-import asyncio
-
 from signaling.peers import LAST_N
 from tests.signaling.media_client import TONES
 from tests.signaling.test_forwarding import Harness, close_to, wait_until
@@ -37,7 +35,8 @@ async def test_twelve_people_each_hear_eleven_voices_and_see_the_shared_screen(h
     # Video goes in at most LAST_N slots at once, the screen always among them; cameras that send
     # nothing are the ones left out first.
     before = [[slot.video_frames for slot in c.slots] for c in clients]
-    await asyncio.sleep(2)
+    await wait_until(lambda: all(c.received_from(screen).video_frames > before[me][c.slot_owner.index(screen)] + 5
+                                 for me, c in enumerate(clients[:-1])), 30)
     for me, client in enumerate(clients[:-1]):
         moving = [client.slot_owner[n] for n, slot in enumerate(client.slots) if slot.video_frames > before[me][n]]
         assert screen in moving and len(moving) <= LAST_N, (me, moving)

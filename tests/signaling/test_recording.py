@@ -38,7 +38,12 @@ async def test_recording_waits_for_every_party_and_produces_playable_files(harne
         assert {"type": "recording", "active": True} in harness.seen[p]
     participants = [m for m in harness.seen["p1"] if m["type"] == "participants"]
     assert participants[-1]["recording"] is True  # the persistent indicator
-    await asyncio.sleep(3)
+    # Record until every file has begun and two seconds' frames of p0 have gone through the
+    # server (as many as reached p1), however long a busy machine takes for that.
+    shown = harness.clients["p1"].received_from("p0").video_frames
+    recordings = tmp_path / "recordings"
+    await wait_until(lambda: recordings.exists() and len([f for f in recordings.iterdir() if f.stat().st_size > 0]) == 3
+                     and harness.clients["p1"].received_from("p0").video_frames >= shown + 60, 60)
     await harness.moderate("p0", "recording_stop")
     files = [e for e in harness.records if e["kind"] == "recording"]
     assert len(files) == 3 and all(e["bytes"] > 0 for e in files)

@@ -296,7 +296,7 @@ async def test_leaving_asks_first_an_admitted_party_stays_admitted_and_the_host_
         await party.goto(party_url)  # back by the link: straight in, no second admission
         await party.click("#enter")
         await party.wait_for_selector("#toggle-audio", state="visible", timeout=10000)
-        await asyncio.sleep(1)
+        await party.wait_for_selector("#room[data-phase=in]", state="attached", timeout=10000)  # joined
         assert "请稍候" not in await party.inner_text("#room")
 
         await host.click("#people button[aria-label='移出: 张建军']", timeout=10000)
