@@ -93,10 +93,8 @@ class BadValue(ValueError):
         self.part: Part = (template, values)
 
 
-class TooManyRequests(AppError):
-    """Too many requests: `retry_after_s`, when given, goes out as the Retry-After header."""
-
-    status_code = 429
+class _TryAgain(AppError):
+    """An error worth trying again: `retry_after_s`, when given, goes out as Retry-After."""
 
     def __init__(self, message: str, *, retry_after_s: int | None = None, **values: Any) -> None:
         super().__init__(message, **values)
@@ -107,13 +105,19 @@ class TooManyRequests(AppError):
         return {"Retry-After": str(self.retry_after_s)} if self.retry_after_s else {}
 
 
+class TooManyRequests(_TryAgain):
+    """Too many requests."""
+
+    status_code = 429
+
+
 class InsufficientStorage(AppError):
     """The server's disk is full: nothing was stored."""
 
     status_code = 507
 
 
-class Unavailable(AppError):
+class Unavailable(_TryAgain):
     """The server lacks something it needs for this request (not the client's fault)."""
 
     status_code = 503

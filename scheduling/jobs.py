@@ -26,11 +26,12 @@ APScheduler 3 offers no other way to hand jobs a context.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -49,6 +50,7 @@ from disputes.models import Dispute
 from foundation.aio import cancel_and_wait
 from foundation.config import Settings, node_name
 from foundation.database import Base, UTCDateTime, insert_first, lock_schema, utcnow
+from foundation.outage import Outage
 from scheduling import notify
 from scheduling.models import ACTIVE_STATES, MediationSession, Participant
 
@@ -154,7 +156,7 @@ def jobstore_engine(url: str) -> Engine:
     """The job store's synchronous engine. On SQLite in WAL mode with synchronous=NORMAL: the
     store writes on the event loop (four jobs a booking), and a rollback journal's fsync per
     write stalled every request in flight behind each booking."""
-    engine = create_engine(jobstore_url(url))
+    engine = create_engine(jobstore_url(url), pool_pre_ping=True)  # a connection from before a restart is replaced
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -192,9 +194,11 @@ class _Scheduler(AsyncIOScheduler):
 class Jobs:
     """The scheduler of one process, with its lease."""
 
-    def __init__(self, settings: Settings, context: JobContext) -> None:
+    def __init__(self, settings: Settings, context: JobContext, outage: Outage | None = None) -> None:
         self.settings = settings
         self.context = context
+        self._outage = outage or Outage()
+        self._resync = False  # jobs could not be stored: the next renewal puts back what is missing
         # The node's name first, so that the lease row says which node runs the jobs.
         self.holder = f"{node_name(settings)[:55]}-{uuid.uuid4().hex[:8]}"
         context.holder, context.done = self.holder, self.done
@@ -237,8 +241,10 @@ class Jobs:
             await asyncio.sleep(max(1.0, self.settings.scheduler_lease_s / 6))
             try:
                 await self.renew()
-            except Exception:
-                logger.exception("scheduler lease renewal failed")
+                self._outage.answered()
+            except Exception as exc:
+                if not self._outage.failed(exc, "renewing the scheduler lease"):
+                    logger.exception("scheduler lease renewal failed")
 
     async def renew(self) -> None:
         """Take or renew the lease now; run jobs while holding it, pause when it is lost."""
@@ -255,6 +261,8 @@ class Jobs:
             self.leader = False
             self.scheduler.pause()
         elif leading:
+            if self._resync:
+                await self.resync()
             self.scheduler.wakeup()  # pick up jobs that other processes added
 
     def _retry_unfinished(self) -> None:
@@ -266,7 +274,9 @@ class Jobs:
                 job.modify(next_run_time=now)
 
     async def resync(self) -> None:
-        """Make sure every future active session has its jobs (after a crash between commit and add)."""
+        """Make sure every future active session has its jobs (after a crash between commit and
+        add, or a database outage that kept them from the store)."""
+        self._resync = False
         async with self.context.sessions() as db:
             rows = (await db.execute(
                 select(MediationSession.id, MediationSession.start, MediationSession.end)
@@ -276,7 +286,13 @@ class Jobs:
             self.schedule_session(session_id, start, end)
 
     def schedule_session(self, session_id: int, start: dt.datetime, end: dt.datetime) -> None:
-        """Add or move a session's reminders and room jobs (past times are skipped)."""
+        """Add or move a session's reminders and room jobs (past times are skipped). With the
+        database out of reach this says so once and leaves them to the repair pass: the
+        booking that asked has committed, and its answer must not be an error."""
+        with self._or_later(f"storing the jobs of session {session_id}"):
+            self._schedule_session(session_id, start, end)
+
+    def _schedule_session(self, session_id: int, start: dt.datetime, end: dt.datetime) -> None:
         now = utcnow()
         plan: list[tuple[str, Any, dt.datetime, tuple[Any, ...], int]] = [
             (f"session-{session_id}-remind-{offset}", remind, start - dt.timedelta(seconds=offset),
@@ -330,7 +346,21 @@ class Jobs:
             self._add(job_id, ref_to_obj(ref), _next_week(week, due_at), tuple(args), grace_s, week)
 
     def remove_session(self, session_id: int) -> None:
-        """Remove a cancelled session's jobs."""
+        """Remove a cancelled session's jobs (left to run, and do nothing, if the database is
+        out of reach: each job checks its session)."""
+        with self._or_later(f"removing the jobs of session {session_id}"):
+            self._remove_session(session_id)
+
+    @contextlib.contextmanager
+    def _or_later(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            if not self._outage.failed(exc, doing):
+                raise
+            self._resync = True
+
+    def _remove_session(self, session_id: int) -> None:
         for job in self.scheduler.get_jobs():
             if job.id.startswith(f"session-{session_id}-"):
                 try:

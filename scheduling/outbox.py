@@ -22,6 +22,7 @@ from foundation.aio import cancel_and_wait
 from foundation.config import Settings
 from foundation.database import Base, UTCDateTime, iso_utc, utcnow
 from foundation.errors import Conflict, NotFound
+from foundation.outage import Outage
 from scheduling.sms import SmsGateway
 
 logger = logging.getLogger(__name__)
@@ -205,12 +206,13 @@ class Deliverer:
 
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], settings: Settings, *,
-        sms: SmsGateway | None = None, interval_s: float = 60,
+        sms: SmsGateway | None = None, interval_s: float = 60, outage: Outage | None = None,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._sms = sms
         self._interval_s = interval_s
+        self._outage = outage or Outage()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -237,5 +239,7 @@ class Deliverer:
             self._wake.clear()
             try:
                 await deliver_pending(self._sessions, self._settings, self._sms)
-            except Exception:  # keep delivering later; one bad round must not end the task
-                logger.exception("outbox delivery round failed")
+                self._outage.answered()
+            except Exception as exc:  # keep delivering later; one bad round must not end the task
+                if not self._outage.failed(exc, "delivering the outbox"):
+                    logger.exception("outbox delivery round failed")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -20,7 +21,8 @@ from starlette.staticfiles import StaticFiles
 from audit.log import AuditedSession
 from foundation.config import Settings, node_name
 from foundation.database import create_engine, create_session_factory, read_only
-from foundation.errors import AppError
+from foundation.errors import AppError, Unavailable
+from foundation.outage import Outage
 from foundation.tokens import TokenSigner
 from outcomes import jobs as outcome_jobs
 from scheduling import room_record, sms
@@ -53,10 +55,17 @@ TOKEN_AUTHENTICATED_PREFIXES = ("/api/join/",)
 
 
 async def healthz(request: Request) -> Response:
-    """Liveness and database check."""
-    async with request.app.state.db_sessions() as db:
-        await read_only(db)
-        await db.execute(text("SELECT 1"))
+    """Liveness and database check: 503 with the reason while the database is out of reach (a
+    proxy then sends people to another node)."""
+    try:
+        async with request.app.state.db_sessions() as db:
+            await read_only(db)
+            await db.execute(text("SELECT 1"))
+    except Exception as exc:
+        if not request.app.state.outage.failed(exc, "checking health"):
+            raise
+        return ok({"status": "unavailable", "reason": "database unreachable", "version": VERSION}, status_code=503)
+    request.app.state.outage.answered()
     return ok({"status": "ok", "version": VERSION})
 
 
@@ -102,6 +111,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "internal error; it has been logged"}, status_code=500)
 
 
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """The database out of reach: 503 and one line in the log per outage (foundation/outage.py);
+    any other database error is a bug (500, logged with its traceback)."""
+    if not request.app.state.outage.failed(exc, f"serving {request.method} {request.url.path}"):
+        return await _unexpected(request, exc)
+    return await _app_error(request, Unavailable("the database is out of reach; try again in a moment", retry_after_s=5))
+
+
 def create_app(settings: Settings) -> Starlette:
     """Build the Tiaojie server for these settings (the schema must already be migrated)."""
 
@@ -114,11 +131,12 @@ def create_app(settings: Settings) -> Starlette:
             stack.push_async_callback(engine.dispose)
             sessions = create_session_factory(engine, AuditedSession)
             tokens = app.state.tokens
-            deliverer = Deliverer(sessions, settings, sms=sms.gateway(settings))
+            outage = app.state.outage = Outage()
+            deliverer = Deliverer(sessions, settings, sms=sms.gateway(settings), outage=outage)
             jobs = Jobs(settings, JobContext(
                 sessions=sessions, settings=settings, after_queue=deliverer.kick,
                 link_for=lambda s, p: participant_link(tokens, settings.link_base(), settings.invite_grace_s, s, p),
-            ))
+            ), outage=outage)
             app.state.engine, app.state.db_sessions = engine, sessions
             app.state.deliverer, app.state.jobs = deliverer, jobs
             app.state.live_logins = LiveLogins(sessions)
@@ -126,8 +144,9 @@ def create_app(settings: Settings) -> Starlette:
                 try:
                     async with sessions() as db, db.begin():
                         await room_record.write_event(db, int(room_id), event)
-                except Exception:  # the room goes on even if its record cannot be written
-                    logger.exception("could not record room event %s for session %s", event.get("kind"), room_id)
+                except Exception as exc:  # the room goes on even if its record cannot be written
+                    if not outage.failed(exc, "recording a room event"):
+                        logger.exception("could not record room event %s for session %s", event.get("kind"), room_id)
 
             media: InProcessHub | WorkerHub
             if settings.media_workers > 0:
@@ -153,7 +172,8 @@ def create_app(settings: Settings) -> Starlette:
                     stats = await media.stats()
                     return Load(participants=stats["peers"], streams=stats["streams"], rooms=stats["room_ids"])
 
-                app.state.cluster = Membership(sessions, node_name(settings), settings.node_url, settings.node_dead_s, load)
+                app.state.cluster = Membership(sessions, node_name(settings), settings.node_url, settings.node_dead_s, load,
+                                               outage=outage)
                 await app.state.cluster.start()
                 stack.push_async_callback(app.state.cluster.stop)
             deliverer.start()
@@ -197,7 +217,8 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={AppError: _app_error, HTTPException: _http_error, Exception: _unexpected},
+        exception_handlers={AppError: _app_error, HTTPException: _http_error, DBAPIError: _database_error,
+                            OSError: _database_error, Exception: _unexpected},
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from foundation.aio import cancel_and_wait
 from foundation.database import Base, UTCDateTime, insert_first, utcnow
+from foundation.outage import Outage
 
 logger = logging.getLogger(__name__)
 
@@ -158,9 +159,10 @@ class Membership:
 
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], node_id: str, url: str, dead_after_s: float,
-        load: Callable[[], Awaitable[Load]],
+        load: Callable[[], Awaitable[Load]], outage: Outage | None = None,
     ) -> None:
         self.sessions, self.node_id, self.url = sessions, node_id, url.rstrip("/")
+        self._outage = outage or Outage()
         self.dead_after_s = dead_after_s
         self._load = load
         self._task: asyncio.Task[None] | None = None
@@ -189,8 +191,10 @@ class Membership:
             await asyncio.sleep(HEARTBEAT_S)
             try:
                 await self.beat()
-            except Exception:
-                logger.exception("cluster heartbeat failed")
+                self._outage.answered()
+            except Exception as exc:
+                if not self._outage.failed(exc, "writing the cluster heartbeat"):
+                    logger.exception("cluster heartbeat failed")
 
     async def room_node(self, session_id: int) -> NodeRow:
         """The node that holds (or now gets) a session's room."""
