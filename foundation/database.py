@@ -45,6 +45,16 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+async def database_now(db: AsyncSession) -> dt.datetime:
+    """The database's clock, aware UTC: nodes that compare times written by each other (their
+    heartbeats, placements) read this one clock, not each their own."""
+    if db.bind is not None and db.bind.dialect.name == "postgresql":
+        value = await db.scalar(text("SELECT now()"))
+        assert isinstance(value, dt.datetime)
+        return value.astimezone(dt.timezone.utc)
+    return utcnow()
+
+
 def iso_utc(value: dt.datetime | None) -> str | None:
     """ISO 8601 text of a time in UTC (None stays None)."""
     return value.astimezone(dt.timezone.utc).isoformat() if value is not None else None

@@ -173,7 +173,7 @@ def create_app(settings: Settings) -> Starlette:
                     return Load(participants=stats["peers"], streams=stats["streams"], rooms=stats["room_ids"])
 
                 app.state.cluster = Membership(sessions, node_name(settings), settings.node_url, settings.node_dead_s, load,
-                                               outage=outage)
+                                               outage=outage, evict=media.evict)
                 await app.state.cluster.start()
                 stack.push_async_callback(app.state.cluster.stop)
             deliverer.start()

@@ -196,7 +196,7 @@ def cmd_drain(args: argparse.Namespace) -> None:
     import time
 
     from foundation.config import node_name
-    from foundation.database import utcnow
+    from foundation.database import database_now
     from signaling.placement import alive, set_draining
 
     settings = _settings(args)
@@ -204,7 +204,7 @@ def cmd_drain(args: argparse.Namespace) -> None:
 
     async def mark(db):
         node = await set_draining(db, node_id, not args.undo)
-        return None if node is None else (len(node.rooms), node.participants, alive(node, utcnow(), settings.node_dead_s))
+        return None if node is None else (len(node.rooms), node.participants, alive(node, await database_now(db), settings.node_dead_s))
 
     state = asyncio.run(_in_transaction(settings, mark))
     if state is None:
@@ -226,13 +226,30 @@ def cmd_drain(args: argparse.Namespace) -> None:
 def cmd_nodes(args: argparse.Namespace) -> None:
     from sqlalchemy import select
 
-    from foundation.database import utcnow
-    from signaling.placement import NodeRow, describe
+    from foundation.database import database_now
+    from signaling.placement import NodeRow, alive, describe, forget_node
 
     settings = _settings(args)
+    if args.forget:
+        async def forget(db):
+            node = await db.get(NodeRow, args.forget)
+            if node is None:
+                return None
+            if alive(node, await database_now(db), settings.node_dead_s):
+                return False
+            return await forget_node(db, node.id)
+
+        forgotten = asyncio.run(_in_transaction(settings, forget))
+        if forgotten is None:
+            sys.exit(f"There is no node '{args.forget}' in this cluster (see: tiaojie nodes).")
+        if not forgotten:
+            sys.exit(f"Node '{args.forget}' is alive (its heartbeat is recent): stop it first, or drain it.")
+        print(f"Node {args.forget} is forgotten; its rooms are placed again as their people come back.")
+        return
 
     async def rows(db):
-        return [describe(n, utcnow(), settings.node_dead_s) for n in await db.scalars(select(NodeRow).order_by(NodeRow.id))]
+        now = await database_now(db)
+        return [describe(n, now, settings.node_dead_s) for n in await db.scalars(select(NodeRow).order_by(NodeRow.id))]
 
     nodes = asyncio.run(_in_transaction(settings, rows))
     if not nodes:
@@ -297,6 +314,7 @@ def main(argv: list[str] | None = None) -> None:
 
     nodes = sub.add_parser("nodes", help="list the cluster's nodes with their load")
     nodes.add_argument("--database-url", help=DATABASE_HELP)
+    nodes.add_argument("--forget", metavar="NODE", help="remove a dead node from the list")
     nodes.set_defaults(func=cmd_nodes)
 
     args = parser.parse_args(argv)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from accounts.service import create_staff
 from disputes.models import Dispute, Party
 from experts.models import DateOverride, Expert, Office, WeeklyWindow
+from foundation.database import lock_schema
 from scheduling.models import MediationSession, Participant
 from server.demo_history import build_reviews, load_history
 
@@ -135,7 +136,9 @@ def _book_upcoming(disputes: list[Dispute], pool: list[Expert], now: dt.datetime
 
 
 async def load_demo(db: AsyncSession, *, now: dt.datetime | None = None) -> str | None:
-    """Load the demo data set; returns the new staff password, or None if it was loaded before."""
+    """Load the demo data set; returns the new staff password, or None if it was loaded before.
+    Nodes loading it at once take turns (the schema lock): the second finds it loaded."""
+    await (await db.connection()).run_sync(lock_schema)
     if await db.scalar(select(Office.id).where(Office.name == OFFICE_NAME)) is not None:
         return None
     now = (now or dt.datetime.now(TZ)).astimezone(TZ)

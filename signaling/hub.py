@@ -32,7 +32,12 @@ class MediaHub(Protocol):
 
     async def stats(self) -> dict[str, Any]: ...
 
+    async def evict(self, room_ids: list[str] | None) -> None: ...
+
     async def close(self) -> None: ...
+
+
+REJOIN = {"type": "error", "code": "rejoin", "message": "this room moves to another server; reconnecting"}
 
 
 class InProcessHub:
@@ -82,6 +87,16 @@ class InProcessHub:
 
     async def stats(self) -> dict[str, Any]:
         return {"workers": 0, **self.engine.stats()}
+
+    async def evict(self, room_ids: list[str] | None) -> None:
+        """Send everyone in these rooms (None: all) to rejoin through the site, and close the rooms here."""
+        rooms = self.engine.rooms
+        for room_id in list(rooms) if room_ids is None else room_ids:
+            room = rooms.get(room_id)
+            for peer_id in list(room.members) if room is not None else []:
+                await self._emit(peer_id, REJOIN)
+                self._senders.pop(peer_id, None)
+                await self.engine.leave(peer_id, reason="moved")
 
     async def close(self) -> None:
         await self.engine.close()

@@ -19,20 +19,25 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import JSON, Boolean, ForeignKey, String, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundation.aio import cancel_and_wait
-from foundation.database import Base, UTCDateTime, insert_first, utcnow
+from foundation.database import Base, UTCDateTime, database_now, insert_first
 from foundation.outage import Outage
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_S = 2.0
+FENCE_CHECK_S = 0.5
+PROBE_TIMEOUT_S = 1.0
+NEW_ROOM_STREAMS = 40  # what a room of five brings: 20 audio and 20 video streams forwarded
 # A placement on this node whose room is not running here is forgotten after this long (the
 # participant sent here may still be on the way).
 UNUSED_PLACEMENT_S = 60
@@ -89,12 +94,28 @@ def holds(node: NodeRow, placement: RoomPlacement, now: dt.datetime, dead_after_
     return alive(node, now, dead_after_s) and (not node.draining or running)
 
 
-def choose(nodes: Sequence[NodeRow], placed: dict[str, int], now: dt.datetime, dead_after_s: float) -> NodeRow:
-    """The live, not draining node with the fewest rooms placed on it, then participants."""
+def choose(nodes: Sequence[NodeRow], arriving: dict[str, int], now: dt.datetime, dead_after_s: float) -> NodeRow:
+    """The live, not draining node with the least load: the streams it forwards, and for each
+    room placed on it that has not started yet (`arriving`), as many as a room of five brings;
+    then the fewest participants, then rooms."""
     candidates = [n for n in nodes if alive(n, now, dead_after_s) and not n.draining]
     if not candidates:
         raise NoNode("no node takes new rooms")
-    return min(candidates, key=lambda n: (placed.get(n.id, 0), n.participants, n.id))
+    return min(candidates, key=lambda n: (n.streams + NEW_ROOM_STREAMS * arriving.get(n.id, 0), n.participants,
+                                          len(n.rooms), n.id))
+
+
+def arriving_rooms(nodes: Sequence[NodeRow], placements: Sequence[RoomPlacement]) -> dict[str, int]:
+    """Per node, the rooms placed on it that its heartbeat does not report running yet (their
+    people are on their way). A room that has ended counts no more: its placement is older than
+    the node's last heartbeat."""
+    by_id = {n.id: n for n in nodes}
+    counts: dict[str, int] = {}
+    for placement in placements:
+        node = by_id.get(placement.node_id)
+        if node is not None and str(placement.session_id) not in node.rooms and placement.placed_at >= node.heartbeat_at:
+            counts[node.id] = counts.get(node.id, 0) + 1
+    return counts
 
 
 async def heartbeat(db: AsyncSession, node_id: str, url: str, load: Load, now: dt.datetime, *, starting: bool = False) -> NodeRow:
@@ -124,10 +145,7 @@ async def place(db: AsyncSession, session_id: int, now: dt.datetime, dead_after_
         by_id = {n.id: n for n in nodes}
         if placement is not None and placement.node_id in by_id and holds(by_id[placement.node_id], placement, now, dead_after_s):
             return by_id[placement.node_id]
-        counts: dict[str, int] = {}
-        for node_id in await db.scalars(select(RoomPlacement.node_id)):
-            counts[node_id] = counts.get(node_id, 0) + 1
-        node = choose(nodes, counts, now, dead_after_s)
+        node = choose(nodes, arriving_rooms(nodes, list(await db.scalars(select(RoomPlacement)))), now, dead_after_s)
         if placement is not None:
             placement.node_id, placement.placed_at = node.id, now
             return node
@@ -154,41 +172,75 @@ def describe(node: NodeRow, now: dt.datetime, dead_after_s: float) -> dict[str, 
     }
 
 
+Rooms = Callable[[list[str] | None], Awaitable[None]]
+
+
+async def _nothing(rooms: list[str] | None) -> None:
+    return None
+
+
 class Membership:
-    """This node's part in the cluster: its heartbeat, and the node of each room."""
+    """This node's part in the cluster: its heartbeat, and the node of each room.
+
+    A node hosts a room only while the cluster agrees (the fencing rule): once its heartbeat has
+    not been written for half the dead time, by its own monotonic clock from when it last sent
+    one, it stops hosting and sends every page to rejoin (`evict(None)`); the others take its
+    rooms only after the whole dead time, by the database's clock from when that heartbeat was
+    written, which is later. A room whose placement has moved to another node while it still
+    runs here (this node was taken for dead) is sent away too (`evict([room])`).
+    """
 
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], node_id: str, url: str, dead_after_s: float,
-        load: Callable[[], Awaitable[Load]], outage: Outage | None = None,
+        load: Callable[[], Awaitable[Load]], outage: Outage | None = None, evict: Rooms = _nothing,
     ) -> None:
         self.sessions, self.node_id, self.url = sessions, node_id, url.rstrip("/")
         self._outage = outage or Outage()
         self.dead_after_s = dead_after_s
         self._load = load
-        self._task: asyncio.Task[None] | None = None
+        self._evict = evict
+        self._tasks: list[asyncio.Task[None]] = []
+        self.hosting = False
+        self._beat_sent = 0.0  # monotonic time at which the last heartbeat written was sent
 
     async def start(self) -> None:
         """Join the cluster (taking rooms, even after a drain) and keep the heartbeat going."""
         await self.beat(starting=True)
-        self._task = asyncio.create_task(self._beat_forever(), name="cluster-heartbeat")
+        self._tasks = [asyncio.create_task(self._beat_forever(), name="cluster-heartbeat"),
+                       asyncio.create_task(self._fence_forever(), name="cluster-fence")]
 
     async def stop(self) -> None:
         """Leave the cluster: the rooms placed here are placed again as their people rejoin."""
-        await cancel_and_wait(self._task)
+        for task in self._tasks:
+            await cancel_and_wait(task)
         async with self.sessions() as db, db.begin():
             node = await db.get(NodeRow, self.node_id)
             if node is not None:
                 await db.delete(node)
 
     async def beat(self, *, starting: bool = False) -> None:
-        measured = utcnow()  # the heartbeat's time is when the load was taken (see `holds`)
+        """Write this node's heartbeat; send away the rooms running here that are placed elsewhere."""
+        sent = time.monotonic()
         load = await self._load()
-        async with self.sessions() as db, db.begin():
+        async with asyncio.timeout(self.dead_after_s / 4), self.sessions() as db, db.begin():
+            # The heartbeat's time is when the load was taken (see `holds`), on the database's clock.
+            measured = await database_now(db) - dt.timedelta(seconds=time.monotonic() - sent)
             await heartbeat(db, self.node_id, self.url, load, measured, starting=starting)
+            lost = await moved_away(db, self.node_id, load.rooms)
+        self._beat_sent = sent
+        if not self.hosting:
+            if not starting:
+                logger.warning("node %s writes its heartbeat again and hosts rooms again", self.node_id)
+            self.hosting = True
+        if lost:
+            logger.warning("rooms %s are placed on another node now: their people rejoin there", ", ".join(lost))
+            await self._evict(lost)
 
     async def _beat_forever(self) -> None:
+        # Often enough that a node missing one or two beats stays well inside its fence.
+        every_s = min(HEARTBEAT_S, self.dead_after_s / 5)
         while True:
-            await asyncio.sleep(HEARTBEAT_S)
+            await asyncio.sleep(every_s)
             try:
                 await self.beat()
                 self._outage.answered()
@@ -196,7 +248,64 @@ class Membership:
                 if not self._outage.failed(exc, "writing the cluster heartbeat"):
                     logger.exception("cluster heartbeat failed")
 
+    async def _fence_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FENCE_CHECK_S)
+            if self.hosting and time.monotonic() - self._beat_sent > self.dead_after_s / 2:
+                self.hosting = False
+                logger.error("node %s has not written its heartbeat for %.0f s: it stops hosting rooms, and their "
+                             "people rejoin through the site", self.node_id, self.dead_after_s / 2)
+                await self._evict(None)
+
     async def room_node(self, session_id: int) -> NodeRow:
-        """The node that holds (or now gets) a session's room."""
-        async with self.sessions() as db, db.begin():
-            return await place(db, session_id, utcnow(), self.dead_after_s)
+        """The node that holds (or now gets) a session's room. A node whose port refuses
+        connections is taken for dead at once (no process listens there, so no room runs there),
+        rather than after the dead time; NoNode while this node itself is fenced."""
+        for _ in range(3):
+            async with self.sessions() as db, db.begin():
+                node = await place(db, session_id, await database_now(db), self.dead_after_s)
+            if node.id == self.node_id:
+                if not self.hosting:
+                    raise NoNode("this node is cut off from the cluster")
+                return node
+            if await _listening(node.url) is not False:
+                return node
+            logger.warning("node %s refuses connections at %s: taken for dead", node.id, node.url)
+            async with self.sessions() as db, db.begin():
+                await forget_node(db, node.id, listening_since=node.heartbeat_at)
+        raise NoNode("no live node for the room")
+
+
+async def moved_away(db: AsyncSession, node_id: str, rooms: Sequence[str]) -> list[str]:
+    """Of the rooms running on a node, those now placed on another node."""
+    ids = [int(r) for r in rooms if r.isdigit()]
+    if not ids:
+        return []
+    placed = await db.scalars(select(RoomPlacement.session_id).where(
+        RoomPlacement.session_id.in_(ids), RoomPlacement.node_id != node_id))
+    return sorted(str(session_id) for session_id in placed)
+
+
+async def forget_node(db: AsyncSession, node_id: str, *, listening_since: dt.datetime | None = None) -> bool:
+    """Remove a node from the cluster (dead: its rooms are placed again as their people come);
+    with `listening_since`, only if it has not written a heartbeat since. Whether it was removed."""
+    query = delete(NodeRow).where(NodeRow.id == node_id)
+    if listening_since is not None:
+        query = query.where(NodeRow.heartbeat_at <= listening_since)
+    return bool((await db.execute(query)).rowcount)  # type: ignore[attr-defined]
+
+
+async def _listening(url: str) -> bool | None:
+    """Whether something accepts connections at a node's address: False if refused, None if
+    it cannot be told (no answer within a second: the network, not the process)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            _, writer = await asyncio.open_connection(parts.hostname, port)
+    except ConnectionRefusedError:
+        return False
+    except (OSError, TimeoutError):
+        return None
+    writer.close()
+    return True

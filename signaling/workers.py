@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import multiprocessing
+import signal
 import socket
 from collections import Counter
 from multiprocessing.process import BaseProcess
@@ -26,7 +27,7 @@ from aiortc import RTCIceServer
 
 from foundation import aio
 from signaling.errors import SignalingError
-from signaling.hub import Send
+from signaling.hub import REJOIN, Send
 from signaling.rooms import Record, Rooms, no_record
 
 logger = logging.getLogger(__name__)
@@ -194,10 +195,17 @@ class WorkerHub:
         if room not in self._peer_room.values():
             del self._room_worker[room]
 
-    def room_worker(self, room_id: str) -> int | None:
-        """Which worker holds a room (for tests and monitoring)."""
-        worker = self._room_worker.get(room_id)
-        return worker.index if worker else None
+    async def evict(self, room_ids: list[str] | None) -> None:
+        """Send everyone in these rooms (None: all) to rejoin through the site, and close the rooms here."""
+        leaving = [(peer_id, room) for peer_id, room in self._peer_room.items() if room_ids is None or room in room_ids]
+        for peer_id, room in leaving:
+            send = self._senders.pop(peer_id, None)
+            if send is not None:
+                try:
+                    await send(REJOIN)
+                except Exception:
+                    logger.debug("could not send %s away", peer_id)
+            self._room_worker[room].send({"op": "leave", "peer": peer_id, "reason": "moved"})
 
     async def stats(self) -> dict[str, Any]:
         totals: dict[str, Any] = {"workers": len(self._workers), "per_worker": []}
@@ -235,7 +243,11 @@ class WorkerHub:
 def worker_main(
     sock: socket.socket, ice_servers: list[dict[str, Any]], reconnect_timeout_s: float, recordings_dir: str | None,
 ) -> None:
-    """Entry point of a media worker process."""
+    """Entry point of a media worker process. It stops when the web process tells it to, not on
+    the signals a service manager sends the whole group (the web process would take that for a
+    crash and start another)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     aio.run(_serve(sock, ice_servers, reconnect_timeout_s, recordings_dir))
 
@@ -264,7 +276,7 @@ async def _serve(
             elif op == "msg":
                 await engine.handle(command["peer"], command["message"])
             elif op == "leave":
-                await engine.leave(command["peer"])
+                await engine.leave(command["peer"], reason=command.get("reason", "left"))
             elif op == "disconnected":
                 await engine.disconnected(command["peer"])
             elif op == "stats":

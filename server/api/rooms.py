@@ -31,12 +31,19 @@ async def room_socket(websocket: WebSocket) -> None:
         await websocket.send_text(json.dumps(message, ensure_ascii=False))
 
     try:
-        info = await _admit(websocket, send)
+        try:
+            info = await _admit(websocket, send)
+        except (TimeoutError, SignalingError, WebSocketDisconnect):
+            raise
+        except Exception as exc:  # the database out of reach: this node cannot check the link now
+            if not websocket.app.state.outage.failed(exc, "checking a join"):
+                raise
+            raise SignalingError("no media server is available; try again soon", code="no_node") from None
     except (TimeoutError, SignalingError, WebSocketDisconnect) as exc:
         try:
             if isinstance(exc, SignalingError):
                 await send(exc.to_message())
-                await websocket.close(code=4403)
+                await websocket.close(code=1013 if exc.code == "no_node" else 4403)
             elif isinstance(exc, asyncio.TimeoutError):
                 await send({"type": "error", "code": "join_timeout", "message": "send join first"})
                 await websocket.close(code=4408)
@@ -48,7 +55,9 @@ async def room_socket(websocket: WebSocket) -> None:
     if cluster is not None:
         try:
             node = await cluster.room_node(int(websocket.path_params["session_id"]))
-        except NoNode:
+        except Exception as exc:  # no node takes the room now, or the database is out of reach
+            if not isinstance(exc, NoNode) and not websocket.app.state.outage.failed(exc, "placing a room"):
+                raise
             await send({"type": "error", "code": "no_node", "message": "no media server is available; try again soon"})
             await websocket.close(code=1013)
             return

@@ -1,11 +1,14 @@
 """Several real `tiaojie serve` processes on loopback ports, sharing one PostgreSQL database."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,13 +68,13 @@ class Cluster:
     env: dict[str, str]
     nodes: list[Node] = dataclasses.field(default_factory=list)
 
-    def start(self, name: str, **env: str) -> Node:
+    def start(self, name: str, database_url: str | None = None, **env: str) -> Node:
         """Start a node and wait until it answers."""
-        node = self.spawn(name, **env)
+        node = self.spawn(name, database_url, **env)
         self.ready(node)
         return node
 
-    def spawn(self, name: str, **env: str) -> Node:
+    def spawn(self, name: str, database_url: str | None = None, **env: str) -> Node:
         """Start a node's process."""
         port = free_port()
         log = self.folder / f"node-{name}.log"
@@ -82,7 +85,7 @@ class Cluster:
         }
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [TIAOJIE, "serve", "--port", str(port), "--media-workers", "0", "--database-url", self.database_url],
+                [TIAOJIE, "serve", "--port", str(port), "--media-workers", "0", "--database-url", database_url or self.database_url],
                 env=environment, stdout=out, stderr=subprocess.STDOUT,
             )
         node = Node(name, port, log, process)
@@ -143,3 +146,46 @@ def staff_client(node: Node) -> httpx.Client:
 
 # Chromium for the cluster's browser test: the web tests' fixture.
 from tests.web.conftest import browser  # noqa: E402, F401
+
+
+class TcpProxy:
+    """A TCP relay to a server that a test can cut (every connection dropped, new ones refused):
+    a node's network path to PostgreSQL. Threads, so that it relays while the test blocks."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (a close alone does not)
+            self._listener.close()
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # cut
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)

@@ -12,7 +12,7 @@ import pytest
 
 from foundation.config import Settings
 from foundation.database import create_engine, create_session_factory, utcnow
-from signaling.placement import Load, NodeRow, NoNode, RoomPlacement, choose, heartbeat, holds, place
+from signaling.placement import Load, NodeRow, NoNode, RoomPlacement, arriving_rooms, choose, heartbeat, holds, place
 from tests.conftest import add_staff, book, log_in, started
 from tests.postgres import fresh_database
 
@@ -20,18 +20,30 @@ NOW = dt.datetime(2026, 12, 2, 8, 0, tzinfo=dt.timezone.utc)
 DEAD_S = 10
 
 
-def node(name: str, age_s: float = 1, *, draining: bool = False, participants: int = 0, rooms: tuple[str, ...] = ()) -> NodeRow:
+def node(name: str, age_s: float = 1, *, draining: bool = False, participants: int = 0, rooms: tuple[str, ...] = (),
+         streams: int = 0) -> NodeRow:
     return NodeRow(id=name, url=f"http://{name}", started_at=NOW, heartbeat_at=NOW - dt.timedelta(seconds=age_s),
-                   draining=draining, participants=participants, rooms=list(rooms))
+                   draining=draining, participants=participants, rooms=list(rooms), streams=streams)
 
 
 def test_the_least_loaded_live_node_that_takes_rooms_gets_a_new_room() -> None:
-    nodes = [node("a", participants=3), node("b", participants=9), node("c", age_s=30), node("d", draining=True)]
-    assert choose(nodes, {"a": 2, "b": 1}, NOW, DEAD_S).id == "b"  # fewest rooms first
-    assert choose(nodes, {"a": 1, "b": 1}, NOW, DEAD_S).id == "a"  # then fewest participants
-    assert choose(nodes, {}, NOW, DEAD_S).id == "a"
+    # One large room (8 people, 112 streams) weighs more than two small ones (3 people, 12 streams each).
+    nodes = [node("a", participants=8, streams=112, rooms=("1",)), node("b", participants=6, streams=24, rooms=("2", "3")),
+             node("c", age_s=30), node("d", draining=True)]
+    assert choose(nodes, {}, NOW, DEAD_S).id == "b"  # fewest streams
+    assert choose(nodes, {"b": 3}, NOW, DEAD_S).id == "a"  # three rooms on their way to b: 24 + 120 streams
+    assert choose([node("a", participants=2), node("b", participants=1)], {}, NOW, DEAD_S).id == "b"  # then people
+    assert choose([node("a", rooms=("1",)), node("b")], {}, NOW, DEAD_S).id == "b"  # then rooms
     with pytest.raises(NoNode):
         choose([node("c", age_s=30), node("d", draining=True)], {}, NOW, DEAD_S)
+
+
+def test_rooms_count_while_their_people_arrive_and_not_once_they_ended() -> None:
+    nodes = [node("a", age_s=1, rooms=("1",))]
+    placements = [RoomPlacement(session_id=1, node_id="a", placed_at=NOW - dt.timedelta(minutes=5)),  # running
+                  RoomPlacement(session_id=2, node_id="a", placed_at=NOW),  # placed after a's last heartbeat
+                  RoomPlacement(session_id=3, node_id="a", placed_at=NOW - dt.timedelta(seconds=30))]  # ended
+    assert arriving_rooms(nodes, placements) == {"a": 1}
 
 
 def test_a_placement_holds_while_its_node_lives_and_a_drain_lets_it_finish() -> None:

@@ -55,8 +55,11 @@ async def enter(entries: list[str], session_id: int, index: int, token: str, mov
                     socket = await websockets.connect(url, open_timeout=2, **({"ssl": tls} if url.startswith("wss") else {}))
                 except (TimeoutError, OSError, websockets.InvalidHandshake):
                     break  # that node is gone: the next entry
-                await socket.send(json.dumps({"type": "join", "token": token}))
-                first = json.loads(await asyncio.wait_for(socket.recv(), 10))
+                try:
+                    await socket.send(json.dumps({"type": "join", "token": token}))
+                    first = json.loads(await asyncio.wait_for(socket.recv(), 10))
+                except websockets.ConnectionClosed:
+                    break  # dropped: try again, as the page does
                 if first["type"] == "config":
                     return await _joined(WsClient(index, socket))
                 await socket.close()
@@ -196,3 +199,56 @@ async def test_a_draining_node_takes_no_new_rooms_and_finishes_its_own(cluster: 
     listing = subprocess.run([TIAOJIE, "nodes", "--database-url", cluster.database_url], env={**os.environ, **cluster.env},
                              capture_output=True, text=True, timeout=60).stdout
     assert listing.splitlines()[0].split()[:3] == ["a", "alive", "taking"], listing
+
+
+async def test_a_node_cut_off_from_the_database_stops_hosting_before_another_takes_its_room(cluster: Cluster) -> None:
+    from urllib.parse import urlsplit
+
+    from tests.cluster.conftest import TcpProxy
+
+    dead_s = 4.0
+    database = urlsplit(plain_url(cluster.database_url))
+    proxy = TcpProxy(database.hostname or "127.0.0.1", database.port or 5432)
+    cluster.start("a", TIAOJIE_NODE_DEAD_S=str(dead_s))
+    cluster.start("b", cluster.database_url.replace(f":{database.port}/", f":{proxy.port}/"), TIAOJIE_NODE_DEAD_S=str(dead_s))
+    a = cluster.node("a").url
+    staff = staff_client(cluster.node("a"))
+    busy, session = book(staff, "邻里噪音"), book(staff, "宠物狗纠纷")
+    other_host = await enter([a], busy["id"], 3, token_of(busy, "host"))  # a holds a room: the next goes to b
+    await wait_until(lambda: node_rooms(cluster, "a") == [str(busy["id"])], 10)
+    host = await enter([a], session["id"], 0, token_of(session, "host"))
+    expert = await enter([a], session["id"], 2, token_of(session, "expert"))
+    clients = [host, expert]
+    try:
+        assert room_node(cluster, session["id"]) == "b"
+        for client in clients:
+            await client.connect_media()
+        await wait_until(lambda: everyone_sees_everyone(clients), 30)
+
+        # b loses PostgreSQL; its clients do not. It stops hosting and sends them to rejoin
+        # while the cluster still counts it alive: nobody else has the room yet.
+        proxy.cut()
+        cut = time.monotonic()
+        await wait_until(lambda: all(any(e["code"] == "rejoin" for e in c.errors) for c in clients), 2 * dead_s)
+        fenced = time.monotonic() - cut
+        with psycopg.connect(plain_url(cluster.database_url)) as db:
+            age = db.execute("SELECT extract(epoch FROM now() AT TIME ZONE 'UTC' - heartbeat_at) FROM nodes WHERE id = 'b'").fetchone()
+        assert room_node(cluster, session["id"]) == "b" and float(age[0]) < dead_s, (fenced, age)
+
+        # They rejoin through the site: sent on (moved) to b or refused (no_node) until b is dead by
+        # the database's clock, then the room is placed on a; a late joiner sees everyone there.
+        for client in clients:
+            await client.close()
+        clients = [await enter([a], session["id"], 0, token_of(session, "host")),
+                   await enter([a], session["id"], 2, token_of(session, "expert"))]
+        assert room_node(cluster, session["id"]) == "a"
+        party = await enter([a], session["id"], 1, token_of(session, "party"))
+        clients.append(party)
+        await admit(clients[0], party)
+        for client in clients:
+            await client.connect_media()
+        await wait_until(lambda: everyone_sees_everyone(clients), 30)
+        print(f"b stopped hosting {fenced:.1f} s after losing the database; the room is back on a with everyone")
+    finally:
+        for client in [*clients, other_host]:
+            await client.close()

@@ -182,8 +182,7 @@ async function enterRoom() {
 // Where to join: this site's address, or once (after "moved") the node that holds the room.
 const ENTRY_URL = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/rooms/${config.session_id}`;
 let movedTo = null;
-let moves = 0; // "moved" messages in a row: a loop between nodes must not spin
-const MAX_MOVES = 3;
+let moves = 0; // "moved" messages since the last join: the first is followed at once, later ones after a pause
 
 // A dropped connection is a fresh WebSocket and a fresh peer connection from the same link:
 // the server keeps the seat (admitted, muted, caucus) for a while and resumes it. Every
@@ -221,14 +220,14 @@ function reconnect() {
   link = { downlink: "good", uplink: "good" }; // the new connection is judged afresh
   showLink();
   renderTiles();
-  if (movedTo) { connect(); return; }
+  if (movedTo && moves <= 1) { connect(); return; }
   if (opensAt) {
     setTimeout(connect, Math.max(1000, Math.min(opensAt - Date.now() + 500, ROOM_POLL_MS)));
     return;
   }
   status(t("room.reconnecting"));
   setTimeout(connect, retryMs);
-  retryMs = Math.min(retryMs * 2, 8000);
+  retryMs = Math.min(retryMs * 2, 4000); // keeps trying: a room whose node died is back within seconds
 }
 
 // My own link, as the server measures it: a notice with the way out (audio only) while it is
@@ -288,7 +287,7 @@ async function handle(message) {
       break;
     case "moved": // the room is on another node: join there (signaling/PROTOCOL.md)
       moves += 1;
-      if (moves <= MAX_MOVES) movedTo = message.url;
+      movedTo = message.url;
       break;
     case "joined":
       setPhase("in");
@@ -403,7 +402,7 @@ async function handle(message) {
       if (message.code === "ended") finish(t("room.ended"));
       else if (FATAL.has(message.code)) finish(t("room.error", { message: errorText(message) }));
       else if (message.code === "room_closed") waitForRoom(message.opens_at);
-      else if (message.code === "media_restart") { status(t("room.code.media_restart")); rejoin(); }
+      else if (message.code === "media_restart" || message.code === "rejoin") { status(t(`room.code.${message.code}`)); rejoin(); }
       else status(t("room.error", { message: errorText(message) }));
       break;
   }
