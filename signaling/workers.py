@@ -32,6 +32,7 @@ from signaling.rooms import Record, Rooms, no_record
 
 logger = logging.getLogger(__name__)
 _LIMIT = 4 * 1024 * 1024  # one line carries at most an SDP
+READY_TIMEOUT_S = 60  # a worker imports aiortc and its codecs before it can take rooms
 
 
 class _Worker:
@@ -53,7 +54,12 @@ class _Worker:
         self.writer: asyncio.StreamWriter | None = None
 
     async def connect(self) -> None:
+        """Connect to the worker and wait until it is ready (its imports done, its signals set)."""
         self.reader, self.writer = await asyncio.open_unix_connection(sock=self._socket, limit=_LIMIT)
+        async with asyncio.timeout(READY_TIMEOUT_S):
+            ready = await self.reader.readline()
+        if json.loads(ready or b"{}").get("op") != "ready":
+            raise RuntimeError(f"media worker {self.index} did not start (exit code {self.process.exitcode})")
 
     def send(self, command: dict[str, Any]) -> None:
         assert self.writer is not None
@@ -256,6 +262,7 @@ async def _serve(
     sock: socket.socket, ice_servers: list[dict[str, Any]], reconnect_timeout_s: float, recordings_dir: str | None,
 ) -> None:
     reader, writer = await asyncio.open_unix_connection(sock=sock, limit=_LIMIT)
+    writer.write(b'{"op": "ready"}\n')
 
     async def emit(peer_id: str, message: dict[str, Any]) -> None:
         writer.write(json.dumps({"op": "emit", "peer": peer_id, "message": message}).encode() + b"\n")

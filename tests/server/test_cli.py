@@ -5,6 +5,7 @@ import datetime as dt
 import ipaddress
 import os
 import re
+import signal
 import sqlite3
 import ssl
 import subprocess
@@ -40,10 +41,10 @@ def test_create_staff_refuses_short_and_duplicate(tmp_path: Path, monkeypatch: p
     assert "taken" in str(caught.value)
 
 
-def _start_server(port: int, env: dict[str, str], *args: str, scheme: str = "http") -> subprocess.Popen[str]:
+def _start_server(port: int, env: dict[str, str], *args: str, scheme: str = "http", group: bool = False) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [sys.executable, "-c", "from server.cli import main; main()", "serve", "--port", str(port), *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=group,
     )
     deadline = time.monotonic() + 30
     while True:
@@ -88,6 +89,18 @@ def test_serve_demo_answers_healthz_login_and_api(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_sigterm_to_the_whole_group_stops_cleanly(tmp_path: Path) -> None:
+    # systemd's default stop (KillMode=control-group) signals every process of the service at
+    # once: the media workers must not die first and be taken for crashed and restarted.
+    port = free_port()
+    process = _start_server(port, {**os.environ, "TIAOJIE_DATA_DIR": str(tmp_path)}, "--media-workers", "2", group=True)
+    os.killpg(process.pid, signal.SIGTERM)
+    output = process.communicate(timeout=30)[0]
+    assert process.returncode in (0, -signal.SIGTERM), output  # uvicorn ends by the signal it was stopped with
+    assert "Application shutdown complete" in output
+    assert "media worker" not in output and "Traceback" not in output and " ERROR " not in output, output
 
 
 def test_reset_password_ends_sessions_and_the_new_one_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
