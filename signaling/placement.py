@@ -19,6 +19,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -260,7 +261,8 @@ class Membership:
     async def room_node(self, session_id: int) -> NodeRow:
         """The node that holds (or now gets) a session's room. A node whose port refuses
         connections is taken for dead at once (no process listens there, so no room runs there),
-        rather than after the dead time; NoNode while this node itself is fenced."""
+        rather than after the dead time (so is one a proxy in front cannot reach); NoNode while
+        this node itself is fenced."""
         for _ in range(3):
             async with self.sessions() as db, db.begin():
                 node = await place(db, session_id, await database_now(db), self.dead_after_s)
@@ -268,9 +270,9 @@ class Membership:
                 if not self.hosting:
                     raise NoNode("this node is cut off from the cluster")
                 return node
-            if await _listening(node.url) is not False:
+            if await _answers(node.url) is not False:
                 return node
-            logger.warning("node %s refuses connections at %s: taken for dead", node.id, node.url)
+            logger.warning("node %s does not answer at %s: taken for dead", node.id, node.url)
             async with self.sessions() as db, db.begin():
                 await forget_node(db, node.id, listening_since=node.heartbeat_at)
         raise NoNode("no live node for the room")
@@ -295,17 +297,26 @@ async def forget_node(db: AsyncSession, node_id: str, *, listening_since: dt.dat
     return bool((await db.execute(query)).rowcount)  # type: ignore[attr-defined]
 
 
-async def _listening(url: str) -> bool | None:
-    """Whether something accepts connections at a node's address: False if refused, None if
-    it cannot be told (no answer within a second: the network, not the process)."""
+async def _answers(url: str) -> bool | None:
+    """Whether a node answers at its address (its /healthz): False if the connection is refused
+    or a proxy in front says it cannot reach it (502, 504); None if that cannot be told within a
+    second (the network, not the process); True for any other answer."""
     parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    secure = parts.scheme == "https"
+    port = parts.port or (443 if secure else 80)
+    tls = None
+    if secure:  # only the status is read, nothing is sent that needs the certificate checked
+        tls = ssl.create_default_context()
+        tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S):
-            _, writer = await asyncio.open_connection(parts.hostname, port)
+            reader, writer = await asyncio.open_connection(parts.hostname, port, ssl=tls)
+            writer.write(f"GET {parts.path.rstrip('/')}/healthz HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                         "Connection: close\r\n\r\n".encode())
+            status = (await reader.readline()).split()
+            writer.close()
     except ConnectionRefusedError:
         return False
     except (OSError, TimeoutError):
         return None
-    writer.close()
-    return True
+    return not (len(status) > 1 and status[1] in (b"502", b"504"))

@@ -55,6 +55,8 @@ NEEDS = {need.marker: need for need in [
          lambda: bool(os.environ.get("TIAOJIE_TEST_POSTGRES")) or any(Path("/usr/lib/postgresql").glob("*/bin/initdb"))),
     Need("nginx", "nginx and openssl", ("nginx", "openssl"),
          lambda: bool(shutil.which("nginx") and shutil.which("openssl"))),
+    Need("turn", "coturn and openssl", ("coturn", "openssl"),
+         lambda: bool(shutil.which("turnserver") and shutil.which("openssl"))),
     Need("netns", "iproute2 (a network namespace)", ("iproute2",), lambda: bool(shutil.which("ip")), root=True),
 ]}
 

@@ -46,3 +46,21 @@ async def test_two_nodes_taking_the_first_lease_at_once_do_not_fail(postgres: st
 async def _take(db: AsyncSession, holder: str) -> bool:
     async with db.begin():
         return await try_lease(db, holder, 30)
+
+
+def test_the_demo_loaded_by_three_nodes_at_once_is_loaded_once(postgres: str, tmp_path) -> None:
+    import os
+    import subprocess
+
+    from tests.cluster.conftest import TIAOJIE
+
+    with fresh_database(postgres) as url:
+        upgrade_database(url)
+        env = {**os.environ, "TIAOJIE_DATA_DIR": str(tmp_path), "TIAOJIE_SECRET_KEY": "demo-race"}
+        runs = [subprocess.Popen([TIAOJIE, "demo", "--database-url", url], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True) for _ in range(3)]
+        outputs = [run.communicate(timeout=120)[0] for run in runs]
+        assert [run.returncode for run in runs] == [0, 0, 0], outputs
+        assert sum("Demo data loaded" in out for out in outputs) == 1, outputs
+        with psycopg.connect(plain_url(url)) as db:
+            assert db.execute("SELECT count(*) FROM offices").fetchone()[0] == 2
