@@ -54,6 +54,17 @@ async def test_the_room_page_follows_its_room_to_another_node_and_back(browser: 
         for page, (connections, *_) in zip(pages, before):  # the new connection's media, none of the old
             await shows_the_room(page, videos=1, voices=1, after=connections, timeout_s=20)
         assert not await party.is_visible("#notice:has-text('请稍候')")
+
+        # The node it came back on is stopped as systemd stops it (SIGTERM): the pages are back on
+        # the last node, a, as soon as the stopping node has closed their sockets.
+        second = room_node(cluster, session["id"])
+        during = [await receiving(page) for page in pages]
+        stopped = time.monotonic()
+        cluster.node(second).stop()
+        for page, (connections, *_) in zip(pages, during):
+            await receiving(page, after=connections, timeout_s=20)
+        print(f"room back on node a {time.monotonic() - stopped:.1f} s after node {second} was stopped (SIGTERM)")
+        assert room_node(cluster, session["id"]) == "a"
     finally:
         for page in pages:
             await page.context.close()
