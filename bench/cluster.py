@@ -30,7 +30,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from bench.media_capacity import (  # noqa: E402
     measure_rooms,
     run_room,
 )
+from tests.cluster.conftest import wait_healthy  # noqa: E402
 
 ROOM_SIZE = 5
 TIAOJIE = str(Path(sys.executable).with_name("tiaojie"))
@@ -119,20 +119,6 @@ async def run_clients(entries: list[str], session_id: int, tokens: list[str], fi
 
 # ---------------------------------------------------------------- driver
 
-def wait_started(url: str, process: subprocess.Popen[bytes]) -> None:
-    """Wait until a node answers its health check."""
-    import httpx
-
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"node at {url} did not start (exit code {process.poll()})")
-
-
 def book_rooms(url: str, rooms: int) -> list[dict[str, Any]]:
     """Sessions starting in two minutes (rooms open), each with a host and four experts, booked
     through a node by the staff account staff1."""
@@ -195,8 +181,8 @@ class Cluster:
                 stdout=log, stderr=subprocess.STDOUT, preexec_fn=lambda: _pin(SERVER_CORE),
             )
             self.nodes.append((name, url, process))
-        for _, url, process in self.nodes:
-            wait_started(url, process)
+        for name, url, process in self.nodes:
+            wait_healthy(url, process, f"node {name}")
 
     def book(self, rooms: int) -> list[dict[str, Any]]:
         """Sessions starting in two minutes (rooms open), each with a host and four experts."""

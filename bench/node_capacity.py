@@ -30,8 +30,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.cluster import PASSWORD, TIAOJIE, book_rooms, cpu_seconds, room_tokens, run_clients, wait_started  # noqa: E402
+from bench.cluster import PASSWORD, TIAOJIE, book_rooms, cpu_seconds, room_tokens, run_clients  # noqa: E402
 from bench.media_capacity import CLIENTS_SATURATED, encode_media, measure_rooms  # noqa: E402
+from tests.cluster.conftest import wait_healthy  # noqa: E402
 
 ROOM_SIZE = 5
 
@@ -78,7 +79,7 @@ async def measure(workers: int, cores: list[int], client_cores: list[int], rooms
                                     env=env, stdout=log, stderr=subprocess.STDOUT,
                                     preexec_fn=lambda: os.sched_setaffinity(0, cores))
             try:
-                wait_started(url, node)
+                wait_healthy(url, node, "the node")
                 sessions = book_rooms(url, rooms)
                 args = [(client_cores, url, s["id"], room_tokens(s), media, loss) for s in sessions]
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -59,6 +59,21 @@ class Node:
         return self.log.read_text(errors="replace")
 
 
+def wait_healthy(url: str, process: subprocess.Popen[bytes], name: str, output: Callable[[], str] = str) -> None:
+    """Wait until a server process answers its health check (RuntimeError with its output if it
+    exits or does not start within 30 s)."""
+    for _ in range(300):
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited:\n{output()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} did not start:\n{output()}")
+
+
 @dataclasses.dataclass
 class Cluster:
     """Nodes started on demand, all on the same database and secret."""
@@ -94,17 +109,7 @@ class Cluster:
 
     def ready(self, node: Node) -> None:
         """Wait until the node answers its health check."""
-        name, process = node.name, node.process
-        for _ in range(300):
-            if process.poll() is not None:
-                raise RuntimeError(f"node {name} exited:\n{node.output()}")
-            try:
-                if httpx.get(f"{node.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"node {name} did not start:\n{node.output()}")
+        wait_healthy(node.url, node.process, f"node {node.name}", node.output)
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
