@@ -14,7 +14,7 @@ Prints reads per second and p50/p99 latency of each phase, the bookings made, an
 the second phase's read throughput to the first's. Then the server's CPU per request, from its
 process's CPU time (/proc): per read over the reads-alone phases, and per booking over a phase
 of BOOKERS bookers alone (each booking's work after the response included: its invitations
-delivered from the outbox, its jobs added).
+delivered from the outbox, its jobs added; the clients' logins before, not counted).
 
     .venv/bin/python bench/api_load.py [--seconds 8] [--readers 16] [--bookers 8]
 """
@@ -107,8 +107,8 @@ def _report(name: str, latencies: list[float], seconds: float) -> float:
 
 
 async def _phase(base: str, readers: int, bookers: int, seconds: float, targets: list[tuple[int, int]],
-                 day: int = 3) -> tuple[list[float], int]:
-    clients = [await _client(base) for _ in range(readers + bookers)]
+                 day: int = 3, clients: list[httpx.AsyncClient] | None = None) -> tuple[list[float], int]:
+    clients = clients or [await _client(base) for _ in range(readers + bookers)]
     latencies: list[float] = []
     made: list[int] = []
     until = time.perf_counter() + seconds
@@ -133,15 +133,18 @@ async def run(base: str, server_pid: int, seconds: float, readers: int, bookers:
     booked = 0
     read_cpu_s = 0.0
     for round_ in range(2):
+        # The clients log in first: a login's password check (argon2, slow on purpose) is not a read's.
+        readers_in = [await _client(base) for _ in range(readers)]
         before = _cpu_s(server_pid)
-        alone += (await _phase(base, readers, 0, seconds, targets))[0]
+        alone += (await _phase(base, readers, 0, seconds, targets, clients=readers_in))[0]
         read_cpu_s += _cpu_s(server_pid) - before
         latencies, made = await _phase(base, readers, bookers, seconds, targets, day=3 + 30 * round_)
         mixed += latencies
         booked += made
+    logged_in = [await _client(base) for _ in range(bookers)]
     await asyncio.sleep(2)  # the outbox delivered, before the bookings-alone phase
     before = _cpu_s(server_pid)
-    _, booked_alone = await _phase(base, 0, bookers, seconds, targets, day=3 + 60)
+    _, booked_alone = await _phase(base, 0, bookers, seconds, targets, day=3 + 60, clients=logged_in)
     await asyncio.sleep(2)  # and this phase's invitations delivered, counted with it
     booking_cpu_s = _cpu_s(server_pid) - before
     print(f"GET /api/experts, {readers} concurrent readers, 2 x {seconds:g} s per phase (alternating), SQLite,"
