@@ -84,6 +84,10 @@ class Settings:
     # A participant whose connection drops keeps their seat this long.
     reconnect_timeout_s: float = 30.0
     https_only_cookies: bool = False
+    # Who may read /metrics (Prometheus): these addresses or networks, or a scraper sending
+    # `Authorization: Bearer <metrics_token>`.
+    metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
+    metrics_token: str = ""
     # SMS through a provider (README "SMS"): aliyun or tencent, its keys, the office's sign name,
     # Tencent's SmsSdkAppId, the region, another address for the service (tests), and the
     # approved template for each kind of message (kind=CODE/var/var).

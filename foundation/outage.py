@@ -59,12 +59,14 @@ class Outage:
 
     def __init__(self) -> None:
         self.since: float | None = None
+        self.failures = 0  # database failures seen, for /metrics
 
     def failed(self, exc: BaseException, doing: str) -> bool:
         """Note a failure; True if it is the database out of reach (logged once per outage),
         False if it is something else (the caller logs it as the bug it is)."""
         if not unreachable(exc):
             return False
+        self.failures += 1
         if self.since is None:
             self.since = time.monotonic()
             logger.error("the database is unreachable (%s while %s); retrying until it answers",

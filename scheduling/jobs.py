@@ -138,6 +138,8 @@ class JobContext:
     # Set by `Jobs`: who runs the jobs, and what to do once a job's work has committed.
     holder: str = ""
     done: Callable[[str, dt.datetime], None] = lambda job_id, due_at: None
+    # Told how late each job started (seconds after it was due), for /metrics.
+    started_late: Callable[[float], None] = lambda seconds: None
 
 
 _context: JobContext | None = None
@@ -382,6 +384,7 @@ async def run_job(ref: str, job_id: str, due_at: dt.datetime, week: Any, grace_s
     then `done` (see the module doc)."""
     del week, grace_s  # read back from the store by `Jobs.done`
     context = job_context()
+    context.started_late((utcnow() - due_at).total_seconds())
     async with context.sessions() as db, db.begin():
         if await claim(db, job_id, due_at, context.holder):
             await ref_to_obj(ref)(db, *args)

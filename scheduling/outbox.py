@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, Text, and_, or_, select, update
+from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, Text, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
@@ -103,6 +103,18 @@ async def list_messages(db: AsyncSession, *, status: str | None = None, session_
     if session_id is not None:
         query = query.where(OutboxMessage.session_id == session_id)
     return [message_to_dict(m) for m in await db.scalars(query)]
+
+
+async def backlog(db: AsyncSession) -> dict[str, Any]:
+    """What waits to be sent (pending, or being sent) and what failed, and the age in seconds of
+    the oldest waiting message (0 when none), for /metrics."""
+    waiting = OutboxMessage.status.in_(("pending", "sending"))
+    counts = dict((await db.execute(
+        select(OutboxMessage.status, func.count()).where(or_(waiting, OutboxMessage.status == "failed"))
+        .group_by(OutboxMessage.status))).all())
+    oldest = await db.scalar(select(func.min(OutboxMessage.created_at)).where(waiting))
+    return {"waiting": counts.get("pending", 0) + counts.get("sending", 0), "failed": counts.get("failed", 0),
+            "oldest_waiting_s": (utcnow() - oldest).total_seconds() if oldest is not None else 0.0}
 
 
 async def retry(db: AsyncSession, message_id: int) -> dict[str, Any]:

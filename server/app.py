@@ -40,6 +40,8 @@ from server.api import rooms as rooms_api
 from server.api import sessions as sessions_api
 from server.auth import CSRFMiddleware, LiveLogins, LoginSessionMiddleware
 from server.http import ok
+from server.metrics import Metrics
+from server.metrics import routes as metrics_routes
 from server.openapi import build_openapi
 from signaling.hub import InProcessHub
 from signaling.placement import Load, Membership
@@ -81,7 +83,9 @@ async def openapi(request: Request) -> Response:
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
+    """The API and the monitoring paths answer errors in JSON; pages, as a page."""
+    path = request.url.path
+    return path.startswith("/api/") or path == "/metrics" or "application/json" in request.headers.get("accept", "")
 
 
 async def _app_error(request: Request, exc: Exception) -> Response:
@@ -132,10 +136,12 @@ def create_app(settings: Settings) -> Starlette:
             sessions = create_session_factory(engine, AuditedSession)
             tokens = app.state.tokens
             outage = app.state.outage = Outage()
+            metrics = app.state.metrics = Metrics()
             deliverer = Deliverer(sessions, settings, sms=sms.gateway(settings), outage=outage)
             jobs = Jobs(settings, JobContext(
                 sessions=sessions, settings=settings, after_queue=deliverer.kick,
                 link_for=lambda s, p: participant_link(tokens, settings.link_base(), settings.invite_grace_s, s, p),
+                started_late=metrics.job_started_late,
             ), outage=outage)
             app.state.engine, app.state.db_sessions = engine, sessions
             app.state.deliverer, app.state.jobs = deliverer, jobs
@@ -189,6 +195,7 @@ def create_app(settings: Settings) -> Starlette:
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
+        *metrics_routes,
         Route("/api", api_index),
         Route("/api/", api_index),
         Route("/api/openapi.json", openapi),

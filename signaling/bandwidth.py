@@ -101,6 +101,7 @@ class Downlink:
         self._frames = [0, 0, 0]  # ... and the frames it let start, refused and left out, since the share fell low
         self.dropped_video = 0
         self.dropped_retransmissions = 0
+        self.last_loss = 0.0  # the share lost in the latest receiver report (for /metrics)
 
     @property
     def estimate_bps(self) -> int | None:
@@ -127,6 +128,7 @@ class Downlink:
         else:
             self._delivered_octets += delivered_octets
         self._worst_loss = max(self._worst_loss, fraction_lost)
+        self.last_loss = fraction_lost / 256
         self._low_reports[fraction_lost > LOSSY_FRACTION] += 1
         if fraction_lost > LOSSY_FRACTION:
             self._lossy_at = now

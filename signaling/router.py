@@ -245,6 +245,10 @@ class MediaRouter:
             "forwarded_packets": sum(
                 s.packets for peer in self.peers.values() for slot in peer.slots for s in (slot.audio, slot.video)
             ),
+            # Each subscriber's downlink: the share lost in its latest report, and its estimate
+            # (links with one; a link never limited has none).
+            "link_loss": [peer.downlink.last_loss for peer in self.peers.values()],
+            "link_estimate_bps": [e for peer in self.peers.values() if (e := peer.downlink.estimate_bps) is not None],
         }
 
 

@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import signal
 import socket
+import time
 from collections import Counter
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -287,7 +288,8 @@ async def _serve(
             elif op == "disconnected":
                 await engine.disconnected(command["peer"])
             elif op == "stats":
-                writer.write(json.dumps({"op": "stats", "stats": engine.stats()}).encode() + b"\n")
+                stats = {**engine.stats(), "cpu_s": time.process_time()}
+                writer.write(json.dumps({"op": "stats", "stats": stats}).encode() + b"\n")
             elif op == "stop":
                 break
         except SignalingError as exc:

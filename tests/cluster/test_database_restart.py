@@ -13,6 +13,7 @@ import pytest
 from foundation.config import Settings
 from tests.conftest import add_staff, log_in, started
 from tests.postgres import fresh_database, own_postgres_server
+from tests.server.test_metrics import samples, value
 
 pytestmark = pytest.mark.postgres
 
@@ -61,12 +62,17 @@ async def test_bookings_and_jobs_through_a_restart_and_an_outage(
                 assert refused.json()["message"] == "系统数据库暂时无法连接，请稍后再试"
                 listed = await client.get("/api/experts")
                 assert listed.status_code == 503
+                # The monitoring server sees it (and /metrics still answers).
+                found = samples((await client.get("/metrics")).text)
+                assert value(found, "tiaojie_database_reachable") == 0
+                assert value(found, "tiaojie_database_errors_total") >= 3 and "tiaojie_outbox_waiting" not in found
                 # A booking that committed just before: its jobs cannot be stored now ...
                 jobs.schedule_session(session["id"], dt.datetime.fromisoformat(session["start"]),
                                       dt.datetime.fromisoformat(session["end"]))
                 assert (await client.get("/healthz")).status_code == 503
                 server.start()
                 assert (await client.get("/healthz")).status_code == 200
+                assert value(samples((await client.get("/metrics")).text), "tiaojie_database_reachable") == 1
                 # ... and the repair pass puts them back once the lease is renewed.
                 await jobs.renew()
                 assert jobs.scheduler.get_job(f"session-{session['id']}-open") is not None

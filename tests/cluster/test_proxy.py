@@ -108,6 +108,8 @@ async def test_two_nodes_behind_the_shipped_nginx_config(cluster: Cluster, proxy
     assert plain.status_code == 301 and plain.headers["location"].startswith("https://")
 
     staff = httpx.Client(base_url=site, verify=False, timeout=30)
+    # The nodes' metrics are for the monitoring server, never passed on by the site.
+    assert [staff.get(path).status_code for path in ("/metrics", "/n/a/metrics")] == [404, 404]
     csrf = staff.get("/api/auth/csrf").json()["csrf_token"]
     login = staff.post("/api/auth/login", json={"username": "staff1", "password": STAFF_PASSWORD}, headers={"X-CSRF-Token": csrf})
     assert login.status_code == 200, login.text

@@ -1,0 +1,136 @@
+"""/metrics: what a sysadmin's Prometheus scrapes from each node.
+
+Read at scrape time from the parts that know it: the media hub (rooms, participants, forwarded
+streams, each media worker's CPU, the loss and estimate of every subscriber's downlink), the
+outbox (what waits to be sent), the scheduler (how late jobs start) and the database outage
+tracker (errors, and whether the database answers now). Only the addresses in
+TIAOJIE_METRICS_ALLOW, or a scraper with TIAOJIE_METRICS_TOKEN, may read it.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from foundation.config import Settings
+from foundation.errors import Forbidden
+from scheduling import outbox
+
+LOSS_BUCKETS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+ESTIMATE_BUCKETS_BPS = (100_000, 200_000, 300_000, 500_000, 1_000_000, 2_000_000, 5_000_000)
+LATENESS_BUCKETS_S = (0.1, 0.5, 1, 5, 30, 60, 300, 3600)
+
+
+class Metrics:
+    """One app's registry: the process's own figures, job lateness as jobs start, and the rest
+    read at each scrape."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.job_lateness = Histogram(
+            "tiaojie_job_lateness_seconds", "How long after it was due each scheduled job started.",
+            buckets=LATENESS_BUCKETS_S, registry=self.registry)
+        self._scrape = _Scrape()
+        self.registry.register(self._scrape)
+
+    def job_started_late(self, seconds: float) -> None:
+        self.job_lateness.observe(max(0.0, seconds))
+
+    async def render(self, state: Any) -> bytes:
+        """The text format, with the figures read now from the app's state."""
+        backlog = None
+        try:
+            async with state.db_sessions() as db:
+                backlog = await outbox.backlog(db)
+        except Exception as exc:  # the database out of reach: the rest still says so
+            if not state.outage.failed(exc, "reading the outbox for /metrics"):
+                raise
+        self._scrape.figures = {"media": await state.media.stats(), "outbox": backlog, "outage": state.outage}
+        try:
+            return generate_latest(self.registry)
+        finally:
+            self._scrape.figures = {}
+
+
+class _Scrape(Collector):
+    """The figures read for one scrape, as metric families."""
+
+    def __init__(self) -> None:
+        self.figures: dict[str, Any] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        if not self.figures:
+            return
+        media, backlog, outage = self.figures["media"], self.figures["outbox"], self.figures["outage"]
+        yield _gauge("tiaojie_rooms", "Rooms live on this node.", media["rooms"])
+        yield _gauge("tiaojie_participants", "People connected to rooms on this node.", media["peers"])
+        yield _gauge("tiaojie_forwarded_streams", "Streams forwarded: each publisher's audio or video to each subscriber.",
+                     media["streams"])
+        packets = CounterMetricFamily("tiaojie_forwarded_packets", "RTP packets forwarded by the rooms live now.")
+        packets.add_metric([], media["forwarded_packets"])
+        yield packets
+        workers = CounterMetricFamily("tiaojie_media_worker_cpu_seconds", "CPU time of each media worker process.",
+                                      labels=["worker"])
+        for index, worker in enumerate(media.get("per_worker", [])):
+            workers.add_metric([str(index)], worker["cpu_s"])
+        yield workers
+        yield _histogram("tiaojie_link_loss_ratio", "The share of packets lost on each subscriber's downlink, "
+                         "by its latest receiver report.", media["link_loss"], LOSS_BUCKETS)
+        yield _histogram("tiaojie_link_estimate_bps", "The bandwidth estimate of each subscriber's downlink that has one.",
+                         media["link_estimate_bps"], ESTIMATE_BUCKETS_BPS)
+        if backlog is not None:
+            yield _gauge("tiaojie_outbox_waiting", "E-mails and SMS waiting to be sent.", backlog["waiting"])
+            yield _gauge("tiaojie_outbox_failed", "E-mails and SMS that failed and wait for staff to retry them.",
+                         backlog["failed"])
+            yield _gauge("tiaojie_outbox_oldest_waiting_seconds", "Age of the oldest message waiting to be sent.",
+                         backlog["oldest_waiting_s"])
+        errors = CounterMetricFamily("tiaojie_database_errors", "Failures to reach the database (requests, jobs, heartbeats).")
+        errors.add_metric([], outage.failures)
+        yield errors
+        yield _gauge("tiaojie_database_reachable", "1 while the database answers, 0 during an outage.",
+                     0 if outage.since is not None else 1)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _histogram(name: str, documentation: str, values: Sequence[float], bounds: Iterable[float]) -> GaugeHistogramMetricFamily:
+    """The values of now (one per link) as a gauge histogram: cumulative counts per bucket."""
+    buckets = [(repr(float(bound)), sum(1 for v in values if v <= bound)) for bound in bounds]
+    return GaugeHistogramMetricFamily(name, documentation, buckets=[*buckets, ("+Inf", len(values))],
+                                      gsum_value=sum(values))
+
+
+def allowed(request: Request, settings: Settings) -> bool:
+    """The scraper sends the token, or comes from an allowed address (behind a trusted proxy,
+    the address it forwarded for, which is why deploy/nginx.conf does not pass /metrics on)."""
+    header = request.headers.get("authorization", "")
+    if settings.metrics_token and hmac.compare_digest(header.encode(), f"Bearer {settings.metrics_token}".encode()):
+        return True
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(network, strict=False) for network in settings.metrics_allow)
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text format for this node."""
+    if not allowed(request, request.app.state.settings):
+        raise Forbidden("metrics are for the monitoring server: an allowed address or the metrics token")
+    body = await request.app.state.metrics.render(request.app.state)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+routes = [Route("/metrics", metrics)]
