@@ -1,6 +1,6 @@
-"""Cluster: rooms and forwarded streams per node as nodes are added, on real nodes and PostgreSQL.
+"""Cluster: rooms and forwarded streams per node as nodes are added, and failover, on real nodes and PostgreSQL.
 
-    .venv/bin/python bench/cluster.py [--nodes 3] [--rooms-per-node 2] [--window 8] [--loss 0.01]
+    .venv/bin/python bench/cluster.py [--nodes 3] [--rooms-per-node 2] [--window 8] [--loss 0.01] [--failovers 2]
 
 For each cluster size N = 1 .. --nodes, in one run: a fresh database on a PostgreSQL server the
 script starts (Debian's packages, as the tests do), N `tiaojie serve` processes (media in the
@@ -19,18 +19,30 @@ This machine has 2 cores: every node is pinned to core 0 and the clients to core
 share one core here, and what grows with N is the offered load on that core, not the hardware.
 The ratio shows that placement spreads the rooms and that the nodes add nothing per stream; the
 capacity of N machines is N times what one node carries (bench/media_capacity.py).
+
+Then --failovers times, on three fresh nodes with the default settings (a node is dead after
+10 s without a heartbeat): a room of three (host, party, expert: aiortc clients that reconnect
+through the other nodes as soon as their socket closes, as the room page does) on node X; kill -9
+of X, and the seconds until all three see each other again on another node; then SIGTERM of
+that node (systemd's stop), timed the same way. And the split-room check: a node cut off from
+PostgreSQL (a TCP proxy between them) while its clients stay connected: the seconds until it
+stops hosting, whether the room was placed on another node before that, and the room back on
+another node with a late joiner who sees everyone.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +252,116 @@ async def _measure(cluster: Cluster, rooms: int, window_s: float, media: Any, lo
     }
 
 
+# ---------------------------------------------------------------- failover
+
+@contextlib.contextmanager
+def test_nodes(server_url: str, folder: Path) -> Iterator[Any]:
+    """tests/cluster's nodes (started on demand) on a fresh database with the schema and staff1."""
+    from foundation.database import upgrade_database
+    from tests.cluster.conftest import Cluster as Nodes
+    from tests.conftest import STAFF_PASSWORD
+    from tests.postgres import fresh_database
+
+    with fresh_database(server_url) as url:
+        upgrade_database(url)
+        env = {"TIAOJIE_SECRET_KEY": "bench-failover", "TIAOJIE_BOOKING_NOTICE_MIN": "0"}
+        subprocess.run([TIAOJIE, "create-staff", "staff1", "--password", STAFF_PASSWORD, "--database-url", url],
+                       env={**os.environ, **env}, check=True, capture_output=True)
+        nodes = Nodes(url, folder, env)
+        try:
+            yield nodes
+        finally:
+            for node in nodes.nodes:
+                node.stop()
+
+
+async def enter_room(entries: list[str], session: dict[str, Any], kinds: list[str]) -> list[Any]:
+    """These participants join through the entries (following `moved`), connect their media, the
+    party is admitted if it waits in the lobby, and everyone sees everyone."""
+    from tests.cluster.test_rooms_across_nodes import enter, everyone_sees_everyone
+    from tests.conftest import token_of
+    from tests.signaling.test_forwarding import wait_until
+    from tests.signaling.test_ws import admit
+
+    clients = list(await asyncio.gather(*(enter(entries, session["id"], n, token_of(session, kind))
+                                          for n, kind in enumerate(kinds))))
+    for client in clients:
+        await client.connect_media()
+    waiting = [c for c, kind in zip(clients, kinds) if kind == "party"
+               and not any(m["type"] == "joined" and m["admitted"] for m in c.messages)]
+    if waiting:
+        await admit(clients[kinds.index("host")], *waiting)
+    await wait_until(lambda: everyone_sees_everyone(clients), 60)
+    return clients
+
+
+async def failover(server_url: str, folder: Path) -> dict[str, float]:
+    """kill -9 of a live room's node, then SIGTERM of the next: seconds until media for all."""
+    from tests.cluster.conftest import staff_client
+    from tests.cluster.test_rooms_across_nodes import book, room_node
+
+    with test_nodes(server_url, folder) as cluster:
+        for name in ("a", "b", "c"):
+            cluster.start(name)
+        staff = staff_client(cluster.node("a"))
+        other, session = book(staff, "邻里噪音"), book(staff, "宠物狗纠纷")
+        # A room on a first, so that the measured one goes to another node than the entry.
+        clients = await enter_room([cluster.node("a").url], other, ["host"])
+        room = await enter_room([cluster.node("a").url], session, ["host", "party", "expert"])
+        times: dict[str, float] = {}
+        for how in ("kill -9", "SIGTERM"):
+            node = cluster.node(room_node(cluster, session["id"]))
+            started = time.monotonic()
+            if how == "kill -9":
+                node.kill()
+            else:
+                node.process.terminate()
+            for client in room:
+                await client.close()
+            room = await enter_room([n.url for n in cluster.nodes if n is not node], session, ["host", "party", "expert"])
+            times[how] = time.monotonic() - started
+            node.stop()
+        for client in [*clients, *room]:
+            await client.close()
+        return times
+
+
+async def split_room(server_url: str, folder: Path) -> dict[str, Any]:
+    """A node cut off from PostgreSQL with its clients connected: when it stops hosting, whether
+    the room was placed on another node before that, and whether a late joiner sees everyone."""
+    from urllib.parse import urlsplit
+
+    from tests.cluster.conftest import TcpProxy, staff_client
+    from tests.cluster.test_rooms_across_nodes import book, room_node
+    from tests.postgres import plain_url
+
+    with test_nodes(server_url, folder) as cluster:
+        database = urlsplit(plain_url(cluster.database_url))
+        proxy = TcpProxy(database.hostname or "127.0.0.1", database.port or 5432)
+        a = cluster.start("a").url
+        cluster.start("b", cluster.database_url.replace(f":{database.port}/", f":{proxy.port}/"))
+        staff = staff_client(cluster.node("a"))
+        other, session = book(staff, "邻里噪音"), book(staff, "宠物狗纠纷")
+        clients = await enter_room([a], other, ["host"])
+        room = await enter_room([a], session, ["host", "expert"])
+        on_b = room_node(cluster, session["id"]) == "b"
+        proxy.cut()
+        cut = time.monotonic()
+        placed_elsewhere = False
+        while not all(any(e["code"] == "rejoin" for e in c.errors) for c in room):
+            placed_elsewhere |= room_node(cluster, session["id"]) != "b"
+            await asyncio.sleep(0.05)
+        fenced = time.monotonic() - cut
+        for client in room:
+            await client.close()
+        room = await enter_room([a], session, ["host", "expert", "party"])  # the party is the late joiner
+        result = {"started_on_b": on_b, "fenced_s": fenced, "placed_elsewhere_before": placed_elsewhere,
+                  "back_s": time.monotonic() - cut, "now_on": room_node(cluster, session["id"])}
+        for client in [*clients, *room]:
+            await client.close()
+        return result
+
+
 def show(result: dict[str, Any], base: dict[str, Any] | None) -> None:
     count = len(result["nodes"])
     print(f"{count} node(s), {result['rooms']} rooms of {ROOM_SIZE}: {result['delivered']:.1f} of {result['streams']} video "
@@ -261,6 +383,7 @@ async def main() -> None:
     parser.add_argument("--rooms-per-node", type=int, default=2)
     parser.add_argument("--window", type=float, default=8.0)
     parser.add_argument("--loss", type=float, default=0.01)
+    parser.add_argument("--failovers", type=int, default=2)
     args = parser.parse_args()
     from tests.postgres import postgres_server
 
@@ -274,6 +397,18 @@ async def main() -> None:
             result = await run_size(server_url, count, args.rooms_per_node, args.window, media, args.loss)
             show(result, base)
             base = base or result
+        for run in range(args.failovers):
+            with tempfile.TemporaryDirectory() as folder:
+                times = await failover(server_url, Path(folder))
+            print(f"failover {run + 1} (3 nodes, default 10 s dead time, a room of 3): media for all again "
+                  f"{times['kill -9']:.1f} s after kill -9 of its node, {times['SIGTERM']:.1f} s after SIGTERM of the next",
+                  flush=True)
+        with tempfile.TemporaryDirectory() as folder:
+            split = await split_room(server_url, Path(folder))
+        print(f"split-room check: node b{'' if split['started_on_b'] else ' (NOT the room node)'}, cut off from PostgreSQL, "
+              f"stopped hosting {split['fenced_s']:.1f} s later (dead after 10 s); room placed elsewhere before that: "
+              f"{'YES' if split['placed_elsewhere_before'] else 'no'}; back on node {split['now_on']} with a late joiner "
+              f"seeing everyone {split['back_s']:.1f} s after the cut", flush=True)
 
 
 if __name__ == "__main__":
