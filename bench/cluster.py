@@ -277,22 +277,32 @@ def test_nodes(server_url: str, folder: Path) -> Iterator[Any]:
 
 async def enter_room(entries: list[str], session: dict[str, Any], kinds: list[str]) -> list[Any]:
     """These participants join through the entries (following `moved`), connect their media, the
-    party is admitted if it waits in the lobby, and everyone sees everyone."""
+    party is admitted if it waits in the lobby, and everyone sees everyone. A socket closed on
+    the way (a stopping node sends its people away) starts them again, as the room page does."""
+    import websockets
+
     from tests.cluster.test_rooms_across_nodes import enter, everyone_sees_everyone
     from tests.conftest import token_of
     from tests.signaling.test_forwarding import wait_until
     from tests.signaling.test_ws import admit
 
-    clients = list(await asyncio.gather(*(enter(entries, session["id"], n, token_of(session, kind))
-                                          for n, kind in enumerate(kinds))))
-    for client in clients:
-        await client.connect_media()
-    waiting = [c for c, kind in zip(clients, kinds) if kind == "party"
-               and not any(m["type"] == "joined" and m["admitted"] for m in c.messages)]
-    if waiting:
-        await admit(clients[kinds.index("host")], *waiting)
-    await wait_until(lambda: everyone_sees_everyone(clients), 60)
-    return clients
+    while True:
+        clients = list(await asyncio.gather(*(enter(entries, session["id"], n, token_of(session, kind))
+                                              for n, kind in enumerate(kinds))))
+        try:
+            for client in clients:
+                await client.connect_media()
+            waiting = [c for c, kind in zip(clients, kinds) if kind == "party"
+                       and not any(m["type"] == "joined" and m["admitted"] for m in c.messages)]
+            if waiting:
+                await admit(clients[kinds.index("host")], *waiting)
+            await wait_until(lambda room=clients: everyone_sees_everyone(room) or any(c.socket.close_code for c in room), 60)
+            if everyone_sees_everyone(clients):
+                return clients
+        except websockets.ConnectionClosed:
+            pass
+        for client in clients:
+            await client.close()
 
 
 async def failover(server_url: str, folder: Path) -> dict[str, float]:
