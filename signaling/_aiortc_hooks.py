@@ -32,7 +32,11 @@ ordinary aiortc peers, such as the tests' clients:
   setRemoteDescription (copies), and createAnswer writes their parameters as fmtp lines.
 - `add_header_extension`: RTCRtpTransceiver._headerExtensions holds the header extensions that
   setRemoteDescription kept (aiortc knows only mid, audio level and abs-send-time), and
-  createAnswer writes them as extmap lines; simulcast needs the rid extension answered too.
+  createAnswer writes them as extmap lines; simulcast needs the rid extension answered too, and
+  a publisher's send-side estimate the transport-cc one.
+- `add_rtcp_feedback`: the codecs in RTCRtpTransceiver._codecs (deep copies) keep only the
+  rtcp-fb types aiortc knows (nack, nack pli, goog-remb); a browser estimates its uplink from
+  transport-cc feedback only where the answer has `a=rtcp-fb:<pt> transport-cc`.
 - `no_sender_reports`: RTCRtpSender._run_rtcp sends an RTCP sender report and SDES for every
   sender each second, from private counters, idle slots included (sixteen loops per peer); the
   engine sends one compound per peer with the reports of the slots that sent something, and the
@@ -52,7 +56,12 @@ from typing import Any
 import aioice.ice
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTCRtpReceiveParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtcpFeedback,
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpReceiveParameters,
+)
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from pylibsrtp._binding import ffi as srtp_ffi
 from pylibsrtp._binding import lib as srtp_lib
@@ -252,6 +261,14 @@ def add_header_extension(transceiver: RTCRtpTransceiver, uri: str, extension_id:
     """Answer an RTP header extension that aiortc does not know (it then writes its extmap line)."""
     if all(extension.uri != uri for extension in transceiver._headerExtensions):
         transceiver._headerExtensions.append(RTCRtpHeaderExtensionParameters(id=extension_id, uri=uri))
+
+
+def add_rtcp_feedback(transceiver: RTCRtpTransceiver, feedback_type: str) -> None:
+    """Answer an RTCP feedback type that aiortc does not know for each negotiated codec but RTX
+    (createAnswer writes the codecs' rtcp-fb lines)."""
+    for codec in transceiver._codecs:
+        if not codec.mimeType.lower().endswith("/rtx") and all(f.type != feedback_type for f in codec.rtcpFeedback):
+            codec.rtcpFeedback.append(RTCRtcpFeedback(type=feedback_type))
 
 
 def rtcp_ssrc(receiver: RTCRtpReceiver) -> int | None:

@@ -219,6 +219,10 @@ class Subscription:
         self._skipped_ts = None
         self.waiting_keyframe = self.kind == "video"
 
+    def left_out(self) -> None:
+        """A packet of the source was not forwarded (padding): the numbering goes on without it."""
+        self._rebase = max(self._rebase, _AFTER_GAP)
+
     def switch(self, ssrc: int) -> None:
         """Forward another layer (at its keyframe) with the numbering continued."""
         if self.source is not None:
@@ -539,14 +543,22 @@ class PublishedStream:
                   rid: str | None = None) -> None:
         """Fan one inbound packet out to the subscribers that get its layer."""
         layer = self.layers.get(ssrc)
+        padding = start == end  # a browser probing its uplink (transport-cc): nothing to forward
         if layer is None:
+            if padding:
+                return
             layer = self.layers[ssrc] = Layer(ssrc, rid)
             layer.clock_rate = 90_000 if self.kind == "video" else 48_000
             self.rank_layers()
-        layer.arrived(len(data), seq, timestamp)
+        layer.arrived(len(data), seq, timestamp, padding)
         self.packets += 1
         if self._request_retransmission is not None:
             self._track_loss(layer, seq)
+        if padding:
+            for subscription in self.subscriptions:
+                if subscription.source == ssrc:
+                    subscription.left_out()
+            return
         if self.held:
             return
         if self.level_extension is not None:

@@ -56,6 +56,7 @@ from signaling.bandwidth import DOWNGRADED_LOSS_S, LOSSY_FRACTION, Downlink, Lin
 from signaling.errors import SignalingError
 from signaling.forwarding import PublishedStream, Subscription, header_extension, parse_rtp
 from signaling.simulcast import Choice, choose_layer
+from signaling.transport_cc import TRANSPORT_CC_URI, ArrivalLog
 
 logger = logging.getLogger(__name__)
 SLOTS = 25  # everyone else in a room of 25, and a shared screen
@@ -134,6 +135,11 @@ class ServerPeer:
         self._downgraded = False  # whether its link gets smaller layers than its tiles would show
         self._videos_at = float("-inf")  # when the videos shown last changed
         self._abs_send_time_id: int | None = None
+        # Transport-wide sequence numbers of what it sends, and when each arrived (its browser's
+        # send-side estimate of its uplink reads our feedback, signaling/transport_cc.py).
+        self._transport_cc_id: int | None = None
+        self.arrivals = ArrivalLog()
+        self._arrivals_ssrc = 0  # the media SSRC the feedback names (the last one that arrived)
         self._rid_id: int | None = None
         self.simulcast = False  # whether its camera comes in simulcast layers
         self.pc.on("connectionstatechange", self._on_connection_state)
@@ -173,6 +179,12 @@ class ServerPeer:
             hooks.add_header_extension(transceivers[1], RID_URI, rid_id)
             self._rid_id = rid_id
             self.simulcast = len(rids) > 1
+        transport_cc = re.search(rf"a=extmap:(\d+) {re.escape(TRANSPORT_CC_URI)}", offer_sdp)
+        if transport_cc:
+            self._transport_cc_id = int(transport_cc.group(1))
+            for transceiver in self._publish:
+                hooks.add_header_extension(transceiver, TRANSPORT_CC_URI, self._transport_cc_id)
+                hooks.add_rtcp_feedback(transceiver, "transport-cc")
         for transceiver, stream in zip(self._publish, (self.audio, self.video, self.screen)):
             transceiver.direction = "recvonly"
             hooks.receive_without_decoding(transceiver.receiver, functools.partial(self._learn, stream=stream))
@@ -360,6 +372,11 @@ class ServerPeer:
         if header is None:
             return
         payload_type, marker, seq, timestamp, ssrc, start, end = header
+        if self._transport_cc_id is not None:
+            number = header_extension(data, self._transport_cc_id)
+            if number is not None and len(number) == 2:
+                self.arrivals.arrived(int.from_bytes(number, "big"), time.monotonic_ns() // 1000)
+                self._arrivals_ssrc = ssrc
         stream = self._streams_by_ssrc.get(ssrc)
         if stream is None:
             stream = self._kind_by_pt.get(payload_type)
@@ -420,6 +437,14 @@ class ServerPeer:
             task = asyncio.get_running_loop().create_task(self.show_videos())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def send_transport_feedback(self) -> None:
+        """Every FEEDBACK_INTERVAL_S: what arrived of what this participant sent, and when."""
+        sender_ssrc = self._feedback_ssrc()
+        if sender_ssrc is not None:
+            packet = self.arrivals.feedback(sender_ssrc, self._arrivals_ssrc)
+            if packet is not None:
+                self._send(packet)
 
     def send_reports(self) -> None:
         """Once a second: RTCP sender reports for what this participant receives (its browser

@@ -25,6 +25,7 @@ from signaling.errors import SignalingError
 from signaling.forwarding import PublishedStream
 from signaling.peers import SCREEN, ServerPeer
 from signaling.recording import PublisherRecording
+from signaling.transport_cc import FEEDBACK_INTERVAL_S
 
 logger = logging.getLogger(__name__)
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -53,6 +54,7 @@ class MediaRouter:
         self._on_link = on_link
         self.peers: dict[str, ServerPeer] = {}
         self._control: asyncio.Task[None] | None = None
+        self._feedback: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ peers
 
@@ -62,6 +64,7 @@ class MediaRouter:
             raise SignalingError("the offer was already made; reconnect to start again", code="bad_state")
         if self._control is None:
             self._control = asyncio.create_task(self._run_control(), name="media-control")
+            self._feedback = asyncio.create_task(self._run_feedback(), name="media-feedback")
         peer = ServerPeer(peer_id, self._ice_servers, self._peer_closed)
         try:
             answer = await peer.answer(offer_sdp)
@@ -101,8 +104,9 @@ class MediaRouter:
 
     async def close(self) -> None:
         """Close every connection (at shutdown)."""
-        if self._control is not None:
-            self._control.cancel()
+        for task in (self._control, self._feedback):
+            if task is not None:
+                task.cancel()
         for peer_id in list(self.peers):
             await self.drop(peer_id)
 
@@ -188,12 +192,18 @@ class MediaRouter:
         peer = self.peers[peer_id]
         return PublisherRecording(path, peer.audio, peer.video)
 
-    # ------------------------------------------------------------ once a second
+    # ------------------------------------------------------------ once a second (and transport feedback ten times)
 
     async def _run_control(self) -> None:
         while True:
             await asyncio.sleep(CONTROL_INTERVAL_S)
             await self.control()
+
+    async def _run_feedback(self) -> None:
+        while True:
+            await asyncio.sleep(FEEDBACK_INTERVAL_S)
+            for peer in self.peers.values():
+                peer.send_transport_feedback()
 
     async def control(self) -> None:
         """Estimate each downlink, choose its videos and layers, send reports, judge links, and

@@ -54,27 +54,35 @@ class Layer:
     def pixels(self) -> int:
         return self.width * self.height
 
-    def arrived(self, size: int, seq: int, timestamp: int) -> None:
-        """A packet of this layer arrived: count it for the bitrate and the receiver reports."""
-        now = self.heard_at = self._clock()
+    def arrived(self, size: int, seq: int, timestamp: int, padding: bool = False) -> None:
+        """A packet of this layer arrived: count it for the bitrate and the receiver reports. A
+        padding-only packet (a browser probing its uplink) counts for the reports only: a layer
+        that sends nothing else has stopped."""
+        now = self._clock()
+        self._received += 1
+        self._count_sequence(seq)
+        if padding:
+            return
+        self.heard_at = now
         self._octets += size
         elapsed = now - self._window_start
         if elapsed >= RATE_WINDOW_S:
             self.bps = int(self._octets * 8 / elapsed)
             self._octets, self._window_start = 0, now
-        self._received += 1
-        if self._base_seq is None:
-            self._base_seq = self._max_seq = seq
-        elif 0 < (seq - self._max_seq) & 0xFFFF < 0x8000:
-            if seq < self._max_seq:
-                self._cycles += 0x10000
-            self._max_seq = seq
         transit = now * self.clock_rate - timestamp
         if self._transit is not None:
             delta = abs(transit - self._transit)
             if delta < self.clock_rate:  # a jump of a second or more is a new timestamp base, not jitter
                 self.jitter += (delta - self.jitter) / 16
         self._transit = transit
+
+    def _count_sequence(self, seq: int) -> None:
+        if self._base_seq is None:
+            self._base_seq = self._max_seq = seq
+        elif 0 < (seq - self._max_seq) & 0xFFFF < 0x8000:
+            if seq < self._max_seq:
+                self._cycles += 0x10000
+            self._max_seq = seq
 
     def report(self) -> tuple[int, int, int, int] | None:
         """(fraction lost since the last report, of 256; cumulative lost; extended highest

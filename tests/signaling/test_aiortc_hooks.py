@@ -74,6 +74,10 @@ def test_receiver_and_sender_internals() -> None:
     # add_header_extension: ... and its header extensions.
     assert "headerExtensions=transceiver._headerExtensions" in inspect.getsource(
         aiortc.rtcpeerconnection.create_media_description_for_transceiver)
+    # add_rtcp_feedback: the negotiated codecs are deep copies, their rtcp-fb written as lines.
+    common = inspect.getsource(aiortc.rtcpeerconnection.find_common_codecs)
+    assert "codec = copy.deepcopy(codec)" in common and "codec.rtcpFeedback = list(" in common
+    assert "for feedback in codec.rtcpFeedback:" in inspect.getsource(aiortc.sdp.MediaDescription.__str__)
 
 
 async def test_private_attributes_exist_on_instances() -> None:

@@ -141,3 +141,42 @@ def test_a_small_tile_gets_the_small_layer() -> None:
     assert choose_layer(_layers(), None, 240 * 180, None) == SMALL
     assert choose_layer(_layers(), None, 320 * 240, None) == SMALL
     assert choose_layer(_layers(), None, 480 * 360, None) == LARGE
+
+
+def padding(ssrc: int, seq: int, timestamp: int) -> bytes:
+    """A padding-only packet, as a browser sends to probe its uplink (transport-cc): no payload."""
+    return struct.pack("!BBHII", 0xA0, 96, seq, timestamp, ssrc) + b"\x00" * 223 + bytes([224])
+
+
+def test_a_layer_that_sends_only_padding_has_stopped_and_the_numbering_skips_the_padding(room, monkeypatch) -> None:
+    publisher, subscription, sent, _ = room
+    publisher.both()
+    clock = [1000.0]
+    for layer in publisher.stream.layers.values():
+        monkeypatch.setattr(layer, "_clock", lambda: clock[0])
+        layer.heard_at = clock[0]
+    # The large layer's packets between two frames are padding: not forwarded, and the
+    # subscriber's numbering has no gap it would NACK in vain.
+    seq, timestamp = publisher.state[LARGE][:2]
+    for n in range(3):
+        data = padding(LARGE, seq + n, timestamp - 3000)
+        publisher.stream.on_packet(data, *parse_rtp(data)[1:])  # type: ignore[index]
+    publisher.state[LARGE][0] = seq + 3
+    publisher.frame(LARGE)
+    got = [received(p) for p in sent]
+    assert got[-1][0] == (got[-2][0] + 1) & 0xFFFF and len(sent) == 4
+    assert publisher.stream.layers[LARGE].report()[1] == 0  # the padding counts as arrived: no loss reported
+    # Then the large layer sends nothing but padding (its browser stopped it and probes): it has
+    # stopped, and the subscriber gets the small layer from its next keyframe.
+    for _ in range(20):
+        clock[0] += 0.1
+        seq = publisher.state[LARGE][0]
+        data = padding(LARGE, seq, timestamp)
+        publisher.stream.on_packet(data, *parse_rtp(data)[1:])  # type: ignore[index]
+        publisher.state[LARGE][0] = seq + 1
+        publisher.frame(SMALL)
+        publisher.stream.layers[SMALL].heard_at = clock[0]
+    publisher.stream.rank_layers()
+    assert publisher.stream.top is publisher.stream.layers[SMALL]
+    publisher.frame(SMALL, keyframe=True)
+    assert subscription.source == SMALL and received(sent[-1])[4] == 320

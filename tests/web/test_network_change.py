@@ -123,3 +123,47 @@ async def test_a_party_on_a_slow_link_is_told_and_can_switch_to_audio_only_and_b
         await shows_the_room(party, videos=1, voices=1, timeout_s=40)
         await party.wait_for_selector("#link-notice", state="hidden", timeout=30000)
         await host.wait_for_selector("#grid figcaption:has-text('对方网络较慢')", state="detached", timeout=30000)
+
+
+SENDING = """async () => {
+  const pc = window.peerConnections[window.peerConnections.length - 1];
+  const out = { layers: {}, available: null };
+  (await pc.getStats()).forEach((r) => {
+    if (r.type === "outbound-rtp" && r.kind === "video" && r.rid) out.layers[r.rid] = r.bytesSent;
+    if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") out.available = r.availableOutgoingBitrate;
+  });
+  return out;
+}"""
+
+
+async def test_a_party_whose_uplink_falls_mid_call_stops_its_large_layer_within_seconds(live: Live, phone: Path) -> None:
+    """The server's transport-cc feedback lets the party's browser see its own uplink: when the
+    phone's uplink falls to 300 kbit/s, it stops sending its large camera layer (which no longer
+    fits) within seconds, instead of losing a third of its packets for twenty (its estimate from
+    receiver reports alone reacts only to heavy loss). Its probes (padding on the large layer's
+    SSRC) must not keep that layer alive for the others, who get the small one."""
+    async with room(live, phone, ("host", "party")) as pages:
+        host, party = pages["host"], pages["party"]
+        await shows_the_room(host, videos=1, voices=1)
+        first = await party.evaluate(SENDING)
+        await party.wait_for_timeout(2000)
+        second = await party.evaluate(SENDING)
+        assert (second["layers"]["h"] - first["layers"]["h"]) / 2 > 10_000, (first, second)  # the large layer is sent
+
+        PHONE.run("tc", "qdisc", "add", "dev", PHONE.ns_if, "root", "tbf", "rate", "300kbit", "burst", "6kb", "latency", "250ms")
+        shaped = time.monotonic()
+        before = await party.evaluate(SENDING)
+        stopped = None
+        while time.monotonic() - shaped < 20:
+            await party.wait_for_timeout(1000)
+            now = await party.evaluate(SENDING)
+            if now["layers"]["h"] - before["layers"]["h"] < 2_000:  # (under 16 kbit/s: stopped)
+                stopped = time.monotonic() - shaped
+                break
+            before = now
+        print(f"the party's large layer stopped {stopped} s after its uplink fell to 300 kbit/s; "
+              f"its estimate {now['available']}")
+        assert stopped is not None and stopped < 6, (stopped, now)  # without the feedback: 9 s, estimate 511 kbit/s
+        assert now["available"] is not None and now["available"] < 450_000, now
+        await shows_the_room(host, videos=1, voices=1, timeout_s=20)  # the host still sees and hears the party
+

@@ -1,0 +1,116 @@
+"""Transport-wide congestion control feedback (signaling/transport_cc.py), read back by a parser
+written from the draft's packet format (draft-holmer-rmcat-transport-wide-cc-extensions-01 3.1)."""
+from __future__ import annotations
+
+import struct
+
+from signaling.transport_cc import ArrivalLog, chunks
+
+
+def parse(packet: bytes) -> dict[str, object]:
+    """The feedback's fields, and each reported packet's arrival time in microseconds (None: lost)."""
+    first, packet_type, length = struct.unpack("!BBH", packet[:4])
+    assert first >> 6 == 2 and first & 0x1F == 15 and packet_type == 205
+    assert (length + 1) * 4 == len(packet)
+    if first & 0x20:  # padding: the last byte says how much
+        packet = packet[:len(packet) - packet[-1]]
+    sender, media, base, count, word = struct.unpack("!IIHHI", packet[4:20])
+    reference, fb_count = word >> 8, word & 0xFF
+    symbols: list[int] = []
+    at = 20
+    while len(symbols) < count:
+        chunk = struct.unpack("!H", packet[at:at + 2])[0]
+        at += 2
+        if not chunk & 0x8000:  # run length
+            symbols += [chunk >> 13 & 0x3] * (chunk & 0x1FFF)
+        elif not chunk & 0x4000:  # fourteen one-bit symbols
+            symbols += [chunk >> (13 - n) & 1 for n in range(14)]
+        else:  # seven two-bit symbols
+            symbols += [chunk >> (12 - 2 * n) & 3 for n in range(7)]
+    symbols = symbols[:count]
+    assert 3 not in symbols
+    time_us = reference * 64_000
+    arrivals: dict[int, int | None] = {}
+    for n, symbol in enumerate(symbols):
+        seq = (base + n) & 0xFFFF
+        if symbol == 0:
+            arrivals[seq] = None
+            continue
+        if symbol == 1:
+            delta = packet[at]
+            at += 1
+        else:
+            delta = struct.unpack("!h", packet[at:at + 2])[0]
+            at += 2
+        time_us += delta * 250
+        arrivals[seq] = time_us
+    assert at == len(packet), "bytes left over after the deltas"
+    return {"sender": sender, "media": media, "base": base, "fb_count": fb_count, "arrivals": arrivals}
+
+
+def test_in_order_arrivals_are_reported_to_the_quarter_millisecond() -> None:
+    log = ArrivalLog()
+    start = 1_000_000_000
+    for n in range(20):
+        log.arrived(100 + n, start + n * 5_000)  # every 5 ms
+    packet = log.feedback(0x1111, 0x2222)
+    assert packet is not None and len(packet) % 4 == 0
+    fields = parse(packet)
+    assert (fields["sender"], fields["media"], fields["base"], fields["fb_count"]) == (0x1111, 0x2222, 100, 0)
+    assert fields["arrivals"] == {100 + n: start + n * 5_000 for n in range(20)}
+    assert log.feedback(0x1111, 0x2222) is None  # nothing new
+
+
+def test_losses_reordering_and_long_gaps_then_the_next_feedback_goes_on_from_there() -> None:
+    log = ArrivalLog()
+    t = 5_000_000
+    log.arrived(10, t)
+    log.arrived(12, t + 1_000)  # 11 lost
+    log.arrived(14, t + 3_000)
+    log.arrived(13, t + 2_500)  # late by one: a negative delta
+    log.arrived(15, t + 400_000)  # 397 ms later: a large delta
+    for seq in range(16, 40):  # then a run of losses and some arrivals
+        if seq % 9 == 0:
+            log.arrived(seq, t + 400_000 + seq * 250)
+    fields = parse(log.feedback(1, 2) or b"")
+    arrivals = fields["arrivals"]
+    assert isinstance(arrivals, dict)
+    assert arrivals[10] == t and arrivals[11] is None and arrivals[12] == t + 1_000
+    assert arrivals[13] == t + 2_500 and arrivals[14] == t + 3_000 and arrivals[15] == t + 400_000
+    assert [s for s in range(16, 37) if arrivals[s] is not None] == [18, 27, 36]
+    assert max(arrivals) == 36  # ends at the last that arrived
+    # The next feedback starts after the last one reported: 37 and 38 lost, 39 arrived.
+    log.arrived(11, t + 500_000)  # too late: already reported lost
+    log.arrived(39, t + 600_000)
+    fields = parse(log.feedback(1, 2) or b"")
+    assert fields["base"] == 37 and fields["fb_count"] == 1
+    assert fields["arrivals"] == {37: None, 38: None, 39: t + 600_000}
+
+
+def test_sequence_numbers_wrap_and_duplicates_keep_their_first_arrival() -> None:
+    log = ArrivalLog()
+    t = 64_000 * 1000 + 250  # (a quarter millisecond past the reference time)
+    for n, seq in enumerate([65533, 65534, 65535, 0, 1, 1]):
+        log.arrived(seq, t + n * 1_000)
+    fields = parse(log.feedback(1, 2) or b"")
+    assert fields["base"] == 65533
+    assert fields["arrivals"] == {65533: t, 65534: t + 1_000, 65535: t + 2_000, 0: t + 3_000, 1: t + 4_000}
+
+
+def test_status_chunks_use_runs_and_vectors() -> None:
+    assert chunks([1] * 20) == struct.pack("!H", 1 << 13 | 20)
+    # Mixed received and lost: fourteen one-bit symbols to a chunk.
+    mixed = [1, 0] * 7
+    assert chunks(mixed) == struct.pack("!H", 0x8000 | 0b10101010101010)
+    # A large delta among them: seven two-bit symbols.
+    assert chunks([1, 2, 0, 1, 1, 2, 1]) == struct.pack("!H", 0xC000 | 0b01100001011001)
+
+
+def test_a_gap_of_more_than_eight_seconds_starts_the_next_feedback() -> None:
+    log = ArrivalLog()
+    log.arrived(1, 1_000_000)
+    log.arrived(2, 1_000_000 + 9_000_000)
+    first = parse(log.feedback(1, 2) or b"")
+    assert first["arrivals"] == {1: 1_000_000}
+    second = parse(log.feedback(1, 2) or b"")
+    assert second["arrivals"] == {2: 10_000_000}
