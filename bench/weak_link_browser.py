@@ -109,8 +109,8 @@ def set_link(phase: Phase) -> None:
         subprocess.run([*prefix, "nft", "delete", "table", "ip", "tjbench"], capture_output=True)
         if phase.loss:
             device = NS_IF if inside else HOST_IF
-            rules = (f"table ip tjbench {{ chain out {{ type filter hook postrouting priority 0; "
-                     f"oifname \"{device}\" numgen random mod 1000 < {int(phase.loss * 1000)} drop; }} }}")
+            rules = (f"table ip tjbench {{\n chain out {{\n  type filter hook postrouting priority 0;\n"
+                     f"  oifname \"{device}\" numgen random mod 1000 < {int(phase.loss * 1000)} drop\n }}\n}}\n")
             subprocess.run([*prefix, "nft", "-f", "-"], input=rules.encode(), check=True, capture_output=True)
 
 

@@ -11,6 +11,8 @@ server records each packet's arrival and sends the feedback every FEEDBACK_INTER
 from __future__ import annotations
 
 import struct
+import time
+from collections.abc import Callable
 
 TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 FEEDBACK_INTERVAL_S = 0.1  # libwebrtc's default (it ranges 50-250 ms by bitrate)
@@ -107,3 +109,235 @@ def chunks(symbols: list[int]) -> bytes:
             out += struct.pack("!H", 0xC000 | sum(s << (12 - 2 * n) for n, s in enumerate(pairs)))
             i += 7
     return bytes(out)
+
+
+# ---------------------------------------------------------------- the sender's side: a subscriber's downlink
+
+def feedback_packets(compound: bytes) -> list[bytes]:
+    """The transport feedback packets in an RTCP compound, each from its base sequence number on
+    (padding removed); aiortc's parser knows only NACKs among the RTP feedback formats."""
+    found = []
+    at = 0
+    while at + 4 <= len(compound):
+        first, packet_type, length = struct.unpack_from("!BBH", compound, at)
+        end = at + 4 * (length + 1)
+        if end > len(compound):
+            break
+        if packet_type == RTCP_RTPFB and first & 0x1F == FMT_TRANSPORT_CC and end - at >= 20:
+            stop = end - (compound[end - 1] if first & 0x20 else 0)
+            found.append(compound[at + 12:stop])
+        at = end
+    return found
+
+
+def read_feedback(body: bytes) -> list[tuple[int, int | None]]:
+    """Each packet a transport feedback reports: (16-bit sequence number, arrival time in
+    microseconds on the receiver's clock, or None if it did not arrive). A malformed one: []."""
+    try:
+        base, count, word = struct.unpack_from("!HHI", body)
+        reference = word >> 8
+        if reference & 0x800000:
+            reference -= 0x1000000
+        symbols: list[int] = []
+        at = 8
+        while len(symbols) < count:
+            chunk = struct.unpack_from("!H", body, at)[0]
+            at += 2
+            if not chunk & 0x8000:
+                symbols += [chunk >> 13 & 3] * (chunk & 0x1FFF)
+            elif not chunk & 0x4000:
+                symbols += [chunk >> (13 - n) & 1 for n in range(14)]
+            else:
+                symbols += [chunk >> (12 - 2 * n) & 3 for n in range(7)]
+        arrivals: list[tuple[int, int | None]] = []
+        time_us = reference * REFERENCE_US
+        for n, symbol in enumerate(symbols[:count]):
+            if symbol == NOT_RECEIVED:
+                arrivals.append(((base + n) & 0xFFFF, None))
+                continue
+            if symbol == SMALL_DELTA:
+                delta = body[at]
+                at += 1
+            else:
+                delta = struct.unpack_from("!h", body, at)[0]
+                at += 2
+            time_us += delta * DELTA_US
+            arrivals.append(((base + n) & 0xFFFF, time_us))
+        return arrivals
+    except (struct.error, IndexError):
+        return []
+
+
+class SendLog:
+    """Transport-wide sequence numbers for what the server sends one subscriber, and when each
+    packet went and how large it was (for reading its feedback)."""
+
+    SIZE = 4096
+
+    def __init__(self, clock: Callable[[], int] = lambda: time.monotonic_ns() // 1000) -> None:
+        self._clock = clock
+        self._next = 0
+        self._sent_us = [0] * self.SIZE
+        self._sizes = [0] * self.SIZE
+        self._seqs = [-1] * self.SIZE
+
+    def next(self, size: int) -> int:
+        """The sequence number for a packet of this size sent now."""
+        seq = self._next
+        self._next = (seq + 1) & 0xFFFF
+        slot = seq % self.SIZE
+        self._sent_us[slot], self._sizes[slot], self._seqs[slot] = self._clock(), size, seq
+        return seq
+
+    def sent(self, seq: int) -> tuple[int, int] | None:
+        """(when it was sent, microseconds; its size) of a recent packet, else None."""
+        slot = seq % self.SIZE
+        return (self._sent_us[slot], self._sizes[slot]) if self._seqs[slot] == seq else None
+
+
+GROUP_US = 5_000  # packets sent within this of a group's first are one group (a frame's burst)
+TRENDLINE_POINTS = 20  # the delay trend is the slope over this many groups
+SMOOTHING = 0.9
+TREND_GAIN = 4.0
+THRESHOLD_START_MS, THRESHOLD_UP, THRESHOLD_DOWN = 12.5, 0.0087, 0.039  # GCC's adaptive threshold
+OVERUSE_MS = 10.0  # a trend above the threshold this long is overuse
+DECREASE = 0.85  # on overuse: this share of what arrived lately
+FAST_INCREASE, SLOW_INCREASE = 1.2, 1.08  # per second without overuse: far from the last overuse, and near it
+NEAR_OVERUSE_S = 5.0
+HIGH_LOSS, DECREASE_EVERY_S = 0.10, 0.3  # loss above this lowers the estimate too (random loss below it does not) ...
+LOSS_WINDOW_S, LOSS_MIN_PACKETS = 1.0, 20  # ... over the feedback of the last second
+ACKED_WINDOW_US = 500_000
+MIN_BPS, MAX_BPS = 80_000, 10_000_000
+
+
+class DelayEstimator:
+    """What a subscriber's downlink carries, from its transport feedback, as libwebrtc's
+    send-side estimate (GCC) works it out: the one-way delay's trend over packet groups; a
+    rising trend (a queue building up in the link) is overuse, and the estimate falls to 85% of
+    what arrived lately, within a feedback interval or two of the queue starting to grow and
+    before it overflows; otherwise it grows (20% a second, 8% within 5 s of an overuse). Loss
+    lowers it only above 10%: random loss on a radio link, with no queue behind it, is repaired
+    (NACK, Opus FEC), not taken for congestion."""
+
+    def __init__(self, start_bps: int = 1_000_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.log = SendLog()
+        self.estimate_bps = start_bps
+        self.overused_at = float("-inf")  # when the estimate last fell (delay or loss)
+        self.loss = 0.0  # the share lost over the last second's feedback
+        self._clock = clock
+        self._updated_at = clock()
+        self._group: list[int] | None = None  # first send, last send, last arrival (us)
+        self._previous: list[int] | None = None
+        self._accumulated = 0.0
+        self._smoothed = 0.0
+        self._points: list[tuple[float, float]] = []
+        self._first_arrival_us: int | None = None
+        self._deltas = 0
+        self._threshold = THRESHOLD_START_MS
+        self._threshold_at: float | None = None
+        self._overuse_ms = 0.0
+        self._overuse_count = 0
+        self._trend = 0.0
+        self.overusing = False
+        self._acked: list[tuple[int, int]] = []  # (arrival us, size) within ACKED_WINDOW_US
+        self._reports: list[tuple[float, int, int]] = []  # (when, received, lost) within LOSS_WINDOW_S
+
+    def feedback(self, arrivals: list[tuple[int, int | None]]) -> None:
+        """A transport feedback's packets (sequence number, arrival or None)."""
+        received = lost = 0
+        for seq, arrival in arrivals:
+            sent = self.log.sent(seq)
+            if sent is None:
+                continue
+            if arrival is None:
+                lost += 1
+                continue
+            received += 1
+            self._packet(sent[0], arrival, sent[1])
+        now = self._clock()
+        self._reports.append((now, received, lost))
+        while self._reports[0][0] < now - LOSS_WINDOW_S:
+            self._reports.pop(0)
+        counted = sum(r + lost for _, r, lost in self._reports)
+        self.loss = sum(lost for _, _, lost in self._reports) / counted if counted >= LOSS_MIN_PACKETS else 0.0
+        self._control()
+
+    def acked_bps(self) -> int:
+        """What arrived over the last half second of feedback."""
+        if len(self._acked) < 2:
+            return 0
+        span = self._acked[-1][0] - self._acked[0][0]
+        return int(sum(size for _, size in self._acked) * 8 * 1_000_000 / span) if span > 0 else 0
+
+    def _packet(self, send_us: int, arrival_us: int, size: int) -> None:
+        self._acked.append((arrival_us, size))
+        while self._acked and self._acked[0][0] < arrival_us - ACKED_WINDOW_US:
+            self._acked.pop(0)
+        group = self._group
+        if group is None or send_us - group[0] > GROUP_US:
+            if group is not None and self._previous is not None:
+                self._delta(group[1] - self._previous[1], group[2] - self._previous[2], group[2])
+            if group is not None:
+                self._previous = group
+            self._group = [send_us, send_us, arrival_us]
+        else:
+            group[1] = max(group[1], send_us)
+            group[2] = max(group[2], arrival_us)
+
+    def _delta(self, send_delta_us: int, arrival_delta_us: int, arrival_us: int) -> None:
+        """One group after another: the change in one-way delay between them, into the trend."""
+        if self._first_arrival_us is None:
+            self._first_arrival_us = arrival_us
+        self._deltas += 1
+        self._accumulated += (arrival_delta_us - send_delta_us) / 1000
+        self._smoothed = SMOOTHING * self._smoothed + (1 - SMOOTHING) * self._accumulated
+        self._points.append(((arrival_us - self._first_arrival_us) / 1000, self._smoothed))
+        if len(self._points) > TRENDLINE_POINTS:
+            self._points.pop(0)
+        if len(self._points) == TRENDLINE_POINTS:
+            self._detect(_slope(self._points), send_delta_us / 1000)
+
+    def _detect(self, trend: float, send_delta_ms: float) -> None:
+        modified = min(self._deltas, 60) * trend * TREND_GAIN
+        if modified > self._threshold:
+            self._overuse_ms += send_delta_ms if self._overuse_count else send_delta_ms / 2
+            self._overuse_count += 1
+            if self._overuse_ms > OVERUSE_MS and self._overuse_count > 1 and trend >= self._trend:
+                self.overusing = True
+                self._overuse_ms, self._overuse_count = 0.0, 0
+        else:
+            self.overusing = False
+            self._overuse_ms, self._overuse_count = 0.0, 0
+        self._trend = trend
+        now = self._clock()
+        if abs(modified) <= self._threshold + 15:
+            elapsed_ms = min(100.0, (now - self._threshold_at) * 1000) if self._threshold_at is not None else 0.0
+            k = THRESHOLD_DOWN if abs(modified) < self._threshold else THRESHOLD_UP
+            self._threshold = min(600.0, max(6.0, self._threshold + k * (abs(modified) - self._threshold) * elapsed_ms))
+        self._threshold_at = now
+
+    def _control(self) -> None:
+        now = self._clock()
+        elapsed = min(1.0, now - self._updated_at)
+        self._updated_at = now
+        decrease = now - self.overused_at >= DECREASE_EVERY_S
+        if self.overusing and decrease:
+            acked = self.acked_bps()
+            self.estimate_bps = max(MIN_BPS, int(DECREASE * (acked or self.estimate_bps)))
+            self.overused_at = now
+        elif self.loss > HIGH_LOSS and decrease:
+            self.estimate_bps = max(MIN_BPS, int(self.estimate_bps * (1 - self.loss / 2)))
+            self.overused_at = now
+        elif not self.overusing:
+            growth = SLOW_INCREASE if now - self.overused_at < NEAR_OVERUSE_S else FAST_INCREASE
+            self.estimate_bps = min(MAX_BPS, int(self.estimate_bps * growth ** elapsed))
+
+
+def _slope(points: list[tuple[float, float]]) -> float:
+    """The least-squares slope of (x, y) points."""
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    numerator = sum((x - mean_x) * (y - mean_y) for x, y in points)
+    denominator = sum((x - mean_x) ** 2 for x, _ in points)
+    return numerator / denominator if denominator else 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from signaling.transport_cc import ArrivalLog, chunks
+from signaling.transport_cc import ArrivalLog, DelayEstimator, chunks, feedback_packets, read_feedback
 
 
 def parse(packet: bytes) -> dict[str, object]:
@@ -114,3 +114,91 @@ def test_a_gap_of_more_than_eight_seconds_starts_the_next_feedback() -> None:
     assert first["arrivals"] == {1: 1_000_000}
     second = parse(log.feedback(1, 2) or b"")
     assert second["arrivals"] == {2: 10_000_000}
+
+
+# ---------------------------------------------------------------- the sender's side
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run_link(estimator: DelayEstimator, clock: Clock, seconds: float, send_bps: int, capacity_bps: int | None,
+             loss_every: int = 0) -> list[int]:
+    """Send 1,000-byte packets at send_bps (at most the estimate, as the budget does) through a link of this capacity (a queue of at most
+    250 ms in front of it, as tbf's; None: no limit) with 20 ms of delay; feedback every 100 ms;
+    the estimate after each."""
+    queue_free_at = 0.0
+    pending: list[tuple[int, int | None]] = []
+    estimates = []
+    next_feedback = clock.now + 0.1
+    count = 0
+    end = clock.now + seconds
+    while clock.now < end:
+        estimator.log._clock = lambda: int(clock.now * 1_000_000)  # the log reads the same clock
+        seq = estimator.log.next(1000)
+        count += 1
+        leaves = clock.now if capacity_bps is None else max(clock.now, queue_free_at) + 8_000 / capacity_bps
+        if (loss_every and count % loss_every == 0) or leaves - clock.now > 0.25:
+            pending.append((seq, None))
+        else:
+            queue_free_at = leaves
+            pending.append((seq, int((leaves + 0.02) * 1_000_000)))
+        clock.now += 8_000 / min(send_bps, estimator.estimate_bps)
+        if clock.now >= next_feedback:
+            estimator.feedback(pending)
+            estimates.append(estimator.estimate_bps)
+            pending = []
+            next_feedback += 0.1
+    return estimates
+
+
+def test_a_queue_building_up_is_overuse_and_the_estimate_falls_to_what_the_link_carries() -> None:
+    clock = Clock()
+    estimator = DelayEstimator(start_bps=1_000_000, clock=clock)
+    run_link(estimator, clock, 3, 600_000, None)  # a good link: no overuse
+    assert estimator.overused_at == float("-inf") and estimator.estimate_bps > 1_000_000
+    # The link falls to 300 kbit/s while 600 are sent: the queue grows 300 kbit a second.
+    estimates = run_link(estimator, clock, 2, 600_000, 300_000)
+    assert max(estimates[5:]) <= 300_000  # within half a second, before a 250 ms queue overflows
+    assert min(estimates) >= 200_000  # 85% of what arrives
+
+
+def test_random_loss_without_a_queue_is_not_congestion() -> None:
+    clock = Clock()
+    estimator = DelayEstimator(start_bps=500_000, clock=clock)
+    run_link(estimator, clock, 10, 400_000, None, loss_every=20)  # 5% lost, no queue
+    assert estimator.overused_at == float("-inf") and estimator.estimate_bps > 500_000
+    assert 0.0 < estimator.loss <= 0.1
+
+
+def test_heavy_loss_lowers_the_estimate() -> None:
+    clock = Clock()
+    estimator = DelayEstimator(start_bps=1_000_000, clock=clock)
+    run_link(estimator, clock, 2, 400_000, None, loss_every=4)  # a quarter lost
+    assert estimator.estimate_bps < 1_000_000 and estimator.overused_at > float("-inf")
+
+
+def test_the_estimate_grows_back_within_seconds_once_the_link_is_free() -> None:
+    clock = Clock()
+    estimator = DelayEstimator(start_bps=1_000_000, clock=clock)
+    run_link(estimator, clock, 2, 600_000, 150_000)
+    low = estimator.estimate_bps
+    assert low < 200_000
+    run_link(estimator, clock, 12, 150_000, 10_000_000)  # (its queue drains)
+    assert estimator.estimate_bps > 4 * low  # 20% a second, 8% within 5 s of the last overuse
+
+
+def test_feedback_is_read_back_from_the_packets_the_receiver_sends() -> None:
+    log = ArrivalLog()
+    for seq, at in ((7, 1_000_000), (9, 1_004_000), (10, 1_100_000)):
+        log.arrived(seq, at)
+    packet = log.feedback(1, 2) or b""
+    bodies = feedback_packets(packet)
+    assert len(bodies) == 1
+    assert read_feedback(bodies[0]) == [(7, 1_000_000), (8, None), (9, 1_004_000), (10, 1_100_000)]
+    assert read_feedback(b"\x00\x01") == []  # malformed: nothing
