@@ -27,6 +27,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from signaling.transport_cc import DelayEstimator
+
 AUDIO_BPS = 50_000  # an Opus voice stream (32 kbit/s) with its RTP, SRTP, UDP and IP headers
 START_BPS = 300_000  # the NACK answers' budget on a link that is not limited
 MAX_DEBT_S = 1.0  # a frame that starts within budget is sent whole, even a keyframe, up to this debt ...
@@ -62,6 +64,7 @@ GROWTH = 1.15  # per second without loss ...
 GROWTH_CAP = 1.5  # ... up to this times what was actually sent
 MIN_ESTIMATE_BPS = 80_000  # the delivered estimate goes no lower (audio, and a try at video)
 RESERVE = 0.3  # retransmissions only while this share of the burst is still unspent
+FREE_BPS = 3_000_000  # with transport feedback: an estimate this high carries everything a room sends one person
 
 
 _NEVER = float("-inf")
@@ -102,14 +105,32 @@ class Downlink:
         self.dropped_video = 0
         self.dropped_retransmissions = 0
         self.last_loss = 0.0  # the share lost in the latest receiver report (for /metrics)
+        # The delay-based estimate, where the subscriber's browser sends transport feedback.
+        self.delay: DelayEstimator | None = None
 
     @property
     def estimate_bps(self) -> int | None:
-        """What the link can take: what it delivered while it lost packets, else the browser's
+        """What the link can take: the delay-based estimate where the subscriber's browser sends
+        transport feedback; else what it delivered while it lost packets, else the browser's
         estimate. (REMB counts only the video, the packets with abs-send-time, and cannot grow
         past one and a half times what arrived: once a budget holds video down, the REMB would
         fall with it, all the way to audio only.)"""
+        if self.delay is not None:
+            return self.delay.estimate_bps
         return self.delivered_bps if self.delivered_bps is not None else self.remb_bps
+
+    def transport_feedback(self, arrivals: list[tuple[int, int | None]]) -> bool:
+        """The subscriber's transport feedback (see DelayEstimator); True when the video limit changed."""
+        assert self.delay is not None
+        self.delay.feedback(arrivals)
+        return self._decide()
+
+    @property
+    def _ever_congested(self) -> bool:
+        """Whether the link has ever been found congested (until then it is never limited)."""
+        if self.delay is not None:
+            return self.delay.overused_at != _NEVER
+        return self._congested_until != _NEVER
 
     def feedback(self, bitrate_bps: int) -> bool:
         """A new estimate (REMB); True when the video limit changed."""
@@ -132,15 +153,22 @@ class Downlink:
         self._low_reports[fraction_lost > LOSSY_FRACTION] += 1
         if fraction_lost > LOSSY_FRACTION:
             self._lossy_at = now
-            if now >= self._congested_until:  # a new episode: did the last try at more fail?
-                relapse = now - self._congested_until < RELAPSE_S
-                self._hold_s = min(MAX_HOLD_S, self._hold_s * 2) if relapse else CONGESTED_HOLD_S
-            self._congested_until = now + self._hold_s
+            # (With transport feedback, congestion is the delay estimate's to find: loss alone
+            # may be the radio's, and is repaired.)
+            if self.delay is None:
+                if now >= self._congested_until:  # a new episode: did the last try at more fail?
+                    relapse = now - self._congested_until < RELAPSE_S
+                    self._hold_s = min(MAX_HOLD_S, self._hold_s * 2) if relapse else CONGESTED_HOLD_S
+                self._congested_until = now + self._hold_s
         return self._decide()
 
     @property
     def limited(self) -> bool:
-        """Whether the budget holds this link to its estimate now (an estimate, and recent loss)."""
+        """Whether the budget holds this link to its estimate now: with transport feedback, from
+        the first congestion found until the estimate has grown past FREE_BPS again; without,
+        while there is an estimate and loss was recent."""
+        if self.delay is not None:
+            return self._ever_congested and self.delay.estimate_bps < FREE_BPS
         return self.estimate_bps is not None and self._clock() < self._congested_until
 
     def streams(self, video: int, audio: int = 0) -> bool:
@@ -186,7 +214,7 @@ class Downlink:
     def sent(self, size: int, video: bool) -> None:
         """Count a packet that was sent (for video, once its frame started)."""
         self._sent_octets += size
-        if video and self._congested_until != _NEVER:  # (a link that never lost is never limited)
+        if video and self._ever_congested:  # (a link never congested is never limited)
             self.spend(size)
 
     def tick(self) -> bool:
@@ -279,7 +307,7 @@ class Downlink:
         at all; leaving one out costs that frame alone, so these lead to fewer videos only when
         they thin the frame rate by a third (THINNED_SHARE). A frame that starts is sent whole
         (`spend`), so a keyframe larger than the budget's burst still gets through."""
-        if self._congested_until == _NEVER or not self.limited:
+        if not self._ever_congested or not self.limited:
             return True
         self._refill()
         if droppable and self._tokens < 0:

@@ -40,8 +40,10 @@ NACK_FORGET_S = 1.0  # a packet missing longer than this is given up (the keyfra
 RESEND_AFTER_S = 0.3  # a packet sent again is not sent again sooner than this (it may be on its way)
 RESEND_MAX_AGE = 96  # packets: an older one is too late to be shown (and would look like a restart)
 _HEADER = struct.Struct("!BBHII")
-_HEADER_WITH_SEND_TIME = struct.Struct("!BBHIIII")  # ... and one one-byte extension: abs-send-time
+_HEADER_WITH_SEND_TIME = struct.Struct("!BBHIIII")  # ... and one word of one-byte extensions (abs-send-time, or transport-cc)
+_HEADER_WITH_TWO = struct.Struct("!BBHIIIII")  # ... or two: abs-send-time and transport-cc
 _ONE_BYTE_EXTENSIONS = 0xBEDE0001  # the RFC 8285 profile, one 32-bit word of extensions
+_TWO_WORDS_OF_EXTENSIONS = 0xBEDE0002
 _ABS_SEND_TIME_UNITS = 1 << 18  # 6.18 fixed-point seconds
 _SEQ_TS_SSRC = struct.Struct("!HII")
 _STEADY, _AFTER_GAP, _NEW_SOURCE = 0, 1, 2  # Subscription._rebase
@@ -157,7 +159,7 @@ class Subscription:
 
     def __init__(
         self, kind: str, ssrc: int, payload_type: int, send: Callable[[bytes, bytes], bool], *,
-        downlink: Downlink | None = None, abs_send_time_id: int | None = None,
+        downlink: Downlink | None = None, abs_send_time_id: int | None = None, transport_cc_id: int | None = None,
     ) -> None:
         self.kind = kind
         self.ssrc = ssrc
@@ -167,6 +169,9 @@ class Subscription:
         self._clock_rate = 90_000 if self._video else 48_000
         self.downlink = downlink or Downlink()
         self._abs_send_time_id = abs_send_time_id if self._video else None
+        # Transport-wide sequence numbers (and the subscriber's feedback on them) where its
+        # browser negotiated them: its link's delay-based estimate (Downlink.delay).
+        self._transport_cc_id = transport_cc_id if self.downlink.delay is not None else None
         self.paused = False  # the subscriber is on audio only: no video, no keyframe requests
         # Simulcast: the publisher's layer (SSRC) being forwarded, the one chosen for this
         # subscriber (None: the largest), and how large the subscriber shows the video (pixels;
@@ -269,14 +274,21 @@ class Subscription:
             payload = self._renumber(payload, vp8)
         out_seq = (seq + self._seq_offset) & 0xFFFF
         out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
+        second = (marker << 7) | self.payload_type
         if self._abs_send_time_id is not None:
             if sent_at is None:
                 sent_at = abs_send_time()
-            header = _HEADER_WITH_SEND_TIME.pack(
-                0x90, (marker << 7) | self.payload_type, out_seq, out_ts, self.ssrc, _ONE_BYTE_EXTENSIONS,
-                (self._abs_send_time_id << 28) | (2 << 24) | sent_at)
+            send_time = (self._abs_send_time_id << 28) | (2 << 24) | sent_at
+            if self._transport_cc_id is not None:
+                header = _HEADER_WITH_TWO.pack(0x90, second, out_seq, out_ts, self.ssrc, _TWO_WORDS_OF_EXTENSIONS,
+                                               send_time, self._transport_word(_HEADER_WITH_TWO.size + len(payload)))
+            else:
+                header = _HEADER_WITH_SEND_TIME.pack(0x90, second, out_seq, out_ts, self.ssrc, _ONE_BYTE_EXTENSIONS, send_time)
+        elif self._transport_cc_id is not None:
+            header = _HEADER_WITH_SEND_TIME.pack(0x90, second, out_seq, out_ts, self.ssrc, _ONE_BYTE_EXTENSIONS,
+                                                 self._transport_word(_HEADER_WITH_SEND_TIME.size + len(payload)))
         else:
-            header = _HEADER.pack(0x80, (marker << 7) | self.payload_type, out_seq, out_ts, self.ssrc)
+            header = _HEADER.pack(0x80, second, out_seq, out_ts, self.ssrc)
         size = len(header) + len(payload)
         self.downlink.sent(size, self._video)
         self._sent_bytes += size
@@ -414,7 +426,15 @@ class Subscription:
             self._resent = {n: at for n, at in self._resent.items() if now - at < RESEND_AFTER_S}
         self._resent[seq] = now
         self.retransmitted += 1
+        if self._transport_cc_id is not None:  # (each packet sent has a transport sequence number of its own)
+            header = header[:-4] + self._transport_word(len(header) + len(payload)).to_bytes(4, "big")
         return self._send(header, payload)
+
+    def _transport_word(self, size: int) -> int:
+        """The transport-cc extension (its one-byte header, the number, a byte of padding) for a
+        packet of this size sent now."""
+        assert self._transport_cc_id is not None and self.downlink.delay is not None
+        return (self._transport_cc_id << 28) | (1 << 24) | (self.downlink.delay.log.next(size) << 8)
 
 
 class PublishedStream:

@@ -56,7 +56,7 @@ from signaling.bandwidth import DOWNGRADED_LOSS_S, LOSSY_FRACTION, Downlink, Lin
 from signaling.errors import SignalingError
 from signaling.forwarding import PublishedStream, Subscription, header_extension, parse_rtp
 from signaling.simulcast import Choice, choose_layer
-from signaling.transport_cc import TRANSPORT_CC_URI, ArrivalLog
+from signaling.transport_cc import TRANSPORT_CC_URI, ArrivalLog, DelayEstimator, feedback_packets, read_feedback
 
 logger = logging.getLogger(__name__)
 SLOTS = 25  # everyone else in a room of 25, and a shared screen
@@ -181,10 +181,13 @@ class ServerPeer:
             self.simulcast = len(rids) > 1
         transport_cc = re.search(rf"a=extmap:(\d+) {re.escape(TRANSPORT_CC_URI)}", offer_sdp)
         if transport_cc:
+            # Both ways: feedback on what it sends (its browser's estimate of its uplink), and
+            # numbers on what it receives, for its feedback (this server's estimate of its downlink).
             self._transport_cc_id = int(transport_cc.group(1))
-            for transceiver in self._publish:
+            for transceiver in transceivers:
                 hooks.add_header_extension(transceiver, TRANSPORT_CC_URI, self._transport_cc_id)
                 hooks.add_rtcp_feedback(transceiver, "transport-cc")
+            self.downlink.delay = DelayEstimator()
         for transceiver, stream in zip(self._publish, (self.audio, self.video, self.screen)):
             transceiver.direction = "recvonly"
             hooks.receive_without_decoding(transceiver.receiver, functools.partial(self._learn, stream=stream))
@@ -247,7 +250,8 @@ class ServerPeer:
         codec = hooks.negotiated_codecs(transceiver)[0]
         assert self._sender is not None
         return Subscription(transceiver.kind, hooks.sender_ssrc(transceiver), codec.payloadType or 0, self._sender,
-                            downlink=self.downlink, abs_send_time_id=self._abs_send_time_id)
+                            downlink=self.downlink, abs_send_time_id=self._abs_send_time_id,
+                            transport_cc_id=self._transport_cc_id)
 
     async def count_streams(self) -> None:
         """After the slots changed: how many video streams this participant receives."""
@@ -396,13 +400,16 @@ class ServerPeer:
     def _on_rtcp(self, data: bytes) -> None:
         """An RTCP compound from this participant: its sender reports, as a publisher (the NTP
         time's middle 32 bits and when it came go back in the receiver reports, LSR and DLSR:
-        its round trip); as a subscriber, its receiver reports, NACKs, keyframe requests and
-        REMB for the streams the server sends it."""
+        its round trip); as a subscriber, its transport feedback, receiver reports, NACKs,
+        keyframe requests and REMB for the streams the server sends it."""
+        changed = False
+        if self.downlink.delay is not None:
+            for body in feedback_packets(data):
+                changed = self.downlink.transport_feedback(read_feedback(body)) or changed
         try:
             packets = RtcpPacket.parse(data)
         except ValueError:
-            return
-        changed = False
+            packets = []
         for packet in packets:
             if isinstance(packet, RtcpSrPacket):
                 for stream in (self.audio, self.video, self.screen):
