@@ -206,6 +206,7 @@ FAST_INCREASE, SLOW_INCREASE = 1.2, 1.08  # per second without overuse: far from
 NEAR_OVERUSE_S = 5.0
 HIGH_LOSS, DECREASE_EVERY_S = 0.10, 0.3  # loss above this lowers the estimate too (random loss below it does not) ...
 LOSS_WINDOW_S, LOSS_MIN_PACKETS = 1.0, 20  # ... over the feedback of the last second
+LOW_LOSS = 0.02  # between this and HIGH_LOSS the estimate holds (GCC's loss-based band)
 ACKED_WINDOW_US = 500_000
 MIN_BPS, MAX_BPS = 80_000, 10_000_000
 
@@ -215,9 +216,10 @@ class DelayEstimator:
     send-side estimate (GCC) works it out: the one-way delay's trend over packet groups; a
     rising trend (a queue building up in the link) is overuse, and the estimate falls to 85% of
     what arrived lately, within a feedback interval or two of the queue starting to grow and
-    before it overflows; otherwise it grows (20% a second, 8% within 5 s of an overuse). Loss
-    lowers it only above 10%: random loss on a radio link, with no queue behind it, is repaired
-    (NACK, Opus FEC), not taken for congestion."""
+    before it overflows; otherwise it grows (20% a second, 8% within 5 s of an overuse) while
+    under 2% is lost. Loss lowers it only above 10% (to at most what arrived: a policer drops
+    without queueing): random loss on a radio link, with no queue behind it, is repaired (NACK,
+    Opus FEC), not taken for congestion."""
 
     def __init__(self, start_bps: int = 1_000_000, clock: Callable[[], float] = time.monotonic) -> None:
         self.log = SendLog()
@@ -326,9 +328,11 @@ class DelayEstimator:
             self.estimate_bps = max(MIN_BPS, int(DECREASE * (acked or self.estimate_bps)))
             self.overused_at = now
         elif self.loss > HIGH_LOSS and decrease:
-            self.estimate_bps = max(MIN_BPS, int(self.estimate_bps * (1 - self.loss / 2)))
+            # A link that drops what it cannot carry without queueing it first (a policer): at
+            # most what arrived lately.
+            self.estimate_bps = max(MIN_BPS, min(int(self.estimate_bps * (1 - self.loss / 2)), self.acked_bps() or self.estimate_bps))
             self.overused_at = now
-        elif not self.overusing:
+        elif not self.overusing and self.loss <= LOW_LOSS:
             growth = SLOW_INCREASE if now - self.overused_at < NEAR_OVERUSE_S else FAST_INCREASE
             self.estimate_bps = min(MAX_BPS, int(self.estimate_bps * growth ** elapsed))
 
