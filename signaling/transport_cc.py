@@ -10,6 +10,7 @@ server records each packet's arrival and sends the feedback every FEEDBACK_INTER
 """
 from __future__ import annotations
 
+import collections
 import struct
 import time
 from collections.abc import Callable
@@ -177,22 +178,17 @@ class SendLog:
     def __init__(self, clock: Callable[[], int] = lambda: time.monotonic_ns() // 1000) -> None:
         self._clock = clock
         self._next = 0
-        self._sent_us = [0] * self.SIZE
-        self._sizes = [0] * self.SIZE
-        self._seqs = [-1] * self.SIZE
+        self.sent_us = [0] * self.SIZE
+        self.sizes = [0] * self.SIZE
+        self.seqs = [-1] * self.SIZE
 
     def next(self, size: int) -> int:
         """The sequence number for a packet of this size sent now."""
         seq = self._next
         self._next = (seq + 1) & 0xFFFF
         slot = seq % self.SIZE
-        self._sent_us[slot], self._sizes[slot], self._seqs[slot] = self._clock(), size, seq
+        self.sent_us[slot], self.sizes[slot], self.seqs[slot] = self._clock(), size, seq
         return seq
-
-    def sent(self, seq: int) -> tuple[int, int] | None:
-        """(when it was sent, microseconds; its size) of a recent packet, else None."""
-        slot = seq % self.SIZE
-        return (self._sent_us[slot], self._sizes[slot]) if self._seqs[slot] == seq else None
 
 
 GROUP_US = 5_000  # packets sent within this of a group's first are one group (a frame's burst)
@@ -232,7 +228,7 @@ class DelayEstimator:
         self._previous: list[int] | None = None
         self._accumulated = 0.0
         self._smoothed = 0.0
-        self._points: list[tuple[float, float]] = []
+        self._points: collections.deque[tuple[float, float]] = collections.deque(maxlen=TRENDLINE_POINTS)
         self._first_arrival_us: int | None = None
         self._deltas = 0
         self._threshold = THRESHOLD_START_MS
@@ -241,27 +237,53 @@ class DelayEstimator:
         self._overuse_count = 0
         self._trend = 0.0
         self.overusing = False
-        self._acked: list[tuple[int, int]] = []  # (arrival us, size) within ACKED_WINDOW_US
-        self._reports: list[tuple[float, int, int]] = []  # (when, received, lost) within LOSS_WINDOW_S
+        self._acked: collections.deque[tuple[int, int]] = collections.deque()  # (arrival us, size) within ACKED_WINDOW_US
+        self._reports: collections.deque[tuple[float, int, int]] = collections.deque()  # (when, received, lost) within LOSS_WINDOW_S
 
     def feedback(self, arrivals: list[tuple[int, int | None]]) -> None:
-        """A transport feedback's packets (sequence number, arrival or None)."""
+        """A transport feedback's packets (sequence number, arrival or None): the groups they
+        complete go into the delay trend, which is judged once per feedback."""
         received = lost = 0
-        for seq, arrival in arrivals:
-            sent = self.log.sent(seq)
-            if sent is None:
+        seqs, sent_us, sizes = self.log.seqs, self.log.sent_us, self.log.sizes
+        acked = self._acked
+        group = self._group
+        send_span_us = 0
+        last_arrival = 0
+        for seq, arrival in arrivals:  # (per packet: kept lean, it runs for every packet sent)
+            slot = seq % SendLog.SIZE
+            if seqs[slot] != seq:
                 continue
             if arrival is None:
                 lost += 1
                 continue
             received += 1
-            self._packet(sent[0], arrival, sent[1])
+            send = sent_us[slot]
+            acked.append((arrival, sizes[slot]))
+            last_arrival = arrival
+            if group is None or send - group[0] > GROUP_US:
+                previous = self._previous
+                if group is not None and previous is not None:
+                    send_span_us += group[1] - previous[1]
+                    self._delta(group[1] - previous[1], group[2] - previous[2], group[2])
+                if group is not None:
+                    self._previous = group
+                group = self._group = [send, send, arrival]
+            else:
+                if send > group[1]:
+                    group[1] = send
+                if arrival > group[2]:
+                    group[2] = arrival
+        while acked and acked[0][0] < last_arrival - ACKED_WINDOW_US:
+            acked.popleft()
+        if send_span_us and len(self._points) == TRENDLINE_POINTS:
+            self._detect(_slope(self._points), send_span_us / 1000)
         now = self._clock()
-        self._reports.append((now, received, lost))
-        while self._reports[0][0] < now - LOSS_WINDOW_S:
-            self._reports.pop(0)
-        counted = sum(r + lost for _, r, lost in self._reports)
-        self.loss = sum(lost for _, _, lost in self._reports) / counted if counted >= LOSS_MIN_PACKETS else 0.0
+        reports = self._reports
+        reports.append((now, received, lost))
+        while reports[0][0] < now - LOSS_WINDOW_S:
+            reports.popleft()
+        counted = sum(r + lost for _, r, lost in reports)
+        self.loss = sum(lost for _, _, lost in reports) / counted if counted >= LOSS_MIN_PACKETS else 0.0
         self._control()
 
     def acked_bps(self) -> int:
@@ -271,21 +293,6 @@ class DelayEstimator:
         span = self._acked[-1][0] - self._acked[0][0]
         return int(sum(size for _, size in self._acked) * 8 * 1_000_000 / span) if span > 0 else 0
 
-    def _packet(self, send_us: int, arrival_us: int, size: int) -> None:
-        self._acked.append((arrival_us, size))
-        while self._acked and self._acked[0][0] < arrival_us - ACKED_WINDOW_US:
-            self._acked.pop(0)
-        group = self._group
-        if group is None or send_us - group[0] > GROUP_US:
-            if group is not None and self._previous is not None:
-                self._delta(group[1] - self._previous[1], group[2] - self._previous[2], group[2])
-            if group is not None:
-                self._previous = group
-            self._group = [send_us, send_us, arrival_us]
-        else:
-            group[1] = max(group[1], send_us)
-            group[2] = max(group[2], arrival_us)
-
     def _delta(self, send_delta_us: int, arrival_delta_us: int, arrival_us: int) -> None:
         """One group after another: the change in one-way delay between them, into the trend."""
         if self._first_arrival_us is None:
@@ -294,10 +301,6 @@ class DelayEstimator:
         self._accumulated += (arrival_delta_us - send_delta_us) / 1000
         self._smoothed = SMOOTHING * self._smoothed + (1 - SMOOTHING) * self._accumulated
         self._points.append(((arrival_us - self._first_arrival_us) / 1000, self._smoothed))
-        if len(self._points) > TRENDLINE_POINTS:
-            self._points.pop(0)
-        if len(self._points) == TRENDLINE_POINTS:
-            self._detect(_slope(self._points), send_delta_us / 1000)
 
     def _detect(self, trend: float, send_delta_ms: float) -> None:
         modified = min(self._deltas, 60) * trend * TREND_GAIN
@@ -337,7 +340,7 @@ class DelayEstimator:
             self.estimate_bps = min(MAX_BPS, int(self.estimate_bps * growth ** elapsed))
 
 
-def _slope(points: list[tuple[float, float]]) -> float:
+def _slope(points: collections.deque[tuple[float, float]]) -> float:
     """The least-squares slope of (x, y) points."""
     n = len(points)
     mean_x = sum(x for x, _ in points) / n
