@@ -403,9 +403,13 @@ class ServerPeer:
         its round trip); as a subscriber, its transport feedback, receiver reports, NACKs,
         keyframe requests and REMB for the streams the server sends it."""
         changed = False
-        if self.downlink.delay is not None:
+        delay = self.downlink.delay
+        if delay is not None:
+            lowered = delay.overused_at
             for body in feedback_packets(data):
                 changed = self.downlink.transport_feedback(read_feedback(body)) or changed
+            if delay.overused_at != lowered:
+                self.choose_layers()  # smaller layers now, not at the next second's round
         try:
             packets = RtcpPacket.parse(data)
         except ValueError:
