@@ -257,22 +257,10 @@ async def _measure(cluster: Cluster, rooms: int, window_s: float, media: Any, lo
 @contextlib.contextmanager
 def test_nodes(server_url: str, folder: Path) -> Iterator[Any]:
     """tests/cluster's nodes (started on demand) on a fresh database with the schema and staff1."""
-    from foundation.database import upgrade_database
-    from tests.cluster.conftest import Cluster as Nodes
-    from tests.conftest import STAFF_PASSWORD
-    from tests.postgres import fresh_database
+    from tests.cluster.conftest import nodes_on, with_staff
 
-    with fresh_database(server_url) as url:
-        upgrade_database(url)
-        env = {"TIAOJIE_SECRET_KEY": "bench-failover", "TIAOJIE_BOOKING_NOTICE_MIN": "0"}
-        subprocess.run([TIAOJIE, "create-staff", "staff1", "--password", STAFF_PASSWORD, "--database-url", url],
-                       env={**os.environ, **env}, check=True, capture_output=True)
-        nodes = Nodes(url, folder, env)
-        try:
-            yield nodes
-        finally:
-            for node in nodes.nodes:
-                node.stop()
+    with nodes_on(server_url, folder, TIAOJIE_SECRET_KEY="bench-failover") as cluster:
+        yield with_staff(cluster)
 
 
 async def enter_room(entries: list[str], session: dict[str, Any], kinds: list[str]) -> list[Any]:

@@ -115,13 +115,12 @@ class Cluster:
         return next(n for n in self.nodes if n.name == name)
 
 
-@pytest.fixture
-def bare_cluster(postgres: str, tmp_path: Path) -> Iterator[Cluster]:
-    """No nodes yet, on a new empty database (no schema)."""
-    with fresh_database(postgres) as url:
-        env = {"TIAOJIE_SECRET_KEY": "cluster-test-secret", "TIAOJIE_SCHEDULER_LEASE_S": "3",
-               "TIAOJIE_BOOKING_NOTICE_MIN": "0"}
-        cluster = Cluster(url, tmp_path, env)
+@contextlib.contextmanager
+def nodes_on(server_url: str, folder: Path, **env: str) -> Iterator[Cluster]:
+    """No nodes yet, on a new empty database of this PostgreSQL server (no schema); every node
+    started is stopped at the end (the tests' fixtures, and bench/cluster.py)."""
+    with fresh_database(server_url) as url:
+        cluster = Cluster(url, folder, {"TIAOJIE_BOOKING_NOTICE_MIN": "0", **env})
         try:
             yield cluster
         finally:
@@ -129,13 +128,25 @@ def bare_cluster(postgres: str, tmp_path: Path) -> Iterator[Cluster]:
                 node.stop()
 
 
+def with_staff(cluster: Cluster) -> Cluster:
+    """The cluster's database with the schema and a staff account `staff1`."""
+    upgrade_database(cluster.database_url)
+    subprocess.run([TIAOJIE, "create-staff", "staff1", "--password", STAFF_PASSWORD, "--database-url", cluster.database_url],
+                   env={**os.environ, **cluster.env}, check=True, capture_output=True)
+    return cluster
+
+
+@pytest.fixture
+def bare_cluster(postgres: str, tmp_path: Path) -> Iterator[Cluster]:
+    """No nodes yet, on a new empty database (no schema)."""
+    with nodes_on(postgres, tmp_path, TIAOJIE_SECRET_KEY="cluster-test-secret", TIAOJIE_SCHEDULER_LEASE_S="3") as cluster:
+        yield cluster
+
+
 @pytest.fixture
 def cluster(bare_cluster: Cluster) -> Cluster:
     """No nodes yet, on a fresh database with the schema and a staff account `staff1`."""
-    upgrade_database(bare_cluster.database_url)
-    subprocess.run([TIAOJIE, "create-staff", "staff1", "--password", STAFF_PASSWORD, "--database-url", bare_cluster.database_url],
-                   env={**os.environ, **bare_cluster.env}, check=True, capture_output=True)
-    return bare_cluster
+    return with_staff(bare_cluster)
 
 
 def staff_client(node: Node) -> httpx.Client:
