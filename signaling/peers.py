@@ -56,7 +56,7 @@ from signaling.bandwidth import DOWNGRADED_LOSS_S, LOSSY_FRACTION, Downlink, Lin
 from signaling.errors import SignalingError
 from signaling.forwarding import PublishedStream, Subscription, header_extension, parse_rtp
 from signaling.simulcast import Choice, choose_layer
-from signaling.transport_cc import TRANSPORT_CC_URI, ArrivalLog, DelayEstimator, feedback_packets, read_feedback
+from signaling.transport_cc import TRANSPORT_CC_URI, ArrivalLog, DelayEstimator, read_feedback, split_feedback
 
 logger = logging.getLogger(__name__)
 SLOTS = 25  # everyone else in a room of 25, and a shared screen
@@ -403,10 +403,11 @@ class ServerPeer:
         its round trip); as a subscriber, its transport feedback, receiver reports, NACKs,
         keyframe requests and REMB for the streams the server sends it."""
         changed = False
+        transport, data = split_feedback(data)
         delay = self.downlink.delay
-        if delay is not None:
+        if delay is not None and transport:
             lowered = delay.overused_at
-            for body in feedback_packets(data):
+            for body in transport:
                 changed = self.downlink.transport_feedback(read_feedback(body)) or changed
             if delay.overused_at != lowered:
                 self.choose_layers()  # smaller layers now, not at the next second's round

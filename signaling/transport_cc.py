@@ -114,21 +114,26 @@ def chunks(symbols: list[int]) -> bytes:
 
 # ---------------------------------------------------------------- the sender's side: a subscriber's downlink
 
-def feedback_packets(compound: bytes) -> list[bytes]:
-    """The transport feedback packets in an RTCP compound, each from its base sequence number on
-    (padding removed); aiortc's parser knows only NACKs among the RTP feedback formats."""
-    found = []
+def split_feedback(compound: bytes) -> tuple[list[bytes], bytes]:
+    """The transport feedback packets of an RTCP compound (each from its base sequence number on,
+    padding removed), and the compound without them: aiortc's parser knows only NACKs among the
+    RTP feedback formats, and a padded transport feedback makes it refuse the whole compound
+    (and with it the receiver reports, NACKs and PLIs beside it)."""
+    found, rest = [], []
     at = 0
     while at + 4 <= len(compound):
         first, packet_type, length = struct.unpack_from("!BBH", compound, at)
         end = at + 4 * (length + 1)
         if end > len(compound):
             break
-        if packet_type == RTCP_RTPFB and first & 0x1F == FMT_TRANSPORT_CC and end - at >= 20:
+        if packet_type == RTCP_RTPFB and first & 0x1F == FMT_TRANSPORT_CC:
             stop = end - (compound[end - 1] if first & 0x20 else 0)
-            found.append(compound[at + 12:stop])
+            if stop - at >= 20:
+                found.append(compound[at + 12:stop])
+        else:
+            rest.append(compound[at:end])
         at = end
-    return found
+    return found, b"".join(rest) + compound[at:]
 
 
 def read_feedback(body: bytes) -> list[tuple[int, int | None]]:
