@@ -133,6 +133,8 @@ def split_feedback(compound: bytes) -> tuple[list[bytes], bytes]:
         else:
             rest.append(compound[at:end])
         at = end
+    if not found:
+        return found, compound  # (most compounds: nothing to cut out, nothing to copy)
     return found, b"".join(rest) + compound[at:]
 
 
