@@ -18,11 +18,17 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
-    """Cancel a background task and wait until it has finished."""
+async def cancel_and_wait(task: asyncio.Task[Any] | None, again_after_s: float = 2.0) -> None:
+    """Cancel a background task and wait until it has finished.
+
+    The cancel is repeated every `again_after_s` while the task runs on: Python 3.11's
+    `asyncio.wait_for` (which aiosmtplib uses) loses a cancel that arrives as the awaited result
+    does, and a loop that then waits for its next round would keep the stop waiting forever."""
     if task is None or task.done():
         return
-    task.cancel()
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=again_after_s)
     try:
         await task
     except asyncio.CancelledError:
