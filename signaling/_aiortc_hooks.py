@@ -109,8 +109,9 @@ def idle_track(kind: str) -> MediaStreamTrack:
 
 
 class PacketSender:
-    """Protects and sends one RTP or RTCP packet now (False when it was dropped), given whole or
-    as header and payload (which then need not be joined first); close() at the end."""
+    """Protects and sends one RTP or RTCP packet now, given whole or as header and payload (which
+    then need not be joined first); False when it could not be (no keys or path yet, too large).
+    close() at the end."""
 
     __slots__ = ("_transport", "_ice", "_pair", "_sock", "_addr", "_session", "_srtp", "_cdata", "_view", "_length")
 
@@ -144,8 +145,11 @@ class PacketSender:
             return False
         try:
             self._sock.sendto(view[:length[0]], self._addr)  # type: ignore[union-attr]
-        except OSError:  # BlockingIOError: the kernel's send buffer is full: drop, never queue
-            return False
+        except OSError:
+            # The kernel refused it (its send buffer full, a local firewall's drop): lost as if on
+            # the way, never queued. It was numbered and kept, so the receiver asks for it again
+            # (NACK) rather than its video waiting for a keyframe.
+            pass
         return True
 
     def _follow(self, session: Any) -> bool:

@@ -231,6 +231,39 @@ async def test_uplink_loss_is_repaired_at_the_server(harness: Harness) -> None:
     assert {p["peer_id"]: p["weak_link"] for p in listed} == {"p0": True, "p1": False}
 
 
+class _RefusingSocket:
+    """A socket whose kernel refuses every `every`-th datagram (EPERM, as a local firewall's
+    drop; ENOBUFS or EAGAIN from a full send buffer are the same to the sender)."""
+
+    def __init__(self, sock: Any, every: int) -> None:
+        self.sock, self.every, self.sent, self.refused = sock, every, 0, 0
+
+    def sendto(self, data: bytes, address: Any) -> int:
+        self.sent += 1
+        if self.sent % self.every == 0:
+            self.refused += 1
+            raise PermissionError(1, "Operation not permitted")
+        return int(self.sock.sendto(data, address))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def test_a_packet_the_kernel_refuses_is_lost_and_repaired_not_hidden(harness: Harness) -> None:
+    # The server kept such a packet's number for the next one and waited for a keyframe: the
+    # subscriber saw no gap, never asked for it again, and its video froze until the keyframe.
+    await harness.add(0)
+    subscriber = await harness.add(1)
+    await wait_until(lambda: subscriber.received_from("p0").video_frames >= 10, 15)
+    sender = harness.engine.router.peers["p1"]._sender
+    refusing = sender._sock = _RefusingSocket(sender._sock, every=40)
+    video = next(slot.video for slot in harness.engine.router.peers["p1"].slots if slot.video is not None)
+    frames = subscriber.received_from("p0").video_frames
+    await wait_until(lambda: refusing.refused >= 10 and subscriber.received_from("p0").video_frames >= frames + 60, 30)
+    assert video.retransmitted > 0  # the subscriber saw the gaps and asked (NACK); the server resent
+    assert video.dropped == 0
+
+
 async def assert_clean_voice(client: MediaClient, peer_id: str, before: tuple[int, int]) -> None:
     """peer_id's voice flows to client (at least 4 s of it since `before`, its voice_packets
     then, however long a busy machine takes), and less than 5% of it was lost on the way."""
