@@ -188,6 +188,11 @@ class ServerPeer:
                 hooks.add_header_extension(transceiver, TRANSPORT_CC_URI, self._transport_cc_id)
                 hooks.add_rtcp_feedback(transceiver, "transport-cc")
             self.downlink.delay = DelayEstimator()
+        for transceiver in transceivers:
+            if transceiver.kind == "audio":
+                # Voices lost on the way are asked for again (NACK) and resent from the history,
+                # as video is: a browser's audio buffer waits a round trip for them.
+                hooks.add_rtcp_feedback(transceiver, "nack")
         for transceiver, stream in zip(self._publish, (self.audio, self.video, self.screen)):
             transceiver.direction = "recvonly"
             hooks.receive_without_decoding(transceiver.receiver, functools.partial(self._learn, stream=stream))
