@@ -209,6 +209,7 @@ FAST_INCREASE, SLOW_INCREASE = 1.2, 1.08  # per second without overuse: far from
 NEAR_OVERUSE_S = 5.0
 HIGH_LOSS, DECREASE_EVERY_S = 0.10, 0.3  # loss above this lowers the estimate too (random loss below it does not) ...
 LOSS_WINDOW_S, LOSS_MIN_PACKETS = 1.0, 20  # ... over the feedback of the last second
+HIGH_LOSS_FOR_S = 1.0  # ... for this long: a short spell of random loss is not a policer
 LOW_LOSS = 0.02  # between this and HIGH_LOSS the estimate holds (GCC's loss-based band)
 ACKED_WINDOW_US = 500_000
 MIN_BPS, MAX_BPS = 80_000, 10_000_000
@@ -220,8 +221,8 @@ class DelayEstimator:
     rising trend (a queue building up in the link) is overuse, and the estimate falls to 85% of
     what arrived lately, within a feedback interval or two of the queue starting to grow and
     before it overflows; otherwise it grows (20% a second, 8% within 5 s of an overuse) while
-    under 2% is lost. Loss lowers it only above 10% (to at most what arrived: a policer drops
-    without queueing): random loss on a radio link, with no queue behind it, is repaired (NACK,
+    under 2% is lost. Loss lowers it only above 10% for a second (to at most what arrived: a
+    policer drops without queueing): random loss on a radio link, with no queue behind it, is repaired (NACK,
     Opus FEC), not taken for congestion."""
 
     def __init__(self, start_bps: int = 1_000_000, clock: Callable[[], float] = time.monotonic) -> None:
@@ -229,6 +230,7 @@ class DelayEstimator:
         self.estimate_bps = start_bps
         self.overused_at = float("-inf")  # when the estimate last fell (delay or loss)
         self.loss = 0.0  # the share lost over the last second's feedback
+        self._high_loss_since: float | None = None  # when it went above HIGH_LOSS, if it is
         self._clock = clock
         self._updated_at = clock()
         self._group: list[int] | None = None  # first send, last send, last arrival (us)
@@ -291,6 +293,10 @@ class DelayEstimator:
             reports.popleft()
         counted = sum(r + lost for _, r, lost in reports)
         self.loss = sum(lost for _, _, lost in reports) / counted if counted >= LOSS_MIN_PACKETS else 0.0
+        if self.loss <= HIGH_LOSS:
+            self._high_loss_since = None
+        elif self._high_loss_since is None:
+            self._high_loss_since = now
         self._control()
 
     def acked_bps(self) -> int:
@@ -337,7 +343,7 @@ class DelayEstimator:
             acked = self.acked_bps()
             self.estimate_bps = max(MIN_BPS, int(DECREASE * (acked or self.estimate_bps)))
             self.overused_at = now
-        elif self.loss > HIGH_LOSS and decrease:
+        elif self._high_loss_since is not None and now - self._high_loss_since >= HIGH_LOSS_FOR_S and decrease:
             # A link that drops what it cannot carry without queueing it first (a policer): at
             # most what arrived lately.
             self.estimate_bps = max(MIN_BPS, min(int(self.estimate_bps * (1 - self.loss / 2)), self.acked_bps() or self.estimate_bps))

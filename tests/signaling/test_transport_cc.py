@@ -181,6 +181,17 @@ def test_random_loss_without_a_queue_is_not_congestion() -> None:
     assert estimator.estimate_bps > 600_000
 
 
+def test_a_short_spell_of_heavier_loss_is_not_a_policer() -> None:
+    # One second's count of random loss at 5% goes over 10% now and then; the estimate fell to
+    # what arrived each time (an application-limited rate), and the hold kept it there.
+    clock = Clock()
+    estimator = DelayEstimator(start_bps=2_000_000, clock=clock)
+    run_link(estimator, clock, 5, 400_000, None, loss_every=20)
+    run_link(estimator, clock, 0.25, 400_000, None, loss_every=2)  # half lost for a quarter second
+    run_link(estimator, clock, 3, 400_000, None, loss_every=20)
+    assert estimator.overused_at == float("-inf") and estimator.estimate_bps >= 2_000_000
+
+
 def test_heavy_loss_lowers_the_estimate() -> None:
     clock = Clock()
     estimator = DelayEstimator(start_bps=1_000_000, clock=clock)
