@@ -14,9 +14,12 @@ ALL_WEEK = {"windows": [{"weekday": d, "start": "08:00", "end": "20:00"} for d i
 
 
 def next_monday(hour: int, minute: int = 0, weeks: int = 1) -> dt.datetime:
-    """A Monday at least a week ahead, at hour:minute Shanghai time."""
+    """A Monday at hour:minute Shanghai time, `weeks` Mondays from now (the first at least two
+    days ahead, so that a session on it still has its day-before reminder to come: on a Sunday
+    the coming Monday's had passed, and a test of that reminder failed)."""
     today = dt.datetime.now(SH).date()
-    monday = today + dt.timedelta(days=7 * weeks - today.weekday())
+    ahead = 7 * weeks - today.weekday()
+    monday = today + dt.timedelta(days=ahead if ahead >= 2 else ahead + 7)
     return dt.datetime.combine(monday, dt.time(hour, minute), SH)
 
 
