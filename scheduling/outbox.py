@@ -49,7 +49,7 @@ class OutboxMessage(Base):
     calendar: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     calendar_method: Mapped[str] = mapped_column(String(16), default="")
     # An SMS's template variables (scheduling/sms.py VARIABLES); the service's id once it took it.
-    params: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
+    params: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     receipt: Mapped[str] = mapped_column(String(100), default="")
     # pending | sending | sent | failed | recorded (SMS without a gateway)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
@@ -91,7 +91,7 @@ async def queue(db: AsyncSession, messages: list[dict[str, Any]]) -> None:
     dialect = db.bind.dialect.name if db.bind is not None else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = utcnow()
-    await db.execute(insert(OutboxMessage).on_conflict_do_nothing(index_elements=["key"]),
+    await db.execute(insert(OutboxMessage.__table__).on_conflict_do_nothing(index_elements=["key"]),
                      [{**_OPTIONAL, "created_at": now, **message} for message in messages])
 
 
@@ -164,6 +164,8 @@ async def deliver_pending(
                 await _mark(sessions, [result])
         await _mark(sessions, kept)
         handled += len(batch)
+        if len(batch) < CLAIM_BATCH:
+            break  # none were left (what is queued meanwhile kicks the deliverer again)
     return handled
 
 

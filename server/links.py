@@ -57,8 +57,9 @@ def link_for(request: Request, session: MediationSession, participant: Participa
 def with_links(request: Request, session: MediationSession) -> dict[str, Any]:
     """A session's view for staff: every participant with their personal join link."""
     data = bookings.session_to_dict(session)
+    base = site_url(request)
     for view, participant in zip(data["participants"], session.participants):
-        view["join_url"] = link_for(request, session, participant)
+        view["join_url"] = link_for(request, session, participant, base)
     return data
 
 

@@ -29,9 +29,10 @@ async def announce(
     """Queue the messages of a session event in the current transaction."""
     dispute = await db.get(Dispute, session.dispute_id)
     settings = request.app.state.settings
+    base = settings.link_base()
     await notify.queue_session_messages(
         db, session, kind, dispute_title=dispute.title if dispute else "",
-        link_for=lambda p: link_for(request, session, p, base=settings.link_base()), settings=settings, only=only,
+        link_for=lambda p: link_for(request, session, p, base=base), settings=settings, only=only,
     )
 
 
@@ -63,6 +64,9 @@ async def book(request: Request) -> Response:
     data = await read_json(request, BookingIn)
     async with transaction(request) as db:
         user = await db.get(StaffUser, staff.id)
+        # Held until the messages are queued: the database session keeps only the objects that
+        # something refers to, and would read the dispute and its parties again.
+        dispute = await db.get(Dispute, data.dispute_id)  # noqa: F841
         result = await bookings.book(
             db, data, rules(request), staff_id=staff.id, office_id=staff.office_id,
             host_name=user.display_name if user else "",
