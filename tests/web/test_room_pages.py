@@ -204,6 +204,23 @@ async def test_the_camera_goes_in_two_layers_and_a_small_tile_gets_the_small_one
         await page.context.close()
 
 
+async def test_on_an_office_screen_the_room_is_as_wide_as_the_window_and_gets_the_large_layer(
+    browser: Browser, live: Live
+) -> None:
+    # An office's usual screen: 1920x1080 at a device pixel ratio of 1. With three people in the
+    # room the page kept to 1,100 px: tiles 245 px wide, and each video its 320-wide layer.
+    host = await enter_room(browser, f"{live.base}/join/{live.token('host')}",
+                            {"viewport": {"width": 1920, "height": 1080}, "device_scale_factor": 1})
+    others = [await enter_room(browser, f"{live.base}/join/{live.token(kind)}", device)
+              for kind, device in (("expert", DESKTOP_PAGE), ("party", PHONE_PAGE))]
+    await host.click("#people button[aria-label='准入: 张建军']", timeout=15000)
+    await _until(host, REMOTE_WIDTHS, lambda widths: widths == [640, 640])
+    tiles = await host.evaluate("() => [...document.querySelectorAll('#grid .tile[data-slot]')].map(t => t.clientWidth)")
+    assert len(tiles) == 2 and min(tiles) >= 480, tiles
+    for page in [host, *others]:
+        await page.context.close()
+
+
 # A phone slow to open its camera (the permission prompt, a cheap device): getUserMedia takes 3 s.
 SLOW_CAMERA = """(() => {
   const open = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
