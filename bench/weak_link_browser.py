@@ -55,14 +55,17 @@ SETTLE_S = 10
 # voice; and what the page itself sends (bytes per simulcast layer, its uplink estimate).
 SAMPLE = """async () => {
   const pc = window.peerConnections[window.peerConnections.length - 1];
-  const out = { people: {}, layers: {}, available: null };
+  const out = { people: {}, layers: {}, sending: {}, available: null };
   if (!pc) return out;
   const transceivers = pc.getTransceivers();
   const byTrack = {};
   const stats = await pc.getStats();
   for (const r of stats.values()) {
     if (r.type === "inbound-rtp" && r.trackIdentifier) byTrack[r.trackIdentifier] = r;
-    if (r.type === "outbound-rtp" && r.kind === "video" && r.rid) out.layers[r.rid] = r.bytesSent;
+    if (r.type === "outbound-rtp" && r.kind === "video" && r.rid) {
+      out.layers[r.rid] = r.bytesSent;
+      out.sending[r.rid] = `${r.frameWidth || 0}w (${r.qualityLimitationReason || "none"})`;
+    }
     if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") out.available = r.availableOutgoingBitrate || null;
   }
   for (const tile of document.querySelectorAll("#grid .tile[data-slot]")) {
@@ -70,7 +73,9 @@ SAMPLE = """async () => {
     const name = tile.querySelector("figcaption").textContent.split(" · ")[0].split("（")[0];
     const video = byTrack[transceivers[4 + 2 * n].receiver.track.id] || {};
     const audio = byTrack[transceivers[3 + 2 * n].receiver.track.id] || {};
+    const shown = tile.querySelector("video");
     out.people[name] = { frames: video.framesDecoded || 0, width: video.frameWidth || 0,
+                         tile: `${Math.round(shown.clientWidth * devicePixelRatio)}x${Math.round(shown.clientHeight * devicePixelRatio)}`,
                          frozen: video.totalFreezesDuration || 0, concealed: audio.concealedSamples || 0,
                          samples: audio.totalSamplesReceived || 0 };
   }
@@ -280,6 +285,12 @@ async def run(phases: list[Phase], seconds: int, recovery_s: int) -> None:
                 width = base[-1]["party"]["people"].get(HOST_NAME, {}).get("width", 0)
                 print(f"settled on an unlimited link: the party gets the host's video {width} wide; each phase "
                       f"{seconds} s, then {recovery_s} s unlimited", flush=True)
+                # (what each sends per simulcast layer, and what limits it: a busy machine's
+                # encoders scale their layers down, whatever the links carry)
+                print("sending: " + "; ".join(f"{who} {base[-1][who]['sending']}" for who in pages), flush=True)
+                print("shown (device pixels): " + "; ".join(
+                    f"{who}: " + ", ".join(f"{name} {p['tile']}" for name, p in base[-1][who]["people"].items())
+                    for who in pages), flush=True)
                 for phase in phases:
                     if phase.loss and not shutil.which("nft"):
                         print(f"{phase.name:8s} skipped: no nft (nftables) on this machine", flush=True)
