@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
 import uvloop
@@ -16,6 +16,23 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     (bench/media_capacity.py runs its server the same way)."""
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
+
+
+async def run_to_end(work: Awaitable[T]) -> T:
+    """Await `work` to its end even if the caller is cancelled meanwhile, once or again (as
+    `cancel_and_wait` does every few seconds), and then let the cancel through: for bookkeeping
+    that must not be cut in half, such as marking a message sent once it has gone."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            cancelled = True
+    result = task.result()
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
 
 
 async def cancel_and_wait(task: asyncio.Task[Any] | None, again_after_s: float = 2.0) -> None:

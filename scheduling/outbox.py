@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundation import mail
-from foundation.aio import cancel_and_wait
+from foundation.aio import cancel_and_wait, run_to_end
 from foundation.config import Settings
 from foundation.database import Base, UTCDateTime, iso_utc, utcnow
 from foundation.errors import Conflict, NotFound
@@ -151,20 +151,22 @@ async def deliver_pending(
     handled = 0
     while batch := await _claim(sessions, utcnow()):
         kept: list[dict[str, Any]] = []
-        for message in batch:
-            try:
+        done = 0  # messages of the batch sent (and marked so) or kept
+        try:
+            for message in batch:
                 status, error, receipt = await _send(message, settings, sms)
-            except asyncio.CancelledError:
-                # Stopped mid-send: hand back what is not done, so that the next run sends it.
-                await asyncio.shield(_release(sessions, [m.id for m in batch[batch.index(message):]]))
-                await asyncio.shield(_mark(sessions, kept))
-                raise
-            result = {"id": message.id, "status": status, "last_error": error, "receipt": receipt,
-                      "sent_at": utcnow() if status == "sent" else None}
-            if status == "recorded":
-                kept.append(result)
-            else:
-                await _mark(sessions, [result])
+                result = {"id": message.id, "status": status, "last_error": error, "receipt": receipt,
+                          "sent_at": utcnow() if status == "sent" else None}
+                done += 1
+                if status == "recorded":
+                    kept.append(result)
+                else:  # it went (or failed): marked so, even if the server stops meanwhile
+                    await run_to_end(_mark(sessions, [result]))
+        except asyncio.CancelledError:
+            # Stopped mid-batch: what was kept is marked, and what was not sent is handed back,
+            # so that the next run sends it (however often the stop cancels again meanwhile).
+            await run_to_end(_hand_back(sessions, [m.id for m in batch[done:]], kept))
+            raise
         await _mark(sessions, kept)
         handled += len(batch)
         if len(batch) < CLAIM_BATCH:
@@ -189,10 +191,13 @@ async def _mark(sessions: async_sessionmaker[AsyncSession], results: list[dict[s
             await db.execute(update(OutboxMessage), results)
 
 
-async def _release(sessions: async_sessionmaker[AsyncSession], message_ids: list[int]) -> None:
+async def _hand_back(sessions: async_sessionmaker[AsyncSession], message_ids: list[int],
+                     kept: list[dict[str, Any]]) -> None:
     async with sessions() as db, db.begin():
         await db.execute(update(OutboxMessage).where(OutboxMessage.id.in_(message_ids), OutboxMessage.status == "sending")
                          .values(status="pending", claimed_at=None))
+        if kept:
+            await db.execute(update(OutboxMessage), kept)
 
 
 async def _send(message: OutboxMessage, settings: Settings, sms: SmsGateway | None) -> tuple[str, str, str]:

@@ -249,6 +249,41 @@ async def test_a_send_cut_short_is_sent_later(
     assert statuses["in-flight"] == "sending"
 
 
+async def test_a_delivery_stopped_while_it_marks_a_message_sent_still_marks_it(
+    running: Any, settings: Settings, smtp: tuple[Inbox, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stop's cancel came while a sent message was being marked (a busy database) and again
+    # two seconds later: the mark was cut off and nothing was handed back, so the message stayed
+    # "sending", and the rest of its batch with it, for ten minutes (the reminder test under load).
+    from scheduling import outbox
+
+    inbox, _ = smtp
+    await running.app.state.deliverer.stop()  # deliver by hand
+    async with running.app.state.db_sessions() as db, db.begin():
+        await outbox.queue(db, [dict(key=key, kind="follow_up", channel="email", recipient=f"{key}@example.cn",
+                                     subject=key, body="回访提醒") for key in ("first", "second", "third")])
+    marking = asyncio.Event()
+    mark = outbox._mark
+
+    async def slow_mark(sessions: Any, results: list[dict[str, Any]]) -> None:
+        if any(r["status"] == "sent" for r in results):
+            marking.set()
+            await asyncio.sleep(0.5)
+        await mark(sessions, results)
+
+    monkeypatch.setattr(outbox, "_mark", slow_mark)
+    task = asyncio.create_task(outbox.deliver_pending(running.app.state.db_sessions, settings))
+    await marking.wait()
+    task.cancel()
+    await asyncio.sleep(0.1)
+    task.cancel()  # as cancel_and_wait does while a task runs on
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert [m["To"] for m in await inbox.wait_for(1)] == ["first@example.cn"]
+    statuses = {m["key"]: m["status"] for m in await _outbox(running)}
+    assert statuses == {"first": "sent", "second": "pending", "third": "pending"}
+
+
 async def _outbox(running: Any) -> list[dict[str, Any]]:
     from scheduling import outbox
 
