@@ -244,6 +244,7 @@ def show_phase(phase: Phase, during: Samples, after: Samples, base_width: int) -
     others = [name for name in (HOST_NAME, EXPERT_NAME) if name in during[-1]["party"]["people"]]
     views = {name: seen(party, name, 0, end) for name in others}
     first5 = {name: seen(party, name, 0, min(5, end)) for name in others}
+    then = {name: seen(party, name, min(5, end - 1), end) for name in others}  # (the "then")
     adapt = adapted_after([per_second(party, name, 0, end) for name in others]) if others else None
     recovered = large_again_after(after, 0, len(after) - 1, base_width)
     of_expert, of_party = seen(host, EXPERT_NAME, 0, end), seen(host, PARTY_NAME, 0, end)
@@ -254,6 +255,8 @@ def show_phase(phase: Phase, during: Samples, after: Samples, base_width: int) -
           f"(first 5 s {max(v['frozen'] for v in first5.values()):.1f}); voices concealed "
           f"{max(v['concealed'] for v in views.values()):.1%} (first 5 s {max(v['concealed'] for v in first5.values()):.1%}); "
           f"adapted after {_s(adapt)}; host's large layer back {_s(recovered)} after the link returned", flush=True)
+    print(f"{'':8s} after the first 5 s: " + ", ".join(f"{name} {v['fps']:.1f} fps" for name, v in then.items())
+          + f"; voices concealed {max(v['concealed'] for v in then.values()):.1%}", flush=True)
     print(f"{'':8s} host sees: expert {of_expert['width']}w {of_expert['fps']:.1f} fps; party {of_party['width']}w "
           f"{of_party['fps']:.1f} fps, frozen {of_party['frozen']:.1f} s, its voice concealed {of_party['concealed']:.1%}, "
           f"party watchable (>= {ADAPTED_FPS:.0f} fps, voice < 3%) after {_s(party_watchable)}", flush=True)
