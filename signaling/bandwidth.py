@@ -12,9 +12,13 @@ simulcast layer): if it loses packets again soon, the next hold is twice as long
 
 Audio comes first: it is always sent, and the video share is what remains of the estimate. A
 video frame starts while the budget allows and is dropped otherwise (the subscription then waits
-for a keyframe); a frame of a top temporal layer is dropped alone, and sooner. Answers to NACKs
-come last: they are sent only while a reserve of the budget is left, so that repairing loss never takes the place of new media on a link that is already full
-(and on a link that is not limited they have a budget of their own). When the link cannot carry
+for a keyframe); a frame of a top temporal layer is dropped alone, and sooner. Answers to NACKs:
+for video, with transport feedback, they come before new video, within the same budget (the
+estimate counts them, and a lost packet of a keyframe holds up every frame after it: refused,
+it froze a party's video for three seconds after its downlink dropped, until the next
+keyframe); for voices, or without transport feedback (where the loss may be the congestion
+itself), they come last, only while a reserve of the budget is left (and on a link that is not
+limited they have a budget of their own). When the link cannot carry
 even a small video stream per publisher for a while, it gets fewer videos (`video_limit`: the
 peer keeps the screen share and the latest speakers, `signaling/peers.py`), down to audio only;
 one more video comes back when the estimate has room for it, and on audio only one video is
@@ -27,7 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from signaling.transport_cc import DelayEstimator
+from signaling.transport_cc import PACKET_OVERHEAD, DelayEstimator
 
 AUDIO_BPS = 50_000  # an Opus voice stream (32 kbit/s) with its RTP, SRTP, UDP and IP headers
 START_BPS = 300_000  # the NACK answers' budget on a link that is not limited
@@ -212,10 +216,11 @@ class Downlink:
         return None if video is None else int(video / max(1, self.shown))
 
     def sent(self, size: int, video: bool) -> None:
-        """Count a packet that was sent (for video, once its frame started)."""
+        """Count an RTP packet that was sent (for video, once its frame started); the budget
+        counts it as the link does, with its headers."""
         self._sent_octets += size
         if video and self._ever_congested:  # (a link never congested is never limited)
-            self.spend(size)
+            self.spend(size + PACKET_OVERHEAD)
 
     def tick(self) -> bool:
         """Called every second or so: what the link delivered, fewer videos after a sustained
@@ -330,10 +335,12 @@ class Downlink:
         floor = -self._video_rate() * MAX_DEBT_S
         self._tokens = max(floor, self._tokens - size)
 
-    def admit_retransmission(self, size: int) -> bool:
-        """Whether a NACK may be answered now: only from what the budget has to spare (on a link
-        not limited, from a budget of START_BPS: a link that loses packets NACKs them, and
-        answering every NACK on it is what buries it)."""
+    def admit_retransmission(self, size: int, video: bool = False) -> bool:
+        """Whether a NACK may be answered now: on a limited link, a video packet before new
+        video with transport feedback, and otherwise from what the budget has to spare (see the
+        module doc); on a link not limited, from a budget of START_BPS (a link that loses packets
+        NACKs them, and answering every NACK on it is what buries it)."""
+        size += PACKET_OVERHEAD
         if not self.limited:
             self._retransmit_tokens = min(START_BPS / 8 * BURST_S,
                                           self._retransmit_tokens + (self._clock() - self._retransmit_at) * START_BPS / 8 * RESERVE)
@@ -344,7 +351,11 @@ class Downlink:
             self._retransmit_tokens -= size
             return True
         burst = self._refill()
-        if self._tokens - size < burst * RESERVE:
+        # A video packet with transport feedback: as deep into debt as a new frame may start (so
+        # that new frames give way to it). Otherwise only from a reserve: a voice resent on a link
+        # the voices overflow (100 kbit/s) took the place of the next ones (52% concealed, not 27).
+        floor = -self._video_rate() * FRAME_DEBT_S if video and self.delay is not None else burst * RESERVE
+        if self._tokens - size < floor:
             self.dropped_retransmissions += 1
             return False
         self._tokens -= size

@@ -420,7 +420,7 @@ class Subscription:
         slot = seq % HISTORY_SIZE
         header, payload = self._headers[slot], self._payloads[slot]
         assert header is not None  # (_sent checked it)
-        if not self.downlink.admit_retransmission(len(header) + len(payload)):
+        if not self.downlink.admit_retransmission(len(header) + len(payload), self._video):
             return False
         if len(self._resent) >= HISTORY_SIZE:
             self._resent = {n: at for n, at in self._resent.items() if now - at < RESEND_AFTER_S}

@@ -8,6 +8,7 @@ from signaling.bandwidth import (
     AUDIO_BPS,
     CONGESTED_HOLD_S,
     FEWER_AFTER_S,
+    FRAME_DEBT_S,
     HEADROOM,
     MAX_VIDEO_BPS,
     MIN_PUBLISHER_BPS,
@@ -20,6 +21,7 @@ from signaling.bandwidth import (
     LinkQuality,
     publisher_target_bps,
 )
+from signaling.transport_cc import DelayEstimator
 
 
 class Clock:
@@ -84,6 +86,20 @@ def test_video_is_kept_under_the_estimate() -> None:
     assert link.dropped_video > 0
 
 
+def test_the_budget_counts_each_video_packet_with_its_headers() -> None:
+    # Small packets (a small layer's frames at a low rate): 200 bytes of RTP are 238 on the link.
+    link, clock = limited(1, 300_000)
+    sent = 0
+    for _ in range(300):  # 30 frames a second of ten 200-byte packets for 10 s
+        clock.now += 1 / 30
+        if link.start_frame():
+            for _ in range(10):
+                link.sent(200, video=True)
+                sent += 200
+    wire_budget = 300_000 * 0.9 * 10 / 8
+    assert sent <= wire_budget * 200 / 238 + 20_000
+
+
 def test_a_keyframe_larger_than_the_burst_still_goes_whole() -> None:
     link, clock = limited(1, 200_000)
     clock.now += 1.0
@@ -103,6 +119,27 @@ def test_retransmissions_give_way_before_media() -> None:
         link.spend(1200)
     assert not link.admit_retransmission(1200)  # the budget went to media
     assert link.dropped_retransmissions == 1
+
+
+def test_with_transport_feedback_retransmissions_come_before_new_video() -> None:
+    # A keyframe that lost packets in a queue that had just overflowed: without its repair
+    # nothing after it can be shown, so new frames give way to the repair, not the other way.
+    link, clock = limited(1, 300_000)
+    link.delay = DelayEstimator(start_bps=300_000, clock=clock)
+    link.delay.overused_at = clock.now
+    clock.now += 1.0
+    assert link.start_frame()
+    for _ in range(20):  # a keyframe larger than the budget's burst (20 KB)
+        link.sent(1200, video=True)
+    assert not link.admit_retransmission(1200)  # a voice's repair waits for a reserve
+    assert link.admit_retransmission(1200, video=True)
+    assert link.admit_retransmission(1200, video=True)
+    assert not link.start_frame(droppable=True)  # the repair went first
+    assert link.dropped_retransmissions == 1
+    answered = 0
+    while link.admit_retransmission(1200, video=True):
+        answered += 1
+    assert 0 < answered * 1238 <= 300_000 * HEADROOM / 8 * FRAME_DEBT_S  # still budgeted: no deeper than a frame may start
 
 
 def test_nacks_are_budgeted_on_every_link() -> None:
