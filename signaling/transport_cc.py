@@ -216,7 +216,11 @@ HIGH_LOSS, DECREASE_EVERY_S = 0.10, 0.3  # loss above this lowers the estimate t
 LOSS_WINDOW_S, LOSS_MIN_PACKETS = 1.0, 20  # ... over the feedback of the last second
 HIGH_LOSS_FOR_S = 1.0  # ... for this long: a short spell of random loss is not a policer
 LOW_LOSS = 0.02  # between this and HIGH_LOSS the estimate holds (GCC's loss-based band)
-ACKED_WINDOW_US = 500_000
+# What arrived lately, for a decrease: a queue that has just filled passes on the link's rate,
+# and over half a second the rate from before the link fell still counted (the cut fell short).
+ACKED_WINDOW_US = 250_000
+QUEUED_MS = 100.0  # a packet this much slower than the quickest ...
+BASE_WINDOW_S = 10.0  # ... of this long waited in a queue (random radio jitter of +-50 ms does not reach it)
 MIN_BPS, MAX_BPS = 80_000, 10_000_000
 
 
@@ -225,7 +229,8 @@ class DelayEstimator:
     send-side estimate (GCC) works it out: the one-way delay's trend over packet groups; a
     rising trend (a queue building up in the link) is overuse, and the estimate falls to 85% of
     what arrived lately, within a feedback interval or two of the queue starting to grow and
-    before it overflows; otherwise it grows (20% a second, 8% within 5 s of an overuse) while
+    before it overflows (a queue found overflowing, its packets late and many lost, is overuse
+    too: a full queue's delay no longer rises); otherwise it grows (20% a second, 8% within 5 s of an overuse) while
     under 2% is lost. Loss lowers it only above 10% for a second (to at most what arrived: a
     policer drops without queueing): random loss on a radio link, with no queue behind it, is repaired (NACK,
     Opus FEC), not taken for congestion."""
@@ -251,6 +256,10 @@ class DelayEstimator:
         self._overuse_count = 0
         self._trend = 0.0
         self.overusing = False
+        # A queue that overflows: this feedback lost more than HIGH_LOSS while its packets waited
+        # over QUEUED_MS. (The delay trend misses it: a full queue's delay stops rising.)
+        self.overflowing = False
+        self._fastest: collections.deque[tuple[float, int]] = collections.deque()  # (when, the least one-way delay of a feedback, us)
         self._acked: collections.deque[tuple[int, int]] = collections.deque()  # (arrival us, size) within ACKED_WINDOW_US
         self._reports: collections.deque[tuple[float, int, int]] = collections.deque()  # (when, received, lost) within LOSS_WINDOW_S
 
@@ -262,7 +271,8 @@ class DelayEstimator:
         acked = self._acked
         group = self._group
         send_span_us = 0
-        last_arrival = 0
+        last_arrival = last_send = 0
+        fastest = None
         for seq, arrival in arrivals:  # (per packet: kept lean, it runs for every packet sent)
             slot = seq % SendLog.SIZE
             if seqs[slot] != seq:
@@ -273,7 +283,9 @@ class DelayEstimator:
             received += 1
             send = sent_us[slot]
             acked.append((arrival, sizes[slot]))
-            last_arrival = arrival
+            last_arrival, last_send = arrival, send
+            if fastest is None or arrival - send < fastest:
+                fastest = arrival - send
             if group is None or send - group[0] > GROUP_US:
                 previous = self._previous
                 if group is not None and previous is not None:
@@ -298,14 +310,27 @@ class DelayEstimator:
             reports.popleft()
         counted = sum(r + lost for _, r, lost in reports)
         self.loss = sum(lost for _, _, lost in reports) / counted if counted >= LOSS_MIN_PACKETS else 0.0
+        self.overflowing = fastest is not None and self._queued_ms(now, fastest, last_arrival - last_send) > QUEUED_MS \
+            and lost > HIGH_LOSS * (received + lost)
         if self.loss <= HIGH_LOSS:
             self._high_loss_since = None
         elif self._high_loss_since is None:
             self._high_loss_since = now
         self._control()
 
+    def _queued_ms(self, now: float, fastest_us: int, latest_us: int) -> float:
+        """How long the latest packet waited in a queue: its one-way delay (on two clocks: only
+        differences count) over the least of the last BASE_WINDOW_S."""
+        history = self._fastest
+        while history and history[-1][1] >= fastest_us:  # (a rising minimum: only the least matters)
+            history.pop()
+        history.append((now, fastest_us))
+        while history[0][0] < now - BASE_WINDOW_S:
+            history.popleft()
+        return (latest_us - history[0][1]) / 1000
+
     def acked_bps(self) -> int:
-        """What arrived over the last half second of feedback."""
+        """What arrived over the last quarter second of feedback."""
         if len(self._acked) < 2:
             return 0
         span = self._acked[-1][0] - self._acked[0][0]
@@ -344,7 +369,7 @@ class DelayEstimator:
         elapsed = min(1.0, now - self._updated_at)
         self._updated_at = now
         decrease = now - self.overused_at >= DECREASE_EVERY_S
-        if self.overusing and decrease:
+        if (self.overusing or self.overflowing) and decrease:
             acked = self.acked_bps()
             self.estimate_bps = max(MIN_BPS, int(DECREASE * (acked or self.estimate_bps)))
             self.overused_at = now

@@ -169,8 +169,21 @@ def test_a_queue_building_up_is_overuse_and_the_estimate_falls_to_what_the_link_
     assert estimator.overused_at == float("-inf") and estimator.estimate_bps > 1_000_000
     # The link falls to 300 kbit/s while 600 are sent: the queue grows 300 kbit a second.
     estimates = run_link(estimator, clock, 2, 600_000, 300_000)
-    assert max(estimates[5:]) <= 300_000  # within half a second, before a 250 ms queue overflows
+    assert estimates[5] <= 300_000  # within half a second, before a 250 ms queue overflows ...
+    assert max(estimates[5:]) <= 330_000  # ... and from there it probes upwards slowly
     assert min(estimates) >= 200_000  # 85% of what arrives
+
+
+def test_a_queue_that_overflows_is_acted_on_at_once() -> None:
+    # A phone's downlink falls from unlimited to 300 kbit/s while 1.5 Mbit/s is being sent: its
+    # 250 ms queue is full within 70 ms, and from then on its delay no longer rises (the trend
+    # shows no overuse) while whatever does not fit is dropped, voices included.
+    clock = Clock()
+    estimator = DelayEstimator(start_bps=3_000_000, clock=clock)
+    run_link(estimator, clock, 3, 1_500_000, None)
+    estimates = run_link(estimator, clock, 2, 1_500_000, 300_000)
+    assert estimates[0] <= 300_000  # at the first feedback, 100 ms after the fall
+    assert min(estimates) >= 200_000
 
 
 def test_random_loss_without_a_queue_is_not_congestion() -> None:
