@@ -19,7 +19,8 @@ publisher send to subscriber receive on one clock), the server's loop lag. First
 engine on the same room of 5 with one layer each (stock cannot take simulcast); then the engine
 with simulcast at 1, 2, 4 ... rooms until loss passes 1% or the clients' core is saturated (95%:
 their packets go out late, and the figure would be the load generator's); then that level again
-with one subscriber per room held to 300 kbit/s (a policer, 250 ms of burst): how many of the
+with one subscriber per room held to 300 kbit/s (a policer counting whole IP packets, 250 ms of
+burst): how many of the
 four cameras it gets at 10 fps or more, its best camera's frame rate, and the share of each
 voice's packets that reached it.
 """
@@ -54,6 +55,7 @@ CLIENTS_SATURATED = 0.95  # a level whose clients' core is this busy measures th
 RID_ID = 10
 TRANSPORT_CC_ID = 5
 WEAK_BPS = 300_000
+UDP_IP_HEADERS = 28  # what the weak link counts of each datagram besides itself
 WEAK_SETTLE_S = 30  # the weak link moves to small layers, then finds how many videos it carries
 _HEADER = struct.Struct("!BBHII")
 
@@ -349,9 +351,10 @@ class BenchClient:
             now = time.monotonic()
             self._tokens = min(WEAK_BPS / 8 * 0.25, self._tokens + (now - self._tokens_at) * WEAK_BPS / 8)
             self._tokens_at = now
-            if self._tokens < len(data):
+            size = len(data) + UDP_IP_HEADERS  # (a link counts the whole IP packet)
+            if self._tokens < size:
                 return True
-            self._tokens -= len(data)
+            self._tokens -= size
         if self.loss and self.random.random() < self.loss:
             return True
         seq, timestamp, ssrc = struct.unpack_from("!HII", data, 2)
