@@ -20,9 +20,8 @@ engine on the same room of 5 with one layer each (stock cannot take simulcast); 
 with simulcast at 1, 2, 4 ... rooms until loss passes 1% or the clients' core is saturated (95%:
 their packets go out late, and the figure would be the load generator's); then that level again
 with one subscriber per room held to 300 kbit/s (a policer counting whole IP packets, 250 ms of
-burst): how many of the
-four cameras it gets at 10 fps or more, its best camera's frame rate, and the share of each
-voice's packets that reached it.
+burst): how many of the four cameras it gets at 10 fps or more, its best camera's frame rate,
+and the share of each voice's packets that reached it.
 """
 from __future__ import annotations
 
