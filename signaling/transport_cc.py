@@ -230,8 +230,8 @@ class DelayEstimator:
     rising trend (a queue building up in the link) is overuse, and the estimate falls to 85% of
     what arrived lately, within a feedback interval or two of the queue starting to grow and
     before it overflows (a queue found overflowing, its packets late and many lost, is overuse
-    too: a full queue's delay no longer rises); otherwise it grows (20% a second, 8% within 5 s of an overuse) while
-    under 2% is lost. Loss lowers it only above 10% for a second (to at most what arrived: a
+    too: a full queue's delay no longer rises); otherwise it grows (20% a second, 8% within 5 s
+    of an overuse) while under 2% is lost. Loss lowers it only above 10% for a second (to at most what arrived: a
     policer drops without queueing): random loss on a radio link, with no queue behind it, is repaired (NACK,
     Opus FEC), not taken for congestion."""
 
@@ -271,8 +271,8 @@ class DelayEstimator:
         acked = self._acked
         group = self._group
         send_span_us = 0
-        last_arrival = last_send = 0
-        fastest = None
+        last_arrival = latest = 0
+        fastest = None  # the least one-way delay among them (us, on two clocks)
         for seq, arrival in arrivals:  # (per packet: kept lean, it runs for every packet sent)
             slot = seq % SendLog.SIZE
             if seqs[slot] != seq:
@@ -283,9 +283,9 @@ class DelayEstimator:
             received += 1
             send = sent_us[slot]
             acked.append((arrival, sizes[slot]))
-            last_arrival, last_send = arrival, send
-            if fastest is None or arrival - send < fastest:
-                fastest = arrival - send
+            last_arrival, latest = arrival, arrival - send
+            if fastest is None or latest < fastest:
+                fastest = latest
             if group is None or send - group[0] > GROUP_US:
                 previous = self._previous
                 if group is not None and previous is not None:
@@ -310,7 +310,7 @@ class DelayEstimator:
             reports.popleft()
         counted = sum(r + lost for _, r, lost in reports)
         self.loss = sum(lost for _, _, lost in reports) / counted if counted >= LOSS_MIN_PACKETS else 0.0
-        self.overflowing = fastest is not None and self._queued_ms(now, fastest, last_arrival - last_send) > QUEUED_MS \
+        self.overflowing = fastest is not None and self._queued_ms(now, fastest, latest) > QUEUED_MS \
             and lost > HIGH_LOSS * (received + lost)
         if self.loss <= HIGH_LOSS:
             self._high_loss_since = None
@@ -320,7 +320,8 @@ class DelayEstimator:
 
     def _queued_ms(self, now: float, fastest_us: int, latest_us: int) -> float:
         """How long the latest packet waited in a queue: its one-way delay (on two clocks: only
-        differences count) over the least of the last BASE_WINDOW_S."""
+        differences count) over the least of the last BASE_WINDOW_S (kept here, this feedback's
+        least added)."""
         history = self._fastest
         while history and history[-1][1] >= fastest_us:  # (a rising minimum: only the least matters)
             history.pop()
