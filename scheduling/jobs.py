@@ -40,10 +40,12 @@ from apscheduler.job import Job
 from apscheduler.jobstores.base import ConflictingIdError, JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.util import datetime_to_utc_timestamp, obj_to_ref, ref_to_obj
 from sqlalchemy import String, bindparam, create_engine, event, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -178,18 +180,40 @@ def jobstore_engine(url: str) -> Engine:
 class _JobStore(SQLAlchemyJobStore):
     """APScheduler's SQLAlchemy job store, writing a job with one statement built once (the
     store builds, and SQLAlchemy keys and looks up, a new statement for every write: most of
-    the CPU of a booking's four jobs)."""
+    the CPU of a booking's four jobs), and the jobs added `together` in one statement."""
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine=engine)
         self._insert = self.jobs_t.insert()
         self._update = self.jobs_t.update().where(self.jobs_t.c.id == bindparam("job_id"))
+        upsert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(self.jobs_t)
+        self._upsert = upsert.on_conflict_do_update(
+            index_elements=[self.jobs_t.c.id],
+            set_={"next_run_time": upsert.excluded.next_run_time, "job_state": upsert.excluded.job_state})
+        self._held: list[dict[str, Any]] | None = None
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """Hold the jobs added meanwhile and write them in one transaction at the end, each
+        replacing a job of the same id (as every add of `Jobs` does)."""
+        self._held = []
+        try:
+            yield
+            rows = self._held
+        finally:
+            self._held = None
+        if rows:
+            with self.engine.begin() as connection:
+                connection.execute(self._upsert, rows)
 
     def _row(self, job: Job) -> dict[str, Any]:
         return {"next_run_time": datetime_to_utc_timestamp(job.next_run_time),
                 "job_state": pickle.dumps(job.__getstate__(), self.pickle_protocol)}
 
     def add_job(self, job: Job) -> None:
+        if self._held is not None:
+            self._held.append({"id": job.id, **self._row(job)})
+            return
         with self.engine.begin() as connection:
             try:
                 connection.execute(self._insert, {"id": job.id, **self._row(job)})
@@ -208,14 +232,33 @@ def reminder_kind(offset_s: int) -> str:
 
 
 class _Scheduler(AsyncIOScheduler):
-    """APScheduler's asyncio scheduler, woken once for the jobs added together: a booking adds
-    four, and each wake-up reads the job store twice (apscheduler 3.11's `wakeup`, whose body
-    this repeats, is pinned below 3.12 in pyproject.toml)."""
+    """APScheduler's asyncio scheduler, woken less often: a booking adds four jobs, and each
+    wake-up reads the job store twice. Jobs added together wake it once, and a job due no
+    sooner than the wake-up already planned does not wake it at all (that wake-up finds it).
+    This repeats the body of apscheduler 3.11's `wakeup` and reads its `_timeout`; it is
+    pinned below 3.12 in pyproject.toml."""
 
     _waking = False
+    _adding = False
+
+    def _real_add_job(self, job: Job, jobstore_alias: str, replace_existing: bool) -> None:
+        self._adding = True  # APScheduler wakes the scheduler for every job it adds: not here
+        try:
+            super()._real_add_job(job, jobstore_alias, replace_existing)
+        finally:
+            self._adding = False
+        if self.state == STATE_RUNNING and not self._woken_by(job.next_run_time):
+            self.wakeup()
+
+    def _woken_by(self, due: dt.datetime | None) -> bool:
+        """Whether the scheduler wakes by `due` anyway (a paused job, due None, never needs it)."""
+        if due is None or self._waking:
+            return True
+        timer = self._timeout
+        return timer is not None and timer.when() <= self._eventloop.time() + (due - utcnow()).total_seconds()
 
     def wakeup(self) -> None:
-        if not self._waking:
+        if not self._waking and not self._adding:
             self._waking = True
             self._eventloop.call_soon_threadsafe(self._wake)
 
@@ -339,9 +382,10 @@ class Jobs:
             (f"session-{session_id}-close", close_room, end + dt.timedelta(seconds=self.settings.room_close_after_s),
              (session_id,), 7 * 24 * 3600),
         ]
-        for job_id, func, run_at, args, grace in plan:
-            if run_at > now:
-                self._add(job_id, func, run_at, args, grace)
+        with self._store.together():
+            for job_id, func, run_at, args, grace in plan:
+                if run_at > now:
+                    self._add(job_id, func, run_at, args, grace)
 
     def once(self, job_id: str, func: Callable[..., Awaitable[None]], run_at: dt.datetime, args: tuple[Any, ...], grace_s: int) -> None:
         """Run a module-level job function once at run_at (at once if that has passed, unless by

@@ -266,6 +266,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("weasyprint").setLevel(logging.WARNING)  # it reports each rendering step at INFO
     logging.getLogger("fontTools").setLevel(logging.WARNING)
+    # It reports every job added or removed at INFO (four of each a session); runs stay at INFO.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="tiaojie", description="Tiaojie remote mediation server")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -162,12 +162,16 @@ async def test_jobs_added_together_wake_the_scheduler_once(monkeypatch: pytest.M
     import inspect
 
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
+    from apscheduler.schedulers.base import BaseScheduler
 
     from scheduling.jobs import _Scheduler
 
-    # The wake-up repeats the body of APScheduler's own (pinned): it still reads so.
+    # The wake-up repeats the body of APScheduler's own (pinned): it still reads so, and
+    # adding a job still ends by waking the scheduler.
     assert [line.strip() for line in inspect.getsource(AsyncIOScheduler.wakeup).splitlines()[-3:]] == [
         "self._stop_timer()", "wait_seconds = self._process_jobs()", "self._start_timer(wait_seconds)"]
+    assert [line.strip() for line in inspect.getsource(BaseScheduler._real_add_job).splitlines()[-2:]] == [
+        "if self.state == STATE_RUNNING:", "self.wakeup()"]
     scheduler = _Scheduler(timezone=dt.timezone.utc)
     scheduler.start()
     woken = []
@@ -180,7 +184,38 @@ async def test_jobs_added_together_wake_the_scheduler_once(monkeypatch: pytest.M
     for _ in range(3):
         await asyncio.sleep(0)
     assert woken == [1]
+    # Jobs due after the wake-up now planned (for job-0) leave it to find them ...
+    for n in range(4):
+        scheduler.add_job(ran.set, "date", run_date=later + dt.timedelta(days=1, minutes=n), id=f"later-{n}")
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert woken == [1]
+    # ... and one due before it wakes the scheduler to plan again.
+    scheduler.add_job(ran.set, "date", run_date=later - dt.timedelta(minutes=30), id="sooner")
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert woken == [1, 1]
     # and a job due now still runs at once
     scheduler.add_job(ran.set, "date", run_date=dt.datetime.now(dt.timezone.utc), id="now")
     await asyncio.wait_for(ran.wait(), 5)
     scheduler.shutdown(wait=False)
+
+
+async def test_a_sessions_jobs_are_written_in_one_transaction(make_settings: Callable[..., Settings]) -> None:
+    from sqlalchemy import event
+
+    settings = make_settings()
+    async with started(settings) as running:
+        jobs = running.app.state.jobs
+        transactions: list[int] = []
+        event.listen(jobs._store.engine, "begin", lambda connection: transactions.append(1))
+        start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)
+        jobs.schedule_session(41, start, start + dt.timedelta(hours=1))
+        assert len(transactions) == 1
+        ids = sorted(job.id for job in jobs.scheduler.get_jobs() if job.id.startswith("session-41-"))
+        assert ids == ["session-41-close", "session-41-open", "session-41-remind-86400", "session-41-remind-900"]
+        # Moved: the same four jobs at the new time, again in one transaction.
+        jobs.schedule_session(41, start + dt.timedelta(days=1), start + dt.timedelta(days=1, hours=1))
+        assert len(transactions) == 3  # the listing above read the store once
+        opening = jobs.scheduler.get_job("session-41-open")
+        assert opening.next_run_time > start + dt.timedelta(hours=12)
