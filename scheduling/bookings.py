@@ -23,7 +23,7 @@ from foundation.errors import Conflict, Forbidden, Invalid, NotFound
 from scheduling.loading import busy_times, load_candidates
 from scheduling.models import ACTIVE_STATES, HOLDING_STATES, MediationSession, Participant
 from scheduling.panel import Panel, Seat, default_panel
-from scheduling.rules import Rules, earliest_start, expert_problem, session_problem, window_end
+from scheduling.rules import Rules, deciding_span, earliest_start, expert_problem, session_problem, window_end
 from scheduling.schemas import BookingIn, RescheduleIn, SearchIn
 from scheduling.slots import Search, find_slots
 
@@ -84,8 +84,8 @@ async def _check_experts(
     if problem is not None:
         raise Conflict([problem], field="start")
     experts = await _lock_experts(db, expert_ids)
-    week = dt.timedelta(days=7)
-    busy = await busy_times(db, expert_ids, start - week, end + week, exclude_session=exclude_session)
+    first, last = deciding_span(start, end, rules, check_caps=check_availability)
+    busy = await busy_times(db, expert_ids, first, last, exclude_session=exclude_session)
     problems = [
         problem for expert_id in expert_ids
         if (problem := expert_problem(

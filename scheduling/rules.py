@@ -62,6 +62,17 @@ def _local_midnight(day: dt.date, tz: ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tz).astimezone(dt.timezone.utc)
 
 
+def deciding_span(start: dt.datetime, end: dt.datetime, rules: Rules, *, check_caps: bool) -> Span:
+    """The times whose sessions decide whether an expert may take start..end: those within the
+    gap of it and, where the caps count, the office week it counts toward (`expert_problem`)."""
+    gap = dt.timedelta(minutes=rules.gap_min)
+    first, last = start - gap, end + gap
+    if check_caps:
+        week = cap_week(start, rules.timezone)
+        first, last = min(first, week[0]), max(last, week[1])
+    return first, last
+
+
 def clashes(busy: Sequence[Span], start: dt.datetime, end: dt.datetime, gap_min: int) -> bool:
     """Whether start..end overlaps a session, or comes within the gap of one."""
     gap = dt.timedelta(minutes=gap_min)

@@ -18,7 +18,7 @@ from experts.models import Expert, WeeklyWindow
 from foundation.database import create_engine, create_session_factory, upgrade_database
 from scheduling import bookings
 from scheduling.models import MediationSession, Participant
-from scheduling.rules import Rules, availability_days, cap_day
+from scheduling.rules import Rules, availability_days, cap_day, deciding_span, expert_problem
 from scheduling.schemas import BookingIn, SearchIn
 
 ZONES = ["Asia/Shanghai", "UTC", "America/New_York", "Europe/Berlin", "Pacific/Kiritimati", "Pacific/Pago_Pago"]
@@ -149,3 +149,28 @@ def test_a_slot_offered_just_before_the_notice_passes_it_still_books(database: s
                          "per_day": 3, "per_week": 5, "sessions": []} for r in ROLES],
             "now_min": 59, "now_s": 50, "decide_s": 60, "duration": 60, "step": 30, "gap": 0, "notice": 120}
     asyncio.run(_run(database, case))
+
+
+@hypothesis.settings(max_examples=300, deadline=None, database=None)
+@hypothesis.given(
+    sessions=st.lists(st.tuples(st.integers(-20 * 48, 20 * 48), st.integers(1, 6)), max_size=12),
+    at=st.integers(0, 7 * 48), length=st.integers(1, 4), gap=st.sampled_from([0, 15, 30]),
+    zone=st.sampled_from(ZONES), per_day=st.integers(1, 3), per_week=st.integers(1, 5), check=st.booleans(),
+)
+def test_booking_reads_only_the_sessions_that_decide(
+    sessions: list[tuple[int, int]], at: int, length: int, gap: int, zone: str, per_day: int, per_week: int,
+    check: bool,
+) -> None:
+    """A booking loads an expert's sessions over `deciding_span` only: the answer is the one that
+    every session of theirs, however far away, would give."""
+    rules = Rules(gap_min=gap, timezone=zone)
+    person = Expert(name="专家", role="lawyer", timezone=zone, active=True, max_sessions_per_day=per_day,
+                    max_sessions_per_week=per_week, windows=[WeeklyWindow(weekday=d, start=dt.time(0), end=dt.time(23, 30))
+                                                             for d in range(7)])
+    busy = [(BASE + dt.timedelta(minutes=30 * s), BASE + dt.timedelta(minutes=30 * (s + n))) for s, n in sessions]
+    start = BASE + dt.timedelta(minutes=30 * at)
+    end = start + dt.timedelta(minutes=30 * length)
+    first, last = deciding_span(start, end, rules, check_caps=check)
+    read = [(s, e) for s, e in busy if e > first and s < last]  # what `busy_times` selects
+    assert expert_problem(person, read, start, end, rules, check_availability=check) == \
+        expert_problem(person, busy, start, end, rules, check_availability=check)
