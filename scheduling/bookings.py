@@ -60,14 +60,11 @@ async def load_session(db: AsyncSession, session_id: int) -> MediationSession:
     return session
 
 
-async def _lock_experts(db: AsyncSession, expert_ids: list[int]) -> dict[int, Expert]:
-    rows = await db.scalars(
-        select(Expert)
-        .where(Expert.id.in_(sorted(expert_ids)))
-        .order_by(Expert.id)
-        .options(selectinload(Expert.windows), selectinload(Expert.overrides))
-        .with_for_update()
-    )
+async def _lock_experts(db: AsyncSession, expert_ids: list[int], *, with_availability: bool) -> dict[int, Expert]:
+    query = select(Expert).where(Expert.id.in_(sorted(expert_ids))).order_by(Expert.id).with_for_update()
+    if with_availability:
+        query = query.options(selectinload(Expert.windows), selectinload(Expert.overrides))
+    rows = await db.scalars(query)
     experts = {e.id: e for e in rows}
     missing = sorted(set(expert_ids) - set(experts))
     if missing:
@@ -83,7 +80,7 @@ async def _check_experts(
     problem = session_problem(start, end, now or utcnow(), rules, check_notice=check_availability)
     if problem is not None:
         raise Conflict([problem], field="start")
-    experts = await _lock_experts(db, expert_ids)
+    experts = await _lock_experts(db, expert_ids, with_availability=check_availability)
     first, last = deciding_span(start, end, rules, check_caps=check_availability)
     busy = await busy_times(db, expert_ids, first, last, exclude_session=exclude_session)
     problems = [

@@ -65,6 +65,24 @@ async def test_outside_availability_needs_override(staff_client: httpx.AsyncClie
     assert forced.status_code == 201
 
 
+async def test_a_booking_reads_availability_only_when_it_checks_it(
+    running: Running, staff_client: httpx.AsyncClient, pool: dict[str, Any],
+) -> None:
+    from sqlalchemy import event
+
+    statements: list[str] = []
+    engine = running.app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, *_: statements.append(sql))
+    checked = await staff_client.post("/api/sessions", json=booking(pool, next_monday(10)))
+    assert checked.status_code == 201, checked.text
+    read = [s for s in statements if s.startswith("SELECT") and ("weekly_windows" in s or "date_overrides" in s)]
+    assert len(read) == 2  # each expert's weekly windows and date overrides, in one query each
+    statements.clear()
+    forced = await staff_client.post("/api/sessions", json=booking(pool, next_monday(22), override_availability=True))
+    assert forced.status_code == 201, forced.text
+    assert not [s for s in statements if "weekly_windows" in s or "date_overrides" in s]
+
+
 async def test_bad_bookings(staff_client: httpx.AsyncClient, pool: dict[str, Any]) -> None:
     body = booking(pool, next_monday(10))
     assert (await staff_client.post("/api/sessions", json={**body, "end": body["start"]})).status_code == 422
