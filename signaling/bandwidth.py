@@ -185,6 +185,13 @@ class Downlink:
         """Whether a receiver report showed loss in the last `seconds`."""
         return self._clock() - self._lossy_at < seconds
 
+    def probe_due(self, downgraded: bool) -> int | None:
+        """The rate to probe the link at now (DelayEstimator.probe_due), where the estimate keeps
+        it from what it would get: smaller layers than its tiles want, or fewer videos."""
+        if self.delay is None or not self.limited or not (downgraded or self.shown < self.video_streams):
+            return None
+        return self.delay.probe_due()
+
     @property
     def cutting(self) -> bool:
         """Whether the budget leaves out video now (frames refused or thinned lately, or fewer

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 from signaling.bandwidth import Downlink
 from signaling.simulcast import Layer
+from signaling.transport_cc import PACKET_OVERHEAD, PROBE_MIN_PACKETS
 
 PLI_MIN_INTERVAL_S = 0.3
 # One subscriber's own keyframe requests (PLI/FIR) reach the publisher at most this often, so a
@@ -48,6 +49,9 @@ _ABS_SEND_TIME_UNITS = 1 << 18  # 6.18 fixed-point seconds
 _SEQ_TS_SSRC = struct.Struct("!HII")
 _STEADY, _AFTER_GAP, _NEW_SOURCE = 0, 1, 2  # Subscription._rebase
 ALL_LAYERS = 3  # the highest VP8 temporal layer (TID has two bits): a cap that leaves none out
+_PADDING_BIT = 0x20  # in an RTP header's first byte: the payload is padding (ours: a probe's)
+PADDING_SIZE = 224  # a probe packet's padding (at most 255): its last byte says how long it is
+_PADDING = bytes(PADDING_SIZE - 1) + bytes([PADDING_SIZE])
 class Vp8Descriptor(NamedTuple):
     """What the forwarding needs from a VP8 payload descriptor (RFC 7741); all 0 when absent."""
 
@@ -274,21 +278,7 @@ class Subscription:
             payload = self._renumber(payload, vp8)
         out_seq = (seq + self._seq_offset) & 0xFFFF
         out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
-        second = (marker << 7) | self.payload_type
-        if self._abs_send_time_id is not None:
-            if sent_at is None:
-                sent_at = abs_send_time()
-            send_time = (self._abs_send_time_id << 28) | (2 << 24) | sent_at
-            if self._transport_cc_id is not None:
-                header = _HEADER_WITH_TWO.pack(0x90, second, out_seq, out_ts, self.ssrc, _TWO_WORDS_OF_EXTENSIONS,
-                                               send_time, self._transport_word(_HEADER_WITH_TWO.size + len(payload)))
-            else:
-                header = _HEADER_WITH_SEND_TIME.pack(0x90, second, out_seq, out_ts, self.ssrc, _ONE_BYTE_EXTENSIONS, send_time)
-        elif self._transport_cc_id is not None:
-            header = _HEADER_WITH_SEND_TIME.pack(0x90, second, out_seq, out_ts, self.ssrc, _ONE_BYTE_EXTENSIONS,
-                                                 self._transport_word(_HEADER_WITH_SEND_TIME.size + len(payload)))
-        else:
-            header = _HEADER.pack(0x80, second, out_seq, out_ts, self.ssrc)
+        header = self._header(0x80, (marker << 7) | self.payload_type, out_seq, out_ts, len(payload), sent_at)
         size = len(header) + len(payload)
         self.downlink.sent(size, self._video)
         self._sent_bytes += size
@@ -309,6 +299,47 @@ class Subscription:
         if self.packets & 15 == 1:
             self._clock = (time.time(), out_ts)
         return True
+
+    def _header(self, first: int, second: int, seq: int, timestamp: int, payload_size: int, sent_at: int | None) -> bytes:
+        """A packet's RTP header, with abs-send-time (`sent_at`, default now) and a transport
+        sequence number where the subscriber negotiated them; `first` is its first byte without
+        the extension bit."""
+        if self._abs_send_time_id is not None:
+            send_time = (self._abs_send_time_id << 28) | (2 << 24) | (abs_send_time() if sent_at is None else sent_at)
+            if self._transport_cc_id is not None:
+                return _HEADER_WITH_TWO.pack(first | 0x10, second, seq, timestamp, self.ssrc, _TWO_WORDS_OF_EXTENSIONS,
+                                             send_time, self._transport_word(_HEADER_WITH_TWO.size + payload_size))
+            return _HEADER_WITH_SEND_TIME.pack(first | 0x10, second, seq, timestamp, self.ssrc, _ONE_BYTE_EXTENSIONS, send_time)
+        if self._transport_cc_id is not None:
+            return _HEADER_WITH_SEND_TIME.pack(first | 0x10, second, seq, timestamp, self.ssrc, _ONE_BYTE_EXTENSIONS,
+                                               self._transport_word(_HEADER_WITH_SEND_TIME.size + payload_size))
+        return _HEADER.pack(first, second, seq, timestamp, self.ssrc)
+
+    def pad(self, octets: int) -> tuple[int, int] | None:
+        """Probe the link: padding-only packets of about `octets` bytes in all, sent at once
+        between two frames (the receiver takes them as filling its sequence numbers); their
+        transport sequence numbers (the first, and how many), or None where this stream cannot
+        carry them now (no transport-cc, nothing sent yet, or in the middle of a frame)."""
+        if not self._video or self._transport_cc_id is None or self.paused or self.waiting_keyframe or self._rebase or not self.packets:
+            return None
+        last = self._headers[self._last_seq % HISTORY_SIZE]
+        if last is None or not last[1] & 0x80 and not last[0] & _PADDING_BIT:  # (a frame's last packet has the marker)
+            return None
+        timestamp = int.from_bytes(last[4:8], "big")
+        count = max(PROBE_MIN_PACKETS, -(-octets // (PADDING_SIZE + _HEADER_WITH_TWO.size + PACKET_OVERHEAD)))
+        first = None
+        for _ in range(count):
+            self._seq_offset += 1  # the source's packets come after these
+            self._last_seq = seq = (self._last_seq + 1) & 0xFFFF
+            header = self._header(0x80 | _PADDING_BIT, self.payload_type, seq, timestamp, PADDING_SIZE, None)
+            if first is None:
+                first = int.from_bytes(header[-3:-1], "big")
+            self._sent_bytes += len(header) + PADDING_SIZE
+            slot = seq % HISTORY_SIZE
+            self._headers[slot], self._payloads[slot], self._sent_upto[slot] = header, _PADDING, self._sent_bytes
+            self._send(header, _PADDING)
+        assert first is not None
+        return first, count
 
     def _layer_off(self, tid: int, sync: int) -> bool:
         """Whether a frame of temporal layer tid (> 0) is left out because its layer is off: a
@@ -333,7 +364,9 @@ class Subscription:
         self._seq_offset = (self._last_seq + 1 - seq) & 0xFFFF
         if self._rebase == _NEW_SOURCE and self.packets:
             slot = self._last_seq % HISTORY_SIZE
-            header, last = self._headers[slot], self._payloads[slot]
+            while (header := self._headers[slot]) is not None and header[0] & _PADDING_BIT:  # a probe's (`pad`)
+                slot = (slot - 1) % HISTORY_SIZE
+            last = self._payloads[slot]
             assert header is not None  # (packets were sent)
             step = 3000 if self._video else 960  # one frame at 90 kHz / 20 ms at 48 kHz
             self._ts_offset = (int.from_bytes(header[4:8], "big") + step - timestamp) & 0xFFFFFFFF

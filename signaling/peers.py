@@ -56,7 +56,7 @@ from signaling.bandwidth import DOWNGRADED_LOSS_S, LOSSY_FRACTION, Downlink, Lin
 from signaling.errors import SignalingError
 from signaling.forwarding import PublishedStream, Subscription, header_extension, parse_rtp
 from signaling.simulcast import Choice, choose_layer
-from signaling.transport_cc import TRANSPORT_CC_URI, ArrivalLog, DelayEstimator, read_feedback, split_feedback
+from signaling.transport_cc import PROBE_S, TRANSPORT_CC_URI, ArrivalLog, DelayEstimator, read_feedback, split_feedback
 
 logger = logging.getLogger(__name__)
 SLOTS = 25  # everyone else in a room of 25, and a shared screen
@@ -272,6 +272,20 @@ class ServerPeer:
             stream.rank_layers()
         if self.downlink.tick():
             await self.show_videos()
+        self._probe()
+
+    def _probe(self) -> None:
+        """Probe the downlink with padding on one of its videos, where its estimate keeps it
+        from larger layers or more videos (signaling/transport_cc.py, DelayEstimator)."""
+        target = self.downlink.probe_due(self._downgraded)
+        if target is None:
+            return
+        assert self.downlink.delay is not None
+        for slot in self.slots:
+            sent = slot.video.pad(int(target * PROBE_S / 8))
+            if sent is not None:
+                self.downlink.delay.probe_sent(*sent, target)
+                return
 
     def choose_layers(self) -> None:
         """Each slot's video from the simulcast layer that fits this downlink and the tile it is

@@ -11,6 +11,7 @@ server records each packet's arrival and sends the feedback every FEEDBACK_INTER
 from __future__ import annotations
 
 import collections
+import dataclasses
 import struct
 import time
 from collections.abc import Callable
@@ -222,6 +223,32 @@ ACKED_WINDOW_US = 250_000
 QUEUED_MS = 100.0  # a packet this much slower than the quickest ...
 BASE_WINDOW_S = 10.0  # ... of this long waited in a queue (random radio jitter of +-50 ms does not reach it)
 MIN_BPS, MAX_BPS = 80_000, 10_000_000
+# Without a probe, the estimate grows to at most this times what arrived lately, plus this
+# (libwebrtc's AimdRateControl): past it, it would be a guess that the next larger layer fits.
+THROUGHPUT_GAIN, THROUGHPUT_ADD_BPS = 1.5, 10_000
+# A probe: padding sent at once, this times the estimate for this long (at least a few packets);
+# the rate its packets arrive at, up to that, is what the link carries (libwebrtc's
+# ProbeController and ProbeBitrateEstimator, mediasoup's and LiveKit's probation).
+PROBE_GAIN, PROBE_S, PROBE_MIN_PACKETS = 2.0, 0.015, 5
+PROBE_RECEIVED = 0.8  # a probe counts once this share of its packets are reported to have arrived ...
+PROBE_SATURATED = 0.9  # ... and arriving slower than this share of its rate, it found the link's rate
+PROBE_TIMEOUT_S = 1.0  # a probe not reported on within this long is given up
+PROBE_WAIT_S, PROBE_MAX_WAIT_S = 2.0, 8.0  # between probes: this, doubled after each that found no more, up to this
+PROBE_AFTER_OVERUSE_S = 3.0  # no probe this soon after the estimate fell
+
+
+@dataclasses.dataclass
+class Probe:
+    """A probe in flight: its packets' transport sequence numbers and the rate it tried."""
+
+    first: int
+    count: int
+    target_bps: int
+    sent_at: float
+    reported: dict[int, int | None] = dataclasses.field(default_factory=dict)
+
+    def covers(self, seq: int) -> bool:
+        return (seq - self.first) & 0xFFFF < self.count
 
 
 class DelayEstimator:
@@ -262,6 +289,10 @@ class DelayEstimator:
         self._fastest: collections.deque[tuple[float, int]] = collections.deque()  # (when, the least one-way delay of a feedback, us)
         self._acked: collections.deque[tuple[int, int]] = collections.deque()  # (arrival us, size) within ACKED_WINDOW_US
         self._reports: collections.deque[tuple[float, int, int]] = collections.deque()  # (when, received, lost) within LOSS_WINDOW_S
+        self.probe: Probe | None = None
+        self._probe_at = float("-inf")  # when the last probe went
+        self._probe_wait = PROBE_WAIT_S
+        self.probes = [0, 0]  # probes sent, and those that raised the estimate
 
     def feedback(self, arrivals: list[tuple[int, int | None]]) -> None:
         """A transport feedback's packets (sequence number, arrival or None): the groups they
@@ -316,7 +347,45 @@ class DelayEstimator:
             self._high_loss_since = None
         elif self._high_loss_since is None:
             self._high_loss_since = now
+        if self.probe is not None:
+            self._probe_feedback(arrivals, now)
         self._control()
+
+    def probe_due(self) -> int | None:
+        """The rate a probe would try now (the caller wants more than the estimate gives), or
+        None: one is in flight, the estimate fell lately, or the last one was too recent."""
+        now = self._clock()
+        if self.probe is not None or now - self.overused_at < PROBE_AFTER_OVERUSE_S or now - self._probe_at < self._probe_wait:
+            return None
+        return min(MAX_BPS, int(self.estimate_bps * PROBE_GAIN))
+
+    def probe_sent(self, first: int, count: int, target_bps: int) -> None:
+        """A probe's packets went: transport sequence numbers first .. first + count - 1."""
+        self.probe = Probe(first, count, target_bps, self._clock())
+        self._probe_at = self.probe.sent_at
+        self.probes[0] += 1
+
+    def _probe_feedback(self, arrivals: list[tuple[int, int | None]], now: float) -> None:
+        probe = self.probe
+        assert probe is not None
+        for seq, arrival in arrivals:
+            if probe.covers(seq):
+                probe.reported[seq] = arrival
+        if len(probe.reported) < probe.count and now - probe.sent_at < PROBE_TIMEOUT_S:
+            return
+        self.probe = None
+        arrived = sorted((at, self.log.sizes[seq % SendLog.SIZE]) for seq, at in probe.reported.items() if at is not None)
+        found = 0
+        if len(arrived) >= PROBE_RECEIVED * probe.count:
+            span_us = arrived[-1][0] - arrived[0][0]
+            rate = sum(size for _, size in arrived[1:]) * 8_000_000 / span_us if span_us > 0 else float("inf")
+            found = probe.target_bps if rate >= PROBE_SATURATED * probe.target_bps else int(rate)
+        if found > self.estimate_bps:
+            self.estimate_bps = found
+            self.probes[1] += 1
+            self._probe_wait = PROBE_WAIT_S
+        else:
+            self._probe_wait = min(PROBE_MAX_WAIT_S, 2 * self._probe_wait)
 
     def _queued_ms(self, now: float, fastest_us: int, latest_us: int) -> float:
         """How long the latest packet waited in a queue: its one-way delay (on two clocks: only
@@ -334,8 +403,8 @@ class DelayEstimator:
         """What arrived over the last quarter second of feedback."""
         if len(self._acked) < 2:
             return 0
-        span = self._acked[-1][0] - self._acked[0][0]
-        return int(sum(size for _, size in self._acked) * 8 * 1_000_000 / span) if span > 0 else 0
+        span = self._acked[-1][0] - self._acked[0][0]  # (the first packet's bytes arrived before it)
+        return int((sum(size for _, size in self._acked) - self._acked[0][1]) * 8 * 1_000_000 / span) if span > 0 else 0
 
     def _delta(self, send_delta_us: int, arrival_delta_us: int, arrival_us: int) -> None:
         """One group after another: the change in one-way delay between them, into the trend."""
@@ -381,7 +450,9 @@ class DelayEstimator:
             self.overused_at = now
         elif not self.overusing and self.loss <= LOW_LOSS:
             growth = SLOW_INCREASE if now - self.overused_at < NEAR_OVERUSE_S else FAST_INCREASE
-            self.estimate_bps = min(MAX_BPS, int(self.estimate_bps * growth ** elapsed))
+            ceiling = int(THROUGHPUT_GAIN * self.acked_bps()) + THROUGHPUT_ADD_BPS
+            grown = min(MAX_BPS, ceiling, int(self.estimate_bps * growth ** elapsed))
+            self.estimate_bps = max(self.estimate_bps, grown)
 
 
 def _slope(points: collections.deque[tuple[float, float]]) -> float:

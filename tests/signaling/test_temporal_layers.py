@@ -4,6 +4,7 @@ left out costs that frame only; the frames that go all decode to the publisher's
 from __future__ import annotations
 
 import hashlib
+import struct
 
 import av
 import pytest
@@ -132,3 +133,48 @@ def _with_tid(payload: bytes, tid: int) -> bytes:
     descriptor, rest = VpxPayloadDescriptor.parse(payload)
     descriptor.tid = (tid, tid)
     return bytes(descriptor) + rest
+
+
+def test_a_probe_s_padding_goes_between_frames_and_every_frame_still_decodes(frames) -> None:
+    from signaling.transport_cc import DelayEstimator
+
+    clock = Clock()
+    link = Downlink(clock)
+    link.delay = DelayEstimator(clock=clock)
+    sent: list[bytes] = []
+    subscription = Subscription("video", 0xABCD, 96, lambda header, payload: sent.append(header + payload) or True,
+                                downlink=link, transport_cc_id=3)
+    subscription.source = 1
+    assert subscription.pad(2_000) is None  # nothing sent yet
+    seq, probes = 1000, []
+    for n, payloads in enumerate(frames[:2 * FPS]):
+        for index, payload in enumerate(payloads):
+            vp8 = vp8_descriptor(payload)
+            subscription.forward(payload, int(index == len(payloads) - 1), seq, 6000 * n, vp8.keyframe == 1, vp8)
+            seq += 1
+            if len(payloads) > 1 and index == 0:
+                assert subscription.pad(2_000) is None  # in the middle of a frame: never
+        if n % 7 == 3:
+            probes.append(subscription.pad(2_000))
+    padding = [p for p in sent if p[0] & 0x20]
+    assert all(probe is not None and probe[1] >= 5 for probe in probes)
+    assert len(padding) == sum(probe[1] for probe in probes if probe)
+    # One sequence of numbers, as the browser's jitter buffer needs: no gap, nothing twice.
+    numbers = [struct.unpack_from("!H", p, 2)[0] for p in sent]
+    assert numbers == [(numbers[0] + k) & 0xFFFF for k in range(len(sent))]
+    # Each probe packet has its own transport sequence number, following the media's.
+    transport = [struct.unpack_from("!H", p, 17)[0] for p in sent]  # (after the header and its extension's first byte)
+    assert transport == [(transport[0] + k) & 0xFFFF for k in range(len(sent))]
+    # The frames decode to the publisher's pictures.
+    media = [p for p in sent if not p[0] & 0x20]
+    decoded = depacketize(media)
+    assert pictures([decoded[t] for t in sorted(decoded)]) == pictures([b"".join(
+        VpxPayloadDescriptor.parse(p)[1] for p in payloads) for payloads in frames[:2 * FPS]])
+    # A probe just before a switch of layer: the new layer's picture ids go on from the last
+    # frame's, not from the padding.
+    last_picture = vp8_descriptor(media[-1][12 + 8:]).picture_id
+    assert subscription.pad(2_000) is not None
+    subscription.switch(2)
+    keyframe = frames[2 * FPS]
+    subscription.forward(keyframe[0], 0, 5000, 900_000, True, vp8_descriptor(keyframe[0]))
+    assert vp8_descriptor(sent[-1][12 + 8:]).picture_id == last_picture + 1

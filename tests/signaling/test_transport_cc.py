@@ -7,7 +7,17 @@ import struct
 import pytest
 from aiortc.rtp import RTCP_RTPFB_NACK, RtcpPacket, RtcpReceiverInfo, RtcpRrPacket, RtcpRtpfbPacket
 
-from signaling.transport_cc import PACKET_OVERHEAD, ArrivalLog, DelayEstimator, chunks, read_feedback, split_feedback
+from signaling.forwarding import PADDING_SIZE
+from signaling.transport_cc import (
+    PACKET_OVERHEAD,
+    PROBE_MIN_PACKETS,
+    PROBE_S,
+    ArrivalLog,
+    DelayEstimator,
+    chunks,
+    read_feedback,
+    split_feedback,
+)
 
 
 def parse(packet: bytes) -> dict[str, object]:
@@ -166,7 +176,7 @@ def test_a_queue_building_up_is_overuse_and_the_estimate_falls_to_what_the_link_
     clock = Clock()
     estimator = DelayEstimator(start_bps=1_000_000, clock=clock)
     run_link(estimator, clock, 3, 600_000, None)  # a good link: no overuse
-    assert estimator.overused_at == float("-inf") and estimator.estimate_bps > 1_000_000
+    assert estimator.overused_at == float("-inf") and estimator.estimate_bps == 1_000_000  # (it grows no further alone)
     # The link falls to 300 kbit/s while 600 are sent: the queue grows 300 kbit a second.
     estimates = run_link(estimator, clock, 2, 600_000, 300_000)
     assert estimates[5] <= 300_000  # within half a second, before a 250 ms queue overflows ...
@@ -214,14 +224,76 @@ def test_heavy_loss_lowers_the_estimate() -> None:
     assert estimator.overused_at > float("-inf") and estimator.estimate_bps <= 320_000  # what arrived
 
 
-def test_the_estimate_grows_back_within_seconds_once_the_link_is_free() -> None:
+def send_probe(estimator: DelayEstimator, clock: Clock, capacity_bps: int | None) -> int:
+    """Send the probe that is due (padding packets at once, as `Subscription.pad` does) through
+    a link of this capacity (None: no limit), and give the estimator its feedback; the probe's rate."""
+    target = estimator.probe_due()
+    assert target is not None
+    count = max(PROBE_MIN_PACKETS, -(-int(target * PROBE_S / 8) // (PADDING_SIZE + 28 + PACKET_OVERHEAD)))
+    arrivals: list[tuple[int, int | None]] = []
+    arrives = clock.now + 0.02
+    for _ in range(count):
+        arrivals.append((estimator.log.next(PADDING_SIZE + 28), 0))
+        if capacity_bps is not None:
+            arrives += (PADDING_SIZE + 28 + PACKET_OVERHEAD) * 8 / capacity_bps
+        arrivals[-1] = (arrivals[-1][0], int(arrives * 1_000_000))
+    estimator.probe_sent(arrivals[0][0], count, target)
+    clock.now += 0.1
+    estimator.feedback(arrivals)
+    return target
+
+
+def test_the_estimate_grows_past_what_arrives_only_by_a_probe() -> None:
     clock = Clock()
     estimator = DelayEstimator(start_bps=1_000_000, clock=clock)
     run_link(estimator, clock, 2, 600_000, 150_000)
-    low = estimator.estimate_bps
-    assert low < 200_000
-    estimates = run_link(estimator, clock, 12, 150_000, 10_000_000)  # (its queue drains: it may fall once more)
-    assert estimator.estimate_bps > 4 * min(estimates)  # 20% a second, 8% within 5 s of the last overuse
+    assert estimator.estimate_bps < 200_000
+    # The link is free again, but only 150 kbit/s are sent: the estimate grows to half again what
+    # arrives and no further (it grew without end, and now and then the next larger layer was
+    # tried blind: on a steady 300 kbit/s link a fifth of a second's voices were lost each time).
+    run_link(estimator, clock, 12, 150_000, 10_000_000)
+    on_the_wire = 150_000 * (1000 + PACKET_OVERHEAD) / 1000
+    assert 1.3 * on_the_wire < estimator.estimate_bps <= 1.5 * on_the_wire * 1.05 + 10_000
+    # A probe at twice the estimate arrives as fast as it went: the link carries that.
+    before = estimator.estimate_bps
+    assert send_probe(estimator, clock, None) == 2 * before
+    assert estimator.estimate_bps == 2 * before
+    assert estimator.probe_due() is None  # the next one waits (and one in flight is never doubled)
+    clock.now += 2.0
+    assert send_probe(estimator, clock, None) == 4 * before
+    assert estimator.estimate_bps == 4 * before and estimator.probes == [2, 2]
+
+
+def test_a_probe_that_finds_no_more_leaves_the_estimate_and_the_next_waits_longer() -> None:
+    clock = Clock()
+    estimator = DelayEstimator(start_bps=1_000_000, clock=clock)
+    run_link(estimator, clock, 2, 600_000, 300_000)
+    assert estimator.probe_due() is None  # not this soon after the estimate fell
+    run_link(estimator, clock, 10, 250_000, 300_000)  # a steady 300 kbit/s link, 250 sent
+    steady = estimator.estimate_bps
+    assert steady <= 1.5 * 250_000 * 1.05 + 10_000
+    waits = []
+    for _ in range(4):
+        sent_at = clock.now
+        send_probe(estimator, clock, 300_000)  # it arrives at the link's rate: less than the estimate
+        assert estimator.estimate_bps < 1.25 * steady  # not the probe's rate, twice that
+        while estimator.probe_due() is None:
+            clock.now += 0.5
+        waits.append(round(clock.now - sent_at))
+    assert waits == [4, 8, 8, 8]  # doubled after each, up to 8 s
+    assert estimator.probes == [4, 0]
+
+
+def test_a_probe_half_lost_says_nothing() -> None:
+    clock = Clock()
+    estimator = DelayEstimator(start_bps=400_000, clock=clock)
+    target = estimator.probe_due()
+    assert target == 800_000
+    first = estimator.log.next(PADDING_SIZE + 28)
+    estimator.log.next(PADDING_SIZE + 28)
+    estimator.probe_sent(first, 2, target)
+    estimator.feedback([(first, 100_000_000), ((first + 1) & 0xFFFF, None)])
+    assert estimator.probe is None and estimator.estimate_bps <= 400_000 * 1.2
 
 
 def test_what_arrived_counts_each_packet_with_its_headers_on_the_wire() -> None:
