@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 from signaling.bandwidth import Downlink
 from signaling.simulcast import Layer
-from signaling.transport_cc import PACKET_OVERHEAD, PROBE_MIN_PACKETS
+from signaling.transport_cc import PACKET_OVERHEAD
 
 PLI_MIN_INTERVAL_S = 0.3
 # One subscriber's own keyframe requests (PLI/FIR) reach the publisher at most this often, so a
@@ -315,31 +315,27 @@ class Subscription:
                                                self._transport_word(_HEADER_WITH_SEND_TIME.size + payload_size))
         return _HEADER.pack(first, second, seq, timestamp, self.ssrc)
 
-    def pad(self, octets: int) -> tuple[int, int] | None:
-        """Probe the link: padding-only packets of about `octets` bytes in all, sent at once
-        between two frames (the receiver takes them as filling its sequence numbers); their
-        transport sequence numbers (the first, and how many), or None where this stream cannot
-        carry them now (no transport-cc, nothing sent yet, or in the middle of a frame)."""
-        if not self._video or self._transport_cc_id is None or self.paused or self.waiting_keyframe or self._rebase or not self.packets:
-            return None
+    def pad(self, octets: int) -> bool:
+        """Probe the link: padding-only packets of about `octets` bytes in all (on the wire),
+        between two frames (the receiver takes them as filling its sequence numbers), each with
+        a transport sequence number; False where this stream cannot carry them now (no
+        transport-cc, nothing sent yet, or in the middle of a frame)."""
+        if not self._video or self._transport_cc_id is None or self.paused or self.waiting_keyframe or self._rebase \
+                or not self.packets:
+            return False
         last = self._headers[self._last_seq % HISTORY_SIZE]
         if last is None or not last[1] & 0x80 and not last[0] & _PADDING_BIT:  # (a frame's last packet has the marker)
-            return None
+            return False
         timestamp = int.from_bytes(last[4:8], "big")
-        count = max(PROBE_MIN_PACKETS, -(-octets // (PADDING_SIZE + _HEADER_WITH_TWO.size + PACKET_OVERHEAD)))
-        first = None
-        for _ in range(count):
+        for _ in range(-(-octets // (PADDING_SIZE + _HEADER_WITH_TWO.size + PACKET_OVERHEAD))):
             self._seq_offset += 1  # the source's packets come after these
             self._last_seq = seq = (self._last_seq + 1) & 0xFFFF
             header = self._header(0x80 | _PADDING_BIT, self.payload_type, seq, timestamp, PADDING_SIZE, None)
-            if first is None:
-                first = int.from_bytes(header[-3:-1], "big")
             self._sent_bytes += len(header) + PADDING_SIZE
             slot = seq % HISTORY_SIZE
             self._headers[slot], self._payloads[slot], self._sent_upto[slot] = header, _PADDING, self._sent_bytes
             self._send(header, _PADDING)
-        assert first is not None
-        return first, count
+        return True
 
     def _layer_off(self, tid: int, sync: int) -> bool:
         """Whether a frame of temporal layer tid (> 0) is left out because its layer is off: a

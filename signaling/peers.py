@@ -56,7 +56,7 @@ from signaling.bandwidth import DOWNGRADED_LOSS_S, LOSSY_FRACTION, Downlink, Lin
 from signaling.errors import SignalingError
 from signaling.forwarding import PublishedStream, Subscription, header_extension, parse_rtp
 from signaling.simulcast import Choice, choose_layer
-from signaling.transport_cc import PROBE_S, TRANSPORT_CC_URI, ArrivalLog, DelayEstimator, read_feedback, split_feedback
+from signaling.transport_cc import PROBE_TICK_S, TRANSPORT_CC_URI, ArrivalLog, DelayEstimator, read_feedback, split_feedback
 
 logger = logging.getLogger(__name__)
 SLOTS = 25  # everyone else in a room of 25, and a shared screen
@@ -275,17 +275,24 @@ class ServerPeer:
         self._probe()
 
     def _probe(self) -> None:
-        """Probe the downlink with padding on one of its videos, where its estimate keeps it
-        from larger layers or more videos (signaling/transport_cc.py, DelayEstimator)."""
-        target = self.downlink.probe_due(self._downgraded)
-        if target is None:
+        """Probe the downlink where its estimate keeps it from larger layers or more videos:
+        padding on one of its videos, paced (signaling/transport_cc.py, DelayEstimator)."""
+        goal = self.downlink.probe_due(self._downgraded)
+        if goal is None:
             return
         assert self.downlink.delay is not None
-        for slot in self.slots:
-            sent = slot.video.pad(int(target * PROBE_S / 8))
-            if sent is not None:
-                self.downlink.delay.probe_sent(*sent, target)
-                return
+        self.downlink.delay.start_probe(goal)
+        self._probe_tick()
+
+    def _probe_tick(self) -> None:
+        delay = self.downlink.delay
+        if delay is None or delay.probe is None or self.pc.connectionState != "connected":
+            return
+        octets = delay.probe_padding()
+        if octets:  # (a stream in the middle of a frame takes none: the next tick's share is larger)
+            any(slot.video.pad(octets) for slot in self.slots)
+        if delay.probe is not None:
+            asyncio.get_running_loop().call_later(PROBE_TICK_S, self._probe_tick)
 
     def choose_layers(self) -> None:
         """Each slot's video from the simulcast layer that fits this downlink and the tile it is

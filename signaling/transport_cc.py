@@ -194,13 +194,16 @@ class SendLog:
         self.sent_us = [0] * self.SIZE
         self.sizes = [0] * self.SIZE
         self.seqs = [-1] * self.SIZE
+        self.octets = 0  # sent so far, on the wire
 
     def next(self, size: int) -> int:
         """The sequence number for an RTP packet of this size sent now (kept with its size on the wire)."""
         seq = self._next
         self._next = (seq + 1) & 0xFFFF
         slot = seq % self.SIZE
-        self.sent_us[slot], self.sizes[slot], self.seqs[slot] = self._clock(), size + PACKET_OVERHEAD, seq
+        size += PACKET_OVERHEAD
+        self.sent_us[slot], self.sizes[slot], self.seqs[slot] = self._clock(), size, seq
+        self.octets += size
         return seq
 
 
@@ -226,29 +229,28 @@ MIN_BPS, MAX_BPS = 80_000, 10_000_000
 # Without a probe, the estimate grows to at most this times what arrived lately, plus this
 # (libwebrtc's AimdRateControl): past it, it would be a guess that the next larger layer fits.
 THROUGHPUT_GAIN, THROUGHPUT_ADD_BPS = 1.5, 10_000
-# A probe: padding sent at once, this times the estimate for this long (at least a few packets);
-# the rate its packets arrive at, up to that, is what the link carries (libwebrtc's
-# ProbeController and ProbeBitrateEstimator, mediasoup's and LiveKit's probation).
-PROBE_GAIN, PROBE_S, PROBE_MIN_PACKETS = 2.0, 0.015, 5
-PROBE_RECEIVED = 0.8  # a probe counts once this share of its packets are reported to have arrived ...
-PROBE_SATURATED = 0.9  # ... and arriving slower than this share of its rate, it found the link's rate
-PROBE_TIMEOUT_S = 1.0  # a probe not reported on within this long is given up
-PROBE_WAIT_S, PROBE_MAX_WAIT_S = 2.0, 8.0  # between probes: this, doubled after each that found no more, up to this
+# A probe: padding beside the media so that the two together are this times the estimate, paced
+# over this long. It succeeds if the link carries it: no overuse, and what arrived (over a quarter
+# second, each feedback) while its packets arrived was each time at least this share of its rate
+# (the least of it is then the estimate). Paced,
+# not a burst: a token bucket in the link (tbf's burst, a radio's) passes a burst of a few
+# kilobytes at any rate, and a burst probe found 600 kbit/s on a 300 kbit/s link each time.
+# (libwebrtc's ProbeController, mediasoup's and LiveKit's probation.)
+PROBE_GAIN, PROBE_S, PROBE_TICK_S = 2.0, 0.5, 0.02
+PROBE_REACHED = 0.9
+PROBE_MEASURED = (0.35, PROBE_S + 0.1)  # what arrived is read from the feedback between these (s after its start)
+PROBE_WAIT_S, PROBE_MAX_WAIT_S = 2.0, 8.0  # between probes: this, doubled after each that failed, up to this
 PROBE_AFTER_OVERUSE_S = 3.0  # no probe this soon after the estimate fell
 
 
 @dataclasses.dataclass
 class Probe:
-    """A probe in flight: its packets' transport sequence numbers and the rate it tried."""
+    """A probe in progress: the rate it tries, when it started, and what the log had sent then."""
 
-    first: int
-    count: int
-    target_bps: int
-    sent_at: float
-    reported: dict[int, int | None] = dataclasses.field(default_factory=dict)
-
-    def covers(self, seq: int) -> bool:
-        return (seq - self.first) & 0xFFFF < self.count
+    goal_bps: int
+    started_at: float
+    sent_octets: int
+    arrived_bps: int | None = None  # the least that arrived, by the feedback read so far
 
 
 class DelayEstimator:
@@ -347,41 +349,53 @@ class DelayEstimator:
             self._high_loss_since = None
         elif self._high_loss_since is None:
             self._high_loss_since = now
-        if self.probe is not None:
-            self._probe_feedback(arrivals, now)
         self._control()
+        if self.probe is not None:
+            self._judge_probe(now)
 
     def probe_due(self) -> int | None:
         """The rate a probe would try now (the caller wants more than the estimate gives), or
-        None: one is in flight, the estimate fell lately, or the last one was too recent."""
+        None: one is under way, the estimate fell lately, or the last one was too recent."""
         now = self._clock()
         if self.probe is not None or now - self.overused_at < PROBE_AFTER_OVERUSE_S or now - self._probe_at < self._probe_wait:
             return None
         return min(MAX_BPS, int(self.estimate_bps * PROBE_GAIN))
 
-    def probe_sent(self, first: int, count: int, target_bps: int) -> None:
-        """A probe's packets went: transport sequence numbers first .. first + count - 1."""
-        self.probe = Probe(first, count, target_bps, self._clock())
-        self._probe_at = self.probe.sent_at
+    def start_probe(self, goal_bps: int) -> None:
+        """Probe at this rate from now (`probe_padding` says what to add, tick by tick)."""
+        self.probe = Probe(goal_bps, self._clock(), self.log.octets)
+        self._probe_at = self.probe.started_at
         self.probes[0] += 1
 
-    def _probe_feedback(self, arrivals: list[tuple[int, int | None]], now: float) -> None:
+    def probe_padding(self) -> int:
+        """How many bytes of padding to send now to keep the probe at its rate; 0 once it is
+        over (its time is up, or the link could not take it)."""
+        probe = self.probe
+        if probe is None:
+            return 0
+        elapsed = self._clock() - probe.started_at
+        if elapsed >= 2 * PROBE_S:  # no feedback on it: as good as failed
+            self.probe = None
+            self._probe_wait = min(PROBE_MAX_WAIT_S, 2 * self._probe_wait)
+        if elapsed >= PROBE_S:
+            return 0
+        return max(0, int(probe.goal_bps * elapsed / 8) - (self.log.octets - probe.sent_octets))
+
+    def _judge_probe(self, now: float) -> None:
+        """After each feedback during a probe: over at the first overuse; a success if what
+        arrived while its packets arrived reached its rate each time."""
         probe = self.probe
         assert probe is not None
-        for seq, arrival in arrivals:
-            if probe.covers(seq):
-                probe.reported[seq] = arrival
-        if len(probe.reported) < probe.count and now - probe.sent_at < PROBE_TIMEOUT_S:
+        elapsed = now - probe.started_at
+        failed = self.overusing or self.overflowing or self.loss > LOW_LOSS
+        if not failed and PROBE_MEASURED[0] <= elapsed <= PROBE_MEASURED[1]:
+            arrived = self.acked_bps()
+            probe.arrived_bps = arrived if probe.arrived_bps is None else min(probe.arrived_bps, arrived)
+        if not failed and elapsed <= PROBE_MEASURED[1]:
             return
         self.probe = None
-        arrived = sorted((at, self.log.sizes[seq % SendLog.SIZE]) for seq, at in probe.reported.items() if at is not None)
-        found = 0
-        if len(arrived) >= PROBE_RECEIVED * probe.count:
-            span_us = arrived[-1][0] - arrived[0][0]
-            rate = sum(size for _, size in arrived[1:]) * 8_000_000 / span_us if span_us > 0 else float("inf")
-            found = probe.target_bps if rate >= PROBE_SATURATED * probe.target_bps else int(rate)
-        if found > self.estimate_bps:
-            self.estimate_bps = found
+        if not failed and probe.arrived_bps is not None and probe.arrived_bps >= PROBE_REACHED * probe.goal_bps:
+            self.estimate_bps = max(self.estimate_bps, probe.arrived_bps)
             self.probes[1] += 1
             self._probe_wait = PROBE_WAIT_S
         else:
