@@ -206,6 +206,10 @@ class SendLog:
         self.octets += size
         return seq
 
+    def peek(self) -> int:
+        """The sequence number the next packet will get."""
+        return self._next
+
 
 GROUP_US = 5_000  # packets sent within this of a group's first are one group (a frame's burst)
 TRENDLINE_POINTS = 20  # the delay trend is the slope over this many groups
@@ -230,27 +234,53 @@ MIN_BPS, MAX_BPS = 80_000, 10_000_000
 # (libwebrtc's AimdRateControl): past it, it would be a guess that the next larger layer fits.
 THROUGHPUT_GAIN, THROUGHPUT_ADD_BPS = 1.5, 10_000
 # A probe: padding beside the media so that the two together are this times the estimate, paced
-# over this long. It succeeds if the link carries it: no overuse, and what arrived (over a quarter
-# second, each feedback) while its packets arrived was each time at least this share of its rate
-# (the least of it is then the estimate). Paced,
-# not a burst: a token bucket in the link (tbf's burst, a radio's) passes a burst of a few
-# kilobytes at any rate, and a burst probe found 600 kbit/s on a 300 kbit/s link each time.
-# (libwebrtc's ProbeController, mediasoup's and LiveKit's probation.)
+# over this long. It succeeds if the link carries it: no overuse, and its packets (media and
+# padding sent meanwhile) arrive at least at this share of its rate (the estimate becomes the
+# rate they arrived at). Paced, not a burst: a token bucket in the link (tbf's burst, a radio's)
+# passes a burst of a few kilobytes at any rate, and a burst probe found 600 kbit/s on a 300
+# kbit/s link each time. (libwebrtc's ProbeController and ProbeBitrateEstimator, LiveKit's probes.)
 PROBE_GAIN, PROBE_S, PROBE_TICK_S = 2.0, 0.5, 0.02
 PROBE_REACHED = 0.9
-PROBE_MEASURED = (0.35, PROBE_S + 0.1)  # what arrived is read from the feedback between these (s after its start)
 PROBE_WAIT_S, PROBE_MAX_WAIT_S = 2.0, 8.0  # between probes: this, doubled after each that failed, up to this
 PROBE_AFTER_OVERUSE_S = 3.0  # no probe this soon after the estimate fell
 
 
 @dataclasses.dataclass
 class Probe:
-    """A probe in progress: the rate it tries, when it started, and what the log had sent then."""
+    """A probe in progress: the rate it tries, when it started, and its packets (transport
+    sequence numbers from `first` to before `end`, once it has ended) as reported so far."""
 
     goal_bps: int
     started_at: float
-    sent_octets: int
-    arrived_bps: int | None = None  # the least that arrived, by the feedback read so far
+    sent_octets: int  # what the log had sent when it started
+    first: int
+    end: int | None = None
+    arrivals: list[tuple[int, int]] = dataclasses.field(default_factory=list)  # (arrival us, size)
+    reported: int = -1  # the furthest of its packets reported on (from `first`)
+
+    def read(self, arrivals: list[tuple[int, int | None]], sizes: list[int]) -> None:
+        """Note a feedback's reports on the probe's packets."""
+        span = ((self.end if self.end is not None else self.first + 0x8000) - self.first) & 0xFFFF
+        for seq, arrival in arrivals:
+            offset = (seq - self.first) & 0xFFFF
+            if offset < span:
+                if arrival is not None:
+                    self.arrivals.append((arrival, sizes[seq % SendLog.SIZE]))
+                self.reported = max(self.reported, offset)
+
+    @property
+    def reported_all(self) -> bool:
+        """Whether it has ended and its last packet has been reported on."""
+        return self.end is not None and self.reported >= ((self.end - self.first) & 0xFFFF) - 1
+
+    def arrived_bps(self) -> int:
+        """The rate its packets arrived at (the first one's bytes arrived before the span)."""
+        if len(self.arrivals) < 2:
+            return 0
+        self.arrivals.sort()
+        span_us = self.arrivals[-1][0] - self.arrivals[0][0]
+        octets = sum(size for _, size in self.arrivals) - self.arrivals[0][1]
+        return int(octets * 8_000_000 / span_us) if span_us > 0 else MAX_BPS
 
 
 class DelayEstimator:
@@ -351,7 +381,7 @@ class DelayEstimator:
             self._high_loss_since = now
         self._control()
         if self.probe is not None:
-            self._judge_probe(now)
+            self._judge_probe(arrivals, now)
 
     def probe_due(self) -> int | None:
         """The rate a probe would try now (the caller wants more than the estimate gives), or
@@ -363,39 +393,35 @@ class DelayEstimator:
 
     def start_probe(self, goal_bps: int) -> None:
         """Probe at this rate from now (`probe_padding` says what to add, tick by tick)."""
-        self.probe = Probe(goal_bps, self._clock(), self.log.octets)
+        self.probe = Probe(goal_bps, self._clock(), self.log.octets, self.log.peek())
         self._probe_at = self.probe.started_at
         self.probes[0] += 1
 
     def probe_padding(self) -> int:
-        """How many bytes of padding to send now to keep the probe at its rate; 0 once it is
-        over (its time is up, or the link could not take it)."""
+        """How many bytes of padding to send now to keep the probe at its rate; 0 once its time
+        is up."""
         probe = self.probe
-        if probe is None:
+        if probe is None or probe.end is not None:
             return 0
         elapsed = self._clock() - probe.started_at
-        if elapsed >= 2 * PROBE_S:  # no feedback on it: as good as failed
-            self.probe = None
-            self._probe_wait = min(PROBE_MAX_WAIT_S, 2 * self._probe_wait)
         if elapsed >= PROBE_S:
+            probe.end = self.log.peek()
             return 0
         return max(0, int(probe.goal_bps * elapsed / 8) - (self.log.octets - probe.sent_octets))
 
-    def _judge_probe(self, now: float) -> None:
-        """After each feedback during a probe: over at the first overuse; a success if what
-        arrived while its packets arrived reached its rate each time."""
+    def _judge_probe(self, arrivals: list[tuple[int, int | None]], now: float) -> None:
+        """After each feedback during a probe: over at the first overuse; once its last packet
+        is reported on, a success if its packets arrived at its rate."""
         probe = self.probe
         assert probe is not None
-        elapsed = now - probe.started_at
-        failed = self.overusing or self.overflowing or self.loss > LOW_LOSS
-        if not failed and PROBE_MEASURED[0] <= elapsed <= PROBE_MEASURED[1]:
-            arrived = self.acked_bps()
-            probe.arrived_bps = arrived if probe.arrived_bps is None else min(probe.arrived_bps, arrived)
-        if not failed and elapsed <= PROBE_MEASURED[1]:
+        probe.read(arrivals, self.log.sizes)
+        failed = self.overusing or self.overflowing or self.loss > LOW_LOSS or now - probe.started_at > 3 * PROBE_S
+        if not failed and not probe.reported_all:
             return
         self.probe = None
-        if not failed and probe.arrived_bps is not None and probe.arrived_bps >= PROBE_REACHED * probe.goal_bps:
-            self.estimate_bps = max(self.estimate_bps, probe.arrived_bps)
+        arrived = 0 if failed else probe.arrived_bps()
+        if arrived >= PROBE_REACHED * probe.goal_bps:
+            self.estimate_bps = max(self.estimate_bps, min(arrived, MAX_BPS))
             self.probes[1] += 1
             self._probe_wait = PROBE_WAIT_S
         else:
