@@ -290,9 +290,10 @@ class DelayEstimator:
     what arrived lately, within a feedback interval or two of the queue starting to grow and
     before it overflows (a queue found overflowing, its packets late and many lost, is overuse
     too: a full queue's delay no longer rises); otherwise it grows (20% a second, 8% within 5 s
-    of an overuse) while under 2% is lost. Loss lowers it only above 10% for a second (to at most what arrived: a
-    policer drops without queueing): random loss on a radio link, with no queue behind it, is repaired (NACK,
-    Opus FEC), not taken for congestion."""
+    of an overuse) while under 2% is lost, to at most 1.5 times what arrives (+10 kbit/s), and
+    past that by a probe that the link carried (`Probe`). Loss lowers it only above 10% for a
+    second (to at most what arrived: a policer drops without queueing): random loss on a radio
+    link, with no queue behind it, is repaired (NACK, Opus FEC), not taken for congestion."""
 
     def __init__(self, start_bps: int = 1_000_000, clock: Callable[[], float] = time.monotonic) -> None:
         self.log = SendLog()
