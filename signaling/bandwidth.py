@@ -187,10 +187,12 @@ class Downlink:
 
     def probe_due(self, downgraded: bool) -> int | None:
         """The rate to probe the link at now (DelayEstimator.probe_due), where the estimate keeps
-        it from what it would get: smaller layers than its tiles want, or fewer videos."""
+        it from what it would get: smaller layers than its tiles want, or fewer videos. At most
+        FREE_BPS: a link that carries that is no longer limited."""
         if self.delay is None or not self.limited or not (downgraded or self.shown < self.video_streams):
             return None
-        return self.delay.probe_due()
+        goal = self.delay.probe_due()
+        return None if goal is None else min(goal, FREE_BPS)
 
     @property
     def cutting(self) -> bool:

@@ -360,7 +360,10 @@ class Subscription:
         self._seq_offset = (self._last_seq + 1 - seq) & 0xFFFF
         if self._rebase == _NEW_SOURCE and self.packets:
             slot = self._last_seq % HISTORY_SIZE
-            while (header := self._headers[slot]) is not None and header[0] & _PADDING_BIT:  # a probe's (`pad`)
+            for _ in range(HISTORY_SIZE):  # back over a probe's padding (`pad`) to the last media packet
+                header = self._headers[slot]
+                if header is None or not header[0] & _PADDING_BIT:
+                    break
                 slot = (slot - 1) % HISTORY_SIZE
             last = self._payloads[slot]
             assert header is not None  # (packets were sent)

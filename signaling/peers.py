@@ -133,6 +133,7 @@ class ServerPeer:
         self.uplink_quality = LinkQuality()
         self._uplink_loss = 0  # the worst fraction lost (of 256) of what it sent, this second
         self._downgraded = False  # whether its link gets smaller layers than its tiles would show
+        self._probe_turn = 0  # which of its videos carries a probe's next padding
         self._videos_at = float("-inf")  # when the videos shown last changed
         self._abs_send_time_id: int | None = None
         # Transport-wide sequence numbers of what it sends, and when each arrived (its browser's
@@ -289,8 +290,12 @@ class ServerPeer:
         if delay is None or delay.probe is None or self.pc.connectionState != "connected":
             return
         octets = delay.probe_padding()
-        if octets:  # (a stream in the middle of a frame takes none: the next tick's share is larger)
-            any(slot.video.pad(octets) for slot in self.slots)
+        # On its videos in turn (each keeps its history for NACKs); one in the middle of a frame
+        # takes none, and what is not sent adds to the next tick's share.
+        for n in range(len(self.slots) if octets else 0):
+            if self.slots[(self._probe_turn + n) % len(self.slots)].video.pad(octets):
+                self._probe_turn += n + 1
+                break
         if delay.probe is not None:
             asyncio.get_running_loop().call_later(PROBE_TICK_S, self._probe_tick)
 
