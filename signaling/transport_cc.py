@@ -242,7 +242,8 @@ THROUGHPUT_GAIN, THROUGHPUT_ADD_BPS = 1.5, 10_000
 PROBE_GAIN, PROBE_S, PROBE_TICK_S = 2.0, 0.5, 0.02
 PROBE_REACHED = 0.9
 PROBE_WAIT_S, PROBE_MAX_WAIT_S = 2.0, 8.0  # between probes: this, doubled after each that failed, up to this
-PROBE_AFTER_OVERUSE_S = 3.0  # no probe this soon after the estimate fell
+PROBE_AFTER_OVERUSE_S = 5.0  # no probe this soon after the estimate fell (a link that has just
+#                              dropped is still draining its queue: a probe at 3 s froze video in the first 5 s)
 
 
 @dataclasses.dataclass
@@ -251,6 +252,7 @@ class Probe:
     sequence numbers from `first` to before `end`, once it has ended) as reported so far."""
 
     goal_bps: int
+    estimate_bps: int  # before it
     started_at: float
     sent_octets: int  # what the log had sent when it started
     first: int
@@ -394,7 +396,7 @@ class DelayEstimator:
 
     def start_probe(self, goal_bps: int) -> None:
         """Probe at this rate from now (`probe_padding` says what to add, tick by tick)."""
-        self.probe = Probe(goal_bps, self._clock(), self.log.octets, self.log.peek())
+        self.probe = Probe(goal_bps, self.estimate_bps, self._clock(), self.log.octets, self.log.peek())
         self._probe_at = self.probe.started_at
         self.probes[0] += 1
 
@@ -411,8 +413,9 @@ class DelayEstimator:
         return max(0, int(probe.goal_bps * elapsed / 8) - (self.log.octets - probe.sent_octets))
 
     def _judge_probe(self, arrivals: list[tuple[int, int | None]], now: float) -> None:
-        """After each feedback during a probe: over at the first overuse; once its last packet
-        is reported on, a success if its packets arrived at its rate."""
+        """After each feedback during a probe: over at the first overuse (which the probe caused:
+        the estimate from before it stands); once its last packet is reported on, a success if
+        its packets arrived at its rate."""
         probe = self.probe
         assert probe is not None
         probe.read(arrivals, self.log.sizes)
@@ -420,6 +423,8 @@ class DelayEstimator:
         if not failed and not probe.reported_all:
             return
         self.probe = None
+        if self.overusing or self.overflowing:
+            self.estimate_bps = max(self.estimate_bps, probe.estimate_bps)
         arrived = 0 if failed else probe.arrived_bps()
         if arrived >= PROBE_REACHED * probe.goal_bps:
             self.estimate_bps = max(self.estimate_bps, min(arrived, MAX_BPS))
