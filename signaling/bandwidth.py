@@ -185,6 +185,13 @@ class Downlink:
         """Whether a receiver report showed loss in the last `seconds`."""
         return self._clock() - self._lossy_at < seconds
 
+    def congested_within(self, seconds: float) -> bool:
+        """Whether the link was found congested in the last `seconds`: a receiver report showed
+        loss, or (with transport feedback) the estimate fell, a probe it could not carry
+        included. (Its estimate no longer overshoots a weak link, so loss alone no longer shows
+        one that is held to its small layers.)"""
+        return self.lost_within(seconds) or (self.delay is not None and self.delay.fell_within(seconds))
+
     def probe_due(self, downgraded: bool) -> int | None:
         """The rate to probe the link at now (DelayEstimator.probe_due), where the estimate keeps
         it from what it would get: smaller layers than its tiles want, or fewer videos. At most

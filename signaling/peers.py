@@ -530,7 +530,7 @@ class ServerPeer:
         """Once a second, after send_reports: whether this participant's own links look weak
         (its downlink gets smaller layers, fewer frames or fewer videos than it would; what it
         sends arrives with loss); True when either changed."""
-        downgraded = self._downgraded and self.downlink.lost_within(DOWNGRADED_LOSS_S)  # (not a hold's tail)
+        downgraded = self._downgraded and self.downlink.congested_within(DOWNGRADED_LOSS_S)  # (not a hold's tail)
         down = self.downlink_quality.second(downgraded or self.downlink.cutting)
         up = self.uplink_quality.second(self._uplink_loss > LOSSY_FRACTION)
         self._uplink_loss = 0

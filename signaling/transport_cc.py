@@ -386,6 +386,10 @@ class DelayEstimator:
         if self.probe is not None:
             self._judge_probe(arrivals, now)
 
+    def fell_within(self, seconds: float) -> bool:
+        """Whether the estimate fell (overuse, or loss) in the last `seconds`."""
+        return self._clock() - self.overused_at < seconds
+
     def probe_due(self) -> int | None:
         """The rate a probe would try now (the caller wants more than the estimate gives), or
         None: one is under way, the estimate fell lately, or the last one was too recent."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from signaling.bandwidth import (
     AUDIO_BPS,
     CONGESTED_HOLD_S,
+    DOWNGRADED_LOSS_S,
     FEWER_AFTER_S,
     FRAME_DEBT_S,
     HEADROOM,
@@ -376,3 +377,20 @@ def test_a_link_is_called_weak_after_three_bad_seconds_and_well_after_five_good_
     assert quality.second(True) and quality.weak
     assert [quality.second(bad) for bad in (False, False, False, False, True)] == [False] * 5
     assert [quality.second(False) for _ in range(5)] == [False] * 4 + [True] and not quality.weak
+
+
+def test_a_link_held_below_its_tiles_by_its_estimate_is_congested_without_any_loss() -> None:
+    # The delay-based estimate keeps a 300 kbit/s link below what overflows it: receiver reports
+    # show no loss, yet the link is weak (its owner is told), as long as the estimate fell lately
+    # (a probe it could not carry included).
+    from tests.signaling.test_transport_cc import Clock as DelayClock
+    from tests.signaling.test_transport_cc import run_link
+
+    clock = DelayClock()
+    link = Downlink(clock)
+    link.delay = DelayEstimator(clock=clock)
+    assert not link.congested_within(DOWNGRADED_LOSS_S)
+    run_link(link.delay, clock, 2, 600_000, 300_000)
+    assert link.congested_within(DOWNGRADED_LOSS_S) and not link.lost_within(DOWNGRADED_LOSS_S)
+    clock.now += DOWNGRADED_LOSS_S
+    assert not link.congested_within(DOWNGRADED_LOSS_S)
