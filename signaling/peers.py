@@ -296,7 +296,7 @@ class ServerPeer:
             if self.slots[(self._probe_turn + n) % len(self.slots)].video.pad(octets):
                 self._probe_turn += n + 1
                 break
-        if delay.probe is not None:
+        if delay.probe is not None and delay.probe.end is None:  # (then its feedback decides)
             asyncio.get_running_loop().call_later(PROBE_TICK_S, self._probe_tick)
 
     def choose_layers(self) -> None:
