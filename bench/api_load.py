@@ -10,8 +10,9 @@ from this process pinned to core 1, so the load generator does not take the serv
 
 The two phases alternate twice (1, 2, 1, 2) after a warm-up, and each is reported over both.
 
-Prints reads per second and p50/p99 latency of each phase, the bookings made, and the ratio of
-the second phase's read throughput to the first's. Then the server's CPU per request, from its
+Prints reads per second and p50/p99 latency of each phase, the bookings made, the ratio of
+the second phase's read throughput to the first's and the share of its core the server used in
+each (when it is full in both, what the bookings take the reads lose). Then the server's CPU per request, from its
 process's CPU time (/proc): per read over the reads-alone phases, and per booking over a phase
 of BOOKERS bookers alone (each booking's work after the response included: its invitations
 delivered from the outbox, its jobs added; the clients' logins before, not counted).
@@ -131,14 +132,18 @@ async def run(base: str, server_pid: int, seconds: float, readers: int, bookers:
     alone: list[float] = []
     mixed: list[float] = []
     booked = 0
-    read_cpu_s = 0.0
+    read_cpu_s = mixed_cpu_s = mixed_wall_s = read_wall_s = 0.0
     for round_ in range(2):
         # The clients log in first: a login's password check (argon2, slow on purpose) is not a read's.
         readers_in = [await _client(base) for _ in range(readers)]
-        before = _cpu_s(server_pid)
+        before, started = _cpu_s(server_pid), time.perf_counter()
         alone += (await _phase(base, readers, 0, seconds, targets, clients=readers_in))[0]
         read_cpu_s += _cpu_s(server_pid) - before
+        read_wall_s += time.perf_counter() - started
+        before, started = _cpu_s(server_pid), time.perf_counter()
         latencies, made = await _phase(base, readers, bookers, seconds, targets, day=3 + 30 * round_)
+        mixed_cpu_s += _cpu_s(server_pid) - before
+        mixed_wall_s += time.perf_counter() - started
         mixed += latencies
         booked += made
     logged_in = [await _client(base) for _ in range(bookers)]
@@ -152,7 +157,9 @@ async def run(base: str, server_pid: int, seconds: float, readers: int, bookers:
     base_rate = _report("reads alone", alone, 2 * seconds)
     mixed_rate = _report(f"reads + {bookers} bookers", mixed, 2 * seconds)
     print(f"  bookings made meanwhile: {booked} ({booked / (2 * seconds):.1f}/s)")
-    print(f"  reads with bookings keep {mixed_rate / base_rate:.0%} of the reads-alone throughput")
+    print(f"  reads with bookings keep {mixed_rate / base_rate:.0%} of the reads-alone throughput"
+          f" (the server used {read_cpu_s / read_wall_s:.0%} of its core for reads alone,"
+          f" {mixed_cpu_s / mixed_wall_s:.0%} with the bookings)")
     print(f"server CPU per read {read_cpu_s / len(alone) * 1000:.2f} ms ({len(alone)} reads);"
           f" per booking {booking_cpu_s / booked_alone * 1000:.2f} ms ({booked_alone} bookings by {bookers} bookers alone,"
           " their outbox deliveries and jobs included)")

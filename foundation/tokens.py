@@ -36,6 +36,9 @@ class TokenSigner:
         self._magic = URLSafeTimedSerializer(secret_key, salt="tiaojie.magic-link")
         self._invite = URLSafeSerializer(secret_key, salt="tiaojie.invite")
         self._feed = URLSafeSerializer(secret_key, salt="tiaojie.calendar-feed")
+        # Invite tokens signed lately: a booking's answer, its messages and its pages each show
+        # every participant's link, and the same invite always signs to the same token.
+        self._invites: dict[tuple[int, int, str, int, int], str] = {}
 
     def magic_link(self, expert_id: int) -> str:
         """A sign-in token for an expert; single use is enforced by its token id."""
@@ -55,9 +58,14 @@ class TokenSigner:
         self, session_id: int, participant_id: int, role: str, expires_at: dt.datetime, version: int = 1
     ) -> str:
         """A personal join link token that expires at the given time."""
-        return self._invite.dumps(
-            {"s": session_id, "p": participant_id, "r": role, "x": int(expires_at.timestamp()), "v": version}
-        )
+        key = (session_id, participant_id, role, int(expires_at.timestamp()), version)
+        token = self._invites.get(key)
+        if token is None:
+            if len(self._invites) >= 4096:
+                self._invites.clear()
+            s, p, r, x, v = key
+            token = self._invites[key] = self._invite.dumps({"s": s, "p": p, "r": r, "x": x, "v": v})
+        return token
 
     def read_invite(self, token: str, now: dt.datetime) -> Invite:
         """The invite's content; Unauthorized when tampered with, Gone when expired."""

@@ -120,3 +120,18 @@ async def test_the_office_sees_where_a_session_really_stands_and_declines_on_the
     assert replaced.json()["standing"] == "awaiting_experts"
     assert "有专家拒绝的调解" not in (await staff_client.get("/")).text
 
+
+
+def test_an_invite_signed_again_is_the_same_token_without_signing_again() -> None:
+    import datetime as dt
+
+    from foundation.tokens import TokenSigner
+
+    tokens = TokenSigner("test-secret")
+    until = dt.datetime(2026, 12, 7, 12, tzinfo=dt.timezone.utc)
+    first = tokens.invite(7, 41, "party", until)
+    assert tokens.invite(7, 41, "party", until) is first  # remembered (a booking shows each link thrice)
+    assert TokenSigner("test-secret").invite(7, 41, "party", until) == first  # and what signing gives
+    assert tokens.invite(7, 41, "party", until, version=2) != first  # a new link version is a new token
+    invite = tokens.read_invite(first, until - dt.timedelta(hours=1))
+    assert (invite.session_id, invite.participant_id, invite.role, invite.version) == (7, 41, "party", 1)
