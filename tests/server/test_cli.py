@@ -160,7 +160,11 @@ def _join_links(client: httpx.Client, **headers: str) -> set[str]:
     token = client.get("/api/auth/csrf").json()["csrf_token"]
     assert client.post("/api/auth/login", json={"username": "admin", "password": PASSWORD},
                        headers={"X-CSRF-Token": token}).status_code == 200
-    session = client.get("/api/schedule", headers=headers).json()["sessions"][0]
+    # Today's or tomorrow's (the demo books one soon and one tomorrow; just before midnight the
+    # soon one is tomorrow's, and today has none).
+    tomorrow = (dt.datetime.now(dt.timezone(dt.timedelta(hours=8))) + dt.timedelta(days=1)).date().isoformat()
+    session = (client.get("/api/schedule", headers=headers).json()["sessions"]
+               + client.get("/api/schedule", params={"date": tomorrow}, headers=headers).json()["sessions"])[0]
     detail = client.get(f"/api/sessions/{session['session_id']}", headers=headers).json()
     return {p["join_url"].split("/join/")[0] for p in detail["participants"]}
 
