@@ -14,7 +14,7 @@ import collections
 import dataclasses
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 FEEDBACK_INTERVAL_S = 0.1  # libwebrtc's default (it ranges 50-250 ms by bitrate)
@@ -227,6 +227,12 @@ LOW_LOSS = 0.02  # between this and HIGH_LOSS the estimate holds (GCC's loss-bas
 # What arrived lately, for a decrease: a queue that has just filled passes on the link's rate,
 # and over half a second the rate from before the link fell still counted (the cut fell short).
 ACKED_WINDOW_US = 250_000
+# Of those, the packets that waited this much longer than the quickest came out of a queue, one
+# after another at the link's rate: at an overuse, the rate they arrived at (at least QUEUED_PACKETS
+# of them) is what the link carries. The window also holds packets from before the link fell and
+# those a token bucket let through at once (tbf's burst, a radio's): on a phone's downlink that fell
+# to 300 kbit/s the first cut went to 415 and the queue kept growing for 300 ms more.
+QUEUED_US, QUEUED_PACKETS = 10_000, 4
 QUEUED_MS = 100.0  # a packet this much slower than the quickest ...
 BASE_WINDOW_S = 10.0  # ... of this long waited in a queue (random radio jitter of +-50 ms does not reach it)
 MIN_BPS, MAX_BPS = 80_000, 10_000_000
@@ -322,7 +328,7 @@ class DelayEstimator:
         # over QUEUED_MS. (The delay trend misses it: a full queue's delay stops rising.)
         self.overflowing = False
         self._fastest: collections.deque[tuple[float, int]] = collections.deque()  # (when, the least one-way delay of a feedback, us)
-        self._acked: collections.deque[tuple[int, int]] = collections.deque()  # (arrival us, size) within ACKED_WINDOW_US
+        self._acked: collections.deque[tuple[int, int, int]] = collections.deque()  # (arrival us, size, one-way delay us) within ACKED_WINDOW_US
         self._reports: collections.deque[tuple[float, int, int]] = collections.deque()  # (when, received, lost) within LOSS_WINDOW_S
         self.probe: Probe | None = None
         self._probe_at = float("-inf")  # when the last probe went
@@ -348,8 +354,8 @@ class DelayEstimator:
                 continue
             received += 1
             send = sent_us[slot]
-            acked.append((arrival, sizes[slot]))
             last_arrival, latest = arrival, arrival - send
+            acked.append((arrival, sizes[slot], latest))
             if fastest is None or latest < fastest:
                 fastest = latest
             if group is None or send - group[0] > GROUP_US:
@@ -451,10 +457,17 @@ class DelayEstimator:
 
     def acked_bps(self) -> int:
         """What arrived over the last quarter second of feedback."""
-        if len(self._acked) < 2:
-            return 0
-        span = self._acked[-1][0] - self._acked[0][0]  # (the first packet's bytes arrived before it)
-        return int((sum(size for _, size in self._acked) - self._acked[0][1]) * 8 * 1_000_000 / span) if span > 0 else 0
+        return _rate(self._acked)
+
+    def _link_bps(self) -> int:
+        """What the link carries, at an overuse: the rate at which the packets that came out of
+        its queue arrived lately (QUEUED_US), else what arrived."""
+        if self._fastest:
+            base = self._fastest[0][1]
+            queued = [packet for packet in self._acked if packet[2] - base >= QUEUED_US]
+            if len(queued) >= QUEUED_PACKETS:
+                return _rate(queued) or self.acked_bps()
+        return self.acked_bps()
 
     def _delta(self, send_delta_us: int, arrival_delta_us: int, arrival_us: int) -> None:
         """One group after another: the change in one-way delay between them, into the trend."""
@@ -490,8 +503,7 @@ class DelayEstimator:
         self._updated_at = now
         decrease = now - self.overused_at >= DECREASE_EVERY_S
         if (self.overusing or self.overflowing) and decrease:
-            acked = self.acked_bps()
-            self.estimate_bps = max(MIN_BPS, int(DECREASE * (acked or self.estimate_bps)))
+            self.estimate_bps = max(MIN_BPS, int(DECREASE * (self._link_bps() or self.estimate_bps)))
             self.overused_at = now
         elif self._high_loss_since is not None and now - self._high_loss_since >= HIGH_LOSS_FOR_S and decrease:
             # A link that drops what it cannot carry without queueing it first (a policer): at
@@ -503,6 +515,15 @@ class DelayEstimator:
             ceiling = int(THROUGHPUT_GAIN * self.acked_bps()) + THROUGHPUT_ADD_BPS
             grown = min(MAX_BPS, ceiling, int(self.estimate_bps * growth ** elapsed))
             self.estimate_bps = max(self.estimate_bps, grown)
+
+
+def _rate(packets: Sequence[tuple[int, int, int]]) -> int:
+    """The rate (bit/s) at which these packets (arrival us, size, ...) arrived: the first one's
+    bytes arrived before the span, and do not count."""
+    if len(packets) < 2:
+        return 0
+    span = packets[-1][0] - packets[0][0]
+    return int((sum(packet[1] for packet in packets) - packets[0][1]) * 8 * 1_000_000 / span) if span > 0 else 0
 
 
 def _slope(points: collections.deque[tuple[float, float]]) -> float:

@@ -139,12 +139,14 @@ class Clock:
 
 
 def run_link(estimator: DelayEstimator, clock: Clock, seconds: float, send_bps: int, capacity_bps: int | None,
-             loss_every: int = 0) -> list[int]:
+             loss_every: int = 0, bucket: int = 0) -> list[int]:
     """Send 1,000-byte packets at send_bps (at most the estimate, as the budget does; both count
     the packets' headers, as the link does), and a probe's padding when it asks for some,
-    through a link of this capacity (a queue of at most 250 ms in front of it, as tbf's; None:
-    no limit) with 20 ms of delay; feedback every 100 ms; the estimate after each."""
+    through a link of this capacity (a queue of at most 250 ms in front of it, and a token
+    bucket of `bucket` bytes, full at the start, as tbf's; None: no limit) with 20 ms of delay;
+    feedback every 100 ms on what has arrived by then; the estimate after each."""
     queue_free_at = 0.0
+    tokens = float(bucket)
     pending: list[tuple[int, int | None]] = []
     estimates = []
     next_feedback = clock.now + 0.1
@@ -157,17 +159,23 @@ def run_link(estimator: DelayEstimator, clock: Clock, seconds: float, send_bps: 
             seq = estimator.log.next(size)
             count += 1
             bits = (size + PACKET_OVERHEAD) * 8
-            leaves = clock.now if capacity_bps is None else max(clock.now, queue_free_at) + bits / capacity_bps
+            leaves, left = clock.now, tokens
+            if capacity_bps is not None:  # (the bucket fills at the link's rate while the queue is empty)
+                start = max(clock.now, queue_free_at)
+                left = min(bucket, tokens + (start - queue_free_at) * capacity_bps / 8) - bits / 8
+                leaves = start + max(0.0, -left) * 8 / capacity_bps
             if (loss_every and count % loss_every == 0) or leaves - clock.now > 0.25:
                 pending.append((seq, None))
             else:
-                queue_free_at = leaves
+                queue_free_at, tokens = leaves, max(0.0, left)
                 pending.append((seq, int((leaves + 0.02) * 1_000_000)))
         clock.now += (1000 + PACKET_OVERHEAD) * 8 / min(send_bps, estimator.estimate_bps)
-        if clock.now >= next_feedback:
-            estimator.feedback(pending)
+        if clock.now >= next_feedback:  # (on what has arrived by now, and the losses before it)
+            arrived = [n for n, (_, arrival) in enumerate(pending) if arrival is not None and arrival <= clock.now * 1_000_000]
+            reported = arrived[-1] + 1 if arrived else 0
+            estimator.feedback(pending[:reported])
             estimates.append(estimator.estimate_bps)
-            pending = []
+            pending = pending[reported:]
             next_feedback += 0.1
     return estimates
 
@@ -184,6 +192,19 @@ def test_a_queue_building_up_is_overuse_and_the_estimate_falls_to_what_the_link_
     assert min(estimates) >= 200_000  # 85% of what arrives
 
 
+def test_a_link_that_falls_behind_a_token_bucket_is_cut_to_what_comes_out_of_its_queue() -> None:
+    # A phone's downlink falls from unlimited to 300 kbit/s behind a 6 kB token bucket (tbf's
+    # burst, a radio's): the first 6 kB after the fall pass at 1 Mbit/s, and what arrived over the
+    # last quarter second, when the queue is found, is half again the link's rate.
+    clock = Clock()
+    estimator = DelayEstimator(start_bps=3_000_000, clock=clock)
+    run_link(estimator, clock, 3, 1_000_000, None)
+    estimates = run_link(estimator, clock, 1, 1_000_000, 300_000, bucket=6_000)
+    fallen = [estimate for estimate in estimates if estimate < 3_000_000]
+    assert fallen and fallen[0] <= 0.9 * 300_000  # the first cut leaves the queue room to drain
+    assert min(estimates) >= 200_000
+
+
 def test_a_queue_that_overflows_is_acted_on_at_once() -> None:
     # A phone's downlink falls from unlimited to 300 kbit/s while 1.5 Mbit/s is being sent: its
     # 250 ms queue is full within 70 ms, and from then on its delay no longer rises (the trend
@@ -192,7 +213,7 @@ def test_a_queue_that_overflows_is_acted_on_at_once() -> None:
     estimator = DelayEstimator(start_bps=3_000_000, clock=clock)
     run_link(estimator, clock, 3, 1_500_000, None)
     estimates = run_link(estimator, clock, 2, 1_500_000, 300_000)
-    assert estimates[0] <= 300_000  # at the first feedback, 100 ms after the fall
+    assert estimates[1] <= 300_000  # by the second feedback, 200 ms after the fall (the first hears of few packets)
     assert min(estimates) >= 200_000
 
 
