@@ -126,7 +126,14 @@ class Downlink:
     def transport_feedback(self, arrivals: list[tuple[int, int | None]]) -> bool:
         """The subscriber's transport feedback (see DelayEstimator); True when the video limit changed."""
         assert self.delay is not None
+        fell_at = self.delay.overused_at
         self.delay.feedback(arrivals)
+        if self.delay.overused_at != fell_at and self.limited:
+            # What the budget saved at the old rate is not there at the new one: the link's queue
+            # is full already (a burst of it on a phone's downlink that had just fallen to 300
+            # kbit/s overflowed the queue and lost voices half a second after the cut).
+            self._refill()
+            self._tokens = min(self._tokens, 0.0)
         return self._decide()
 
     @property

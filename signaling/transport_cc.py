@@ -233,6 +233,7 @@ ACKED_WINDOW_US = 250_000
 # those a token bucket let through at once (tbf's burst, a radio's): on a phone's downlink that fell
 # to 300 kbit/s the first cut went to 415 and the queue kept growing for 300 ms more.
 QUEUED_US, QUEUED_PACKETS = 10_000, 4
+FALLEN = 0.5  # a queue over QUEUED_MS that passes less than this share of the estimate: the link fell
 QUEUED_MS = 100.0  # a packet this much slower than the quickest ...
 BASE_WINDOW_S = 10.0  # ... of this long waited in a queue (random radio jitter of +-50 ms does not reach it)
 MIN_BPS, MAX_BPS = 80_000, 10_000_000
@@ -324,8 +325,10 @@ class DelayEstimator:
         self._overuse_count = 0
         self._trend = 0.0
         self.overusing = False
-        # A queue that overflows: this feedback lost more than HIGH_LOSS while its packets waited
-        # over QUEUED_MS. (The delay trend misses it: a full queue's delay stops rising.)
+        # A queue that overflows, or a link that fell: this feedback's packets waited over
+        # QUEUED_MS and it lost more than HIGH_LOSS, or its queue passes less than FALLEN of the
+        # estimate. (The delay trend misses the first, a full queue's delay no longer rises, and
+        # needs a few feedbacks for the second.)
         self.overflowing = False
         self._fastest: collections.deque[tuple[float, int]] = collections.deque()  # (when, the least one-way delay of a feedback, us)
         self._acked: collections.deque[tuple[int, int, int]] = collections.deque()  # (arrival us, size, one-way delay us) within ACKED_WINDOW_US
@@ -383,7 +386,7 @@ class DelayEstimator:
         counted = sum(r + lost for _, r, lost in reports)
         self.loss = sum(lost for _, _, lost in reports) / counted if counted >= LOSS_MIN_PACKETS else 0.0
         self.overflowing = fastest is not None and self._queued_ms(now, fastest, latest) > QUEUED_MS \
-            and lost > HIGH_LOSS * (received + lost)
+            and (lost > HIGH_LOSS * (received + lost) or self._link_bps() < self.estimate_bps * FALLEN)
         if self.loss <= HIGH_LOSS:
             self._high_loss_since = None
         elif self._high_loss_since is None:

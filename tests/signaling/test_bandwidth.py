@@ -394,3 +394,31 @@ def test_a_link_held_below_its_tiles_by_its_estimate_is_congested_without_any_lo
     assert link.congested_within(DOWNGRADED_LOSS_S) and not link.lost_within(DOWNGRADED_LOSS_S)
     clock.now += DOWNGRADED_LOSS_S
     assert not link.congested_within(DOWNGRADED_LOSS_S)
+
+
+def test_a_link_that_falls_starts_its_budget_from_nothing() -> None:
+    # A phone's downlink falls to 300 kbit/s while its budget (at the old estimate) is full: what
+    # it saved is not there at the new rate, its queue is full already, and a burst of it would
+    # overflow the queue (voices lost) just after the cut.
+    from tests.signaling.test_transport_cc import Clock as DelayClock
+    from tests.signaling.test_transport_cc import run_link
+
+    clock = DelayClock()
+    link = Downlink(clock)
+    link.streams(video=2, audio=2)
+    link.delay = DelayEstimator(start_bps=2_000_000, clock=clock)
+    link.delay.overused_at = clock.now - 60  # congested once, long ago: limited, its estimate 2 Mbit/s
+    assert link.limited and link.start_frame()
+    clock.now += 1.0  # the budget fills
+    after_fall: list[tuple[float, int]] = []  # (the video's bytes a second, what the budget let out in 0.2 s)
+
+    def report(arrivals: list[tuple[int, int | None]]) -> None:
+        assert link.delay is not None
+        link.transport_feedback(arrivals)
+        if link.delay.estimate_bps < 1_000_000 and not after_fall:
+            rate = (link.delay.estimate_bps * HEADROOM - 2 * AUDIO_BPS) / 8
+            after_fall.append((rate, _frames_for(link, clock, 0.2, 5_000)))
+
+    run_link(link.delay, clock, 1, 1_000_000, 300_000, report=report)
+    rate, sent = after_fall[0]
+    assert sent <= rate * (0.2 + FRAME_DEBT_S) + 5_000  # the time's share and a frame's debt, no saved burst

@@ -3,6 +3,7 @@ written from the draft's packet format (draft-holmer-rmcat-transport-wide-cc-ext
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import pytest
 from aiortc.rtp import RTCP_RTPFB_NACK, RtcpPacket, RtcpReceiverInfo, RtcpRrPacket, RtcpRtpfbPacket
@@ -139,12 +140,14 @@ class Clock:
 
 
 def run_link(estimator: DelayEstimator, clock: Clock, seconds: float, send_bps: int, capacity_bps: int | None,
-             loss_every: int = 0, bucket: int = 0) -> list[int]:
+             loss_every: int = 0, bucket: int = 0,
+             report: Callable[[list[tuple[int, int | None]]], object] | None = None) -> list[int]:
     """Send 1,000-byte packets at send_bps (at most the estimate, as the budget does; both count
     the packets' headers, as the link does), and a probe's padding when it asks for some,
     through a link of this capacity (a queue of at most 250 ms in front of it, and a token
     bucket of `bucket` bytes, full at the start, as tbf's; None: no limit) with 20 ms of delay;
-    feedback every 100 ms on what has arrived by then; the estimate after each."""
+    feedback every 100 ms on what has arrived by then (to `report`, default the estimator); the
+    estimate after each."""
     queue_free_at = 0.0
     tokens = float(bucket)
     pending: list[tuple[int, int | None]] = []
@@ -173,7 +176,7 @@ def run_link(estimator: DelayEstimator, clock: Clock, seconds: float, send_bps: 
         if clock.now >= next_feedback:  # (on what has arrived by now, and the losses before it)
             arrived = [n for n, (_, arrival) in enumerate(pending) if arrival is not None and arrival <= clock.now * 1_000_000]
             reported = arrived[-1] + 1 if arrived else 0
-            estimator.feedback(pending[:reported])
+            (report or estimator.feedback)(pending[:reported])
             estimates.append(estimator.estimate_bps)
             pending = pending[reported:]
             next_feedback += 0.1
@@ -190,6 +193,17 @@ def test_a_queue_building_up_is_overuse_and_the_estimate_falls_to_what_the_link_
     assert estimates[5] <= 300_000  # within half a second, before a 250 ms queue overflows ...
     assert max(estimates[5:]) <= 330_000  # ... and from there it probes upwards slowly
     assert min(estimates) >= 200_000  # 85% of what arrives
+
+
+def test_a_link_that_falls_is_cut_by_its_queue_before_the_queue_overflows() -> None:
+    # 1 Mbit/s sent, the link falls to 300 kbit/s: the queue grows 700 kbit a second, and its
+    # 250 ms are full within 110 ms. A queue of 100 ms that passes under half the estimate is a
+    # link that fell: cut at the second feedback, not when the delay trend has seen enough.
+    clock = Clock()
+    estimator = DelayEstimator(start_bps=3_000_000, clock=clock)
+    run_link(estimator, clock, 3, 1_000_000, None)
+    estimates = run_link(estimator, clock, 1, 1_000_000, 300_000)
+    assert estimates[1] <= 300_000
 
 
 def test_a_link_that_falls_behind_a_token_bucket_is_cut_to_what_comes_out_of_its_queue() -> None:
