@@ -256,10 +256,13 @@ class Subscription:
                 return True
             # A frame of the top temporal layer (half the frames, or more) is left out at once
             # when the budget is in debt: it costs the subscriber that frame, where a frame of
-            # the base layer left out costs a keyframe's wait.
+            # the base layer left out costs a keyframe's wait. A frame of a middle layer that the
+            # budget refuses is left out the same way (only frames of its layer and above refer
+            # to it, until their next sync frame): refused as a base-layer frame, it froze the
+            # video two seconds, waiting for a keyframe, on a downlink that had just fallen.
             droppable = tid > 0 and tid == self._top_tid
             if (keyframe or not self.waiting_keyframe) and not self.downlink.start_frame(droppable=droppable):
-                if droppable:
+                if tid:
                     self._temporal_cap = tid - 1
                     self._skip(timestamp, pid_size)
                     return True

@@ -137,21 +137,28 @@ def simulcast_offer(sdp: str, rids: list[str], extension_id: int) -> str:
     return "\r\nm=".join(sections)
 
 
-def layered_vp8(width: int, height: int, fps: int, bitrate: int, count: int) -> list[list[bytes]]:
-    """`count` frames of a moving gradient in VP8 with two temporal layers, as RTP payloads per
-    frame (a keyframe every 2 s). A browser's simulcast layer has temporal layers too (Chromium
-    reports L1T3); this is libvpx's two-layer preset, error resilient as WebRTC asks: every other
-    frame is of layer 1, refers to the last base-layer frame only and updates no reference, so the
-    descriptor marks it a sync frame (Y). Each payload's descriptor carries the picture id,
-    TL0PICIDX, TID and Y, as Chromium writes them."""
+def layered_vp8(width: int, height: int, fps: int, bitrate: int, count: int, layers: int = 2) -> list[list[bytes]]:
+    """`count` frames of a moving gradient in VP8 in temporal layers, as RTP payloads per frame (a
+    keyframe every 2 s). A browser's simulcast layer has temporal layers too (Chromium reports
+    L1T3); these are libvpx's presets, error resilient as WebRTC asks, each frame referring to one
+    other. Two layers: every other frame is of layer 1 and refers to the last base-layer frame
+    only, so the descriptor marks it a sync frame (Y). Three (0-2-1-2): the frame after a
+    base-layer one is of layer 2 and the next of layer 1, both referring to it (sync frames), and
+    the fourth of layer 2, referring to the layer-1 frame. Each payload's descriptor carries the
+    picture id, TL0PICIDX, TID and Y, as Chromium writes them."""
     codec = av.CodecContext.create("libvpx", "w")
     codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
     codec.time_base = fractions.Fraction(1, fps)
     codec.bit_rate = bitrate
     codec.gop_size = 2 * fps
+    kbps = bitrate // 1000
+    pattern, syncs, preset = (
+        ([0, 1], [0, 1], f"ts_number_layers=2:ts_target_bitrate={kbps * 6 // 10},{kbps}:ts_rate_decimator=2,1"
+                         ":ts_periodicity=2:ts_layer_id=0,1:ts_layering_mode=2") if layers == 2 else
+        ([0, 2, 1, 2], [0, 1, 1, 0], f"ts_number_layers=3:ts_target_bitrate={kbps * 4 // 10},{kbps * 6 // 10},{kbps}"
+                                     ":ts_rate_decimator=4,2,1:ts_periodicity=4:ts_layer_id=0,2,1,2:ts_layering_mode=3"))
     codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "error-resilient": "1",
-                     "ts-parameters": f"ts_number_layers=2:ts_target_bitrate={bitrate * 6 // 10000},{bitrate // 1000}"
-                                      ":ts_rate_decimator=2,1:ts_periodicity=2:ts_layer_id=0,1:ts_layering_mode=2"}
+                     "ts-parameters": preset}
     frames: list[list[bytes]] = []
     tl0 = 0
     for i in range(count):
@@ -160,11 +167,11 @@ def layered_vp8(width: int, height: int, fps: int, bitrate: int, count: int) -> 
             plane.update(bytes((value + x) % 256 for x in range(plane.line_size)) * plane.height)
         frame.pts = i
         for packet in codec.encode(frame):
-            tid = i % 2
-            tl0 = (tl0 + 1 - tid) & 0xFF
+            tid, sync = pattern[i % len(pattern)], syncs[i % len(pattern)]
+            tl0 = (tl0 + (tid == 0)) & 0xFF
             payloads = Vp8Encoder._packetize(bytes(packet), i & 0x7FFF)
             frames.append([bytes(aiortc.codecs.vpx.VpxPayloadDescriptor(
-                partition_start=int(n == 0), partition_id=0, picture_id=i & 0x7FFF, tl0picidx=tl0, tid=(tid, tid)))
+                partition_start=int(n == 0), partition_id=0, picture_id=i & 0x7FFF, tl0picidx=tl0, tid=(tid, sync)))
                 + aiortc.codecs.vpx.VpxPayloadDescriptor.parse(payload)[1] for n, payload in enumerate(payloads)])
     return frames
 

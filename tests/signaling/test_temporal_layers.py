@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable
 
 import av
 import pytest
@@ -41,8 +42,10 @@ def depacketize(packets: list[bytes]) -> dict[int, bytes]:
     return frames
 
 
-def forward(frames: list[list[bytes]], link: Downlink, clock: Clock, fps: int = FPS) -> tuple[Subscription, list[bytes]]:
-    """Offer the frames at `fps` through a subscriber on `link`; what it was sent."""
+def forward(frames: list[list[bytes]], link: Downlink, clock: Clock, fps: int = FPS,
+            before: Callable[[int], object] = lambda n: None) -> tuple[Subscription, list[bytes]]:
+    """Offer the frames at `fps` through a subscriber on `link` (calling `before` with each
+    frame's index first); what it was sent."""
     sent: list[bytes] = []
     subscription = Subscription("video", 0xABCD, 96, lambda header, payload: sent.append(header + payload) or True,
                                 downlink=link)
@@ -50,6 +53,7 @@ def forward(frames: list[list[bytes]], link: Downlink, clock: Clock, fps: int = 
     seq = 1000
     for n, payloads in enumerate(frames):
         clock.now += 1 / fps
+        before(n)
         for index, payload in enumerate(payloads):
             vp8 = vp8_descriptor(payload)
             subscription.forward(payload, int(index == len(payloads) - 1), seq, 6000 * n, vp8.keyframe == 1, vp8)
@@ -93,6 +97,29 @@ def test_a_short_budget_leaves_out_frames_of_the_top_layer_and_waits_for_no_keyf
     assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:]))
     ids = [vp8_descriptor(p[parse_rtp(p)[5]:]).picture_id for p in sent if p[parse_rtp(p)[5]] & 0x10]  # type: ignore[index]
     assert all((b - a) & 0x7FFF == 1 for a, b in zip(ids, ids[1:])), ids
+
+
+def test_a_refused_frame_of_a_middle_layer_is_left_out_and_waits_for_no_keyframe() -> None:
+    # Three layers (0-2-1-2, as Chromium's L1T3): the budget, deep in debt (a keyframe's repair
+    # took it), refuses a frame of layer 1. Only the layer-2 frame after it refers to it: both are
+    # left out, and the next base-layer frame goes on, with no keyframe to wait for.
+    frames = layered_vp8(320, 240, FPS, LAYER_BPS, 2 * FPS, layers=3)
+    link, clock = weak_link()
+    middle = 4 * 4 + 2  # a layer-1 frame, well after the first keyframe's debt is paid
+    assert vp8_descriptor(frames[middle][0]).tid == 1
+
+    def before(n: int) -> None:
+        while n == middle and link.start_frame():  # (just deep enough in debt that no frame may start)
+            link.spend(100)
+
+    subscription, sent = forward(frames, link, clock, before=before)
+    got = depacketize(sent)
+    assert 6000 * middle not in got and 6000 * (middle + 1) not in got
+    assert subscription.dropped == 0 and 6000 * (middle + 2) in got
+    assert longest_gap(sent) == 3
+    whole = {6000 * n: b"".join(VpxPayloadDescriptor.parse(p)[1] for p in payloads) for n, payloads in enumerate(frames)}
+    expected = dict(zip(whole, pictures(list(whole.values()))))
+    assert pictures(list(got.values())) == [expected[ts] for ts in got]
 
 
 def test_without_temporal_layers_the_same_budget_freezes_the_video(frames) -> None:
