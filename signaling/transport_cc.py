@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import struct
 import time
 from collections.abc import Callable, Sequence
@@ -463,14 +464,9 @@ class DelayEstimator:
         return _rate(self._acked)
 
     def _link_bps(self) -> int:
-        """What the link carries, at an overuse: the rate at which the packets that came out of
-        its queue arrived lately (QUEUED_US), else what arrived."""
-        if self._fastest:
-            base = self._fastest[0][1]
-            queued = [packet for packet in self._acked if packet[2] - base >= QUEUED_US]
-            if len(queued) >= QUEUED_PACKETS:
-                return _rate(queued) or self.acked_bps()
-        return self.acked_bps()
+        """What the link carries, at an overuse: the rate at which packets came out of its queue
+        lately (`queue_output_bps`), else what arrived."""
+        return (queue_output_bps(self._acked, self._fastest[0][1]) if self._fastest else 0) or self.acked_bps()
 
     def _delta(self, send_delta_us: int, arrival_delta_us: int, arrival_us: int) -> None:
         """One group after another: the change in one-way delay between them, into the trend."""
@@ -506,7 +502,8 @@ class DelayEstimator:
         self._updated_at = now
         decrease = now - self.overused_at >= DECREASE_EVERY_S
         if (self.overusing or self.overflowing) and decrease:
-            self.estimate_bps = max(MIN_BPS, int(DECREASE * (self._link_bps() or self.estimate_bps)))
+            # (never up: an estimate already under what arrives stays)
+            self.estimate_bps = max(MIN_BPS, min(self.estimate_bps, int(DECREASE * (self._link_bps() or self.estimate_bps))))
             self.overused_at = now
         elif self._high_loss_since is not None and now - self._high_loss_since >= HIGH_LOSS_FOR_S and decrease:
             # A link that drops what it cannot carry without queueing it first (a policer): at
@@ -518,6 +515,19 @@ class DelayEstimator:
             ceiling = int(THROUGHPUT_GAIN * self.acked_bps()) + THROUGHPUT_ADD_BPS
             grown = min(MAX_BPS, ceiling, int(self.estimate_bps * growth ** elapsed))
             self.estimate_bps = max(self.estimate_bps, grown)
+
+
+def queue_output_bps(packets: collections.deque[tuple[int, int, int]], base_us: int) -> int:
+    """The rate (bit/s) at which these packets (arrival us, size, one-way delay us) came out of a
+    queue: all of them from the first that waited QUEUED_US longer than the quickest (`base_us`)
+    on, since a queue passes what it holds one after another at the link's rate (each packet after
+    it counts, whatever its own wait: those of a queue that comes and goes around the threshold
+    counted alone read half the rate, and a probe's queue cut a 200 kbit/s link to 89); 0 when
+    fewer than QUEUED_PACKETS."""
+    for n, (_, _, delay) in enumerate(packets):
+        if delay - base_us >= QUEUED_US:
+            return _rate(list(itertools.islice(packets, n, None))) if len(packets) - n >= QUEUED_PACKETS else 0
+    return 0
 
 
 def _rate(packets: Sequence[tuple[int, int, int]]) -> int:

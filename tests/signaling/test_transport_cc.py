@@ -2,6 +2,7 @@
 written from the draft's packet format (draft-holmer-rmcat-transport-wide-cc-extensions-01 3.1)."""
 from __future__ import annotations
 
+import collections
 import struct
 from collections.abc import Callable
 
@@ -14,6 +15,7 @@ from signaling.transport_cc import (
     ArrivalLog,
     DelayEstimator,
     chunks,
+    queue_output_bps,
     read_feedback,
     split_feedback,
 )
@@ -141,9 +143,9 @@ class Clock:
 
 def run_link(estimator: DelayEstimator, clock: Clock, seconds: float, send_bps: int, capacity_bps: int | None,
              loss_every: int = 0, bucket: int = 0,
-             report: Callable[[list[tuple[int, int | None]]], object] | None = None) -> list[int]:
-    """Send 1,000-byte packets at send_bps (at most the estimate, as the budget does; both count
-    the packets' headers, as the link does), and a probe's padding when it asks for some,
+             report: Callable[[list[tuple[int, int | None]]], object] | None = None, obey: bool = True) -> list[int]:
+    """Send 1,000-byte packets at send_bps (at most the estimate, as the budget does, unless not
+    `obey`; both count the packets' headers, as the link does), and a probe's padding when it asks for some,
     through a link of this capacity (a queue of at most 250 ms in front of it, and a token
     bucket of `bucket` bytes, full at the start, as tbf's; None: no limit) with 20 ms of delay;
     feedback every 100 ms on what has arrived by then (to `report`, default the estimator); the
@@ -172,7 +174,7 @@ def run_link(estimator: DelayEstimator, clock: Clock, seconds: float, send_bps: 
             else:
                 queue_free_at, tokens = leaves, max(0.0, left)
                 pending.append((seq, int((leaves + 0.02) * 1_000_000)))
-        clock.now += (1000 + PACKET_OVERHEAD) * 8 / min(send_bps, estimator.estimate_bps)
+        clock.now += (1000 + PACKET_OVERHEAD) * 8 / (min(send_bps, estimator.estimate_bps) if obey else send_bps)
         if clock.now >= next_feedback:  # (on what has arrived by now, and the losses before it)
             arrived = [n for n, (_, arrival) in enumerate(pending) if arrival is not None and arrival <= clock.now * 1_000_000]
             reported = arrived[-1] + 1 if arrived else 0
@@ -217,6 +219,28 @@ def test_a_link_that_falls_behind_a_token_bucket_is_cut_to_what_comes_out_of_its
     fallen = [estimate for estimate in estimates if estimate < 3_000_000]
     assert fallen and fallen[0] <= 0.9 * 300_000  # the first cut leaves the queue room to drain
     assert min(estimates) >= 200_000
+
+
+def test_an_overuse_never_raises_the_estimate() -> None:
+    # The estimate is under what the link carries (a loss-based cut), and the link overflows all
+    # the same (what is sent does not follow the estimate at once): 85% of what arrives would be
+    # more than the estimate.
+    clock = Clock()
+    estimator = DelayEstimator(start_bps=3_000_000, clock=clock)
+    run_link(estimator, clock, 3, 1_000_000, None)
+    estimator.estimate_bps = 150_000
+    estimates = run_link(estimator, clock, 1, 1_000_000, 300_000, obey=False)
+    assert estimator.overused_at > 100 and max(estimates) < 165_000  # (it grows a little before the queue is seen: not to 85% of 300)
+
+
+def test_the_rate_out_of_a_queue_counts_every_packet_after_the_first_that_waited() -> None:
+    # 1,000-byte packets arrive 26.7 ms apart (300 kbit/s) after two that a token bucket let
+    # through at once; the queue's wait hovers around the threshold (5 and 12 ms by turns).
+    packets = collections.deque([(0, 1000, 0), (1000, 1000, 0)])
+    for n in range(1, 13):
+        packets.append((1000 + int(n * 26_667), 1000, 12_000 if n % 2 else 5_000))
+    assert queue_output_bps(packets, 0) == pytest.approx(300_000, rel=0.01)
+    assert queue_output_bps(collections.deque(list(packets)[:5]), 0) == 0  # too few to tell
 
 
 def test_a_queue_that_overflows_is_acted_on_at_once() -> None:
