@@ -350,6 +350,11 @@ class Downlink:
         self._frames[0] += 1
         return True
 
+    def left_out(self) -> None:
+        """A frame its subscription left out without asking (its temporal layer is off since the
+        budget refused a frame below it): it thins the frame rate as a refused one does."""
+        self._frames[2] += 1
+
     def spend(self, size: int) -> None:
         """Take a video packet from the budget."""
         if not self.limited or self.estimate_bps is None:

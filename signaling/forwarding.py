@@ -253,6 +253,7 @@ class Subscription:
                 tid, sync, pid_size = vp8.tid, vp8.sync, vp8.pid_size
             if tid and self._layer_off(tid, sync):
                 self._skip(timestamp, pid_size)
+                self.downlink.left_out()
                 return True
             # A frame of the top temporal layer (half the frames, or more) is left out at once
             # when the budget is in debt: it costs the subscriber that frame, where a frame of

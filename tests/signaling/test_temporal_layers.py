@@ -122,6 +122,33 @@ def test_a_refused_frame_of_a_middle_layer_is_left_out_and_waits_for_no_keyframe
     assert pictures(list(got.values())) == [expected[ts] for ts in got]
 
 
+def test_frames_left_out_while_their_layer_is_off_count_toward_fewer_videos() -> None:
+    # Two cameras in three layers on a link whose budget carries their base and middle layers but
+    # not the top ones: after a refused frame of layer 2 its layer is off until the next sync
+    # frame, and those left out meanwhile (never offered to the budget) thin each video to about
+    # 10 fps all the same. Fewer videos then, at full rate (on a Chromium party's 200 kbit/s link
+    # both stayed at 6-8 fps while only the refusals counted).
+    frames = layered_vp8(320, 240, FPS, LAYER_BPS, 6 * FPS, layers=3)
+    link, clock = weak_link()
+    link.streams(video=2, audio=2)
+    link.feedback(int((2 * AUDIO_BPS + 98_000) / HEADROOM))
+    subscriptions = [Subscription("video", 0xAB00 + k, 96, lambda header, payload: True, downlink=link) for k in range(2)]
+    for subscription in subscriptions:
+        subscription.source = 1
+    for n, payloads in enumerate(frames):
+        clock.now += 1 / FPS
+        for subscription in subscriptions:
+            for index, payload in enumerate(payloads):
+                vp8 = vp8_descriptor(payload)
+                subscription.forward(payload, int(index == len(payloads) - 1), 1000 + n * 10 + index, 6000 * n,
+                                     vp8.keyframe == 1, vp8)
+        if n % FPS == FPS - 1:  # (a clean receiver report each second)
+            link.loss(0)
+            link.tick()
+    assert sum(subscription.thinned for subscription in subscriptions) > 2 * len(frames) / 4
+    assert link.video_limit == 1
+
+
 def test_without_temporal_layers_the_same_budget_freezes_the_video(frames) -> None:
     # The same frames with their TID cleared: a refused frame waits for the next keyframe.
     flat = [[_without_tid(payload) for payload in payloads] for payloads in frames]
