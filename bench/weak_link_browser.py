@@ -11,8 +11,9 @@ one on the namespace side; loss: nftables rules dropping 5% of the packets at ra
 that phase). Every second the script reads WebRTC statistics from the pages, and prints per
 phase, for the party: each remote video's frame rate and width, seconds frozen, the share of each
 voice concealed (lost or late), the first 5 s apart (frozen, concealed), the time to adapt (the
-first second from which every video plays at 8 fps or more and every voice has under 3%
-concealed for 3 s in a row) and, when the link comes back, the time until it gets the host's
+first second from which every video the server sends plays at 8 fps or more, one it holds back
+on a link too weak for it shown so on its tile, and every voice has under 3% concealed for 3 s
+in a row) and, when the link comes back, the time until it gets the host's
 large layer again; for the others: what the host receives of the expert and of the party (width,
 frame rate), and of the party's voice. On 2 cores, three Chromium encoders adapt to the CPU:
 layers arrive smaller than on a real machine.
@@ -76,7 +77,8 @@ SAMPLE = """async () => {
     const shown = tile.querySelector("video");
     out.people[name] = { frames: video.framesDecoded || 0, width: video.frameWidth || 0,
                          tile: `${Math.round(shown.clientWidth * devicePixelRatio)}x${Math.round(shown.clientHeight * devicePixelRatio)}`,
-                         frozen: video.totalFreezesDuration || 0, concealed: audio.concealedSamples || 0,
+                         frozen: video.totalFreezesDuration || 0, held: tile.classList.contains("held"),
+                         concealed: audio.concealedSamples || 0,
                          samples: audio.totalSamplesReceived || 0 };
   }
   return out;
@@ -177,17 +179,18 @@ async def open_page(browser: Browser, url: str, device: dict[str, Any]) -> Page:
 Samples = list[dict[str, Any]]
 
 
-def per_second(samples: Samples, who: str, start: int, end: int) -> list[tuple[float, int, float, float]]:
-    """Each second's (frame rate, width, seconds frozen, share of the voice concealed) of one person as seen."""
+def per_second(samples: Samples, who: str, start: int, end: int) -> list[tuple[float, int, float, float, bool]]:
+    """Each second's (frame rate, width, seconds frozen, share of the voice concealed, whether the
+    server holds the video back: the page says so on the tile) of one person as seen."""
     out = []
     for before, after in zip(samples[start:end], samples[start + 1:end + 1]):
         b, a = before["people"].get(who), after["people"].get(who)
         if not a or not b:
-            out.append((0.0, 0, 1.0, 1.0))
+            out.append((0.0, 0, 1.0, 1.0, False))
             continue
         samples_got = a["samples"] - b["samples"]
         out.append((float(a["frames"] - b["frames"]), a["width"], a["frozen"] - b["frozen"],
-                    (a["concealed"] - b["concealed"]) / samples_got if samples_got > 0 else 1.0))
+                    (a["concealed"] - b["concealed"]) / samples_got if samples_got > 0 else 1.0, a["held"]))
     return out
 
 
@@ -196,18 +199,19 @@ def seen(samples: Samples, who: str, start: int, end: int) -> dict[str, float]:
     b, a = samples[start]["people"].get(who), samples[end]["people"].get(who)
     seconds = end - start
     if not a or not b:
-        return {"fps": 0.0, "width": 0, "frozen": float(seconds), "concealed": 1.0}
+        return {"fps": 0.0, "width": 0, "frozen": float(seconds), "concealed": 1.0, "held": False}
     got = a["samples"] - b["samples"]
     return {"fps": (a["frames"] - b["frames"]) / seconds, "width": a["width"], "frozen": a["frozen"] - b["frozen"],
-            "concealed": (a["concealed"] - b["concealed"]) / got if got > 0 else 1.0}
+            "concealed": (a["concealed"] - b["concealed"]) / got if got > 0 else 1.0, "held": a["held"]}
 
 
-def adapted_after(seconds: list[list[tuple[float, int, float, float]]]) -> float | None:
-    """The first second from which every person plays at ADAPTED_FPS or more with under
-    ADAPTED_CONCEALED of their voice concealed, ADAPTED_RUN_S seconds in a row."""
+def adapted_after(seconds: list[list[tuple[float, int, float, float, bool]]]) -> float | None:
+    """The first second from which every person's video that the server sends plays at
+    ADAPTED_FPS or more (a video it holds back, the page showing so, counts as adapted) with
+    under ADAPTED_CONCEALED of their voice concealed, ADAPTED_RUN_S seconds in a row."""
     run = 0
     for n in range(len(seconds[0])):
-        good = all(person[n][0] >= ADAPTED_FPS and person[n][3] < ADAPTED_CONCEALED for person in seconds)
+        good = all((person[n][0] >= ADAPTED_FPS or person[n][4]) and person[n][3] < ADAPTED_CONCEALED for person in seconds)
         run = run + 1 if good else 0
         if run == ADAPTED_RUN_S:
             return float(n + 1 - ADAPTED_RUN_S)
@@ -250,7 +254,8 @@ def show_phase(phase: Phase, during: Samples, after: Samples, base_width: int) -
     of_expert, of_party = seen(host, EXPERT_NAME, 0, end), seen(host, PARTY_NAME, 0, end)
     host_first = [per_second(host, PARTY_NAME, 0, end)]
     party_watchable = adapted_after(host_first)
-    each = ", ".join(f"{name} {v['fps']:.1f} fps {v['width']}w" for name, v in views.items())
+    each = ", ".join(f"{name} {v['fps']:.1f} fps {v['width']}w" + (" (then held back)" if v["held"] else "")
+                     for name, v in views.items())
     print(f"{phase.name:8s} party sees: {each}; frozen {max(v['frozen'] for v in views.values()):.1f} s "
           f"(first 5 s {max(v['frozen'] for v in first5.values()):.1f}); voices concealed "
           f"{max(v['concealed'] for v in views.values()):.1%} (first 5 s {max(v['concealed'] for v in first5.values()):.1%}); "
