@@ -7,10 +7,11 @@ const $ = (id) => document.getElementById(id);
 const MAX_VIDEO_BITRATE = 600_000; // bits/s: enough for 640x480 talking heads
 // The camera goes in two simulcast layers; the server sends each person the one that fits their
 // link and the size they show it at (a weak phone link gets the small one). Keep in step with
-// signaling/bandwidth.py (MAX_VIDEO_BPS, SMALL_LAYER_BPS).
+// signaling/bandwidth.py (MAX_VIDEO_BPS, SMALL_LAYER_BPS). Each layer says its frame rate: with
+// a cap on the small one alone, Chromium held the large one to it too (15 fps of a camera's 30).
 const CAMERA_LAYERS = [
   { rid: "l", scaleResolutionDownBy: 2, maxBitrate: 50_000, maxFramerate: 15 },
-  { rid: "h", maxBitrate: MAX_VIDEO_BITRATE },
+  { rid: "h", maxBitrate: MAX_VIDEO_BITRATE, maxFramerate: 30 },
 ];
 // Refusals that reconnecting cannot cure: the link is bad, revoked or expired.
 const FATAL = new Set(["invite_401", "invite_403", "invite_404", "invite_410", "not_found", "unsupported_codec"]);
