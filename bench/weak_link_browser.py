@@ -15,12 +15,14 @@ first second from which every video the server sends plays at 8 fps or more, one
 on a link too weak for it shown so on its tile, and every voice has under 3% concealed for 3 s
 in a row) and, when the link comes back, the time until it gets the host's
 large layer again; for the others: what the host receives of the expert and of the party (width,
-frame rate), and of the party's voice. On 2 cores, three Chromium encoders adapt to the CPU:
-layers arrive smaller than on a real machine.
+frame rate), and of the party's voice. The fake cameras run at 30 fps (`--camera-fps`), as a
+phone's; it prints what each page sends per simulcast layer (width, frame rate). On 2 cores,
+three Chromium encoders share the CPU: with 30-fps cameras their small layers come out at 7-8 fps
+(15 at 20 fps), which bounds what a party on a weak link can see.
 
 Needs root for the namespace and the qdiscs (ip, tc); it says so and stops otherwise.
 
-    .venv/bin/python bench/weak_link_browser.py [--phase-seconds 20] [--only down300,up300]
+    .venv/bin/python bench/weak_link_browser.py [--phase-seconds 20] [--only down300,up300] [--camera-fps 30]
 """
 from __future__ import annotations
 
@@ -52,6 +54,12 @@ HOST_IP, NS_IP = "10.77.0.1", "10.77.0.2"
 PASSWORD = "bench-password-1"
 SETTLE_S = 10
 
+
+def camera_flags(fps: int) -> list[str]:
+    """Chromium's flags with its fake camera at this frame rate (by default it runs at 20)."""
+    return [flag for flag in FLAGS if not flag.startswith("--use-fake-device")] + [
+        f"--use-fake-device-for-media-stream=fps={fps}"]
+
 # Per person shown on the page (by the name on their tile): what arrives of their video and
 # voice; and what the page itself sends (bytes per simulcast layer, its uplink estimate).
 SAMPLE = """async () => {
@@ -65,7 +73,7 @@ SAMPLE = """async () => {
     if (r.type === "inbound-rtp" && r.trackIdentifier) byTrack[r.trackIdentifier] = r;
     if (r.type === "outbound-rtp" && r.kind === "video" && r.rid) {
       out.layers[r.rid] = r.bytesSent;
-      out.sending[r.rid] = `${r.frameWidth || 0}w (${r.qualityLimitationReason || "none"})`;
+      out.sending[r.rid] = `${r.frameWidth || 0}w ${r.framesPerSecond || 0} fps (${r.qualityLimitationReason || "none"})`;
     }
     if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") out.available = r.availableOutgoingBitrate || null;
   }
@@ -271,16 +279,16 @@ def _s(value: float | None) -> str:
     return "never" if value is None else f"{value:.0f} s"
 
 
-async def run(phases: list[Phase], seconds: int, recovery_s: int) -> None:
+async def run(phases: list[Phase], seconds: int, recovery_s: int, camera_fps: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         PARTY.create()
         wrapper = PARTY.chromium(Path(folder))
         server, task, port, session = await start_server(Path(folder))
         try:
             async with async_playwright() as playwright:
-                office = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+                office = await playwright.chromium.launch(executable_path=CHROMIUM, args=camera_flags(camera_fps))
                 phone = await playwright.chromium.launch(
-                    executable_path=str(wrapper), args=FLAGS + [f"--unsafely-treat-insecure-origin-as-secure=http://{HOST_IP}:{port}"])
+                    executable_path=str(wrapper), args=camera_flags(camera_fps) + [f"--unsafely-treat-insecure-origin-as-secure=http://{HOST_IP}:{port}"])
                 pages = {
                     "host": await open_page(office, link_of(session, "host", port, "127.0.0.1"),
                                             {"viewport": {"width": 1920, "height": 1080}, "device_scale_factor": 1}),
@@ -291,8 +299,8 @@ async def run(phases: list[Phase], seconds: int, recovery_s: int) -> None:
                 await asyncio.sleep(SETTLE_S)
                 base = await measure(pages, 5)
                 width = base[-1]["party"]["people"].get(HOST_NAME, {}).get("width", 0)
-                print(f"settled on an unlimited link: the party gets the host's video {width} wide; each phase "
-                      f"{seconds} s, then {recovery_s} s unlimited", flush=True)
+                print(f"settled on an unlimited link: the party gets the host's video {width} wide; cameras at "
+                      f"{camera_fps} fps; each phase {seconds} s, then {recovery_s} s unlimited", flush=True)
                 # (what each sends per simulcast layer, and what limits it: a busy machine's
                 # encoders scale their layers down, whatever the links carry)
                 print("sending: " + "; ".join(f"{who} {base[-1][who]['sending']}" for who in pages), flush=True)
@@ -321,11 +329,12 @@ def main() -> None:
     parser.add_argument("--phase-seconds", type=int, default=20)
     parser.add_argument("--recovery-seconds", type=int, default=25)
     parser.add_argument("--only", default=",".join(p.name for p in PHASES), help="phases, comma-separated")
+    parser.add_argument("--camera-fps", type=int, default=30, help="the fake cameras' frame rate (a phone's: 30)")
     args = parser.parse_args()
     if os.geteuid() != 0 or not shutil.which("tc") or not shutil.which("ip"):
         sys.exit("this benchmark needs root, ip and tc (a network namespace and tbf qdiscs)")
     chosen = [p for p in PHASES if p.name in args.only.split(",")]
-    asyncio.run(run(chosen, args.phase_seconds, args.recovery_seconds))
+    asyncio.run(run(chosen, args.phase_seconds, args.recovery_seconds, args.camera_fps))
 
 
 if __name__ == "__main__":
