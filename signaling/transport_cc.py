@@ -228,11 +228,12 @@ LOW_LOSS = 0.02  # between this and HIGH_LOSS the estimate holds (GCC's loss-bas
 # What arrived lately, for a decrease: a queue that has just filled passes on the link's rate,
 # and over half a second the rate from before the link fell still counted (the cut fell short).
 ACKED_WINDOW_US = 250_000
-# Of those, the packets that waited this much longer than the quickest came out of a queue, one
-# after another at the link's rate: at an overuse, the rate they arrived at (at least QUEUED_PACKETS
-# of them) is what the link carries. The window also holds packets from before the link fell and
-# those a token bucket let through at once (tbf's burst, a radio's): on a phone's downlink that fell
-# to 300 kbit/s the first cut went to 415 and the queue kept growing for 300 ms more.
+# A packet that waited this much longer than the quickest came out of a queue, and those after it
+# one after another at the link's rate: at an overuse, the rate they arrived at (at least
+# QUEUED_PACKETS of them, `queue_output_bps`) is what the link carries. The window also holds
+# packets from before the link fell and those a token bucket let through at once (tbf's burst, a
+# radio's): on a phone's downlink that fell to 300 kbit/s the first cut went to 415 and the queue
+# kept growing for 300 ms more.
 QUEUED_US, QUEUED_PACKETS = 10_000, 4
 FALLEN = 0.5  # a queue over QUEUED_MS that passes less than this share of the estimate: the link fell
 QUEUED_MS = 100.0  # a packet this much slower than the quickest ...
@@ -297,9 +298,10 @@ class DelayEstimator:
     """What a subscriber's downlink carries, from its transport feedback, as libwebrtc's
     send-side estimate (GCC) works it out: the one-way delay's trend over packet groups; a
     rising trend (a queue building up in the link) is overuse, and the estimate falls to 85% of
-    what arrived lately, within a feedback interval or two of the queue starting to grow and
-    before it overflows (a queue found overflowing, its packets late and many lost, is overuse
-    too: a full queue's delay no longer rises); otherwise it grows (20% a second, 8% within 5 s
+    the rate that came out of the queue lately, within a feedback interval or two of the queue
+    starting to grow and before it overflows (a queue found overflowing, its packets late and
+    many lost, is overuse too: a full queue's delay no longer rises; so is one over 100 ms that
+    passes under half the estimate: the link fell); otherwise it grows (20% a second, 8% within 5 s
     of an overuse) while under 2% is lost, to at most 1.5 times what arrives (+10 kbit/s), and
     past that by a probe that the link carried (`Probe`). Loss lowers it only above 10% for a
     second (to at most what arrived: a policer drops without queueing): random loss on a radio
