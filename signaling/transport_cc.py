@@ -289,9 +289,7 @@ class Probe:
         if len(self.arrivals) < 2:
             return 0
         self.arrivals.sort()
-        span_us = self.arrivals[-1][0] - self.arrivals[0][0]
-        octets = sum(size for _, size in self.arrivals) - self.arrivals[0][1]
-        return int(octets * 8_000_000 / span_us) if span_us > 0 else MAX_BPS
+        return _rate(self.arrivals) or MAX_BPS  # (all at once: a span of 0)
 
 
 class DelayEstimator:
@@ -532,9 +530,9 @@ def queue_output_bps(packets: collections.deque[tuple[int, int, int]], base_us: 
     return 0
 
 
-def _rate(packets: Sequence[tuple[int, int, int]]) -> int:
-    """The rate (bit/s) at which these packets (arrival us, size, ...) arrived: the first one's
-    bytes arrived before the span, and do not count."""
+def _rate(packets: Sequence[tuple[int, ...]]) -> int:
+    """The rate (bit/s) at which these packets (arrival us, size, ...) arrived, 0 over no span:
+    the first one's bytes arrived before the span, and do not count."""
     if len(packets) < 2:
         return 0
     span = packets[-1][0] - packets[0][0]
