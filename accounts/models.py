@@ -2,27 +2,41 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import Boolean, ColumnElement, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundation.database import Base, UTCDateTime, utcnow
+
+# staff: a mediator or clerk (调解员), their office's cases | admin: an office admin, also the
+# office's accounts, templates and settings | supervisor (督导): looks at every office below their
+# level, changes nothing | sysadmin: offices, levels and accounts everywhere, looks at all cases.
+ROLES = ("staff", "admin", "supervisor", "sysadmin")
 
 
 class StaffUser(Base):
     """An office staff member who logs in with a password."""
 
     __tablename__ = "staff_users"
+    # A supervisor, who may only look at cases, still changes their own password; who may manage
+    # which accounts is decided by role in server/api/staff.py.
+    writable_read_only = True
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(80), default="")
     password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16), default="staff")  # staff | admin
-    office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id"))
+    role: Mapped[str] = mapped_column(String(16), default="staff")  # one of ROLES
+    # An office for a clerk or an office admin; a level above offices for a supervisor.
+    office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # A disabled account cannot log in, and its open sessions end.
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    @classmethod
+    def in_offices(cls, offices: Sequence[int]) -> ColumnElement[bool]:
+        return cls.office_id.in_(offices)
 
 
 class LoginSession(Base):

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from accounts.models import LoginFailure, LoginSession, StaffUser, UsedToken
 from foundation.database import utcnow
 from foundation.errors import Conflict, TooManyRequests, Unauthorized
+from foundation.scoping import across_offices
 
 _hasher = PasswordHasher()
 
@@ -36,7 +37,7 @@ async def create_staff(
     display_name: str = "", office_id: int | None = None,
 ) -> StaffUser:
     """Add a staff account; Conflict if the user name is taken."""
-    if await db.scalar(select(StaffUser.id).where(StaffUser.username == username)):
+    if await db.scalar(across_offices(select(StaffUser.id).where(StaffUser.username == username))):  # unique everywhere
         raise Conflict("user name '{username}' is taken", username=username, field="username")
     user = StaffUser(
         username=username, password_hash=hash_password(password), role=role,

@@ -29,9 +29,10 @@ class AuditedSession(Session):
     """A session that logs every change to audited tables (see the module doc)."""
 
 
-def set_actor(db: AsyncSession, actor: str) -> None:
-    """Who the changes of this database session are made by."""
+def set_actor(db: AsyncSession, actor: str, office_id: int | None = None) -> None:
+    """Who the changes of this database session are made by, and for which office."""
     db.info["actor"] = actor
+    db.info[_OFFICE] = office_id
 
 
 def _plain(value: Any) -> Any:
@@ -66,12 +67,16 @@ def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return before, after
 
 
-def _row(obj: Any, actor: str, action: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
+def _row(obj: Any, session: Session, action: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
     state = inspect(obj)
     key = [state.dict.get(column.key) for column in state.mapper.primary_key]
     entity_id = key[0] if len(key) == 1 and isinstance(key[0], int) else None
-    return {"at": utcnow(), "actor": actor, "action": action, "entity": type(obj).__tablename__,
-            "entity_id": entity_id, "before": before, "after": after}
+    office_id = session.info.get(_OFFICE)
+    if office_id is None and isinstance(state.dict.get("office_id"), int):  # a job's change to an office's row
+        office_id = state.dict["office_id"]
+    return {"at": utcnow(), "actor": str(session.info.get("actor", SYSTEM)), "action": action,
+            "entity": type(obj).__tablename__, "entity_id": entity_id, "before": before, "after": after,
+            "office_id": office_id}
 
 
 def _log(action: str) -> Callable[[Mapper[Any], Connection, Any], None]:
@@ -87,8 +92,7 @@ def _log(action: str) -> Callable[[Mapper[Any], Connection, Any], None]:
                 return
         else:
             before, after = (None, _values(obj)) if action == "create" else (_values(obj), None)
-        actor = str(session.info.get("actor", SYSTEM))
-        session.info.setdefault(_PENDING, []).append(_row(obj, actor, action, before, after))
+        session.info.setdefault(_PENDING, []).append(_row(obj, session, action, before, after))
     return listener
 
 
@@ -102,6 +106,7 @@ def _write_pending(session: Session, _context: Any) -> None:
 # Mapper events (not the session's flush lists) so that rows deleted as orphans are logged too;
 # what they log is written once the flush is done.
 _PENDING = "audit_rows"
+_OFFICE = "audit_office"
 event.listen(Base, "after_insert", _log("create"), propagate=True)
 event.listen(Base, "after_update", _log("update"), propagate=True)
 event.listen(Base, "after_delete", _log("delete"), propagate=True)
@@ -113,7 +118,7 @@ event.listen(AuditedSession, "after_soft_rollback", lambda session, _previous: s
 def log_room_action(db: AsyncSession, session_id: int, kind: str, data: dict[str, Any]) -> None:
     """Log a moderation action in a session's room (admit, mute, remove, end...) by the session's actor."""
     db.add(AuditEntry(actor=str(db.info.get("actor", SYSTEM)), action=f"room.{kind}", entity="mediation_sessions", entity_id=session_id,
-                      before=None, after={k: _plain(v) for k, v in data.items()}))
+                      before=None, after={k: _plain(v) for k, v in data.items()}, office_id=db.info.get(_OFFICE)))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -138,6 +138,7 @@ def free_port() -> int:
 async def start_server(data_dir: Path) -> tuple[uvicorn.Server, asyncio.Task[None], str, dict[str, Any]]:
     """A server on every interface, with a booked session whose room is open."""
     from accounts.service import create_staff
+    from experts.offices import first_office
     from foundation.config import Settings
     from foundation.database import upgrade_database
     from server.app import create_app
@@ -151,7 +152,7 @@ async def start_server(data_dir: Path) -> tuple[uvicorn.Server, asyncio.Task[Non
     while not server.started:
         await asyncio.sleep(0.05)
     async with app.state.db_sessions() as db, db.begin():
-        await create_staff(db, "bench", PASSWORD)
+        await create_staff(db, "bench", PASSWORD, office_id=await first_office(db, "金山警务室"))
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=base) as staff:
         token = (await staff.get("/api/auth/csrf")).json()["csrf_token"]

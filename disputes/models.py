@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import ColumnElement, ForeignKey, Integer, Select, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from foundation.database import Base, UTCDateTime, utcnow
@@ -16,7 +17,7 @@ class Dispute(Base):
     __audited__ = True  # changes go to the audit log (audit/log.py)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id"))
+    office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id"), index=True)
     title: Mapped[str] = mapped_column(String(200))
     dispute_type: Mapped[str] = mapped_column(String(32), index=True)
     cause: Mapped[str] = mapped_column(Text, default="")  # 诱因
@@ -35,6 +36,15 @@ class Dispute(Base):
         cascade="all, delete-orphan", order_by="Party.id", lazy="selectin"
     )
 
+    @classmethod
+    def in_offices(cls, offices: Sequence[int]) -> ColumnElement[bool]:
+        return cls.office_id.in_(offices)
+
+
+def disputes_in(offices: Sequence[int]) -> Select[tuple[int]]:
+    """The ids of the offices' disputes (for the tables that belong to a dispute)."""
+    return select(Dispute.id).where(Dispute.office_id.in_(offices))
+
 
 class Party(Base):
     """A party to a dispute (当事人): applicant or respondent."""
@@ -49,6 +59,10 @@ class Party(Base):
     email: Mapped[str] = mapped_column(String(254), default="")
     side: Mapped[str] = mapped_column(String(16))
     language: Mapped[str] = mapped_column(String(32), default="普通话")
+
+    @classmethod
+    def in_offices(cls, offices: Sequence[int]) -> ColumnElement[bool]:
+        return cls.dispute_id.in_(disputes_in(offices))
 
 
 class Evidence(Base):
@@ -72,3 +86,7 @@ class Evidence(Base):
     # Staff share a file with every party; unshared, a party sees only their own files.
     shared: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @classmethod
+    def in_offices(cls, offices: Sequence[int]) -> ColumnElement[bool]:
+        return cls.dispute_id.in_(disputes_in(offices))

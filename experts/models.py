@@ -2,21 +2,56 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, Time, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    Date,
+    ForeignKey,
+    Integer,
+    Select,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+    select,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from foundation.database import Base, UTCDateTime, utcnow
 
 
 class Office(Base):
-    """A community police office (警务室) that runs mediations."""
+    """A community police office (警务室) that runs mediations, or a level above offices (a
+    分局 or district: `kind` "level") whose supervisors see the offices below it."""
 
     __tablename__ = "offices"
+    writable_read_only = True  # offices are changed by system administrators (server/api/offices.py)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    kind: Mapped[str] = mapped_column(String(16), default="office")  # office | level
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id"), nullable=True)
+
+    @classmethod
+    def in_offices(cls, offices: Sequence[int]) -> ColumnElement[bool]:
+        return cls.id.in_(offices)
+
+
+class ExpertOffice(Base):
+    """An office an expert serves: the pool is shared, and each office books only its own."""
+
+    __tablename__ = "expert_offices"
+
+    expert_id: Mapped[int] = mapped_column(ForeignKey("experts.id", ondelete="CASCADE"), primary_key=True)
+    office_id: Mapped[int] = mapped_column(ForeignKey("offices.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+def _serving(offices: Sequence[int]) -> Select[tuple[int]]:
+    return select(ExpertOffice.expert_id).where(ExpertOffice.office_id.in_(offices))
 
 
 class Expert(Base):
@@ -26,6 +61,7 @@ class Expert(Base):
     __audited__ = True  # changes go to the audit log (audit/log.py)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The office that registered the expert; the offices served are `served` (expert_offices).
     office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id"))
     name: Mapped[str] = mapped_column(String(80))
     role: Mapped[str] = mapped_column(String(32), index=True)
@@ -50,6 +86,16 @@ class Expert(Base):
     overrides: Mapped[list[DateOverride]] = relationship(
         cascade="all, delete-orphan", order_by="(DateOverride.date, DateOverride.start)"
     )
+    served: Mapped[list[ExpertOffice]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+    @classmethod
+    def in_offices(cls, offices: Sequence[int]) -> ColumnElement[bool]:
+        return cls.id.in_(_serving(offices))
+
+    @property
+    def office_ids(self) -> list[int]:
+        """The offices this expert serves."""
+        return sorted(s.office_id for s in self.served)
 
 
 class WeeklyWindow(Base):
@@ -66,6 +112,10 @@ class WeeklyWindow(Base):
     weekday: Mapped[int] = mapped_column(Integer)
     start: Mapped[dt.time] = mapped_column(Time)
     end: Mapped[dt.time] = mapped_column(Time)
+
+    @classmethod
+    def in_offices(cls, offices: Sequence[int]) -> ColumnElement[bool]:
+        return cls.expert_id.in_(_serving(offices))
 
 
 class DateOverride(Base):
@@ -85,3 +135,7 @@ class DateOverride(Base):
     start: Mapped[dt.time | None] = mapped_column(Time, nullable=True)
     end: Mapped[dt.time | None] = mapped_column(Time, nullable=True)
     note: Mapped[str] = mapped_column(String(200), default="")
+
+    @classmethod
+    def in_offices(cls, offices: Sequence[int]) -> ColumnElement[bool]:
+        return cls.expert_id.in_(_serving(offices))

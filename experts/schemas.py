@@ -42,6 +42,8 @@ class ExpertPatch(_Strict):
     priority: int | None = Field(None, ge=0, le=1000)
     max_sessions_per_week: int | None = Field(None, ge=0, le=50)
     max_sessions_per_day: int | None = Field(None, ge=0, le=10)
+    # The offices the expert serves (the pool is shared); offices the caller cannot see stay as they are.
+    offices: list[int] | None = Field(None, min_length=1, max_length=100)
 
     _tz = field_validator("timezone")(lambda v: v if v is None else check_timezone(v))
     _email = field_validator("email")(lambda v: v if v is None else check_email(v))

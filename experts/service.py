@@ -9,9 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from experts import availability
-from experts.models import DateOverride, Expert, WeeklyWindow
+from experts.models import DateOverride, Expert, ExpertOffice, Office, WeeklyWindow
 from experts.schemas import AvailabilityIn, ExpertIn, ExpertPatch
-from foundation.errors import Conflict, Forbidden, NotFound
+from foundation.errors import Conflict, Forbidden, Invalid, NotFound
+from foundation.scoping import across_offices
 
 
 def expert_to_dict(expert: Expert) -> dict[str, Any]:
@@ -19,6 +20,7 @@ def expert_to_dict(expert: Expert) -> dict[str, Any]:
     return {
         "id": expert.id,
         "office_id": expert.office_id,
+        "offices": expert.office_ids,
         "name": expert.name,
         "role": expert.role,
         "organisation": expert.organisation,
@@ -69,18 +71,33 @@ async def load_expert(db: AsyncSession, expert_id: int) -> Expert:
 
 
 async def _check_email_free(db: AsyncSession, email: str, expert_id: int | None = None) -> None:
-    other = await db.scalar(select(Expert.id).where(Expert.email == email))
+    other = await db.scalar(across_offices(select(Expert.id).where(Expert.email == email)))  # unique in the pool
     if other is not None and other != expert_id:
         raise Conflict("another expert already uses {email}", email=email, field="email")
 
 
 async def create_expert(db: AsyncSession, data: ExpertIn, office_id: int | None = None) -> dict[str, Any]:
-    """Add an expert to the pool."""
+    """Add an expert to the pool, serving the given offices (default the registering office)."""
     await _check_email_free(db, data.email)
-    expert = Expert(office_id=office_id, **data.model_dump(exclude_none=True))
+    expert = Expert(office_id=office_id, served=[], **data.model_dump(exclude_none=True, exclude={"offices"}))
+    await _serve(db, expert, data.offices or ([office_id] if office_id is not None else []))
     db.add(expert)
     await db.flush()
     return expert_to_dict(expert)
+
+
+async def _serve(db: AsyncSession, expert: Expert, office_ids: list[int]) -> None:
+    """Let the expert serve these offices among those this session sees (foundation/scoping.py);
+    whether they serve offices it cannot see stays as it was."""
+    wanted = set(office_ids)
+    visible = {o.id: o for o in await db.scalars(select(Office).where(Office.id.in_(wanted | set(expert.office_ids))))}
+    for office_id in sorted(wanted):
+        if office_id not in visible or visible[office_id].kind != "office":
+            raise NotFound("no office with id {office_id}", office_id=office_id, field="offices")
+    kept = [s for s in expert.served if s.office_id not in visible]
+    expert.served = kept + [ExpertOffice(office_id=o) for o in sorted(wanted)]
+    if not expert.served:
+        raise Invalid("an expert serves at least one office", field="offices")
 
 
 async def list_experts(
@@ -112,6 +129,8 @@ async def update_expert(
     expert = await load_expert(db, expert_id)
     if "email" in changes:
         await _check_email_free(db, changes["email"], expert_id)
+    if changes.get("offices") is not None:
+        await _serve(db, expert, changes.pop("offices"))
     for name, value in changes.items():
         if value is None:
             continue

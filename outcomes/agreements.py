@@ -60,9 +60,9 @@ def _check_type(dispute_type: str) -> str:
     return dispute_type
 
 
-async def list_templates(db: AsyncSession) -> list[dict[str, Any]]:
+async def list_templates(db: AsyncSession, office_id: int | None) -> list[dict[str, Any]]:
     """Every dispute type's template: the office's own text, or the built-in one."""
-    own = {t.dispute_type: t for t in await db.scalars(select(AgreementTemplate))}
+    own = {t.dispute_type: t for t in await db.scalars(select(AgreementTemplate).where(AgreementTemplate.office_id == office_id))}
     return [
         {"dispute_type": kind, "body": own[kind].body if kind in own else _with_closing(text),
          "custom": kind in own, "updated_at": iso_utc(own[kind].updated_at) if kind in own else None}
@@ -70,38 +70,42 @@ async def list_templates(db: AsyncSession) -> list[dict[str, Any]]:
     ]
 
 
-async def template_for(db: AsyncSession, dispute_type: str) -> str:
-    """The template text in use for a dispute type."""
-    own = await db.scalar(select(AgreementTemplate).where(AgreementTemplate.dispute_type == _check_type(dispute_type)))
+async def _own(db: AsyncSession, office_id: int | None, dispute_type: str) -> AgreementTemplate | None:
+    return await db.scalar(select(AgreementTemplate).where(
+        AgreementTemplate.office_id == office_id, AgreementTemplate.dispute_type == _check_type(dispute_type)))
+
+
+async def template_for(db: AsyncSession, office_id: int | None, dispute_type: str) -> str:
+    """The template text an office uses for a dispute type."""
+    own = await _own(db, office_id, dispute_type)
     return own.body if own is not None else _with_closing(BUILT_IN[dispute_type])
 
 
-async def save(db: AsyncSession, dispute_type: str, body: str) -> dict[str, Any]:
+async def save(db: AsyncSession, office_id: int, dispute_type: str, body: str) -> dict[str, Any]:
     """Replace a type's template with the office's own text."""
-    _check_type(dispute_type)
     if not body.strip():
         raise Invalid("the template is empty", field="body")
-    own = await db.scalar(select(AgreementTemplate).where(AgreementTemplate.dispute_type == dispute_type))
+    own = await _own(db, office_id, dispute_type)
     if own is None:
-        db.add(AgreementTemplate(dispute_type=dispute_type, body=body))
+        db.add(AgreementTemplate(office_id=office_id, dispute_type=dispute_type, body=body))
     else:
         own.body = body
     await db.flush()
-    return next(t for t in await list_templates(db) if t["dispute_type"] == dispute_type)
+    return next(t for t in await list_templates(db, office_id) if t["dispute_type"] == dispute_type)
 
 
-async def reset(db: AsyncSession, dispute_type: str) -> dict[str, Any]:
+async def reset(db: AsyncSession, office_id: int, dispute_type: str) -> dict[str, Any]:
     """Go back to the built-in template."""
-    own = await db.scalar(select(AgreementTemplate).where(AgreementTemplate.dispute_type == _check_type(dispute_type)))
+    own = await _own(db, office_id, dispute_type)
     if own is not None:
         await db.delete(own)
         await db.flush()
-    return next(t for t in await list_templates(db) if t["dispute_type"] == dispute_type)
+    return next(t for t in await list_templates(db, office_id) if t["dispute_type"] == dispute_type)
 
 
-async def blanks_left(db: AsyncSession, dispute_type: str, terms: str) -> list[str]:
+async def blanks_left(db: AsyncSession, office_id: int | None, dispute_type: str, terms: str) -> list[str]:
     """The blanks of the type's template (its （…） and {…}) still in these terms, and any {…} in them."""
-    template = PLACEHOLDER.sub("", await template_for(db, dispute_type))
+    template = PLACEHOLDER.sub("", await template_for(db, office_id, dispute_type))
     blanks = [*BLANK.findall(template), NO_PLACE]
     return list(dict.fromkeys([blank for blank in blanks if blank in terms] + BRACES.findall(terms)))
 
@@ -121,6 +125,6 @@ async def draft(db: AsyncSession, session_id: int, timezone: str) -> dict[str, A
         "纠纷名称": dispute.title, "地点": dispute.place or NO_PLACE,
         "日期": session.start.astimezone(ZoneInfo(timezone)).strftime("%Y年%-m月%-d日"),
     }
-    text = await template_for(db, dispute.dispute_type)
+    text = await template_for(db, dispute.office_id, dispute.dispute_type)
     return {"dispute_type": dispute.dispute_type, "terms": PLACEHOLDER.sub(lambda m: values[m.group(1)], text)}
 

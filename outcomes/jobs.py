@@ -43,7 +43,7 @@ async def follow_up_due(db: AsyncSession, follow_up_id: int) -> None:
     dispute = await db.get(Dispute, follow_up.dispute_id)
     title = dispute.title if dispute else ""
     await outbox.queue(db, [dict(
-        key=f"follow-up:{follow_up_id}", kind="follow_up", channel="email",
+        key=f"follow-up:{follow_up_id}", kind="follow_up", channel="email", office_id=dispute.office_id if dispute else None,
         recipient=settings.office_email or settings.smtp_from,
         subject=f"【回访提醒】{title}",
         body=f"纠纷“{title}”已达成调解协议，现到回访时间，请社区民警回访并在系统中记录回访结果。\n",

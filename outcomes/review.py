@@ -23,6 +23,7 @@ from experts.models import Office
 from foundation.config import Settings
 from foundation.database import iso_utc
 from foundation.errors import NotFound
+from foundation.scoping import Scope, limit_to, scope_of
 from foundation.vocabulary import label
 from outcomes.models import FollowUp, Outcome, WeeklyReview
 from scheduling import outbox
@@ -156,37 +157,51 @@ async def build(db: AsyncSession, week_start: dt.date, timezone: str, now: dt.da
     }
 
 
-async def store(db: AsyncSession, data: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
-    """Keep a review; a week reviewed again replaces its earlier version (also under races)."""
+async def store(db: AsyncSession, office_id: int, data: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """Keep an office's review; a week reviewed again replaces its earlier version (also under races)."""
     week_start = dt.date.fromisoformat(data["week_start"])
     dialect = db.bind.dialect.name if db.bind is not None else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(WeeklyReview).values(week_start=week_start, generated_at=now, data=data)
+    statement = insert(WeeklyReview).values(office_id=office_id, week_start=week_start, generated_at=now, data=data)
     await db.execute(statement.on_conflict_do_update(
-        index_elements=["week_start"], set_={"generated_at": now, "data": data}
+        index_elements=["office_id", "week_start"], set_={"generated_at": now, "data": data}
     ))
-    review = await db.scalar(select(WeeklyReview).where(WeeklyReview.week_start == week_start)
+    review = await db.scalar(select(WeeklyReview).where(WeeklyReview.office_id == office_id, WeeklyReview.week_start == week_start)
                              .execution_options(populate_existing=True))
     assert review is not None
     return view(review)
 
 
-async def publish(db: AsyncSession, settings: Settings, now: dt.datetime) -> dict[str, Any]:
-    """Build and keep the review of the last full week, and queue it by e-mail to the recipients."""
+async def review_office(db: AsyncSession, office_id: int, week_start: dt.date, timezone: str, now: dt.datetime) -> dict[str, Any]:
+    """Build and keep one office's review, reading that office's data alone (foundation/scoping.py)."""
+    before = scope_of(db)
+    limit_to(db, Scope(frozenset({office_id})))
+    try:
+        return await store(db, office_id, await build(db, week_start, timezone, now), now)
+    finally:
+        limit_to(db, before)
+
+
+async def publish(db: AsyncSession, settings: Settings, now: dt.datetime) -> list[dict[str, Any]]:
+    """Build and keep every office's review of the last full week, and queue each by e-mail."""
     week = last_full_week(now, settings.timezone)
-    stored = await store(db, await build(db, week, settings.timezone, now), now)
-    text = as_text(stored, settings.office_name, f"{settings.link_base()}/reviews/{stored['id']}")
-    await outbox.queue(db, [
-        dict(key=f"weekly-review:{week}:{recipient}", kind="weekly_review", channel="email", recipient=recipient,
-             subject=f"【每周研判】{stored['week_start']} 至 {stored['week_end']}", body=text)
-        for recipient in settings.review_recipients or (settings.office_email or settings.smtp_from,)
-    ])
+    stored = []
+    for office in list(await db.scalars(select(Office).where(Office.kind == "office").order_by(Office.id))):
+        review = await review_office(db, office.id, week, settings.timezone, now)
+        text = as_text(review, office.name, f"{settings.link_base()}/reviews/{review['id']}")
+        await outbox.queue(db, [
+            dict(key=f"weekly-review:{office.id}:{week}:{recipient}", kind="weekly_review", channel="email",
+                 recipient=recipient, office_id=office.id, body=text,
+                 subject=f"【每周研判】{office.name} {review['week_start']} 至 {review['week_end']}")
+            for recipient in settings.review_recipients or (settings.office_email or settings.smtp_from,)
+        ])
+        stored.append(review)
     return stored
 
 
 def view(review: WeeklyReview) -> dict[str, Any]:
-    """A stored review with its id."""
-    return {"id": review.id, "generated_at": iso_utc(review.generated_at), **review.data}
+    """A stored review with its id and office."""
+    return {"id": review.id, "office_id": review.office_id, "generated_at": iso_utc(review.generated_at), **review.data}
 
 
 async def get(db: AsyncSession, review_id: int) -> dict[str, Any]:
@@ -197,17 +212,35 @@ async def get(db: AsyncSession, review_id: int) -> dict[str, Any]:
     return view(review)
 
 
+def _headline(data: dict[str, Any]) -> dict[str, int]:
+    return {"new_disputes": data["new_disputes"]["count"], "escalating": len(data["escalating"]),
+            "sessions_held": data["sessions"]["held"], "overdue_follow_ups": len(data["overdue_follow_ups"]),
+            "early_warnings": sum(len(items) for items in data["early_warnings"].values())}
+
+
 async def list_reviews(db: AsyncSession, limit: int = 52) -> list[dict[str, Any]]:
-    """Stored reviews, newest week first, with their headline counts."""
-    rows = await db.scalars(select(WeeklyReview).order_by(WeeklyReview.week_start.desc()).limit(limit))
+    """Stored reviews of the offices this session sees, newest week first, with their headline counts."""
+    offices = {o.id: o.name for o in await db.scalars(select(Office))}
+    rows = await db.scalars(select(WeeklyReview).order_by(WeeklyReview.week_start.desc(), WeeklyReview.office_id).limit(limit))
     return [
-        {"id": r.id, "week_start": r.data["week_start"], "week_end": r.data["week_end"],
-         "generated_at": iso_utc(r.generated_at), "new_disputes": r.data["new_disputes"]["count"],
-         "escalating": len(r.data["escalating"]), "sessions_held": r.data["sessions"]["held"],
-         "overdue_follow_ups": len(r.data["overdue_follow_ups"]),
-         "early_warnings": sum(len(items) for items in r.data["early_warnings"].values())}
+        {"id": r.id, "office_id": r.office_id, "office": offices.get(r.office_id, ""), "week_start": r.data["week_start"],
+         "week_end": r.data["week_end"], "generated_at": iso_utc(r.generated_at), **_headline(r.data)}
         for r in rows
     ]
+
+
+async def rollup(db: AsyncSession, week_start: dt.date) -> dict[str, Any]:
+    """One week's reviews of every office this session sees, side by side, with the totals and
+    every office's early warnings (a supervisor's 每周研判 across offices)."""
+    offices = {o.id: o.name for o in await db.scalars(select(Office))}
+    rows = list(await db.scalars(select(WeeklyReview).where(WeeklyReview.week_start == week_start).order_by(WeeklyReview.office_id)))
+    per_office = [{"review_id": r.id, "office_id": r.office_id, "office": offices.get(r.office_id, ""), **_headline(r.data)}
+                  for r in rows]
+    totals = {key: sum(o[key] for o in per_office) for key in ("new_disputes", "escalating", "sessions_held",
+                                                             "overdue_follow_ups", "early_warnings")}
+    warnings = {name: items for r in rows for name, items in r.data["early_warnings"].items()}
+    return {"week_start": week_start.isoformat(), "week_end": (week_start + dt.timedelta(days=6)).isoformat(),
+            "offices": per_office, "totals": totals, "early_warnings": warnings}
 
 
 def as_text(data: dict[str, Any], office: str, link: str) -> str:

@@ -38,7 +38,7 @@ async def record(
         raise Conflict("this session's outcome is already recorded")
     dispute = await db.get(Dispute, session.dispute_id)
     assert dispute is not None
-    if data.kind == Kind.AGREEMENT and (blanks := await agreements.blanks_left(db, dispute.dispute_type, data.terms)):
+    if data.kind == Kind.AGREEMENT and (blanks := await agreements.blanks_left(db, dispute.office_id, dispute.dispute_type, data.terms)):
         raise Invalid("fill in the agreement's blanks first: {blanks}", field="terms", blanks="、".join(blanks))
     if dispute.status == Status.SCHEDULED:
         dispute.status = check_move(dispute.status, Status.IN_MEDIATION)

@@ -65,7 +65,7 @@ async def open_invite(
     assert session is not None  # participant rows cascade with their session
     if session.status == "cancelled":
         raise Gone("this session has been cancelled")
-    set_actor(db, f"participant:{participant.id}")
+    set_actor(db, f"participant:{participant.id}", office_id=session.office_id)
     return session, participant
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from experts.models import Expert
 from experts.service import free_intervals
+from foundation.scoping import across_offices
 from scheduling.models import ACTIVE_STATES, HOLDING_STATES, MediationSession, Participant
 from scheduling.rules import availability_days
 from scheduling.slots import Candidate, to_minutes
@@ -22,8 +23,9 @@ async def busy_times(
     db: AsyncSession, expert_ids: Iterable[int], first: dt.datetime, last: dt.datetime,
     *, exclude_session: int | None = None,
 ) -> Busy:
-    """Each expert's sessions (that hold their time) overlapping first..last."""
-    query = (
+    """Each expert's sessions (that hold their time) overlapping first..last, for every office:
+    an expert shared by offices has one calendar."""
+    query = across_offices(
         select(Participant.expert_id, MediationSession.start, MediationSession.end)
         .join(MediationSession, Participant.session_id == MediationSession.id)
         .where(
@@ -45,12 +47,13 @@ async def busy_times(
 
 
 async def last_booked(db: AsyncSession) -> dict[int, dt.datetime]:
-    """When each expert was last booked (the creation time of their latest participation)."""
-    rows = await db.execute(
+    """When each expert was last booked (the creation time of their latest participation), by
+    any office: the fair pick counts across offices."""
+    rows = await db.execute(across_offices(
         select(Participant.expert_id, func.max(Participant.created_at))
         .where(Participant.expert_id.is_not(None))
         .group_by(Participant.expert_id)
-    )
+    ))
     return {expert_id: at for expert_id, at in rows if expert_id is not None}
 
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, ColumnElement, ForeignKey, Index, Integer, Select, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from foundation.database import Base, UTCDateTime, utcnow
@@ -24,7 +25,7 @@ class MediationSession(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dispute_id: Mapped[int] = mapped_column(ForeignKey("disputes.id"), index=True)
-    office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id"))
+    office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id"), index=True)
     start: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     end: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     location_kind: Mapped[str] = mapped_column(String(16), default="remote")  # remote | onsite
@@ -45,6 +46,10 @@ class MediationSession(Base):
         cascade="all, delete-orphan", order_by="Participant.id", lazy="selectin",
         back_populates="session",
     )
+
+    @classmethod
+    def in_offices(cls, offices: Sequence[int]) -> ColumnElement[bool]:
+        return cls.office_id.in_(offices)
 
     @property
     def standing(self) -> str:
@@ -84,3 +89,12 @@ class Participant(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     session: Mapped[MediationSession] = relationship(back_populates="participants")
+
+    @classmethod
+    def in_offices(cls, offices: Sequence[int]) -> ColumnElement[bool]:
+        return cls.session_id.in_(sessions_in(offices))
+
+
+def sessions_in(offices: Sequence[int]) -> Select[tuple[int]]:
+    """The ids of the offices' sessions (for the tables that belong to a session)."""
+    return select(MediationSession.id).where(MediationSession.office_id.in_(offices))

@@ -10,9 +10,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, Table, Text, and_, func, or_, select, update
+from sqlalchemy import JSON, ColumnElement, ForeignKey, Integer, LargeBinary, String, Table, Text, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
@@ -23,6 +24,7 @@ from foundation.config import Settings
 from foundation.database import Base, UTCDateTime, iso_utc, utcnow
 from foundation.errors import Conflict, NotFound
 from foundation.outage import Outage
+from scheduling.models import MediationSession
 from scheduling.sms import SmsGateway
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ class OutboxMessage(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(200), unique=True)
     session_id: Mapped[int | None] = mapped_column(ForeignKey("mediation_sessions.id"), index=True, nullable=True)
+    # The office it is sent for (its session's, or the office an alert is about).
+    office_id: Mapped[int | None] = mapped_column(index=True, nullable=True)
     kind: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(16))  # email | sms
     recipient: Mapped[str] = mapped_column(String(254))
@@ -61,6 +65,10 @@ class OutboxMessage(Base):
     # (the process died mid-send) and the message is pending again.
     claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
+    @classmethod
+    def in_offices(cls, offices: Sequence[int]) -> ColumnElement[bool]:
+        return cls.office_id.in_(offices)
+
 
 def message_to_dict(m: OutboxMessage) -> dict[str, Any]:
     """The view of an outbox row."""
@@ -80,14 +88,19 @@ def _reason(m: OutboxMessage) -> str:
 
 
 # What a queued message has unless it says otherwise (every row of one INSERT names the same columns).
-_OPTIONAL = {"session_id": None, "subject": "", "calendar": None, "calendar_method": "", "params": None}
+_OPTIONAL = {"session_id": None, "office_id": None, "subject": "", "calendar": None, "calendar_method": "", "params": None}
 
 
 async def queue(db: AsyncSession, messages: list[dict[str, Any]]) -> None:
     """Add messages (each the fields of a row), skipping any whose key exists already
-    (idempotent, also under races); one statement for them all."""
+    (idempotent, also under races); one statement for them all. A message about a session is
+    its office's (foundation/scoping.py); any other names its `office_id`."""
     if not messages:
         return
+    session_ids = {m["session_id"] for m in messages if m.get("session_id") is not None and m.get("office_id") is None}
+    offices = dict((await db.execute(select(MediationSession.id, MediationSession.office_id)
+                                     .where(MediationSession.id.in_(session_ids)))).all()) if session_ids else {}
+    messages = [{**m, "office_id": offices[m["session_id"]]} if m.get("session_id") in offices else m for m in messages]
     dialect = db.bind.dialect.name if db.bind is not None else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = utcnow()

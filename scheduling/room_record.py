@@ -7,15 +7,16 @@ removed person's link for this session, and the end of the session closes its ro
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, select
+from sqlalchemy import JSON, ColumnElement, ForeignKey, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from audit.log import SYSTEM, log_room_action, set_actor
 from foundation.database import Base, UTCDateTime, iso_utc, utcnow
-from scheduling.models import MediationSession, Participant
+from scheduling.models import MediationSession, Participant, sessions_in
 
 
 class RoomEvent(Base):
@@ -30,6 +31,10 @@ class RoomEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    @classmethod
+    def in_offices(cls, offices: Sequence[int]) -> ColumnElement[bool]:
+        return cls.session_id.in_(sessions_in(offices))
+
 
 class Recording(Base):
     """One recorded file: one participant's audio and video while the room recorded."""
@@ -43,6 +48,10 @@ class Recording(Base):
     size_bytes: Mapped[int] = mapped_column(default=0)
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    @classmethod
+    def in_offices(cls, offices: Sequence[int]) -> ColumnElement[bool]:
+        return cls.session_id.in_(sessions_in(offices))
 
 
 # Room events that are moderation (a host acting on the room or on someone): also audited.
@@ -69,7 +78,7 @@ async def write_event(db: AsyncSession, session_id: int, event: dict[str, Any]) 
     db.add(RoomEvent(session_id=session_id, participant_id=participant_id, kind=kind, data=data))
     if kind in MODERATION:
         host = participant_of(event.get("by") or event.get("peer_id"))
-        set_actor(db, f"participant:{host}" if host is not None else SYSTEM)
+        set_actor(db, f"participant:{host}" if host is not None else SYSTEM, office_id=session.office_id)
         log_room_action(db, session_id, kind, {"target": participant_id, **data} if "by" in event else data)
     if event.get("kind") == "remove" and event.get("revoke") and participant_id is not None:
         participant = await db.get(Participant, participant_id)

@@ -14,8 +14,10 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from accounts import service as accounts
+from experts import offices
 from foundation.database import read_only
 from foundation.errors import Forbidden, Unauthorized
+from foundation.scoping import Scope as OfficeScope
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_FIELD = "csrf_token"
@@ -28,11 +30,35 @@ class Staff:
 
     id: int
     role: str
-    office_id: int | None
+    office_id: int | None  # an office, or for a supervisor the level they look down from
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        """An office admin or a system administrator: they manage accounts (each their own)."""
+        return self.role in ("admin", "sysadmin")
+
+    @property
+    def works_cases(self) -> bool:
+        """A clerk or office admin, who works their office's cases (the others only look)."""
+        return self.role in ("staff", "admin")
+
+
+@dataclasses.dataclass(frozen=True)
+class OfficeAdmin(Staff):
+    """An office admin: always of an office."""
+
+    office_id: int
+
+
+async def staff_scope(db: AsyncSession, staff: Staff) -> OfficeScope:
+    """The offices a staff member's requests see (foundation/scoping.py): a clerk's and an office
+    admin's own office; a supervisor's level and everything under it, to look at; a system
+    administrator's, every office, to look at."""
+    if staff.role == "sysadmin":
+        return OfficeScope(None, writable=False)
+    if staff.role == "supervisor":
+        return OfficeScope(await offices.below(db, staff.office_id), writable=False)
+    return OfficeScope(frozenset({staff.office_id}) if staff.office_id is not None else frozenset())
 
 
 def log_in_staff(conn: HTTPConnection, staff: Staff, session_id: str) -> None:
@@ -132,10 +158,26 @@ def require_staff(conn: HTTPConnection) -> Staff:
 
 
 def require_admin(conn: HTTPConnection) -> Staff:
-    """An admin staff member, or Forbidden."""
+    """An office admin or a system administrator, or Forbidden."""
     staff = require_staff(conn)
     if not staff.is_admin:
         raise Forbidden("only an administrator may do this")
+    return staff
+
+
+def require_office_admin(conn: HTTPConnection) -> OfficeAdmin:
+    """An office admin (their own office's templates, seal and settings), or Forbidden."""
+    staff = require_staff(conn)
+    if staff.role != "admin" or staff.office_id is None:
+        raise Forbidden("only the office's administrator may do this")
+    return OfficeAdmin(staff.id, staff.role, staff.office_id)
+
+
+def require_sysadmin(conn: HTTPConnection) -> Staff:
+    """A system administrator, or Forbidden."""
+    staff = require_staff(conn)
+    if staff.role != "sysadmin":
+        raise Forbidden("only a system administrator may do this")
     return staff
 
 

@@ -11,8 +11,10 @@ import secrets
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+from accounts.models import ROLES
 from audit.log import AuditedSession
 from foundation import aio
 from foundation.config import Settings
@@ -143,7 +145,11 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 def cmd_create_staff(args: argparse.Namespace) -> None:
+    from sqlalchemy import select
+
     from accounts.service import create_staff
+    from experts.models import Office
+    from experts.offices import first_office
     from foundation.errors import AppError
 
     settings = _settings(args)
@@ -151,15 +157,26 @@ def cmd_create_staff(args: argparse.Namespace) -> None:
     password = args.password or getpass.getpass("Password: ")
     if len(password) < 8:
         sys.exit("The password needs at least 8 characters.")
+    role = "admin" if args.admin else args.role
+
+    async def create(db: Any) -> str:
+        if args.office:
+            unit = await db.scalar(select(Office).where(Office.name == args.office))
+            if unit is None:
+                sys.exit(f"No office or level is named '{args.office}' (a system administrator adds them on the 单位 page, /offices).")
+            unit_id, unit_name = unit.id, unit.name
+        else:
+            unit_id = await first_office(db, settings.office_name)
+            unit_name = (await db.get(Office, unit_id)).name
+        await create_staff(db, args.username, password, role=role, display_name=args.display_name or args.username,
+                           office_id=unit_id)
+        return str(unit_name)
+
     try:
-        asyncio.run(_in_transaction(
-            settings,
-            lambda db: create_staff(db, args.username, password, role="admin" if args.admin else "staff",
-                                    display_name=args.display_name or args.username),
-        ))
+        unit_name = asyncio.run(_in_transaction(settings, create))
     except AppError as exc:
         sys.exit(exc.message)
-    print(f"Staff account '{args.username}' created.")
+    print(f"Staff account '{args.username}' ({role}) created in {unit_name}.")
 
 
 def cmd_reset_password(args: argparse.Namespace) -> None:
@@ -295,7 +312,11 @@ def main(argv: list[str] | None = None) -> None:
     staff = sub.add_parser("create-staff", help="add a staff account")
     staff.add_argument("username")
     staff.add_argument("--display-name", help="the name shown on pages (default: the user name)")
-    staff.add_argument("--admin", action="store_true", help="may add staff accounts and read the audit log")
+    staff.add_argument("--role", choices=ROLES, default="staff",
+                       help="staff: a clerk (调解员); admin: their office's admin; supervisor: looks at every office "
+                            "under their level; sysadmin: offices and accounts everywhere")
+    staff.add_argument("--admin", action="store_true", help="the same as --role admin")
+    staff.add_argument("--office", help="the office (or, for a supervisor, the level) by name; default: the first office")
     staff.add_argument("--password", help="default: asked for")
     staff.add_argument("--database-url", help=DATABASE_HELP)
     staff.set_defaults(func=cmd_create_staff)

@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.service import create_staff
 from disputes.models import Dispute, Party
-from experts.models import DateOverride, Expert, Office, WeeklyWindow
+from experts.models import DateOverride, Expert, ExpertOffice, Office, WeeklyWindow
 from foundation.database import lock_schema
 from scheduling.models import MediationSession, Participant
-from server.demo_history import build_reviews, load_history
+from server.demo_history import SECOND_OFFICE, build_reviews, load_history
 
 OFFICE_NAME = "金山警务室"
+DISTRICT_NAME = "益阳市公安局高新分局"
 TZ = ZoneInfo("Asia/Shanghai")
 
 # name, role, organisation, specialties, languages, weekly windows (weekday, start, end)
@@ -143,7 +144,10 @@ async def load_demo(db: AsyncSession, *, now: dt.datetime | None = None) -> str 
         return None
     now = (now or dt.datetime.now(TZ)).astimezone(TZ)
     today = now.date()
-    office = Office(name=OFFICE_NAME, timezone="Asia/Shanghai")
+    district = Office(name=DISTRICT_NAME, kind="level")
+    db.add(district)
+    await db.flush()
+    office = Office(name=OFFICE_NAME, timezone="Asia/Shanghai", parent_id=district.id)
     db.add(office)
     await db.flush()
     pool: list[Expert] = []
@@ -152,6 +156,7 @@ async def load_demo(db: AsyncSession, *, now: dt.datetime | None = None) -> str 
             office_id=office.id, name=name, role=role, organisation=org,
             phone=f"1380737{index:04d}", email=f"expert{index + 1:02d}@jinshan.example.cn",
             specialties=specialties, languages=languages, priority=100 + index,
+            served=[ExpertOffice(office_id=office.id)],
         )
         expert.windows = [
             WeeklyWindow(weekday=d, start=dt.time.fromisoformat(s), end=dt.time.fromisoformat(e))
@@ -178,5 +183,11 @@ async def load_demo(db: AsyncSession, *, now: dt.datetime | None = None) -> str 
     db.add_all(_book_upcoming(open_disputes, pool, now, host_name))
     await build_reviews(db, today, "Asia/Shanghai")
     password = secrets.token_urlsafe(9)
-    await create_staff(db, "admin", password, role="admin", display_name=host_name, office_id=office.id)
+    second = await db.scalar(select(Office.id).where(Office.name == SECOND_OFFICE))
+    for username, role, name, unit in (
+        ("admin", "admin", host_name, office.id), ("jinshan", "staff", "金山警务室调解员", office.id),
+        ("chaoyang-admin", "admin", "朝阳警务室管理员", second), ("chaoyang", "staff", "朝阳警务室调解员", second),
+        ("supervisor", "supervisor", "高新分局督导", district.id), ("sysadmin", "sysadmin", "系统管理员", district.id),
+    ):
+        await create_staff(db, username, password, role=role, display_name=name, office_id=unit)
     return password

@@ -7,10 +7,11 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from disputes.models import Dispute, Party
-from experts.models import Expert, Office
+from experts.models import Expert, ExpertOffice, Office
 from outcomes import review
 from outcomes.models import Confirmation, FollowUp, Outcome
 from scheduling.models import MediationSession, Participant
@@ -78,10 +79,13 @@ async def load_history(
     db: AsyncSession, today: dt.date, office: Office, experts: list[Expert], host_name: str,
     follow_up_days: tuple[int, ...] = (7, 30),
 ) -> None:
-    """Add the past cases, their sessions, outcomes, confirmations, follow-ups and room joins."""
-    second = Office(name=SECOND_OFFICE, timezone="Asia/Shanghai")
+    """Add the second office, the past cases, their sessions, outcomes, confirmations, follow-ups
+    and room joins."""
+    second = Office(name=SECOND_OFFICE, timezone="Asia/Shanghai", parent_id=office.parent_id)
     db.add(second)
     await db.flush()
+    for expert in experts[::2]:  # the pool is shared: every other expert serves both offices
+        expert.served.append(ExpertOffice(office_id=second.id))
     offices = {office.name: office, SECOND_OFFICE: second}
     for n, case in enumerate(CASES):
         created = _at(today, case["registered"], 10)
@@ -142,7 +146,9 @@ async def load_history(
 async def build_reviews(db: AsyncSession, today: dt.date, timezone: str, weeks: int = 6) -> None:
     """The weekly reviews of the last few weeks, each as the weekly job would have built it on
     the Monday morning after its week (early warnings use today's risk and status)."""
+    offices = list(await db.scalars(select(Office.id).where(Office.kind == "office")))
     for back in range(weeks, 0, -1):
         week = review.week_of(today) - dt.timedelta(days=7 * back)
         built_at = dt.datetime.combine(week + dt.timedelta(days=7), dt.time(8), ZoneInfo(timezone))
-        await review.store(db, await review.build(db, week, timezone, built_at), built_at)
+        for office_id in offices:
+            await review.review_office(db, office_id, week, timezone, built_at)

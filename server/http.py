@@ -18,7 +18,8 @@ from audit.log import set_actor
 from foundation.database import read_only
 from foundation.dates import in_range
 from foundation.errors import BadRequest, BadValue, Invalid, NotFound
-from server.auth import request_actor
+from foundation.scoping import limit_to
+from server.auth import current_staff, request_actor, staff_scope
 
 M = TypeVar("M", bound=BaseModel)
 MAX_JSON_BYTES = 1_000_000
@@ -105,13 +106,18 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 async def transaction(request: Request) -> AsyncIterator[AsyncSession]:
     """A database session inside one transaction, committed on success; changes are logged as
     the logged-in staff member's or expert's (invite links name their participant themselves).
+    A staff member's session sees only their offices (foundation/scoping.py): every route goes
+    through here, so none can forget it.
 
     A GET or HEAD only reads: its transaction is a read-only snapshot that takes no write lock,
     so reads never wait behind bookings (and a write in one is refused as a bug)."""
     async with request.app.state.db_sessions() as db, db.begin():
         if request.method in SAFE_METHODS:
             await read_only(db)
-        set_actor(db, request_actor(request))
+        staff = current_staff(request)
+        set_actor(db, request_actor(request), office_id=staff.office_id if staff is not None else None)
+        if staff is not None:
+            limit_to(db, await staff_scope(db, staff))
         yield db
 
 

@@ -18,6 +18,7 @@ import httpx
 import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
+from sqlalchemy import select
 from starlette.applications import Starlette
 
 from foundation.config import Settings
@@ -117,17 +118,29 @@ async def with_csrf(client: httpx.AsyncClient) -> httpx.AsyncClient:
     return client
 
 
-async def add_staff(running: Running, username: str = "staff1", role: str = "staff") -> None:
+async def add_staff(running: Running, username: str = "staff1", role: str = "staff", office: str | None = None) -> int:
+    """A staff account in the office of that name (made if need be; default the first office); its id."""
     from accounts.service import create_staff
+    from experts.models import Office
+    from experts.offices import first_office
 
     async with running.app.state.db_sessions() as db, db.begin():
-        await create_staff(db, username, STAFF_PASSWORD, role=role)
+        if office is None:
+            office_id = await first_office(db, "测试警务室")
+        else:
+            office_id = await db.scalar(select(Office.id).where(Office.name == office))
+            if office_id is None:
+                row = Office(name=office, kind="level" if role in ("supervisor", "sysadmin") else "office")
+                db.add(row)
+                await db.flush()
+                office_id = row.id
+        return (await create_staff(db, username, STAFF_PASSWORD, role=role, office_id=office_id)).id
 
 
-async def log_in(running: Running, username: str = "staff1") -> httpx.AsyncClient:
+async def log_in(running: Running, username: str = "staff1", password: str = STAFF_PASSWORD) -> httpx.AsyncClient:
     """A new client logged in as an existing staff account, sending its CSRF token."""
     client = await with_csrf(running.client())
-    response = await client.post("/api/auth/login", json={"username": username, "password": STAFF_PASSWORD})
+    response = await client.post("/api/auth/login", json={"username": username, "password": password})
     assert response.status_code == 200, response.text
     client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
     return client

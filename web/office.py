@@ -12,7 +12,7 @@ from starlette.routing import Route
 from audit import log
 from outcomes import agreements, review, statistics
 from outcomes import service as outcomes
-from server.auth import require_admin
+from server.auth import current_staff, require_admin
 from server.http import path_id, transaction
 from server.queries import audit_filter, statistics_range
 from web.i18n import language, local_time, translator, vocabulary_label
@@ -91,8 +91,9 @@ async def templates_page(request: Request) -> Response:
     """The agreement templates of every dispute type, for the office to edit."""
     if (redirect := login_first(request)) is not None:
         return redirect
+    staff = current_staff(request)
     async with transaction(request) as db:
-        rows = await agreements.list_templates(db)
+        rows = await agreements.list_templates(db, staff.office_id if staff else None)
     return render(request, "staff/agreement_templates.html", templates=rows)
 
 

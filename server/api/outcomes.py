@@ -12,7 +12,7 @@ from outcomes import agreements, review, service, statistics
 from outcomes import jobs as outcome_jobs
 from outcomes.schemas import ConfirmIn, FollowUpIn, OutcomeIn, ReviewIn, TemplateIn
 from scheduling import bookings, invites, notify
-from server.auth import require_staff
+from server.auth import require_office_admin, require_staff
 from server.http import ApiRoute, ok, path_id, query_param, read_json, transaction
 from server.queries import statistics_range
 
@@ -114,35 +114,35 @@ async def get_review(request: Request) -> Response:
 
 async def build_review(request: Request) -> Response:
     """Build the review of a week now (for the review meeting); the weekly job also e-mails it."""
-    require_staff(request)
+    staff = require_staff(request)
     data = await read_json(request, ReviewIn)
     settings = request.app.state.settings
     now = utcnow()
     week = review.week_of(data.week_of) if data.week_of else review.last_full_week(now, settings.timezone)
     async with transaction(request) as db:
-        return ok(await review.store(db, await review.build(db, week, settings.timezone, now), now), 201)
+        return ok(await review.store(db, staff.office_id or 0, await review.build(db, week, settings.timezone, now), now), 201)
 
 
 async def list_templates(request: Request) -> Response:
     """The agreement template of every dispute type."""
-    require_staff(request)
+    staff = require_staff(request)
     async with transaction(request) as db:
-        return ok(await agreements.list_templates(db))
+        return ok(await agreements.list_templates(db, staff.office_id))
 
 
 async def save_template(request: Request) -> Response:
     """Replace a dispute type's agreement template with the office's own text."""
-    require_staff(request)
+    admin = require_office_admin(request)
     data = await read_json(request, TemplateIn)
     async with transaction(request) as db:
-        return ok(await agreements.save(db, request.path_params["type"], data.body))
+        return ok(await agreements.save(db, admin.office_id, request.path_params["type"], data.body))
 
 
 async def reset_template(request: Request) -> Response:
     """Go back to the built-in agreement template of a dispute type."""
-    require_staff(request)
+    admin = require_office_admin(request)
     async with transaction(request) as db:
-        return ok(await agreements.reset(db, request.path_params["type"]))
+        return ok(await agreements.reset(db, admin.office_id, request.path_params["type"]))
 
 
 async def agreement_draft(request: Request) -> Response:

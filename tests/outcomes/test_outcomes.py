@@ -10,7 +10,7 @@ import pytest
 from itsdangerous import URLSafeSerializer
 from pypdf import PdfReader
 
-from tests.conftest import Running, token_of
+from tests.conftest import Running, add_staff, log_in, token_of
 from tests.scheduling.conftest import booking, next_monday
 
 
@@ -127,7 +127,7 @@ async def test_the_agreement_as_a_pdf(running: Running, staff_client: httpx.Asyn
     assert (await running.client().get(f"/sessions/{session['id']}/agreement.pdf")).status_code == 401
 
 
-async def test_agreement_templates_per_dispute_type(staff_client: httpx.AsyncClient, pool: dict[str, Any]) -> None:
+async def test_agreement_templates_per_dispute_type(running: Running, staff_client: httpx.AsyncClient, pool: dict[str, Any]) -> None:
     templates = {t["dispute_type"]: t for t in (await staff_client.get("/api/agreement-templates")).json()}
     assert len(templates) == 10 and not templates["animals"]["custom"] and "宠物" in templates["animals"]["body"]
     session = (await staff_client.post("/api/sessions", json=booking(pool, next_monday(10)))).json()
@@ -137,8 +137,15 @@ async def test_agreement_templates_per_dispute_type(staff_client: httpx.AsyncCli
     assert "{" not in draft["terms"] and "二、" in draft["terms"] and "三、本协议履行完毕后" in draft["terms"]
 
     own = "一、{被申请人}每日遛狗必须拴绳，并向{申请人}赔礼道歉。\n二、（金额）元于{日期}前付清。"
-    saved = await staff_client.put("/api/agreement-templates/animals", json={"body": own})
+    # The office's templates are its admin's to change, for this office alone.
+    assert (await staff_client.put("/api/agreement-templates/animals", json={"body": own})).status_code == 403
+    await add_staff(running, "office-admin", role="admin")
+    admin = await log_in(running, "office-admin")
+    saved = await admin.put("/api/agreement-templates/animals", json={"body": own})
     assert saved.status_code == 200 and saved.json()["custom"] is True
+    await add_staff(running, "elsewhere", office="朝阳警务室")
+    other = (await (await log_in(running, "elsewhere")).get("/api/agreement-templates")).json()
+    assert next(t for t in other if t["dispute_type"] == "animals")["custom"] is False
     draft = (await staff_client.get(f"/api/sessions/{session['id']}/agreement-draft")).json()
     day = next_monday(10)
     assert draft["terms"] == f"一、李秀兰每日遛狗必须拴绳，并向张建军赔礼道歉。\n二、（金额）元于{day.year}年{day.month}月{day.day}日前付清。"
@@ -146,8 +153,8 @@ async def test_agreement_templates_per_dispute_type(staff_client: httpx.AsyncCli
     left = await staff_client.post(f"/api/sessions/{session['id']}/outcome", json={
         "kind": "agreement", "terms": draft["terms"].replace("遛狗", "遛狗{几次}")})
     assert left.status_code == 422 and left.json()["error"].endswith("（金额）、{几次}")
-    assert (await staff_client.put("/api/agreement-templates/animals", json={"body": ""})).status_code == 422
-    assert (await staff_client.put("/api/agreement-templates/spaceships", json={"body": "x"})).status_code == 404
-    reset = await staff_client.delete("/api/agreement-templates/animals")
+    assert (await admin.put("/api/agreement-templates/animals", json={"body": ""})).status_code == 422
+    assert (await admin.put("/api/agreement-templates/spaceships", json={"body": "x"})).status_code == 404
+    reset = await admin.delete("/api/agreement-templates/animals")
     assert reset.json()["custom"] is False and reset.json()["body"] == templates["animals"]["body"]
     assert (await staff_client.get("/api/sessions/9999/agreement-draft")).status_code == 404

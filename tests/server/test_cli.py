@@ -85,7 +85,16 @@ def test_serve_demo_answers_healthz_login_and_api(tmp_path: Path) -> None:
             assert len(experts) == 20
             assert {e["role"] for e in experts} == {"legal_officer", "lawyer", "retired_cadre", "governance_specialist", "counsellor", "mediator"}
             disputes = client.get("/api/disputes").json()
-            assert len(disputes) == 15 and {d["risk_level"] for d in disputes} == {"low", "medium", "high", "urgent"}
+            assert len(disputes) == 12 and {d["risk_level"] for d in disputes} == {"low", "medium", "high", "urgent"}
+        # Each demo office sees its own cases and the experts who serve it; the supervisor sees both.
+        seen = {}
+        for username in ("chaoyang", "supervisor"):
+            with httpx.Client(base_url=base) as client:
+                token = client.get("/api/auth/csrf").json()["csrf_token"]
+                assert client.post("/api/auth/login", json={"username": username, "password": password},
+                                   headers={"X-CSRF-Token": token}).status_code == 200
+                seen[username] = (len(client.get("/api/disputes").json()), len(client.get("/api/experts").json()))
+        assert seen == {"chaoyang": (3, 10), "supervisor": (15, 20)}
     finally:
         process.terminate()
         process.wait(timeout=15)

@@ -3,20 +3,20 @@ from __future__ import annotations
 
 import datetime as dt
 
-import httpx
-
 from server.demo import DISPUTES, load_demo
 from server.demo_history import CASES, SECOND_OFFICE
-from tests.conftest import Running
+from tests.conftest import Running, log_in
 
 SH = dt.timezone(dt.timedelta(hours=8))
 
 
-async def test_demo_history_adds_up(running: Running, staff_client: httpx.AsyncClient) -> None:
+async def test_demo_history_adds_up(running: Running) -> None:
     now = dt.datetime.now(SH)
     today = now.date()
     async with running.app.state.db_sessions() as db, db.begin():
-        assert await load_demo(db, now=now) is not None
+        password = await load_demo(db, now=now)
+    assert password is not None
+    staff_client = await log_in(running, "supervisor", password)  # over both offices
     span = {"from": (today - dt.timedelta(days=60)).isoformat(), "to": today.isoformat()}
     figures = (await staff_client.get("/api/statistics", params=span)).json()
 
@@ -38,7 +38,7 @@ async def test_demo_history_adds_up(running: Running, staff_client: httpx.AsyncC
     done = sum(len([r for r in c.get("follow_ups", []) if r]) for c in agreements)
     assert len([f for f in follow_ups if f["status"] != "pending"]) == done
     reviews = (await staff_client.get("/api/reviews")).json()
-    assert len(reviews) == 6 and sum(r["sessions_held"] for r in reviews) == sum(
+    assert len(reviews) == 6 * 2 and sum(r["sessions_held"] for r in reviews) == sum(
         1 for c in CASES if c["session"] > today.weekday())  # sessions before this week
     relapsed = next(c for c in CASES if "relapsed" in c.get("follow_ups", []))
     disputes = {d["title"]: d for d in (await staff_client.get("/api/disputes")).json()}
@@ -50,10 +50,11 @@ async def test_demo_history_adds_up(running: Running, staff_client: httpx.AsyncC
     assert f"逾期未回访：{len(overdue)} 件" in home.text and all(f["title"] in home.text for f in overdue)
 
 
-async def test_demo_has_a_session_whose_room_opens_now(running: Running, staff_client: httpx.AsyncClient) -> None:
+async def test_demo_has_a_session_whose_room_opens_now(running: Running) -> None:
     now = dt.datetime.now(SH)
     async with running.app.state.db_sessions() as db, db.begin():
-        await load_demo(db, now=now)
+        password = await load_demo(db, now=now)
+    staff_client = await log_in(running, "jinshan", password)
     # (Its day: just before midnight, the session about to start is tomorrow's, maybe next week's.)
     days = {now.date(), (now + dt.timedelta(minutes=10)).date()}
     listed = [s for day in days for s in (await staff_client.get("/api/schedule", params={"date": day.isoformat()})).json()["sessions"]]

@@ -43,12 +43,13 @@ def _admin_login(base: str, settings: Settings) -> tuple[dict[str, str], dict[st
     import asyncio
 
     from accounts.service import create_staff
+    from experts.offices import first_office
     from foundation.database import create_engine, create_session_factory
 
     async def add() -> None:
         engine = create_engine(settings.database_url)
         async with create_session_factory(engine)() as db, db.begin():
-            await create_staff(db, "fuzzer", STAFF_PASSWORD, role="admin")
+            await create_staff(db, "fuzzer", STAFF_PASSWORD, role="admin", office_id=await first_office(db, "测试警务室"))
         await engine.dispose()
 
     asyncio.run(add())
