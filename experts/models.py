@@ -59,6 +59,8 @@ class Expert(Base):
 
     __tablename__ = "experts"
     __audited__ = True  # changes go to the audit log (audit/log.py)
+    # The pool is kept by the system administrator too (server/auth.py, require_pool_keeper).
+    writable_read_only = True
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # The office that registered the expert; the offices served are `served` (expert_offices).
@@ -106,6 +108,7 @@ class WeeklyWindow(Base):
 
     __tablename__ = "weekly_windows"
     __audited__ = True  # changes go to the audit log (audit/log.py)
+    writable_read_only = True  # as the expert's
 
     id: Mapped[int] = mapped_column(primary_key=True)
     expert_id: Mapped[int] = mapped_column(ForeignKey("experts.id", ondelete="CASCADE"), index=True)
@@ -127,6 +130,7 @@ class DateOverride(Base):
 
     __tablename__ = "date_overrides"
     __audited__ = True  # changes go to the audit log (audit/log.py)
+    writable_read_only = True  # as the expert's
     __table_args__ = (UniqueConstraint("expert_id", "date", "start"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)

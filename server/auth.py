@@ -173,6 +173,15 @@ def require_office_admin(conn: HTTPConnection) -> OfficeAdmin:
     return OfficeAdmin(staff.id, staff.role, staff.office_id)
 
 
+def require_pool_keeper(conn: HTTPConnection) -> Staff:
+    """Someone who may add to and change the expert pool: a clerk, an office admin (for their
+    office) or the system administrator (for every office); not a supervisor."""
+    staff = require_staff(conn)
+    if staff.role == "supervisor":
+        raise Forbidden("this account may only look at the offices' cases, not change them")
+    return staff
+
+
 def require_sysadmin(conn: HTTPConnection) -> Staff:
     """A system administrator, or Forbidden."""
     staff = require_staff(conn)
@@ -181,10 +190,14 @@ def require_sysadmin(conn: HTTPConnection) -> Staff:
     return staff
 
 
-def require_expert_self_or_staff(conn: HTTPConnection, expert_id: int) -> Staff | None:
-    """Staff (returned) or the expert themself (None); anyone else is refused."""
+def require_expert_self_or_staff(conn: HTTPConnection, expert_id: int, *, change: bool = False) -> Staff | None:
+    """Staff (returned) or the expert themself (None); anyone else is refused. To `change` the
+    pool, staff who work cases or the system administrator, who keeps the shared pool (a
+    supervisor only looks)."""
     staff = current_staff(conn)
     if staff is not None:
+        if change:
+            require_pool_keeper(conn)
         return staff
     own = current_expert_id(conn)
     if own is None:

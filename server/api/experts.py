@@ -14,7 +14,7 @@ from foundation.database import utcnow
 from foundation.errors import Invalid
 from foundation.vocabulary import Role
 from scheduling import calendar
-from server.auth import require_expert_self_or_staff, require_staff
+from server.auth import require_expert_self_or_staff, require_pool_keeper, require_staff
 from server.http import ApiRoute, ok, parse_date, path_id, query_param, read_json, transaction
 from server.links import link_for, site_url
 
@@ -39,8 +39,8 @@ async def list_experts(request: Request) -> Response:
 
 
 async def create_expert(request: Request) -> Response:
-    """Add an expert to the pool."""
-    staff = require_staff(request)
+    """Add an expert to the pool, serving ?offices (default the adding clerk's office)."""
+    staff = require_pool_keeper(request)
     data = await read_json(request, ExpertIn)
     async with transaction(request) as db:
         return ok(await service.create_expert(db, data, office_id=staff.office_id), 201)
@@ -57,7 +57,7 @@ async def get_expert(request: Request) -> Response:
 async def update_expert(request: Request) -> Response:
     """Change an expert; an expert may change only their own profile fields."""
     expert_id = path_id(request)
-    staff = require_expert_self_or_staff(request, expert_id)
+    staff = require_expert_self_or_staff(request, expert_id, change=True)
     patch = await read_json(request, ExpertPatch)
     allowed = None if staff else SELF_EDITABLE
     async with transaction(request) as db:
@@ -75,7 +75,7 @@ async def get_availability(request: Request) -> Response:
 async def put_availability(request: Request) -> Response:
     """Replace an expert's weekly windows and date overrides."""
     expert_id = path_id(request)
-    require_expert_self_or_staff(request, expert_id)
+    require_expert_self_or_staff(request, expert_id, change=True)
     data = await read_json(request, AvailabilityIn)
     async with transaction(request) as db:
         return ok(await service.set_availability(db, expert_id, data))
@@ -111,6 +111,8 @@ async def calendar_link(request: Request) -> Response:
     """The address of the expert's calendar subscription (ICS feed)."""
     expert_id = path_id(request)
     require_expert_self_or_staff(request, expert_id)
+    async with transaction(request) as db:
+        await service.load_expert(db, expert_id)  # one the asking office sees
     state = request.app.state
     token = state.tokens.calendar_feed(expert_id)
     return ok({"url": f"{site_url(request)}/calendar/{token}.ics"})

@@ -85,15 +85,23 @@ async def record_follow_up(request: Request) -> Response:
 
 
 async def statistics_report(request: Request) -> Response:
-    """Figures for ?from=YYYY-MM-DD to ?to=YYYY-MM-DD (office time zone); ?format=csv for CSV."""
+    """Figures for ?from=YYYY-MM-DD to ?to=YYYY-MM-DD (office time zone) for the offices the asker
+    sees, each office side by side in `offices`; ?format=csv for CSV, ?format=xlsx for a spreadsheet."""
     require_staff(request)
     first, last = statistics_range(request)
+    kind = query_param(request, "format", lambda v: {"json": "json", "csv": "csv", "xlsx": "xlsx"}[v], "json")
     async with transaction(request) as db:
         figures = await statistics.statistics(db, *statistics.span(first, last, request.app.state.settings.timezone))
-    if request.query_params.get("format") == "csv":
+    name = f"tiaojie-{first}-{last}"
+    if kind == "csv":
         return Response(
             "\ufeff" + statistics.to_csv(figures), media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="tiaojie-{first}-{last}.csv"'},
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    if kind == "xlsx":
+        return Response(
+            statistics.to_xlsx(figures), media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
         )
     return ok(figures)
 

@@ -69,7 +69,7 @@ async def test_review_counts_the_week(running: Running, staff_client: httpx.Asyn
     assert escalating == {made["pet"]["id"]: ["reopened", "risk_raised"], made["again"]["id"]: ["repeat_report"]}
     assert data["sessions"]["held"] == 1 and data["sessions"]["by_outcome"] == {"agreement": 1}
     assert [f["follow_up_id"] for f in data["overdue_follow_ups"]] == [made["overdue"]]
-    warnings = {w["dispute_id"]: w["reasons"] for w in data["early_warnings"][""]}
+    warnings = {w["dispute_id"]: w["reasons"] for w in data["early_warnings"]["测试警务室"]}
     assert warnings == {
         made["pet"]["id"]: ["high_risk_unscheduled", "reopened", "risk_raised"],
         made["noise"]["id"]: ["high_risk_unscheduled"],
