@@ -7,7 +7,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from experts.models import Office
-from foundation.errors import Invalid, NotFound
+from foundation.errors import Conflict, Invalid, NotFound
+from foundation.scoping import across_offices
 
 KINDS = ("office", "level")
 
@@ -48,8 +49,8 @@ async def create_office(db: AsyncSession, name: str, kind: str, parent_id: int |
             raise NotFound("no level with id {office_id}", office_id=parent_id, field="parent_id")
         if parent.kind != "level":
             raise Invalid("an office can only be placed under a level, not under another office", field="parent_id")
-    if await db.scalar(select(Office.id).where(Office.name == name)) is not None:
-        raise Invalid("an office named '{name}' exists already", field="name", name=name)
+    if await db.scalar(across_offices(select(Office.id).where(Office.name == name))) is not None:
+        raise Conflict("an office named '{name}' exists already", field="name", name=name)
     office = Office(name=name, kind=kind, parent_id=parent_id)
     db.add(office)
     await db.flush()

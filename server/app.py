@@ -35,6 +35,7 @@ from server.api import disputes as disputes_api
 from server.api import evidence as evidence_api
 from server.api import experts as experts_api
 from server.api import join as join_api
+from server.api import offices as offices_api
 from server.api import outcomes as outcomes_api
 from server.api import rooms as rooms_api
 from server.api import sessions as sessions_api
@@ -200,6 +201,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/", api_index),
         Route("/api/openapi.json", openapi),
         *auth_api.routes,
+        *offices_api.routes,
         *experts_api.routes,
         *disputes_api.routes,
         *sessions_api.routes,

@@ -61,11 +61,18 @@ async def staff_scope(db: AsyncSession, staff: Staff) -> OfficeScope:
     return OfficeScope(frozenset({staff.office_id}) if staff.office_id is not None else frozenset())
 
 
-def log_in_staff(conn: HTTPConnection, staff: Staff, session_id: str) -> None:
-    """Start a staff session (a fresh CSRF token too, against session fixation)."""
+def log_in_staff(conn: HTTPConnection, staff: Staff, session_id: str, who: tuple[str, str] = ("", "")) -> None:
+    """Start a staff session (a fresh CSRF token too, against session fixation); `who` is the
+    name and the office (or level) that the pages show."""
     conn.session.clear()
-    conn.session.update({"staff": [staff.id, staff.role, staff.office_id], "sid": session_id,
+    conn.session.update({"staff": [staff.id, staff.role, staff.office_id], "sid": session_id, "who": list(who),
                          "csrf": secrets.token_urlsafe(24)})
+
+
+def staff_identity(conn: HTTPConnection) -> tuple[str, str]:
+    """The logged-in staff member's name and office, as the pages show them."""
+    who = conn.session.get("who") or ["", ""]
+    return str(who[0]), str(who[1])
 
 
 def log_in_expert(conn: HTTPConnection, expert_id: int, session_id: str) -> None:

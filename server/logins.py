@@ -6,7 +6,7 @@ from sqlalchemy import select
 from starlette.requests import Request
 
 from accounts import service as accounts
-from experts.models import Expert
+from experts.models import Expert, Office
 from foundation import mail
 from foundation.errors import Forbidden, Unauthorized
 from server.auth import Staff, log_in_expert, log_in_staff, login_session_id
@@ -25,9 +25,11 @@ async def check_login(request: Request, username: str, password: str) -> Staff:
         staff = Staff(user.id, user.role, user.office_id) if user else None
         if staff is not None:
             session_id = await accounts.start_session(db, staff_id=staff.id, lifetime_s=settings.session_max_age_s)
+            office = await db.get(Office, staff.office_id) if staff.office_id is not None else None
+            who = (user.display_name if user else "", office.name if office else "")
     if staff is None:
         raise Unauthorized("wrong user name or password")
-    log_in_staff(request, staff, session_id)
+    log_in_staff(request, staff, session_id, who)
     return staff
 
 

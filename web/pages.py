@@ -13,7 +13,7 @@ from experts import service as experts
 from foundation.database import utcnow
 from foundation.errors import AppError
 from scheduling import calendar, invites
-from server.auth import csrf_token, current_expert_id, current_staff
+from server.auth import csrf_token, current_expert_id, current_staff, staff_identity
 from server.http import transaction
 from server.links import invitation_view, link_for, site_url
 from server.logins import check_login, log_out, send_magic_link, sign_in_expert
@@ -31,6 +31,7 @@ def render_text(request: Request, template: str, **context: Any) -> str:
         "request": request, "lang": lang, "t": translator(lang), "label": vocabulary_label(lang),
         "local": lambda value, timezone, fmt="datetime": local_time(value, timezone, lang, fmt),
         "csrf_token": csrf_token(request), "staff": current_staff(request), "expert_id": current_expert_id(request),
+        "who": staff_identity(request),
     }
     return _templates.get_template(template).render({**helpers, **context})
 

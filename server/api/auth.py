@@ -1,13 +1,17 @@
 """Log-in routes: staff passwords, expert magic links, the CSRF token."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
 from accounts import service as accounts
 from accounts.models import StaffUser
-from foundation.errors import Conflict, Forbidden, NotFound, Unauthorized
+from experts.models import Office
+from foundation.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from server.auth import (
     csrf_token,
     current_expert_id,
@@ -15,6 +19,7 @@ from server.auth import (
     log_in_staff,
     require_admin,
     require_staff,
+    staff_identity,
 )
 from server.http import ApiRoute, ok, path_id, read_json, transaction
 from server.logins import check_login, log_out, send_magic_link, sign_in_expert
@@ -29,7 +34,11 @@ class StaffIn(BaseModel):
     username: str = Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     password: str = Field(min_length=10, max_length=200)
     display_name: str = Field("", max_length=80)
+    # staff (a clerk) | admin (an office admin) | supervisor | sysadmin; `admin: true` is role admin
+    role: Literal["staff", "admin", "supervisor", "sysadmin"] = "staff"
     admin: bool = False
+    # The office (a clerk's, an office admin's) or level (a supervisor's); default the creator's own.
+    office_id: int | None = Field(None, ge=1)
 
 
 class PasswordChange(BaseModel):
@@ -75,7 +84,7 @@ async def change_password(request: Request) -> Response:
         session_id = await accounts.start_session(
             db, staff_id=staff.id, lifetime_s=request.app.state.settings.session_max_age_s)
     request.app.state.live_logins.forget()
-    log_in_staff(request, staff, session_id)
+    log_in_staff(request, staff, session_id, staff_identity(request))
     return ok({"changed": True, "csrf_token": csrf_token(request)})
 
 
@@ -94,7 +103,7 @@ async def update_staff_account(request: Request) -> Response:
             await accounts.set_active(db, user, data.active)
         if data.password is not None:
             await accounts.set_password(db, user, data.password)
-        result = {"id": user.id, "username": user.username, "role": user.role, "active": user.active}
+        result = _account(user)
     request.app.state.live_logins.forget()
     return ok(result)
 
@@ -103,7 +112,9 @@ async def me(request: Request) -> Response:
     """Who the session belongs to."""
     staff = current_staff(request)
     if staff is not None:
-        return ok({"kind": "staff", "id": staff.id, "role": staff.role})
+        name, office = staff_identity(request)
+        return ok({"kind": "staff", "id": staff.id, "role": staff.role, "name": name,
+                   "office_id": staff.office_id, "office": office})
     expert_id = current_expert_id(request)
     if expert_id is not None:
         return ok({"kind": "expert", "id": expert_id})
@@ -129,19 +140,41 @@ async def expert_login(request: Request) -> Response:
     return ok({"kind": "expert", "id": expert_id, "csrf_token": csrf_token(request)})
 
 
+def _account(user: StaffUser) -> dict[str, object]:
+    return {"id": user.id, "username": user.username, "display_name": user.display_name, "role": user.role,
+            "office_id": user.office_id, "active": user.active}
+
+
 async def create_staff_account(request: Request) -> Response:
-    """Add a staff account (administrators only)."""
+    """Add a staff account in an office with a role: an office admin adds clerks and admins to
+    their own office; the system administrator adds any account anywhere (a supervisor to a level)."""
     admin = require_admin(request)
     data = await read_json(request, StaffIn)
+    role = "admin" if data.admin else data.role
+    unit_id = data.office_id or admin.office_id
+    if admin.role != "sysadmin" and (role not in ("staff", "admin") or unit_id != admin.office_id):
+        raise Forbidden("an office admin adds clerks and admins to their own office only", field="role")
     async with transaction(request) as db:
+        unit = await db.get(Office, unit_id) if unit_id is not None else None
+        if unit is None:
+            raise NotFound("no office with id {office_id}", office_id=unit_id, field="office_id")
+        if (unit.kind == "level") != (role in ("supervisor", "sysadmin")):
+            raise Invalid("a supervisor belongs to a level, a clerk or office admin to an office", field="office_id")
         user = await accounts.create_staff(
-            db, data.username, data.password, role="admin" if data.admin else "staff",
-            display_name=data.display_name, office_id=admin.office_id,
+            db, data.username, data.password, role=role, display_name=data.display_name, office_id=unit.id,
         )
-        return ok({"id": user.id, "username": user.username, "role": user.role}, 201)
+        return ok(_account(user), 201)
+
+
+async def list_staff_accounts(request: Request) -> Response:
+    """The staff accounts an administrator manages: their office's (the system administrator: all)."""
+    require_admin(request)
+    async with transaction(request) as db:
+        return ok([_account(u) for u in await db.scalars(select(StaffUser).order_by(StaffUser.office_id, StaffUser.username))])
 
 
 routes = [
+    ApiRoute("/api/staff", list_staff_accounts, methods=["GET"], tag="auth"),
     ApiRoute("/api/staff", create_staff_account, methods=["POST"], body=StaffIn, tag="auth"),
     ApiRoute("/api/staff/{id}", update_staff_account, methods=["PATCH"], body=StaffPatch, tag="auth"),
     ApiRoute("/api/auth/password", change_password, methods=["POST"], body=PasswordChange, tag="auth"),

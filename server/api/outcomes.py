@@ -13,7 +13,7 @@ from outcomes import jobs as outcome_jobs
 from outcomes.schemas import ConfirmIn, FollowUpIn, OutcomeIn, ReviewIn, TemplateIn
 from scheduling import bookings, invites, notify
 from server.auth import require_office_admin, require_staff
-from server.http import ApiRoute, ok, path_id, query_param, read_json, transaction
+from server.http import ApiRoute, ok, parse_date, path_id, query_param, read_json, transaction
 from server.queries import statistics_range
 
 
@@ -113,6 +113,17 @@ async def list_reviews(request: Request) -> Response:
         return ok(await review.list_reviews(db))
 
 
+async def review_rollup(request: Request) -> Response:
+    """The week's reviews of every office the asker sees, side by side (?week_of=YYYY-MM-DD, any
+    day of the week; default the last full week), with the totals and the early warnings."""
+    require_staff(request)
+    now = utcnow()
+    day = query_param(request, "week_of", parse_date, None)
+    week = review.week_of(day) if day else review.last_full_week(now, request.app.state.settings.timezone)
+    async with transaction(request) as db:
+        return ok(await review.rollup(db, week))
+
+
 async def get_review(request: Request) -> Response:
     """One weekly review."""
     require_staff(request)
@@ -175,5 +186,6 @@ routes = [
     ApiRoute("/api/agreement-templates/{type}", reset_template, methods=["DELETE"], tag="outcomes"),
     ApiRoute("/api/reviews", list_reviews, methods=["GET"], tag="reviews"),
     ApiRoute("/api/reviews", build_review, methods=["POST"], body=ReviewIn, tag="reviews"),
+    ApiRoute("/api/reviews/rollup", review_rollup, methods=["GET"], tag="reviews"),
     ApiRoute("/api/reviews/{id}", get_review, methods=["GET"], tag="reviews"),
 ]
