@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from audit.log import set_actor
+from experts.models import Expert
 from foundation.database import utcnow
 from foundation.errors import Forbidden, Gone, NotFound
 from foundation.tokens import TokenSigner
@@ -108,3 +110,30 @@ def room_is_open(session: MediationSession, now: dt.datetime, open_before_s: int
     if now > session.end + dt.timedelta(seconds=close_after_s):
         return False
     return now >= room_opens_at(session, open_before_s) or (session.room_opened_at is not None and now >= session.room_opened_at)
+
+
+async def ended_links(db: AsyncSession, admitted: dict[int, int]) -> dict[int, str]:
+    """Of these participants (each with the link version they came into their room with), those
+    who may no longer be there, and why: their link revoked or replaced by a newer one, removed
+    or replaced on the panel, their expert account disabled, or the session cancelled."""
+    if not admitted:
+        return {}
+    rows = await db.execute(
+        select(Participant.id, Participant.link_version, Participant.revoked_at, Participant.status,
+               MediationSession.status, Expert.active)
+        .join(MediationSession, MediationSession.id == Participant.session_id)
+        .outerjoin(Expert, Expert.id == Participant.expert_id)
+        .where(Participant.id.in_(list(admitted)))
+    )
+    found = {participant_id: "revoked" for participant_id in admitted}  # a row that is gone: its link too
+    for participant_id, version, revoked_at, status, session_status, expert_active in rows:
+        del found[participant_id]
+        if revoked_at is not None or status in ("replaced", "removed"):
+            found[participant_id] = "revoked"
+        elif version != admitted[participant_id]:
+            found[participant_id] = "reissued"
+        elif expert_active is False:
+            found[participant_id] = "account_disabled"
+        elif session_status == "cancelled":
+            found[participant_id] = "cancelled"
+    return found

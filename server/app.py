@@ -147,6 +147,9 @@ def create_app(settings: Settings) -> Starlette:
             app.state.engine, app.state.db_sessions = engine, sessions
             app.state.deliverer, app.state.jobs = deliverer, jobs
             app.state.live_logins = LiveLogins(sessions)
+            app.state.room_sockets = rooms_api.RoomSockets(sessions, outage)
+            app.state.room_sockets.start()
+            stack.push_async_callback(app.state.room_sockets.stop)
             async def record(room_id: str, event: dict[str, Any]) -> None:
                 try:
                     async with sessions() as db, db.begin():

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from foundation.database import iso_utc, utcnow
+from foundation.database import iso_utc, read_only, utcnow
 from foundation.errors import AppError
 from scheduling import invites, room_record
 from server.http import is_number
@@ -21,6 +24,63 @@ from signaling.session import SignalingSession, parse
 
 logger = logging.getLogger(__name__)
 JOIN_TIMEOUT_S = 10
+SWEEP_S = 2.0  # how often the links of everyone in a room on this node are checked again
+End = Callable[[str], Awaitable[None]]
+
+
+class RoomSockets:
+    """The room sockets open on this node, by participant, each with the link version it came in
+    with. A link that ends (revoked, reissued, the person removed from the panel, their expert
+    account disabled, the session cancelled) ends its holder's place in the room: `end` at once
+    where this node made the change, and the sweep every SWEEP_S for a change made elsewhere (another
+    node, the command line), with one query for everyone in every room here."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], outage: Any) -> None:
+        self._sessions, self._outage = sessions, outage
+        self._open: dict[int, tuple[int, End]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, participant_id: int, version: int, end: End) -> None:
+        self._open[participant_id] = (version, end)
+
+    def discard(self, participant_id: int, end: End) -> None:
+        if self._open.get(participant_id, (0, None))[1] is end:
+            del self._open[participant_id]
+
+    async def end(self, reasons: dict[int, str]) -> None:
+        """Close these participants' sockets and media here, saying why."""
+        for participant_id, reason in reasons.items():
+            entry = self._open.pop(participant_id, None)
+            if entry is not None:
+                await entry[1](reason)
+
+    async def check(self) -> None:
+        """End the places whose links no longer hold."""
+        if not self._open:
+            return
+        admitted = {participant_id: version for participant_id, (version, _) in self._open.items()}
+        async with self._sessions() as db:
+            await read_only(db)
+            ended = await invites.ended_links(db, admitted)
+        await self.end(ended)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._sweep())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            try:
+                await self.check()
+            except Exception as exc:  # the database out of reach: the next sweep tries again
+                if not self._outage.failed(exc, "checking the links of the people in rooms"):
+                    logger.exception("could not check the links of the people in rooms")
 
 
 async def room_socket(websocket: WebSocket) -> None:
@@ -69,7 +129,19 @@ async def room_socket(websocket: WebSocket) -> None:
         settings.stun_urls, settings.turn_urls, settings.turn_secret, f"p{info['participant_id']}",
         time.time(), settings.turn_ttl_s,
     )})
+    version = info.pop("link_version")
     session = SignalingSession(websocket.app.state.media, websocket.path_params["session_id"], info, send)
+
+    async def end(reason: str) -> None:
+        """This link ended: nothing of the room reaches its holder any more, media included."""
+        with contextlib.suppress(Exception):
+            await send({"type": "removed", "revoked": True, "reason": reason})
+        await session.stop()
+        with contextlib.suppress(Exception):
+            await websocket.close(code=4403)
+
+    sockets: RoomSockets = websocket.app.state.room_sockets
+    sockets.add(info["participant_id"], version, end)
     await session.start()
     try:
         while not session.left:
@@ -80,6 +152,7 @@ async def room_socket(websocket: WebSocket) -> None:
     except (WebSocketDisconnect, RuntimeError):  # Starlette raises RuntimeError subclasses after a close
         pass
     finally:
+        sockets.discard(info["participant_id"], end)
         await session.dropped()
 
 
@@ -120,7 +193,7 @@ async def _admit(websocket: WebSocket, send: Any) -> dict[str, Any]:
         raise SignalingError(exc.message, code=f"invite_{exc.status_code}") from None
     return {
         "participant_id": participant.id, "name": participant.display_name, "role": participant.role,
-        "kind": participant.kind, "readmitted": readmitted,
+        "kind": participant.kind, "readmitted": readmitted, "link_version": participant.link_version,
     }
 
 

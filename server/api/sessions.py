@@ -135,24 +135,27 @@ async def replace(request: Request) -> Response:
     return ok(view)
 
 
-async def _change_link(request: Request, change: Callable[..., Awaitable[Any]]) -> Response:
+async def _change_link(request: Request, change: Callable[..., Awaitable[Any]], reason: str) -> Response:
+    """Revoke or reissue a link; whoever holds the old one leaves the room at once."""
     require_staff(request)
     session_id = path_id(request)
     data = await read_json(request, ParticipantRef)
     async with transaction(request) as db:
         session = await bookings.load_session(db, session_id)
         await change(db, session, data.participant_id)
-        return ok(with_links(request, session))
+        view = with_links(request, session)
+    await request.app.state.room_sockets.end({data.participant_id: reason})  # on other nodes: their sweep
+    return ok(view)
 
 
 async def revoke(request: Request) -> Response:
     """Revoke one participant's join link."""
-    return await _change_link(request, invites.revoke)
+    return await _change_link(request, invites.revoke, "revoked")
 
 
 async def reissue(request: Request) -> Response:
     """Give one participant a new join link (older ones stop working)."""
-    return await _change_link(request, invites.reissue)
+    return await _change_link(request, invites.reissue, "reissued")
 
 
 async def schedule(request: Request) -> Response:

@@ -405,3 +405,43 @@ async def test_a_killed_media_worker_is_replaced_and_its_room_comes_back(live: L
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_a_link_that_ends_ends_its_holders_place_in_the_room_at_once(live: Live) -> None:
+    host = await join(live, 0, live.token("host"))
+    first, second = await join(live, 1, live.token("expert", 0)), await join(live, 2, live.token("expert", 1))
+    try:
+        for client in (host, first, second):
+            await client.connect_media()
+        await wait_until(lambda: all(host.peer_id in c.media.slot_owner and c.media.received_from(host.peer_id).video_frames >= 5
+                                     for c in (first, second)), 20)
+        experts = [p for p in live.session["participants"] if p["kind"] == "expert"]
+
+        # Revoked on this node: the holder is told why, their socket closes, nothing more reaches them.
+        revoked = await live.staff.post(f"/api/sessions/{live.session['id']}/revoke", json={"participant_id": experts[0]["id"]})
+        assert revoked.status_code == 200
+        await wait_until(lambda: any(m["type"] == "removed" for m in first.messages), 2)
+        assert next(m for m in first.messages if m["type"] == "removed")["reason"] == "revoked"
+        await asyncio.wait_for(first.socket.wait_closed(), 2)
+        assert first.socket.close_code == 4403
+        frames = first.media.received_from(host.peer_id).video_frames
+        await host.socket.send(json.dumps({"type": "chat", "text": "撤销之后"}))
+        await asyncio.sleep(1.5)
+        assert first.media.received_from(host.peer_id).video_frames <= frames + 2  # what was on the wire already
+        assert not any(m["type"] == "chat" for m in first.messages)
+        await wait_until(lambda: first.peer_id not in {
+            p["peer_id"] for p in next(m for m in reversed(host.messages) if m["type"] == "participants")["participants"]}, 5)
+
+        # Changed elsewhere (another node, the command line): the sweep finds it within seconds.
+        from sqlalchemy import update
+
+        from experts.models import Expert
+
+        async with live.app.state.db_sessions() as db, db.begin():
+            await db.execute(update(Expert).where(Expert.id == experts[1]["expert_id"]).values(active=False))
+        await wait_until(lambda: any(m["type"] == "removed" for m in second.messages), 5)
+        assert next(m for m in second.messages if m["type"] == "removed")["reason"] == "account_disabled"
+        assert host.errors == [] and not any(m["type"] == "removed" for m in host.messages)
+    finally:
+        for client in (host, first, second):
+            await client.close()

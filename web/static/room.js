@@ -375,7 +375,7 @@ async function handle(message) {
       }
       break;
     case "removed":
-      finish(t(message.revoked ? "room.removed" : "room.removed_for_now"));
+      finish(t(message.reason ? "room.link_ended" : message.revoked ? "room.removed" : "room.removed_for_now"));
       break;
     case "ended":
       finish(t("room.ended"));
