@@ -40,6 +40,7 @@ from server.api import outcomes as outcomes_api
 from server.api import rooms as rooms_api
 from server.api import sessions as sessions_api
 from server.auth import CSRFMiddleware, LiveLogins, LoginSessionMiddleware
+from server.headers import SecurityHeaders
 from server.http import ok
 from server.metrics import Metrics
 from server.metrics import routes as metrics_routes
@@ -219,6 +220,7 @@ def create_app(settings: Settings) -> Starlette:
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     middleware = [
+        Middleware(SecurityHeaders),
         Middleware(
             SessionMiddleware, secret_key=settings.secret_key, session_cookie=SESSION_COOKIE,
             max_age=settings.session_max_age_s, same_site="lax", https_only=settings.https_only_cookies,

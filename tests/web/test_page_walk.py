@@ -78,6 +78,9 @@ async def _ids(app: object) -> dict[str, int]:
 async def _check(page: Page, url: str, seen: dict[str, set[str]]) -> None:
     response = await page.goto(url)
     assert response is not None and response.status < 500, f"{url} answered {response and response.status}"
+    headers = response.headers
+    assert "frame-ancestors 'none'" in headers.get("content-security-policy", "") and "script-src 'self'" in headers["content-security-policy"], url
+    assert headers.get("x-content-type-options") == "nosniff" and headers.get("referrer-policy") == "no-referrer", url
     await page.wait_for_load_state("networkidle")
     words = english_words(await page.evaluate(_VISIBLE_TEXT))
     if words:
@@ -88,6 +91,8 @@ async def test_every_page_in_chinese_has_no_english(browser: Browser, demo: Demo
     ids = await _ids(demo.app)
     context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
     page = await context.new_page()
+    refused: list[str] = []  # what the Content-Security-Policy blocked: an inline script or style left somewhere
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
     seen: dict[str, set[str]] = {}
     for url in ("/login", "/expert/login", "/join/not-a-token", "/nowhere"):
         await _check(page, demo.base + url, seen)
@@ -115,3 +120,4 @@ async def test_every_page_in_chinese_has_no_english(browser: Browser, demo: Demo
         await _check(page, demo.base + url, seen)
     await context.close()
     assert not seen, f"English words on Chinese pages: {seen}"
+    assert not refused, refused
