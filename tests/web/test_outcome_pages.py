@@ -6,12 +6,13 @@ import re
 
 from playwright.async_api import Browser
 
-from tests.conftest import Live
+from tests.conftest import Live, Running, add_staff
 from tests.web.conftest import ARTIFACTS, staff_page
 
 
 async def test_agreement_confirmed_and_followed_up_through_the_pages(browser: Browser, live: Live) -> None:
-    staff = await staff_page(browser, live.base)
+    await add_staff(Running(app=live.app, clients=[]), "office-admin", role="admin")  # the office's templates are its admin's
+    staff = await staff_page(browser, live.base, "office-admin")
     await staff.goto(f"{live.base}/agreement-templates")
     await staff.fill("#template-animals", "一、{被申请人}遛狗拴绳，并向{申请人}赔礼道歉。")
     await staff.click("form[data-type=animals] button[type=submit]")
