@@ -41,7 +41,7 @@ class Dispute(Base):
         return cls.office_id.in_(offices)
 
 
-def disputes_in(offices: Sequence[int]) -> Select[tuple[int]]:
+def disputes_in(offices: Sequence[int]) -> Select[int]:
     """The ids of the offices' disputes (for the tables that belong to a dispute)."""
     return select(Dispute.id).where(Dispute.office_id.in_(offices))
 

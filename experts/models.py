@@ -50,7 +50,7 @@ class ExpertOffice(Base):
     office_id: Mapped[int] = mapped_column(ForeignKey("offices.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
-def _serving(offices: Sequence[int]) -> Select[tuple[int]]:
+def _serving(offices: Sequence[int]) -> Select[int]:
     return select(ExpertOffice.expert_id).where(ExpertOffice.office_id.in_(offices))
 
 

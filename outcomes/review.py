@@ -234,7 +234,7 @@ async def rollup(db: AsyncSession, week_start: dt.date) -> dict[str, Any]:
     every office's early warnings (a supervisor's 每周研判 across offices)."""
     offices = {o.id: o.name for o in await db.scalars(select(Office))}
     rows = list(await db.scalars(select(WeeklyReview).where(WeeklyReview.week_start == week_start).order_by(WeeklyReview.office_id)))
-    per_office = [{"review_id": r.id, "office_id": r.office_id, "office": offices.get(r.office_id, ""), **_headline(r.data)}
+    per_office: list[dict[str, Any]] = [{"review_id": r.id, "office_id": r.office_id, "office": offices.get(r.office_id, ""), **_headline(r.data)}
                   for r in rows]
     totals = {key: sum(o[key] for o in per_office) for key in ("new_disputes", "escalating", "sessions_held",
                                                              "overdue_follow_ups", "early_warnings")}

@@ -116,7 +116,7 @@ async def office_figures(db: AsyncSession, first: dt.datetime, last: dt.datetime
     first..last by type and risk, sessions held then, their outcomes, the share that agreed, the
     days from registration to agreement, and follow-ups overdue now."""
     names = {o.id: o.name for o in await db.scalars(select(Office).where(Office.kind == "office").order_by(Office.id))}
-    figures = {office_id: {"office_id": office_id, "office": name, "registered": 0, "by_type": {}, "by_risk": {},
+    figures: dict[int, dict[str, Any]] = {office_id: {"office_id": office_id, "office": name, "registered": 0, "by_type": {}, "by_risk": {},
                            "sessions": 0, "outcomes": 0, "agreements": 0, "success_rate": None,
                            "average_days_to_agreement": None, "follow_ups_overdue": 0}
                for office_id, name in names.items()}

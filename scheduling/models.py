@@ -95,6 +95,6 @@ class Participant(Base):
         return cls.session_id.in_(sessions_in(offices))
 
 
-def sessions_in(offices: Sequence[int]) -> Select[tuple[int]]:
+def sessions_in(offices: Sequence[int]) -> Select[int]:
     """The ids of the offices' sessions (for the tables that belong to a session)."""
     return select(MediationSession.id).where(MediationSession.office_id.in_(offices))
