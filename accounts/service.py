@@ -8,7 +8,7 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, distinct, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.models import LoginFailure, LoginSession, StaffUser, UsedToken
@@ -51,21 +51,51 @@ async def create_staff(
 @dataclasses.dataclass(frozen=True)
 class Throttle:
     """Failed logins allowed within `window_s`: for one account from one address, and from one
-    address across all accounts (someone trying many names)."""
+    address across all accounts (someone trying many names). Past `per_account_anywhere`
+    failures of one account from any addresses (guessing spread over many), each further try on
+    it waits a delay that doubles with every failure, up to `max_delay_s`, except from a device
+    the account logged in on before."""
 
     window_s: int
     per_account: int
     per_address: int
+    per_account_anywhere: int = 10
+    max_delay_s: int = 300
+
+
+@dataclasses.dataclass(frozen=True)
+class Failures:
+    """An account's failed logins within the throttle's window, from every address."""
+
+    count: int
+    addresses: int
+    last: dt.datetime | None
+
+
+async def account_failures(db: AsyncSession, username: str, since: dt.datetime) -> Failures:
+    """How often the account failed since then, from how many addresses, and when last."""
+    count, addresses, last = (await db.execute(
+        select(func.count(), func.count(distinct(LoginFailure.address)), func.max(LoginFailure.at))
+        .where(LoginFailure.username == username, LoginFailure.at >= since))).one()
+    return Failures(count, addresses, last)
+
+
+def guessing_delay_s(failures: int, throttle: Throttle) -> int:
+    """How long after its last failure an account waits for its next try (0: none)."""
+    over = failures - throttle.per_account_anywhere
+    return 0 if over < 0 else min(throttle.max_delay_s, 2 ** min(over, 20))
 
 
 async def authenticate(
-    db: AsyncSession, username: str, password: str, *, address: str, throttle: Throttle,
+    db: AsyncSession, username: str, password: str, *, address: str, throttle: Throttle, known_device: bool = False,
 ) -> StaffUser | None:
     """The staff user for these credentials, or None (the failure is recorded: commit it).
 
     Failures count per account and address, so nobody can lock a colleague out from elsewhere:
-    the right password from an address that did nothing wrong always gets in. TooManyRequests
-    (with the seconds until the next try) once this address failed too often.
+    the right password from an address that did nothing wrong gets in. TooManyRequests (with
+    the seconds until the next try) once this address failed too often, or while the account
+    waits out its growing delay; a device it logged in on before (`known_device`) never waits
+    for that delay, so the clerk at their own desk is never locked out.
     """
     now = utcnow()
     since = now - dt.timedelta(seconds=throttle.window_s)
@@ -78,6 +108,13 @@ async def authenticate(
             raise TooManyRequests("too many failed logins; try again in {minutes} minutes",
                                   retry_after_s=max(1, int(wait.total_seconds()) + 1),
                                   minutes=max(1, -(-int(wait.total_seconds()) // 60)))
+    if not known_device:
+        anywhere = await account_failures(db, username, since)
+        delay = guessing_delay_s(anywhere.count, throttle)
+        if delay and anywhere.last is not None and now < anywhere.last + dt.timedelta(seconds=delay):
+            wait_s = (anywhere.last + dt.timedelta(seconds=delay) - now).total_seconds()
+            raise TooManyRequests("this account had many failed logins; try again in {seconds} seconds",
+                                  retry_after_s=max(1, int(wait_s) + 1), seconds=max(1, int(wait_s) + 1))
     user = await db.scalar(select(StaffUser).where(StaffUser.username == username))
     # Verify against a dummy hash for unknown users too, so timing does not reveal them.
     ok = verify_password(user.password_hash if user else _dummy_hash(), password)

@@ -128,6 +128,7 @@ class Filter:
     entity: str | None = None
     entity_id: int | None = None
     actor: str | None = None
+    action: str | None = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     before_id: int | None = None
@@ -143,6 +144,8 @@ async def entries(db: AsyncSession, where: Filter) -> list[dict[str, Any]]:
         query = query.where(AuditEntry.entity_id == where.entity_id)
     if where.actor:
         query = query.where(or_(AuditEntry.actor == where.actor, AuditEntry.actor.startswith(where.actor + ":")))
+    if where.action:
+        query = query.where(AuditEntry.action == where.action)
     if where.since is not None:
         query = query.where(AuditEntry.at >= where.since)
     if where.until is not None:

@@ -30,6 +30,11 @@ class Settings:
     login_max_failures: int = 5
     login_max_address_failures: int = 20
     login_window_s: int = 15 * 60
+    # Guessing spread over many addresses: past this many failures of one account within the
+    # window, from anywhere, each try on it waits a delay that doubles up to the maximum (never
+    # from a browser the account logged in on before).
+    login_max_account_failures: int = 10
+    login_max_delay_s: int = 300
     session_max_age_s: int = 12 * 3600
     magic_link_max_age_s: int = 30 * 60
     # Invite links stay valid this long after the session's scheduled end.

@@ -36,6 +36,7 @@ class TokenSigner:
         self._magic = URLSafeTimedSerializer(secret_key, salt="tiaojie.magic-link")
         self._invite = URLSafeSerializer(secret_key, salt="tiaojie.invite")
         self._feed = URLSafeSerializer(secret_key, salt="tiaojie.calendar-feed")
+        self._device = URLSafeTimedSerializer(secret_key, salt="tiaojie.known-device")
         # Invite tokens signed lately: a booking's answer, its messages and its pages each show
         # every participant's link, and the same invite always signs to the same token.
         self._invites: dict[tuple[int, int, str, int, int], str] = {}
@@ -81,6 +82,18 @@ class TokenSigner:
         if now >= invite.expires_at:
             raise Gone("this invitation link has expired")
         return invite
+
+    def known_device(self, usernames: tuple[str, ...]) -> str:
+        """A token that says which staff accounts logged in on this browser before."""
+        return self._device.dumps(list(usernames))
+
+    def read_known_device(self, token: str, max_age_s: int) -> tuple[str, ...]:
+        """The accounts a device token names; none when tampered with or too old."""
+        try:
+            data = self._device.loads(token, max_age=max_age_s)
+        except BadSignature:  # SignatureExpired included
+            return ()
+        return tuple(str(u) for u in data) if isinstance(data, list) else ()
 
     def calendar_feed(self, expert_id: int) -> str:
         """A token for an expert's calendar subscription."""

@@ -16,7 +16,7 @@ from scheduling import calendar, invites
 from server.auth import csrf_token, current_expert_id, current_staff, staff_identity
 from server.http import transaction
 from server.links import invitation_view, link_for, site_url
-from server.logins import check_login, log_out, send_magic_link, sign_in_expert
+from server.logins import check_login, log_out, remember_device, send_magic_link, sign_in_expert
 from web.i18n import LANG_COOKIE, WEB_DIR, catalogue, error_text, language, local_time, translator, vocabulary_label
 
 _templates = Environment(
@@ -54,15 +54,18 @@ async def login_page(request: Request) -> Response:
     if request.method == "GET":
         return render(request, "login.html", next=request.query_params.get("next", ""))
     form = await request.form()
+    username = str(form.get("username", ""))
     try:
-        await check_login(request, str(form.get("username", "")), str(form.get("password", "")))
+        await check_login(request, username, str(form.get("password", "")))
     except AppError as exc:
         error = error_text(exc, language(request)) if exc.status_code == 429 else translator(language(request))("login.failed")
-        page = render(request, "login.html", exc.status_code, error=error, username=str(form.get("username", "")))
+        page = render(request, "login.html", exc.status_code, error=error, username=username)
         page.headers.update(exc.headers)
         return page
     target = request.query_params.get("next", "/")
-    return _redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+    response = _redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+    remember_device(request, response, username)
+    return response
 
 
 async def logout_page(request: Request) -> Response:

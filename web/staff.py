@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from audit import log as audit
 from disputes import service as disputes
 from experts import service as experts
 from foundation.database import utcnow
@@ -26,6 +27,7 @@ from scheduling import bookings, calendar, invites, notify, outbox
 from server.auth import current_staff, require_staff
 from server.http import path_id, transaction
 from server.links import with_links
+from server.logins import GUESSING
 from web.i18n import local_time
 from web.pages import render, render_text
 from web.pdf import html_to_pdf
@@ -44,7 +46,8 @@ def utc_offset(timezone: str) -> str:
 
 
 async def dashboard(request: Request) -> Response:
-    """Today's and this week's sessions, and the newest disputes."""
+    """Today's and this week's sessions, the newest disputes, what needs doing; for an admin,
+    password guessing at the office's accounts in the last day."""
     if (redirect := login_first(request)) is not None:
         return redirect
     settings = request.app.state.settings
@@ -55,9 +58,11 @@ async def dashboard(request: Request) -> Response:
         recent = await disputes.list_disputes(db, limit=10)
         overdue = await outcomes.follow_ups(db, overdue_at=utcnow())
         ahead = await calendar.office_schedule(db, utcnow(), utcnow() + dt.timedelta(days=request.app.state.settings.booking_horizon_days))
+        guessing = await audit.entries(db, audit.Filter(action=GUESSING, since=utcnow() - dt.timedelta(days=1))) \
+            if require_staff(request).is_admin else []
     declined = [s for s in ahead if s["standing"] == "expert_declined"]
     return render(request, "staff/dashboard.html", day=day, week=week, recent=recent, overdue=overdue, declined=declined,
-                  tz=settings.timezone)
+                  guessing=guessing, tz=settings.timezone)
 
 
 async def dispute_list(request: Request) -> Response:

@@ -22,7 +22,7 @@ from server.auth import (
     staff_identity,
 )
 from server.http import ApiRoute, ok, path_id, read_json, transaction
-from server.logins import check_login, log_out, send_magic_link, sign_in_expert
+from server.logins import check_login, log_out, remember_device, send_magic_link, sign_in_expert
 
 
 class LoginIn(BaseModel):
@@ -63,7 +63,9 @@ async def login(request: Request) -> Response:
     """Log in as staff with a user name and password."""
     data = await read_json(request, LoginIn)
     staff = await check_login(request, data.username, data.password)
-    return ok({"id": staff.id, "role": staff.role, "csrf_token": csrf_token(request)})
+    response = ok({"id": staff.id, "role": staff.role, "csrf_token": csrf_token(request)})
+    remember_device(request, response, data.username)
+    return response
 
 
 async def logout(request: Request) -> Response:

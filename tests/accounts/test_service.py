@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import service as accounts
+from accounts.models import LoginFailure
 from foundation.config import Settings
 from foundation.database import create_engine, create_session_factory
 from foundation.errors import Conflict, TooManyRequests, Unauthorized
@@ -80,3 +81,23 @@ async def test_a_token_is_spent_once(db: Callable[[], AsyncSession]) -> None:
     async with db() as session, session.begin():
         with pytest.raises(Unauthorized):
             await accounts.spend_token(session, "t-1")
+
+
+def test_the_delay_for_guessing_doubles_up_to_its_cap() -> None:
+    throttle = accounts.Throttle(window_s=900, per_account=5, per_address=20, per_account_anywhere=10, max_delay_s=300)
+    assert [accounts.guessing_delay_s(n, throttle) for n in (0, 9, 10, 11, 12, 13, 17, 18, 40, 10_000)] == \
+        [0, 0, 1, 2, 4, 8, 128, 256, 300, 300]
+
+
+async def test_a_known_device_never_waits_for_the_guessing_delay(db: Callable[[], AsyncSession]) -> None:
+    throttle = accounts.Throttle(window_s=600, per_account=3, per_address=5, per_account_anywhere=4, max_delay_s=300)
+    async with db() as session, session.begin():
+        await accounts.create_staff(session, "li", "correct horse")
+        session.add_all([LoginFailure(username="li", address=f"10.1.0.{n}") for n in range(12)])  # delay 256 s
+    async with db() as session, session.begin():
+        with pytest.raises(TooManyRequests) as refused:
+            await accounts.authenticate(session, "li", "correct horse", address="10.0.0.2", throttle=throttle)
+    assert 200 < int(refused.value.headers["Retry-After"]) <= 257
+    async with db() as session, session.begin():
+        assert await accounts.authenticate(session, "li", "correct horse", address="10.0.0.2", throttle=throttle,
+                                           known_device=True) is not None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 import time
 from typing import Any
@@ -13,8 +14,9 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
 from accounts.models import StaffUser
-from accounts.service import set_active
+from accounts.service import account_failures, set_active
 from foundation.config import Settings
+from foundation.database import utcnow
 from foundation.errors import Conflict
 from tests.conftest import STAFF_PASSWORD, ExpertFactory, Inbox, Running, add_staff, expert_client, log_in, started, with_csrf
 
@@ -62,6 +64,56 @@ async def test_nobody_can_lock_a_colleague_out_from_another_address(running: Run
     answers = [(await sprayer.post("/api/auth/login", json={"username": f"user{n}", "password": "123456"})).status_code
                for n in range(21)]
     assert answers[:20] == [401] * 20 and answers[20] == 429
+
+
+async def test_guessing_from_many_addresses_is_slowed_and_told_but_never_locks_the_clerk_out(running: Running) -> None:
+    await add_staff(running, "clerk1")
+    await add_staff(running, "boss", role="admin")
+    await add_staff(running, "other-boss", role="admin", office="另一警务室")
+    # The clerk logged in at her desk before: that browser keeps a signed "known device" cookie.
+    desk = await with_csrf(_from(running, "192.168.1.23"))
+    first = await desk.post("/api/auth/login", json={"username": "clerk1", "password": STAFF_PASSWORD})
+    desk.headers["X-CSRF-Token"] = first.json()["csrf_token"]
+    assert (await desk.post("/api/auth/logout")).status_code == 200
+    await with_csrf(desk)
+
+    # 30 addresses, one guess each (before: 30 x 401, every guess checked).
+    answers = []
+    for n in range(30):
+        guesser = await with_csrf(_from(running, f"203.0.113.{n + 1}"))
+        answers.append((await guesser.post("/api/auth/login", json={"username": "clerk1", "password": f"guess{n}"})).status_code)
+    assert answers[:10] == [401] * 10
+    assert answers.count(429) >= 10, answers  # past 10 failures each try waits a doubling delay
+    async with running.app.state.db_sessions() as db:
+        failures = await account_failures(db, "clerk1", utcnow() - dt.timedelta(minutes=15))
+    assert 10 <= failures.count < 20 and failures.addresses == failures.count
+
+    # A new computer waits (told for how long), the right password or not...
+    laptop = await with_csrf(_from(running, "10.9.8.7"))
+    waiting = await laptop.post("/api/auth/login", json={"username": "clerk1", "password": STAFF_PASSWORD})
+    assert waiting.status_code == 429 and 1 <= int(waiting.headers["Retry-After"]) <= 300
+    assert "秒后再试" in waiting.json()["message"]
+    # ...but the clerk at her own desk gets in at once.
+    assert (await desk.post("/api/auth/login", json={"username": "clerk1", "password": STAFF_PASSWORD})).status_code == 200
+
+    # The clerk's office admin is told, once, on the home page; another office's admin is not.
+    boss = await log_in(running, "boss")
+    home = (await boss.get("/")).text
+    assert 'id="password-guessing"' in home and "clerk1" in home and "来自 10 个地址" in home
+    assert home.count("账户 clerk1") == 1
+    assert 'id="password-guessing"' not in (await (await log_in(running, "other-boss")).get("/")).text
+    clerk_home = (await desk.get("/")).text
+    assert 'id="password-guessing"' not in clerk_home  # a clerk is not the one to act on it
+
+
+async def test_a_forged_known_device_cookie_is_ignored(running: Running) -> None:
+    await add_staff(running, "clerk1")
+    for n in range(12):
+        await (await with_csrf(_from(running, f"203.0.113.{n + 1}"))).post(
+            "/api/auth/login", json={"username": "clerk1", "password": "guess"})
+    forged = await with_csrf(_from(running, "10.9.8.7"))
+    forged.cookies.set("tiaojie_device", URLSafeTimedSerializer("not the key", salt="tiaojie.known-device").dumps(["clerk1"]))
+    assert (await forged.post("/api/auth/login", json={"username": "clerk1", "password": STAFF_PASSWORD})).status_code == 429
 
 
 async def test_unknown_user_is_401(running: Running) -> None:
