@@ -169,7 +169,7 @@ async def book(
     )
     participants = [
         Participant(kind="host", role="host", display_name=data.host_name or host_name, email=data.host_email,
-                    status="accepted")
+                    status="accepted", staff_id=staff_id)
     ]
     participants += [
         Participant(

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from audit.log import set_actor
+from accounts.models import StaffUser
 from experts.models import Expert
 from foundation.database import utcnow
 from foundation.errors import Forbidden, Gone, NotFound
@@ -49,7 +50,8 @@ async def open_invite(
     """The session and participant a token stands for, if it still opens them.
 
     Refused: tampered (401), expired (410), for another session than `session_id` (403),
-    revoked or replaced by a newer link (403), cancelled session (410).
+    revoked or replaced by a newer link, or its holder's expert or staff account disabled (403),
+    cancelled session (410).
     """
     invite = tokens.read_invite(token, now or utcnow())
     if session_id is not None and invite.session_id != session_id:
@@ -63,6 +65,10 @@ async def open_invite(
         raise Forbidden("this invitation has been revoked")
     if participant.link_version != invite.version:
         raise Forbidden("this invitation was replaced by a newer link")
+    holder = await db.get(Expert, participant.expert_id) if participant.expert_id is not None else \
+        await db.get(StaffUser, participant.staff_id) if participant.staff_id is not None else None
+    if holder is not None and not holder.active:
+        raise Forbidden("the account this invitation belongs to is disabled")
     session = await db.get(MediationSession, invite.session_id)
     assert session is not None  # participant rows cascade with their session
     if session.status == "cancelled":
@@ -115,24 +121,25 @@ def room_is_open(session: MediationSession, now: dt.datetime, open_before_s: int
 async def ended_links(db: AsyncSession, admitted: dict[int, int]) -> dict[int, str]:
     """Of these participants (each with the link version they came into their room with), those
     who may no longer be there, and why: their link revoked or replaced by a newer one, removed
-    or replaced on the panel, their expert account disabled, or the session cancelled."""
+    or replaced on the panel, their expert or staff account disabled, or the session cancelled."""
     if not admitted:
         return {}
     rows = await db.execute(
         select(Participant.id, Participant.link_version, Participant.revoked_at, Participant.status,
-               MediationSession.status, Expert.active)
+               MediationSession.status, Expert.active, StaffUser.active)
         .join(MediationSession, MediationSession.id == Participant.session_id)
         .outerjoin(Expert, Expert.id == Participant.expert_id)
+        .outerjoin(StaffUser, StaffUser.id == Participant.staff_id)
         .where(Participant.id.in_(list(admitted)))
     )
     found = {participant_id: "revoked" for participant_id in admitted}  # a row that is gone: its link too
-    for participant_id, version, revoked_at, status, session_status, expert_active in rows:
+    for participant_id, version, revoked_at, status, session_status, expert_active, staff_active in rows:
         del found[participant_id]
         if revoked_at is not None or status in ("replaced", "removed"):
             found[participant_id] = "revoked"
         elif version != admitted[participant_id]:
             found[participant_id] = "reissued"
-        elif expert_active is False:
+        elif expert_active is False or staff_active is False:
             found[participant_id] = "account_disabled"
         elif session_status == "cancelled":
             found[participant_id] = "cancelled"

@@ -76,6 +76,8 @@ class Participant(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     expert_id: Mapped[int | None] = mapped_column(ForeignKey("experts.id"), index=True, nullable=True)
     party_id: Mapped[int | None] = mapped_column(ForeignKey("parties.id"), nullable=True)
+    # The staff account that holds a host link (who booked): disabling it ends the link.
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), nullable=True)
     email: Mapped[str] = mapped_column(String(254), default="")
     phone: Mapped[str] = mapped_column(String(32), default="")
     seat: Mapped[int | None] = mapped_column(Integer, nullable=True)

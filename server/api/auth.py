@@ -107,6 +107,8 @@ async def update_staff_account(request: Request) -> Response:
             await accounts.set_password(db, user, data.password)
         result = _account(user)
     request.app.state.live_logins.forget()
+    if data.active is False:
+        await request.app.state.room_sockets.check()  # the host links it held end now (other nodes: their sweep)
     return ok(result)
 
 

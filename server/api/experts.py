@@ -61,7 +61,10 @@ async def update_expert(request: Request) -> Response:
     patch = await read_json(request, ExpertPatch)
     allowed = None if staff else SELF_EDITABLE
     async with transaction(request) as db:
-        return ok(await service.update_expert(db, expert_id, patch, allowed=allowed))
+        result = await service.update_expert(db, expert_id, patch, allowed=allowed)
+    if patch.active is False:
+        await request.app.state.room_sockets.check()  # their places in rooms end now (other nodes: their sweep)
+    return ok(result)
 
 
 async def get_availability(request: Request) -> Response:

@@ -6,11 +6,12 @@ import datetime as dt
 import json
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 
 from foundation.config import Settings
-from tests.conftest import Live, book
+from tests.conftest import STAFF_PASSWORD, Live, Running, add_staff, book
 from tests.signaling.media_client import COLOURS, MediaClient
 from tests.signaling.test_forwarding import close_to, wait_until
 
@@ -404,6 +405,31 @@ async def test_a_killed_media_worker_is_replaced_and_its_room_comes_back(live: L
         assert not [r for r in caplog.records if r.exc_info], "the web process logged a traceback"
     finally:
         for client in clients:
+            await client.close()
+
+
+async def test_disabling_the_staff_account_that_holds_the_host_link_ends_the_hosts_place(live: Live) -> None:
+    host = await join(live, 0, live.token("host"))
+    expert = await join(live, 1, live.token("expert", 0))
+    try:
+        assert host.errors == [] and host.peer_id is not None
+        await add_staff(Running(app=live.app, clients=[]), "boss", role="admin")
+        async with httpx.AsyncClient(base_url=live.base) as boss:
+            csrf = (await boss.get("/api/auth/csrf")).json()["csrf_token"]
+            login = await boss.post("/api/auth/login", json={"username": "boss", "password": STAFF_PASSWORD}, headers={"X-CSRF-Token": csrf})
+            boss.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+            clerk = next(a for a in (await boss.get("/api/staff")).json() if a["username"] == "staff1")
+            assert (await boss.patch(f"/api/staff/{clerk['id']}", json={"active": False})).status_code == 200
+        # Before: the host link, held by no account, stayed in the room after its holder was disabled.
+        await wait_until(lambda: any(m["type"] == "removed" for m in host.messages), 2)
+        assert next(m for m in host.messages if m["type"] == "removed")["reason"] == "account_disabled"
+        await asyncio.wait_for(host.socket.wait_closed(), 2)
+        again = await join(live, 2, live.token("host"))
+        assert [e["code"] for e in again.errors] == ["invite_403"]
+        await again.close()
+        assert expert.errors == [] and not any(m["type"] == "removed" for m in expert.messages)
+    finally:
+        for client in (host, expert):
             await client.close()
 
 
