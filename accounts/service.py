@@ -48,6 +48,17 @@ async def create_staff(
     return user
 
 
+def account_view(user: StaffUser) -> dict[str, object]:
+    """A staff account as the API and the pages show it (never its password hash)."""
+    return {"id": user.id, "username": user.username, "display_name": user.display_name, "role": user.role,
+            "office_id": user.office_id, "active": user.active}
+
+
+async def list_accounts(db: AsyncSession) -> list[dict[str, object]]:
+    """The staff accounts the database session's scope holds, by office and name."""
+    return [account_view(u) for u in await db.scalars(select(StaffUser).order_by(StaffUser.office_id, StaffUser.username))]
+
+
 @dataclasses.dataclass(frozen=True)
 class Throttle:
     """Failed logins allowed within `window_s`: for one account from one address, and from one

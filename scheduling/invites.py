@@ -6,8 +6,8 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.log import set_actor
 from accounts.models import StaffUser
+from audit.log import set_actor
 from experts.models import Expert
 from foundation.database import utcnow
 from foundation.errors import Forbidden, Gone, NotFound

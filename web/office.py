@@ -9,7 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from accounts import service as accounts
+from accounts.models import ROLES
 from audit import log
+from experts import offices
 from outcomes import agreements, review, statistics
 from outcomes import service as outcomes
 from server.auth import current_staff, require_admin
@@ -97,7 +100,22 @@ async def templates_page(request: Request) -> Response:
     return render(request, "staff/agreement_templates.html", templates=rows)
 
 
+async def accounts_page(request: Request) -> Response:
+    """The staff accounts an administrator manages, with a form to add one: an office admin
+    their own office's, the system administrator every account, and the offices and levels."""
+    if (redirect := login_first(request)) is not None:
+        return redirect
+    admin = require_admin(request)
+    async with transaction(request) as db:
+        rows = await accounts.list_accounts(db)
+        units = await offices.list_offices(db)
+    roles = ROLES if admin.role == "sysadmin" else ("staff", "admin")
+    return render(request, "staff/accounts.html", accounts=rows, units=units, names={u["id"]: u["name"] for u in units},
+                  roles=roles)
+
+
 routes = [
+    Route("/accounts", accounts_page),
     Route("/follow-ups", follow_ups_page),
     Route("/agreement-templates", templates_page),
     Route("/reviews", reviews_page),

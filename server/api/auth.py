@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -105,7 +104,7 @@ async def update_staff_account(request: Request) -> Response:
             await accounts.set_active(db, user, data.active)
         if data.password is not None:
             await accounts.set_password(db, user, data.password)
-        result = _account(user)
+        result = accounts.account_view(user)
     request.app.state.live_logins.forget()
     if data.active is False:
         await request.app.state.room_sockets.check()  # the host links it held end now (other nodes: their sweep)
@@ -144,11 +143,6 @@ async def expert_login(request: Request) -> Response:
     return ok({"kind": "expert", "id": expert_id, "csrf_token": csrf_token(request)})
 
 
-def _account(user: StaffUser) -> dict[str, object]:
-    return {"id": user.id, "username": user.username, "display_name": user.display_name, "role": user.role,
-            "office_id": user.office_id, "active": user.active}
-
-
 async def create_staff_account(request: Request) -> Response:
     """Add a staff account in an office with a role: an office admin adds clerks and admins to
     their own office; the system administrator adds any account anywhere (a supervisor to a level)."""
@@ -167,14 +161,14 @@ async def create_staff_account(request: Request) -> Response:
         user = await accounts.create_staff(
             db, data.username, data.password, role=role, display_name=data.display_name, office_id=unit.id,
         )
-        return ok(_account(user), 201)
+        return ok(accounts.account_view(user), 201)
 
 
 async def list_staff_accounts(request: Request) -> Response:
     """The staff accounts an administrator manages: their office's (the system administrator: all)."""
     require_admin(request)
     async with transaction(request) as db:
-        return ok([_account(u) for u in await db.scalars(select(StaffUser).order_by(StaffUser.office_id, StaffUser.username))])
+        return ok(await accounts.list_accounts(db))
 
 
 routes = [

@@ -185,6 +185,19 @@ async def test_a_supervisor_sees_both_offices_and_changes_neither(running: Runni
     assert isinstance(rollup["offices"], list) and set(rollup["totals"]) >= {"new_disputes", "early_warnings"}
     page = await du.get("/")
     assert page.status_code == 200 and "督导" in page.text and "高新分局" in page.text
+    assert (await du.get("/accounts")).status_code == 403  # accounts are managed by admins, not looked at
+
+
+async def test_the_accounts_page_shows_each_admin_what_they_manage(running: Running) -> None:
+    await add_staff(running, "a-admin", role="admin", office="金山警务室")
+    await add_staff(running, "b-clerk", office="朝阳警务室")
+    await add_staff(running, "root", role="sysadmin", office="高新分局")
+    a_page = (await (await log_in(running, "a-admin")).get("/accounts")).text
+    assert "a-admin" in a_page and "b-clerk" not in a_page and 'id="office-form"' not in a_page
+    root_page = (await (await log_in(running, "root")).get("/accounts")).text
+    assert all(name in root_page for name in ("a-admin", "b-clerk", "root")) and 'id="office-form"' in root_page
+    assert '<option value="supervisor">' in root_page
+    assert (await (await log_in(running, "b-clerk")).get("/accounts")).status_code == 403
 
 
 async def test_a_shared_expert_has_one_calendar_across_offices(running: Running) -> None:

@@ -105,7 +105,7 @@ async def test_every_page_in_chinese_has_no_english(browser: Browser, demo: Demo
         "/", "/disputes", "/disputes/new", f"/disputes/{ids['dispute']}", f"/disputes/{ids['dispute']}/book",
         f"/sessions/{ids['agreement']}", f"/sessions/{ids['upcoming']}", f"/sessions/{ids['agreement']}/agreement",
         "/experts", "/follow-ups", "/agreement-templates", "/reviews", f"/reviews/{ids['review']}",
-        "/statistics", "/audit", "/disputes/999999", "/statistics?from=2026-13-01",
+        "/statistics", "/audit", "/accounts", "/disputes/999999", "/statistics?from=2026-13-01",
     ]
     for url in staff_pages:
         await _check(page, demo.base + url, seen)

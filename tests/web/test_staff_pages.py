@@ -170,3 +170,38 @@ async def test_office_pages_read_as_the_office_does(browser: Browser, live: Live
     assert re.search(r"\d{4}-\d{2}-\d{2}（周[一二三四五六日]）\d{2}:\d{2}", log) and "+00:00" not in log
     await admin_page.context.close()
     await page.context.close()
+
+
+async def test_an_office_admin_adds_and_disables_an_account_on_the_accounts_page(browser: Browser, live: Live) -> None:
+    await add_staff(Running(app=live.app, clients=[]), "office-admin", role="admin")
+    await add_staff(Running(app=live.app, clients=[]), "elsewhere", office="朝阳警务室")
+    admin = await staff_page(browser, live.base, "office-admin")
+    await admin.click("nav a[href='/accounts']")
+    await admin.wait_for_selector("#account-form")
+    assert "elsewhere" not in await admin.inner_text("#accounts")  # another office's account is not theirs to manage
+    # An office admin adds clerks and admins to their own office only: no other role, no other office.
+    assert await admin.locator("#account-form select[name=role] option").all_inner_texts() == ["调解员", "单位管理员"]
+    assert await admin.locator("#account-form select[name=office_id] option").count() == 1
+    assert await admin.locator("#office-form").count() == 0  # offices are the system administrator's
+
+    await admin.fill("#account-form input[name=username]", "wang.li")
+    await admin.fill("#account-form input[name=display_name]", "王丽")
+    await admin.fill("#account-form input[name=password]", "short")
+    await admin.click("#account-form button[type=submit]")
+    assert await admin.evaluate("document.querySelector('#account-form input[name=password]').validity.valid") is False
+    await admin.fill("#account-form input[name=password]", "新同事的初始密码2026")
+    await admin.click("#account-form button[type=submit]")
+    row = admin.locator("#accounts tr", has_text="wang.li")
+    await row.wait_for()
+    assert "王丽" in await row.inner_text() and "调解员" in await row.inner_text() and "启用" in await row.inner_text()
+    # The same user name again is refused with the reason, in Chinese.
+    await admin.fill("#account-form input[name=username]", "wang.li")
+    await admin.fill("#account-form input[name=password]", "新同事的初始密码2026")
+    await admin.click("#account-form button[type=submit]")
+    await admin.wait_for_selector("#account-status.error")
+    assert "wang.li" in await admin.inner_text("#account-status") and "已被使用" in await admin.inner_text("#account-status")
+
+    await row.locator("button.account-active").click()
+    await admin.locator("#accounts tr", has_text="wang.li").locator("text=已停用").wait_for()
+    refused = await live.staff.post("/api/auth/login", json={"username": "wang.li", "password": "新同事的初始密码2026"})
+    assert refused.status_code == 401

@@ -299,3 +299,35 @@ for (const form of document.querySelectorAll("form.template-form")) {
     } catch (error) { report(status, error); }
   });
 }
+
+// ---------------------------------------------------------------- accounts, offices and levels
+
+$("account-form")?.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const body = Object.fromEntries(["username", "display_name", "password", "role"].map((name) => [name, form.get(name)]));
+  body.office_id = Number(form.get("office_id"));
+  try {
+    await api("POST", "/api/staff", body);
+    window.location.reload();
+  } catch (error) { report($("account-status"), error); }
+});
+
+for (const button of document.querySelectorAll("button.account-active")) {
+  button.addEventListener("click", async () => {
+    try {
+      await api("PATCH", `/api/staff/${button.closest("[data-account]").dataset.account}`, { active: button.dataset.active === "true" });
+      window.location.reload();
+    } catch (error) { report($("accounts-status"), error); }
+  });
+}
+
+$("office-form")?.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const parent = form.get("parent_id");
+  try {
+    await api("POST", "/api/offices", { name: form.get("name"), kind: form.get("kind"), parent_id: parent ? Number(parent) : null });
+    window.location.reload();
+  } catch (error) { report($("office-status"), error); }
+});
