@@ -346,3 +346,35 @@ async def test_leaving_asks_first_an_admitted_party_stays_admitted_and_the_host_
     finally:
         await party.context.close()
         await host.context.close()
+
+
+async def test_a_party_whose_link_is_revoked_mid_call_is_told_on_the_phone_and_its_camera_stops(
+    browser: Browser, live: Live,
+) -> None:
+    host = await enter_room(browser, f"{live.base}/join/{live.token('host')}", DESKTOP_PAGE)
+    party = await enter_room(browser, f"{live.base}/join/{live.token('party')}", PHONE_PAGE)
+    try:
+        await host.locator("button[aria-label='准入: 张建军']").click(timeout=20000)
+        await party.wait_for_selector("#room[data-phase=in]", state="attached", timeout=10000)
+        for _ in range(60):
+            if await videos_playing(party, 1) and await videos_playing(host, 1):
+                break
+            await asyncio.sleep(0.5)
+        assert await videos_playing(party, 1) and await videos_playing(host, 1)
+
+        party_id = next(p["id"] for p in live.session["participants"] if p["kind"] == "party")
+        revoked = await live.staff.post(f"/api/sessions/{live.session['id']}/revoke", json={"participant_id": party_id})
+        assert revoked.status_code == 200
+        # Before: the party stayed in the room, seeing and hearing everyone, until they left.
+        await party.wait_for_selector("#notice:has-text('您的参会链接已被工作人员撤销或更换')", timeout=5000)
+        state = await party.evaluate("""() => ({
+            camera: document.getElementById('preview').srcObject?.getTracks().map(t => t.readyState) || [],
+            connections: window.peerConnections.map(pc => pc.connectionState),
+            tiles: document.querySelectorAll('#grid video').length })""")
+        assert state["camera"] and set(state["camera"]) == {"ended"}, state  # camera and microphone off
+        assert set(state["connections"]) == {"closed"} and state["tiles"] == 0, state
+        await host.locator("#people li:has-text('张建军')").wait_for(state="detached", timeout=10000)
+        await party.screenshot(path=str(ARTIFACTS / "party-link-revoked.png"))
+    finally:
+        await party.context.close()
+        await host.context.close()

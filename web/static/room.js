@@ -267,6 +267,9 @@ function waitForRoom(opens) {
   notice(t("room.opens_at", { time: officeTime(opens), zone: config.zone }), "waiting");
 }
 
+// Why a link ended while its holder was in the room (a "removed" message's reason).
+const ENDED_BECAUSE = { account_disabled: "room.account_disabled", cancelled: "room.session_cancelled" };
+
 function finish(text) {
   leaving = true;
   setPhase("over");
@@ -375,7 +378,8 @@ async function handle(message) {
       }
       break;
     case "removed":
-      finish(t(message.reason ? "room.link_ended" : message.revoked ? "room.removed" : "room.removed_for_now"));
+      finish(t(message.reason ? ENDED_BECAUSE[message.reason] || "room.link_ended"
+        : message.revoked ? "room.removed" : "room.removed_for_now"));
       break;
     case "ended":
       finish(t("room.ended"));
