@@ -85,10 +85,16 @@ def _add_criteria(state: ORMExecuteState) -> None:
         return
     if state.execution_options.get(ACROSS_OFFICES, False):
         return
-    offices = sorted(scope.offices)
-    state.statement = state.statement.options(*(
-        with_loader_criteria(table, table.in_offices(offices), include_aliases=True) for table in office_tables()
-    ))
+    state.statement = state.statement.options(*_criteria(scope.offices, office_tables()))
+
+
+@functools.lru_cache(maxsize=256)
+def _criteria(offices: frozenset[int], tables: tuple[type[Any], ...]) -> tuple[Any, ...]:
+    """The loader criteria of every office table for these offices: built once and shared by
+    every statement (they are immutable), so that a scoped statement costs no more to build
+    and finds its compiled form in SQLAlchemy's cache."""
+    ids = tuple(sorted(offices))
+    return tuple(with_loader_criteria(table, lambda cls: cls.in_offices(ids), include_aliases=True) for table in tables)
 
 
 def _refuse_foreign_writes(session: Session, _context: Any, _instances: Any) -> None:
