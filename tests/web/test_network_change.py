@@ -145,10 +145,14 @@ async def test_a_party_whose_uplink_falls_mid_call_stops_its_large_layer_within_
     async with room(live, phone, ("host", "party")) as pages:
         host, party = pages["host"], pages["party"]
         await shows_the_room(host, videos=1, voices=1)
-        first = await party.evaluate(SENDING)
-        await party.wait_for_timeout(2000)
+        # The large layer is sent on the unlimited link (its estimate ramps up first: on a busy
+        # machine that takes longer than the room takes to show, so it is waited for).
         second = await party.evaluate(SENDING)
-        assert (second["layers"]["h"] - first["layers"]["h"]) / 2 > 10_000, (first, second)  # the large layer is sent
+        for _ in range(15):
+            first, second = second, (await party.wait_for_timeout(2000), await party.evaluate(SENDING))[1]
+            if (second["layers"].get("h", 0) - first["layers"].get("h", 0)) / 2 > 10_000:
+                break
+        assert (second["layers"]["h"] - first["layers"]["h"]) / 2 > 10_000, (first, second)
 
         PHONE.run("tc", "qdisc", "add", "dev", PHONE.ns_if, "root", "tbf", "rate", "300kbit", "burst", "6kb", "latency", "250ms")
         shaped = time.monotonic()
