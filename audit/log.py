@@ -42,14 +42,25 @@ def _plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, bytes):  # an image: its size, not its bytes
+        return f"({len(value)} bytes)"
     if value is None or isinstance(value, (str, int, float, bool, list, dict)):
         return value
     return str(value)
 
 
+HIDDEN = "(hidden)"
+
+
+def _shown(obj: Any, key: str, value: Any) -> Any:
+    """A column's value as the log keeps it: a model's `__audit_secret__` columns (a private
+    key, a full identity number) only as whether they are set."""
+    return (HIDDEN if value else "") if key in getattr(obj, "__audit_secret__", ()) else _plain(value)
+
+
 def _values(obj: Any) -> dict[str, Any]:
     state = inspect(obj)
-    return {attr.key: _plain(state.dict.get(attr.key)) for attr in state.mapper.column_attrs}
+    return {attr.key: _shown(obj, attr.key, state.dict.get(attr.key)) for attr in state.mapper.column_attrs}
 
 
 def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -60,8 +71,8 @@ def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         history = state.attrs[attr.key].history
         if not history.has_changes():
             continue
-        old = _plain(history.deleted[0]) if history.deleted else None
-        new = _plain(history.added[0]) if history.added else None
+        old = _shown(obj, attr.key, history.deleted[0]) if history.deleted else None
+        new = _shown(obj, attr.key, history.added[0]) if history.added else None
         if old != new:
             before[attr.key], after[attr.key] = old, new
     return before, after
