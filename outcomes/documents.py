@@ -91,7 +91,7 @@ def _entry(event: RoomEvent, names: dict[int, str]) -> str | None:
 
 
 async def record_entries(db: AsyncSession, session: MediationSession, timezone: str,
-                         until: dt.datetime | None = None) -> list[dict[str, str]]:
+                         until: dt.datetime | None = None) -> list[dict[str, Any]]:
     """The room's dated entries (joins, leaves, admissions, caucus, consent, evidence shown),
     up to `until` (the outcome: what came after is not part of the session)."""
     names = {p.id: p.display_name for p in session.participants}

@@ -14,6 +14,7 @@ import io
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
 FIELD = "OfficeSeal"
@@ -44,8 +45,8 @@ def new_key(office_name: str, secret: str) -> tuple[str, str]:
     return _encrypted(key, secret), cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def _encrypted(key: ec.EllipticCurvePrivateKey | object, secret: str) -> str:
-    return key.private_bytes(  # type: ignore[attr-defined, no-any-return]
+def _encrypted(key: PrivateKeyTypes, secret: str) -> str:
+    return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(_password(secret)),
     ).decode()

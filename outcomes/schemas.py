@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -46,17 +47,41 @@ class OutcomeIn(_Strict):
         return self
 
 
-class ConfirmIn(_Strict):
-    """A party confirms the agreement: their name typed, and the box ticked."""
+class AmendIn(_Strict):
+    """Staff correct an agreement's terms or summary (which voids any signature of the old text)."""
 
-    typed_name: str = Field(min_length=1, max_length=80)
-    agree: bool
+    summary: str | None = Field(None, max_length=4000)
+    terms: str | None = Field(None, min_length=1, max_length=8000)
 
-    @model_validator(mode="after")
-    def _ticked(self) -> ConfirmIn:
-        if not self.agree:
-            raise ValueError("tick the box to confirm")
-        return self
+
+class RecordIn(_Strict):
+    """The host's side saves the session's record; `revision` is the one it started from."""
+
+    text: str = Field(max_length=50_000)
+    revision: int = Field(ge=0, le=10**9)
+
+
+class IdentityIn(_Strict):
+    """The host saw a party's identity document on camera."""
+
+    document_type: Literal["resident_id", "passport", "hk_macau_taiwan", "other"]
+    number: str = Field(min_length=4, max_length=32)
+
+
+class SignIn(_Strict):
+    """A signature: the hash of the text read, the drawing (a PNG data URL), the code (parties)."""
+
+    text_sha256: str = Field(min_length=64, max_length=64)
+    signature: str = Field(min_length=1, max_length=500_000)
+    code: str = Field("", max_length=6)
+
+
+class OfficeSigningIn(_Strict):
+    """An office's signing settings: the basic court it applies to, and whether identity checks
+    keep the document's full number (the last 4 characters otherwise)."""
+
+    court: str = Field("", max_length=120)
+    full_id_numbers: bool = False
 
 
 class FollowUpResult(enum.StrEnum):

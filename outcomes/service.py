@@ -1,6 +1,7 @@
-"""Recording outcomes, parties confirming agreements, follow-up visits. Plain data out."""
+"""Recording outcomes, the documents they lead to and who signed them, follow-up visits. Plain data out."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -9,12 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from disputes.models import Dispute
 from disputes.status import Status, check_move
+from foundation.config import Settings
 from foundation.database import iso_utc, utcnow
-from foundation.errors import Conflict, Forbidden, Invalid, NotFound
-from outcomes import agreements
-from outcomes.models import Confirmation, FollowUp, Outcome
-from outcomes.schemas import ConfirmIn, FollowUpIn, Kind, OutcomeIn
-from scheduling.models import MediationSession, Participant
+from foundation.errors import Conflict, Invalid, NotFound
+from outcomes import agreements, documents, signing
+from outcomes.models import FollowUp, Outcome, SignDocument
+from outcomes.schemas import AmendIn, FollowUpIn, Kind, OutcomeIn
+from scheduling.models import MediationSession
 
 DISPUTE_AFTER = {
     Kind.AGREEMENT: Status.RESOLVED,
@@ -25,8 +27,7 @@ DISPUTE_AFTER = {
 
 
 async def record(
-    db: AsyncSession, session_id: int, data: OutcomeIn, *, staff_id: int | None, now: dt.datetime,
-    follow_up_days: tuple[int, ...],
+    db: AsyncSession, session_id: int, data: OutcomeIn, *, staff_id: int | None, now: dt.datetime, settings: Settings,
 ) -> dict[str, Any]:
     """Record a session's outcome, move the dispute on, and plan follow-ups after an agreement."""
     session = await db.get(MediationSession, session_id)
@@ -51,10 +52,12 @@ async def record(
     db.add(outcome)
     await db.flush()
     if data.kind == Kind.AGREEMENT:
-        for days in follow_up_days:
+        ctx = await documents.context(db, outcome, settings.office_name, settings.timezone)
+        await signing.start_document(db, outcome.id, "agreement", await documents.agreement_text(db, ctx))
+        for days in settings.follow_up_days:
             db.add(FollowUp(dispute_id=dispute.id, outcome_id=outcome.id, due_at=now + dt.timedelta(days=days)))
         await db.flush()
-    return await view(db, outcome)
+    return await view(db, outcome, settings)
 
 
 async def for_session(db: AsyncSession, session_id: int) -> Outcome:
@@ -65,50 +68,84 @@ async def for_session(db: AsyncSession, session_id: int) -> Outcome:
     return outcome
 
 
-async def view(db: AsyncSession, outcome: Outcome) -> dict[str, Any]:
-    """The outcome with who confirmed and whether the agreement is complete."""
-    parties = list(await db.scalars(
-        select(Participant).where(Participant.session_id == outcome.session_id, Participant.kind == "party")
-        .order_by(Participant.id)
-    ))
-    confirmations = {c.participant_id: c for c in await db.scalars(
-        select(Confirmation).where(Confirmation.outcome_id == outcome.id)
-    )}
+async def view(db: AsyncSession, outcome: Outcome, settings: Settings) -> dict[str, Any]:
+    """The outcome with who has signed its agreement, and whether it is complete (signed by
+    every party and the mediator, and sealed)."""
     follow_ups = list(await db.scalars(select(FollowUp).where(FollowUp.outcome_id == outcome.id).order_by(FollowUp.due_at)))
+    papers = await paperwork(db, outcome, settings) if outcome.kind == Kind.AGREEMENT else {}
+    agreement = papers.get("agreement")
     return {
         "id": outcome.id, "session_id": outcome.session_id, "dispute_id": outcome.dispute_id,
         "kind": outcome.kind, "summary": outcome.summary, "terms": outcome.terms,
         "referral_to": outcome.referral_to, "referral_reason": outcome.referral_reason,
         "recorded_at": iso_utc(outcome.recorded_at),
-        "parties": [
-            {"participant_id": p.id, "name": p.display_name,
-             "confirmed_at": iso_utc(confirmations[p.id].confirmed_at) if p.id in confirmations else None}
-            for p in parties
-        ],
-        "complete": outcome.kind == Kind.AGREEMENT and bool(parties) and all(p.id in confirmations for p in parties),
+        "parties": [{"participant_id": p["participant_id"], "name": p["name"], "signed_at": p["signed_at"],
+                     "typed_name_at": p["typed_name_at"]}
+                    for p in (agreement["signers"] if agreement else []) if p["kind"] == "party"],
+        "complete": bool(agreement and agreement["complete"]),
+        "documents": papers,
+        "judicial_deadline": iso_utc(documents.judicial_deadline(_effective(agreement))) if agreement and agreement["complete"] else None,
         "follow_ups": [follow_up_view(f) for f in follow_ups],
     }
 
 
-async def confirm(
-    db: AsyncSession, session: MediationSession, participant: Participant, data: ConfirmIn, *, ip: str, user_agent: str,
-) -> dict[str, Any]:
-    """A party confirms the agreement from their own link (typed name, ticked box)."""
-    if participant.kind != "party":
-        raise Forbidden("only the parties confirm an agreement")
-    outcome = await for_session(db, session.id)
-    if outcome.kind != Kind.AGREEMENT:
-        raise Conflict("this session did not end in an agreement")
-    if " ".join(data.typed_name.split()) != " ".join(participant.display_name.split()):
-        raise Invalid("type your name exactly as it appears on the agreement", field="typed_name")
-    exists = await db.scalar(select(Confirmation.id).where(
-        Confirmation.outcome_id == outcome.id, Confirmation.participant_id == participant.id))
-    if exists is not None:
-        raise Conflict("you have already confirmed this agreement")
-    db.add(Confirmation(outcome_id=outcome.id, participant_id=participant.id, typed_name=data.typed_name,
-                        ip_address=ip[:64], user_agent=user_agent[:400]))
+def _effective(agreement: dict[str, Any]) -> dt.datetime:
+    return dt.datetime.fromisoformat(agreement["sealed_at"])
+
+
+async def texts(db: AsyncSession, outcome: Outcome, settings: Settings) -> dict[str, tuple[SignDocument, str]]:
+    """Each of the outcome's documents with its text as it reads now."""
+    ctx = await documents.context(db, outcome, settings.office_name, settings.timezone)
+    found = {d.kind: d for d in await db.scalars(select(SignDocument).where(SignDocument.outcome_id == outcome.id))}
+    result: dict[str, tuple[SignDocument, str]] = {}
+    if "agreement" in found:
+        result["agreement"] = (found["agreement"], await documents.agreement_text(db, ctx))
+    if "application" in found:
+        effective = found["agreement"].sealed_at if "agreement" in found else None
+        result["application"] = (found["application"], documents.application_text(
+            dataclasses.replace(ctx, court=ctx.court or "（基层人民法院）"), effective or outcome.recorded_at))
+    return result
+
+
+async def paperwork(db: AsyncSession, outcome: Outcome, settings: Settings) -> dict[str, dict[str, Any]]:
+    """Each document's text and who has signed it."""
+    session = await db.get(MediationSession, outcome.session_id)
+    assert session is not None
+    return {kind: {**await signing.state(db, session, doc, text), "text": text}
+            for kind, (doc, text) in (await texts(db, outcome, settings)).items()}
+
+
+async def changed(db: AsyncSession, session_id: int, settings: Settings) -> list[str]:
+    """After an edit that a document may show: any document whose text changed moves to a new
+    version and voids its signatures, each signer told. The names of those told."""
+    outcome = await db.scalar(select(Outcome).where(Outcome.session_id == session_id))
+    if outcome is None:
+        return []
+    session = await db.get(MediationSession, session_id)
+    dispute = await db.get(Dispute, outcome.dispute_id)
+    assert session is not None and dispute is not None
+    told: list[str] = []
+    for doc, text in (await texts(db, outcome, settings)).values():
+        told += await signing.text_changed(db, session, doc, text, office_name=settings.office_name, title=dispute.title)
+    return told
+
+
+async def amend(db: AsyncSession, session_id: int, data: AmendIn, settings: Settings) -> dict[str, Any]:
+    """Correct an agreement's terms or summary: any signature of the old text is void."""
+    outcome = await for_session(db, session_id)
+    if data.terms is not None:
+        if outcome.kind != Kind.AGREEMENT:
+            raise Conflict("only an agreement has terms")
+        dispute = await db.get(Dispute, outcome.dispute_id)
+        assert dispute is not None
+        if blanks := await agreements.blanks_left(db, dispute.office_id, dispute.dispute_type, data.terms):
+            raise Invalid("fill in the agreement's blanks first: {blanks}", field="terms", blanks="、".join(blanks))
+        outcome.terms = data.terms
+    if data.summary is not None:
+        outcome.summary = data.summary
     await db.flush()
-    return await view(db, outcome)
+    voided = await changed(db, session_id, settings)
+    return {**await view(db, outcome, settings), "voided": voided}
 
 
 def follow_up_view(f: FollowUp) -> dict[str, Any]:

@@ -27,10 +27,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from disputes.models import Dispute, Party
+from disputes.models import Party
 from foundation.database import iso_utc, utcnow
 from foundation.errors import AppError, Conflict, Forbidden, Invalid, NotFound, TooManyRequests
-from outcomes.models import IdentityCheck, OfficeSigning, Outcome, Signature, SigningCode, SignDocument
+from outcomes.models import IdentityCheck, OfficeSigning, Signature, SignDocument, SigningCode
 from scheduling import outbox
 from scheduling.models import MediationSession, Participant
 
@@ -380,10 +380,3 @@ async def office_signing(db: AsyncSession, office_id: int) -> OfficeSigning:
         db.add(row)
         await db.flush()
     return row
-
-
-async def session_of(db: AsyncSession, outcome: Outcome) -> tuple[MediationSession, Dispute]:
-    session = await db.get(MediationSession, outcome.session_id)
-    dispute = await db.get(Dispute, outcome.dispute_id)
-    assert session is not None and dispute is not None
-    return session, dispute

@@ -120,16 +120,20 @@ async def queue_agreement_messages(
     db: AsyncSession, session: MediationSession, *, dispute_title: str, terms: str,
     link_for: Callable[[Participant], str], settings: Settings, days: int,
 ) -> None:
-    """Ask each party to read and confirm the agreement from their own link (valid `days` days)."""
+    """Ask each party (and each expert, who may sign too) to read and sign the agreement from
+    their own link (valid `days` days)."""
     messages: list[dict[str, Any]] = []
     for party in session.participants:
-        if party.kind != "party" or party.status not in ("invited", "accepted") or party.revoked_at is not None:
+        if party.kind not in ("party", "expert") or party.status not in ("invited", "accepted") or party.revoked_at is not None:
             continue
+        how = ("核对协议和调解笔录，收到短信验证码后用手指签名：" if party.kind == "party"
+               else "如您愿意，可作为参与调解专家签名：")
         body = "\n".join([
             f"{party.display_name}，您好：", "",
             f"经远程调解，“{dispute_title}”已达成调解协议，协议内容如下：", "", terms, "",
-            f"请在 {days} 天内用浏览器打开您的专属链接，核对协议内容，输入您的姓名并勾选确认：",
-            link_for(party), "此链接仅限本人使用，请勿转发。各方当事人均确认后协议生效。", "", settings.office_name,
+            f"请在 {days} 天内用浏览器打开您的专属链接，进入“待签材料”，{how}",
+            link_for(party), "此链接仅限本人使用，请勿转发。各方当事人和人民调解员签名、调解组织盖章后协议生效。", "",
+            settings.office_name,
         ]) + "\n"
         subject = f"{SUBJECTS['agreement']}{dispute_title}"
         params = {"name": party.display_name, "link": link_for(party), "office": settings.office_name,

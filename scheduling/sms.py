@@ -19,7 +19,7 @@ from foundation.config import Settings
 
 # What a template can use: the person's name, the session's time, their link, the office's name,
 # the dispute's title, and the days left to confirm an agreement.
-VARIABLES = ("name", "time", "link", "office", "title", "days")
+VARIABLES = ("name", "time", "link", "office", "title", "days", "code")
 
 # The services' error codes that an office can act on, in Chinese (anything else: its own message).
 REASONS = {

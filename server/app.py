@@ -39,6 +39,7 @@ from server.api import offices as offices_api
 from server.api import outcomes as outcomes_api
 from server.api import rooms as rooms_api
 from server.api import sessions as sessions_api
+from server.api import signing as signing_api
 from server.auth import CSRFMiddleware, LiveLogins, LoginSessionMiddleware
 from server.headers import SecurityHeaders
 from server.http import ok
@@ -49,6 +50,7 @@ from signaling.hub import InProcessHub
 from signaling.placement import Load, Membership
 from signaling.workers import WorkerHub
 from web import office, pages, staff
+from web import signing as signing_pages
 from web.i18n import STATIC_DIR, error_text, language, translator
 
 logger = logging.getLogger(__name__)
@@ -211,12 +213,14 @@ def create_app(settings: Settings) -> Starlette:
         *sessions_api.routes,
         *join_api.routes,
         *outcomes_api.routes,
+        *signing_api.routes,
         *evidence_api.routes,
         *audit_api.routes,
         *rooms_api.routes,
         *pages.routes,
         *staff.routes,
         *office.routes,
+        *signing_pages.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     middleware = [

@@ -43,7 +43,7 @@ def _load_demo(settings: Settings) -> str:
     """Load the demo once; the line about the admin login to print."""
     from server.demo import load_demo
 
-    password = asyncio.run(_in_transaction(settings, load_demo))
+    password = asyncio.run(_in_transaction(settings, lambda db: load_demo(db, office_name=settings.office_name)))
     if password is None:
         print("Demo data is already loaded.")
         return "Staff login: user 'admin' keeps its password (a new one: tiaojie reset-password admin)"

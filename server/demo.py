@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from accounts.service import create_staff
 from disputes.models import Dispute, Party
 from experts.models import DateOverride, Expert, ExpertOffice, Office, WeeklyWindow
+from foundation.config import Settings
 from foundation.database import lock_schema
 from scheduling.models import MediationSession, Participant
 from server.demo_history import SECOND_OFFICE, build_reviews, load_history
@@ -136,7 +137,7 @@ def _book_upcoming(disputes: list[Dispute], pool: list[Expert], now: dt.datetime
     return sessions
 
 
-async def load_demo(db: AsyncSession, *, now: dt.datetime | None = None) -> str | None:
+async def load_demo(db: AsyncSession, *, now: dt.datetime | None = None, office_name: str = Settings.office_name) -> str | None:
     """Load the demo data set; returns the new staff password, or None if it was loaded before.
     Nodes loading it at once take turns (the schema lock): the second finds it loaded."""
     await (await db.connection()).run_sync(lock_schema)
@@ -168,7 +169,7 @@ async def load_demo(db: AsyncSession, *, now: dt.datetime | None = None) -> str 
         pool.append(expert)
     await db.flush()
     host_name = "金山警务室值班民警"
-    await load_history(db, today, office, pool, host_name)
+    await load_history(db, today, office, pool, host_name, office_name)
     open_disputes = []
     for spec in DISPUTES:
         created = dt.datetime.combine(today, dt.time(10), TZ) - dt.timedelta(days=int(spec["days_ago"]))  # type: ignore[call-overload]

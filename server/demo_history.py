@@ -4,23 +4,27 @@ review and the statistics have something to show. Each case names its panel by i
 from __future__ import annotations
 
 import datetime as dt
+import io
+import math
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from PIL import Image, ImageDraw
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from disputes.models import Dispute, Party
 from experts.models import Expert, ExpertOffice, Office
-from outcomes import review
-from outcomes.models import Confirmation, FollowUp, Outcome
+from outcomes import documents, review, signing
+from outcomes.models import FollowUp, IdentityCheck, OfficeSigning, Outcome, Signature
 from scheduling.models import MediationSession, Participant
 from scheduling.room_record import RoomEvent
 
 TZ = ZoneInfo("Asia/Shanghai")
 SECOND_OFFICE = "朝阳警务室"
+COURT = "益阳高新技术产业开发区人民法院"
 
-# registered / session: days ago; panel: expert indexes; confirmed: parties who confirmed (by
+# registered / session: days ago; panel: expert indexes; confirmed: parties who signed (by
 # order); follow_ups: results of the visits so far (None: still to do); absent: who did not come.
 CASES: list[dict[str, Any]] = [
     {"title": "楼上漏水引发邻里矛盾", "dispute_type": "neighbour", "risk_level": "medium", "registered": 40, "session": 35,
@@ -77,13 +81,16 @@ def _at(today: dt.date, days_ago: int, hour: int) -> dt.datetime:
 
 async def load_history(
     db: AsyncSession, today: dt.date, office: Office, experts: list[Expert], host_name: str,
-    follow_up_days: tuple[int, ...] = (7, 30),
+    office_name: str, follow_up_days: tuple[int, ...] = (7, 30),
 ) -> None:
-    """Add the second office, the past cases, their sessions, outcomes, confirmations, follow-ups
+    """Add the second office, the past cases, their sessions, outcomes, signatures, follow-ups
     and room joins."""
     second = Office(name=SECOND_OFFICE, timezone="Asia/Shanghai", parent_id=office.parent_id)
     db.add(second)
     await db.flush()
+    for unit in (office, second):
+        db.add(OfficeSigning(office_id=unit.id, seal_png=seal_image(unit.name), seal_updated_at=_at(today, 60, 9),
+                             court=COURT))
     for expert in experts[::2]:  # the pool is shared: every other expert serves both offices
         expert.served.append(ExpertOffice(office_id=second.id))
     offices = {office.name: office, SECOND_OFFICE: second}
@@ -125,10 +132,8 @@ async def load_history(
         )
         db.add(outcome)
         await db.flush()
-        for index in case.get("confirmed", []):
-            db.add(Confirmation(outcome_id=outcome.id, participant_id=parties[index].id, typed_name=parties[index].display_name,
-                                ip_address="10.0.0.8", user_agent="demo", confirmed_at=session.end + dt.timedelta(hours=2)))
         if case["kind"] == "agreement":
+            await _sign(db, outcome, session, [parties[i] for i in case.get("confirmed", [])], office_name)
             results = case.get("follow_ups", [])
             for i, days in enumerate(follow_up_days):
                 due = session.end + dt.timedelta(days=days)
@@ -140,6 +145,62 @@ async def load_history(
                     dispute.status = "registered"
                 elif result == "kept" and dispute.status == "resolved":
                     dispute.status = "followed_up"
+    await db.flush()
+
+
+def _drawn(seed: int) -> bytes:
+    """A demo signature: a few strokes of a pen, different for each signer."""
+    image = Image.new("RGBA", (360, 120), (0, 0, 0, 0))
+    pen = ImageDraw.Draw(image)
+    points = [(20 + x * 8, 60 + 30 * math.sin(x / (2 + seed % 3) + seed) * math.cos(x / 7)) for x in range(40)]
+    pen.line(points, fill=(20, 20, 60, 255), width=4, joint="curve")
+    pen.line([(40, 90 - seed % 20), (300, 80 + seed % 15)], fill=(20, 20, 60, 255), width=3)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def seal_image(name: str) -> bytes:
+    """A demo seal: a red ring with a star (an office uploads a photo of its real seal)."""
+    image = Image.new("RGBA", (300, 300), (0, 0, 0, 0))
+    pen = ImageDraw.Draw(image)
+    red = (200, 20, 20, 230)
+    pen.ellipse((10, 10, 290, 290), outline=red, width=12)
+    star = [(150 + r * math.sin(a * math.pi / 5), 150 - r * math.cos(a * math.pi / 5))
+            for a, r in zip(range(10), [70, 28] * 5)]
+    pen.polygon(star, fill=red)
+    pen.line([(70, 230), (230, 230)], fill=red, width=8 + len(name) % 3)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+async def _sign(db: AsyncSession, outcome: Outcome, session: MediationSession, signed: list[Participant],
+                office_name: str) -> None:
+    """A past agreement as its parties signed it (identity checked, codes used); sealed where
+    every party and the host signed."""
+    await db.flush()
+    ctx = await documents.context(db, outcome, office_name, "Asia/Shanghai")
+    text = await documents.agreement_text(db, ctx)
+    doc = await signing.start_document(db, outcome.id, "agreement", text)
+    host = next(p for p in session.participants if p.kind == "host")
+    parties = [p for p in session.participants if p.kind == "party"]
+    everyone = len(signed) == len(parties)
+    at = session.end + dt.timedelta(minutes=20)
+    for n, person in enumerate([*signed, *([host] if everyone else [])]):
+        identity: dict[str, Any] = {}
+        if person.kind == "party":
+            check = IdentityCheck(participant_id=person.id, document_type="resident_id", number_last4=f"{1000 + person.id * 37 % 9000}"[-4:],
+                                  checked_by=host.display_name, checked_at=session.start + dt.timedelta(minutes=5))
+            db.add(check)
+            identity = signing.identity_view(check)
+        db.add(Signature(document_id=doc.id, version=doc.version, participant_id=person.id,
+                         capacity=signing.CAPACITY[person.kind], name=person.display_name, image_png=_drawn(person.id),
+                         text_sha256=signing.sha256(text), identity=identity,
+                         phone_masked=signing.mask_phone(person.phone) if person.kind == "party" else "",
+                         ip_address="10.0.0.8", user_agent="demo", signed_at=at + dt.timedelta(minutes=n)))
+    if everyone:
+        doc.sealed_at, doc.sealed_by = at + dt.timedelta(minutes=10), host.display_name
     await db.flush()
 
 

@@ -114,7 +114,7 @@ async def session_page(request: Request) -> Response:
         dispute = await disputes.get_dispute(db, session.dispute_id)
         messages = await outbox.list_messages(db, session_id=session.id)
         try:
-            outcome: dict[str, Any] | None = await outcomes.view(db, await outcomes.for_session(db, session.id))
+            outcome: dict[str, Any] | None = await outcomes.view(db, await outcomes.for_session(db, session.id), request.app.state.settings)
         except NotFound:
             outcome = None
     qr = {p["id"]: segno.make(p["join_url"], error="m").svg_inline(scale=3, title=p["display_name"])
@@ -132,7 +132,7 @@ async def _agreement(request: Request, token: str | None) -> dict[str, Any]:
             session = await bookings.load_session(db, path_id(request))
         else:
             session, _ = await invites.open_invite(db, request.app.state.tokens, token)
-        outcome = await outcomes.view(db, await outcomes.for_session(db, session.id))
+        outcome = await outcomes.view(db, await outcomes.for_session(db, session.id), settings)
         if outcome["kind"] != "agreement":
             raise NotFound("this session did not end in an agreement")
         dispute = await disputes.get_dispute(db, session.dispute_id)

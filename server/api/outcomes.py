@@ -1,4 +1,4 @@
-"""Routes for outcomes, the parties' confirmations and follow-up visits."""
+"""Routes for outcomes, follow-up visits, reviews and agreement templates (signing: signing.py)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,7 +10,7 @@ from disputes.models import Dispute
 from foundation.database import utcnow
 from outcomes import agreements, review, service, statistics
 from outcomes import jobs as outcome_jobs
-from outcomes.schemas import ConfirmIn, FollowUpIn, OutcomeIn, ReviewIn, TemplateIn
+from outcomes.schemas import FollowUpIn, OutcomeIn, ReviewIn, TemplateIn
 from scheduling import bookings, invites, notify
 from server.auth import require_office_admin, require_staff
 from server.http import ApiRoute, ok, parse_date, path_id, query_param, read_json, transaction
@@ -25,7 +25,7 @@ async def record_outcome(request: Request) -> Response:
     settings = request.app.state.settings
     now = utcnow()
     async with transaction(request) as db:
-        result = await service.record(db, session_id, data, staff_id=staff.id, now=now, follow_up_days=settings.follow_up_days)
+        result = await service.record(db, session_id, data, staff_id=staff.id, now=now, settings=settings)
         if result["kind"] == "agreement":
             session = await bookings.load_session(db, session_id)
             dispute = await db.get(Dispute, session.dispute_id)
@@ -45,26 +45,14 @@ async def get_outcome(request: Request) -> Response:
     """A session's outcome and who has confirmed it."""
     require_staff(request)
     async with transaction(request) as db:
-        return ok(await service.view(db, await service.for_session(db, path_id(request))))
+        return ok(await service.view(db, await service.for_session(db, path_id(request)), request.app.state.settings))
 
 
 async def party_agreement(request: Request) -> Response:
     """The agreement as a participant sees it from their own link."""
     async with transaction(request) as db:
         session, _ = await invites.open_invite(db, request.app.state.tokens, request.path_params["token"])
-        return ok(await service.view(db, await service.for_session(db, session.id)))
-
-
-async def confirm_agreement(request: Request) -> Response:
-    """A party confirms the agreement (typed name, ticked box); time, IP and browser are kept."""
-    data = await read_json(request, ConfirmIn)
-    async with transaction(request) as db:
-        session, participant = await invites.open_invite(db, request.app.state.tokens, request.path_params["token"])
-        result = await service.confirm(
-            db, session, participant, data, ip=request.client.host if request.client else "",
-            user_agent=request.headers.get("user-agent", ""),
-        )
-    return ok(result)
+        return ok(await service.view(db, await service.for_session(db, session.id), request.app.state.settings))
 
 
 async def list_follow_ups(request: Request) -> Response:
@@ -177,7 +165,6 @@ routes = [
     ApiRoute("/api/sessions/{id}/outcome", record_outcome, methods=["POST"], body=OutcomeIn, tag="outcomes"),
     ApiRoute("/api/sessions/{id}/outcome", get_outcome, methods=["GET"], tag="outcomes"),
     ApiRoute("/api/join/{token}/agreement", party_agreement, methods=["GET"], tag="outcomes"),
-    ApiRoute("/api/join/{token}/agreement", confirm_agreement, methods=["POST"], body=ConfirmIn, tag="outcomes"),
     ApiRoute("/api/follow-ups", list_follow_ups, methods=["GET"], tag="outcomes"),
     ApiRoute("/api/follow-ups/{id}", record_follow_up, methods=["POST"], body=FollowUpIn, tag="outcomes"),
     ApiRoute("/api/sessions/{id}/agreement-draft", agreement_draft, methods=["GET"], tag="outcomes"),
