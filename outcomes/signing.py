@@ -165,6 +165,15 @@ async def check_identity(
     return identity_view(check)
 
 
+async def codes_to_show(db: AsyncSession, session: MediationSession, now: dt.datetime) -> dict[int, str]:
+    """The codes staff read out where no SMS gateway sent them: each party's latest one still usable."""
+    rows = await db.scalars(select(SigningCode).where(
+        SigningCode.participant_id.in_([p.id for p in session.participants]), SigningCode.shown_code != "",
+        SigningCode.used_at.is_(None), SigningCode.expires_at > now, SigningCode.tries < CODE_TRIES,
+    ).order_by(SigningCode.id))
+    return {row.participant_id: row.shown_code for row in rows}
+
+
 def _code_hash(secret: str, participant_id: int, code: str) -> str:
     return hmac.new(secret.encode(), f"{participant_id}:{code}".encode(), hashlib.sha256).hexdigest()
 

@@ -57,7 +57,8 @@ logger = logging.getLogger(__name__)
 VERSION = "0.1.0"
 SESSION_COOKIE = "tiaojie_session"
 # These paths authenticate by the signed token in the URL, never by the session cookie.
-TOKEN_AUTHENTICATED_PREFIXES = ("/api/join/",)
+# /api/verify changes nothing: anyone may check a file they were handed.
+TOKEN_AUTHENTICATED_PREFIXES = ("/api/join/", "/api/verify")
 
 
 async def healthz(request: Request) -> Response:

@@ -43,7 +43,7 @@ MAX_VERIFY_BYTES = 20 * 1024 * 1024
 
 
 def _kind(request: Request) -> str:
-    kind = str(request.path_params["kind"])
+    kind = str(request.path_params.get("kind", "agreement"))
     if kind not in TITLES:
         raise NotFound("no document '{kind}'", kind=kind)
     return kind
@@ -302,7 +302,9 @@ async def seal_image(request: Request) -> Response:
 
 
 routes = [
-    Route("/join/{token}/sign", sign_page),
+    Route("/join/{token}/agreement", sign_page),
+    Route("/join/{token}/agreement.pdf", document_pdf),
+    Route("/sessions/{id}/agreement.pdf", document_pdf),
     Route("/join/{token}/documents/{kind}.pdf", document_pdf),
     Route("/sessions/{id}/documents/{kind}.pdf", document_pdf),
     Route("/sessions/{id}/judicial-package.zip", judicial_package),

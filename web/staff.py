@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import segno
@@ -22,6 +21,7 @@ from experts import service as experts
 from foundation.database import utcnow
 from foundation.errors import NotFound
 from foundation.vocabulary import DisputeType, RiskLevel, Role
+from outcomes import documents, signing
 from outcomes import service as outcomes
 from scheduling import bookings, calendar, invites, notify, outbox
 from server.auth import current_staff, require_staff
@@ -29,8 +29,7 @@ from server.http import path_id, transaction
 from server.links import with_links
 from server.logins import GUESSING
 from web.i18n import local_time
-from web.pages import render, render_text
-from web.pdf import html_to_pdf
+from web.pages import render
 
 
 def login_first(request: Request) -> Response | None:
@@ -117,55 +116,37 @@ async def session_page(request: Request) -> Response:
             outcome: dict[str, Any] | None = await outcomes.view(db, await outcomes.for_session(db, session.id), request.app.state.settings)
         except NotFound:
             outcome = None
+        record = await documents.record_view(db, session, request.app.state.settings.timezone)
+        codes = await signing.codes_to_show(db, session, utcnow())
     qr = {p["id"]: segno.make(p["join_url"], error="m").svg_inline(scale=3, title=p["display_name"])
           for p in view["participants"] if p["kind"] in ("party", "onsite")}
+    host = next((p for p in session.participants if p.kind == "host"), None)
+    # The host signs and seals from the documents page of their own link, made fresh here (the
+    # session's own link ends with the session).
+    host_signing = invites.agreement_link(request.app.state.tokens, request.app.state.settings.link_base(), session, host,
+                                          utcnow() + dt.timedelta(days=1)) if host is not None and outcome else ""
     return render(request, "staff/session.html", tz_offset=utc_offset(request.app.state.settings.timezone), session=view, dispute=dispute, messages=messages, qr=qr, outcome=outcome,
-                  tz=request.app.state.settings.timezone)
-
-
-async def _agreement(request: Request, token: str | None) -> dict[str, Any]:
-    """What the agreement shows: the outcome, the dispute and its parties, the panel."""
-    settings = request.app.state.settings
-    async with transaction(request) as db:
-        if token is None:
-            require_staff(request)
-            session = await bookings.load_session(db, path_id(request))
-        else:
-            session, _ = await invites.open_invite(db, request.app.state.tokens, token)
-        outcome = await outcomes.view(db, await outcomes.for_session(db, session.id), settings)
-        if outcome["kind"] != "agreement":
-            raise NotFound("this session did not end in an agreement")
-        dispute = await disputes.get_dispute(db, session.dispute_id)
-        panel = notify.panel_line(session)
-    tz = settings.timezone
-    return {
-        "outcome": outcome, "dispute": dispute, "panel": panel, "token": token, "office": settings.office_name,
-        "year": dt.datetime.fromisoformat(outcome["recorded_at"]).astimezone(ZoneInfo(tz)).year,
-        "local": lambda value, fmt="%Y-%m-%d %H:%M": local_time(value, tz, "zh", fmt),  # the agreement is in Chinese
-        "pdf_url": f"/join/{token}/agreement.pdf" if token else f"/sessions/{session.id}/agreement.pdf",
-    }
+                  tz=request.app.state.settings.timezone, record=record, codes=codes, host_signing=host_signing,
+                  document_names=documents.DOCUMENT_NAMES)
 
 
 async def agreement_page(request: Request) -> Response:
     """The printable people's mediation agreement (人民调解协议书) of a session, for staff."""
     if (redirect := login_first(request)) is not None:
         return redirect
-    return render(request, "agreement.html", **await _agreement(request, None))
-
-
-async def party_agreement_page(request: Request) -> Response:
-    """A party reads and confirms the agreement from their own link."""
-    return render(request, "agreement.html", **await _agreement(request, request.path_params["token"]))
-
-
-async def agreement_pdf(request: Request) -> Response:
-    """The agreement as a PDF (staff, or a participant by their link)."""
-    context = await _agreement(request, request.path_params.get("token"))
-    pdf = await html_to_pdf(render_text(request, "agreement_pdf.html", **context))
-    name = quote(f"人民调解协议书-{context['outcome']['session_id']}.pdf")
-    return Response(pdf, media_type="application/pdf", headers={
-        "Content-Disposition": f"attachment; filename*=UTF-8''{name}", "Cache-Control": "private, no-store",
-    })
+    settings = request.app.state.settings
+    async with transaction(request) as db:
+        session = await bookings.load_session(db, path_id(request))
+        outcome = await outcomes.view(db, await outcomes.for_session(db, session.id), settings)
+        if outcome["kind"] != "agreement":
+            raise NotFound("this session did not end in an agreement")
+        dispute = await disputes.get_dispute(db, session.dispute_id)
+        panel = notify.panel_line(session)
+    tz = settings.timezone
+    return render(request, "agreement.html", outcome=outcome, dispute=dispute, panel=panel, office=settings.office_name,
+                  year=dt.datetime.fromisoformat(outcome["recorded_at"]).astimezone(ZoneInfo(tz)).year,
+                  local=lambda value, fmt="%Y-%m-%d %H:%M": local_time(value, tz, "zh", fmt),  # the agreement is in Chinese
+                  pdf_url=f"/sessions/{session.id}/documents/agreement.pdf")
 
 
 async def expert_pool(request: Request) -> Response:
@@ -185,8 +166,5 @@ routes = [
     Route("/disputes/{id}/book", book_page),
     Route("/sessions/{id}", session_page),
     Route("/sessions/{id}/agreement", agreement_page),
-    Route("/sessions/{id}/agreement.pdf", agreement_pdf),
-    Route("/join/{token}/agreement", party_agreement_page),
-    Route("/join/{token}/agreement.pdf", agreement_pdf),
     Route("/experts", expert_pool),
 ]

@@ -268,6 +268,42 @@ if (outcomeForm) {
   });
 }
 
+// ---------------------------------------------------------------- the record, identity, the application
+
+const recordForm = $("record-form");
+if (recordForm) {
+  recordForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const saved = await api("PUT", `/api/sessions/${recordForm.dataset.session}/record`,
+        { text: $("record-text").value, revision: Number(recordForm.dataset.revision) });
+      recordForm.dataset.revision = saved.revision;
+      $("record-status").textContent = t("saved");
+    } catch (error) { report($("record-status"), error); }
+  });
+}
+
+for (const form of document.querySelectorAll(".identity-form")) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await api("POST", `/api/sessions/${form.dataset.session}/participants/${form.dataset.participant}/identity`,
+        { document_type: form.elements.document_type.value, number: form.elements.number.value });
+      window.location.reload();
+    } catch (error) { form.append(error.message); }
+  });
+}
+
+const prepare = $("prepare-application");
+if (prepare) {
+  prepare.addEventListener("click", async () => {
+    try {
+      await api("POST", `/api/sessions/${prepare.dataset.session}/application`);
+      window.location.reload();
+    } catch (error) { prepare.after(error.message); }
+  });
+}
+
 // ---------------------------------------------------------------- follow-up visits
 
 for (const button of document.querySelectorAll("button.follow-up")) {
