@@ -95,12 +95,12 @@ class Verdict:
         return self.signed and self.intact and self.trusted and self.whole_file
 
 
-def verify(pdf: bytes, cert_pems: list[str]) -> Verdict:
+async def verify(pdf: bytes, cert_pems: list[str]) -> Verdict:
     """Check a PDF's office signature against the offices' certificates."""
     from pyhanko.keys import load_certs_from_pemder_data
     from pyhanko.pdf_utils.misc import PdfReadError
     from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation import async_validate_pdf_signature
     from pyhanko.sign.validation.status import SignatureCoverageLevel
     from pyhanko_certvalidator import ValidationContext
 
@@ -113,7 +113,7 @@ def verify(pdf: bytes, cert_pems: list[str]) -> Verdict:
     if not embedded:
         return Verdict(False, False, False, False)
     try:
-        status = validate_pdf_signature(embedded[-1], ValidationContext(trust_roots=roots, allow_fetching=False))
+        status = await async_validate_pdf_signature(embedded[-1], ValidationContext(trust_roots=roots, allow_fetching=False))
     except Exception:  # noqa: BLE001 - pyHanko raises many kinds on a mangled signature: all mean broken
         return Verdict(True, False, False, False)
     signer = status.signing_cert.subject.native.get("common_name", "") if status.signing_cert else ""

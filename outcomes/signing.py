@@ -222,9 +222,9 @@ async def _use_code(db: AsyncSession, doc: SignDocument, party: Participant, cod
     if row.tries >= CODE_TRIES:
         return Invalid("too many wrong codes: ask for a new one", field="code")
     if not hmac.compare_digest(row.code_hash, _code_hash(secret, party.id, code.strip())):
+        left = CODE_TRIES - row.tries - 1
         # Counted in one statement, so that tries made at the same moment all count.
         await db.execute(update(SigningCode).where(SigningCode.id == row.id).values(tries=SigningCode.tries + 1))
-        left = CODE_TRIES - row.tries - 1
         return Invalid("the code is wrong: {left} tries left", field="code", left=left) if left > 0 else \
             Invalid("too many wrong codes: ask for a new one", field="code")
     row.used_at = now

@@ -277,6 +277,56 @@ def cmd_nodes(args: argparse.Namespace) -> None:
               f"participants {n['participants']:>4}  streams {n['streams']:>5}  {n['url']}")
 
 
+def cmd_verify(args: argparse.Namespace) -> None:
+    """Check a signed PDF: its office signature, and whether it is the valid version."""
+    from web.signing import check_file
+
+    settings = _settings(args)
+    pdf = Path(args.file).read_bytes()
+    engine = create_engine(settings.database_url)
+
+    async def check() -> dict[str, Any]:
+        try:
+            return await check_file(create_session_factory(engine, AuditedSession), pdf)
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(check())
+    says = {"intact": "the file is unchanged and its office signature is valid",
+            "tampered": "the file was changed after signing: its signature is broken",
+            "changed": "content was added to the file after signing", "unsigned": "the file carries no signature",
+            "untrusted": "the signature is not by an office of this server"}
+    print(f"signature: {result['signature']} ({says[result['signature']]})" + (f", by {result['signer']}" if result["signer"] else ""))
+    if result["found"]:
+        print(f"document: {result['title']}, version {result['version']}, issued {result['issued_at']}: {result['status']}"
+              + (f" (now version {result['current_version']})" if result["status"] == "superseded" else ""))
+    else:
+        print("document: not a file this server issued")
+    sys.exit(0 if result["signature"] == "intact" and result.get("status") == "valid" else 1)
+
+
+def cmd_office_key(args: argparse.Namespace) -> None:
+    """Import an office's own signing key and certificate (PEM), replacing the one made for it."""
+    from sqlalchemy import select
+
+    from experts.models import Office
+    from outcomes import pades, signing
+
+    settings = _settings(args)
+    password = os.environ.get("TIAOJIE_KEY_PASSWORD", "").encode() or None
+    key_pem, cert_pem = pades.import_key(Path(args.key).read_bytes(), Path(args.cert).read_bytes(), password, settings.secret_key)
+
+    async def store(db: Any) -> str:
+        office_id = await db.scalar(select(Office.id).where(Office.name == args.office))
+        if office_id is None:
+            raise SystemExit(f"no office named {args.office!r}")
+        row = await signing.office_signing(db, office_id)
+        row.key_pem, row.cert_pem = key_pem, cert_pem
+        return f"The signing key of {args.office} is replaced; PDFs issued from now on carry it."
+
+    print(asyncio.run(_in_transaction(settings, store)))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -339,6 +389,18 @@ def main(argv: list[str] | None = None) -> None:
     nodes.add_argument("--database-url", help=DATABASE_HELP)
     nodes.add_argument("--forget", metavar="NODE", help="remove a dead node from the list")
     nodes.set_defaults(func=cmd_nodes)
+
+    verify = sub.add_parser("verify", help="check a signed PDF: changed or not, valid or superseded")
+    verify.add_argument("file")
+    verify.add_argument("--database-url", help=DATABASE_HELP)
+    verify.set_defaults(func=cmd_verify)
+
+    office_key = sub.add_parser("office-key", help="import an office's own signing key and certificate (PEM)")
+    office_key.add_argument("office", help="the office's name")
+    office_key.add_argument("key", help="the private key (PEM; its password in TIAOJIE_KEY_PASSWORD)")
+    office_key.add_argument("cert", help="the certificate (PEM)")
+    office_key.add_argument("--database-url", help=DATABASE_HELP)
+    office_key.set_defaults(func=cmd_office_key)
 
     args = parser.parse_args(argv)
     args.func(args)

@@ -227,7 +227,7 @@ async def check_file(sessions: Any, pdf: bytes) -> dict[str, Any]:
         certs = [c for c in await db.scalars(select(OfficeSigning.cert_pem).where(OfficeSigning.cert_pem != ""))]
         issued = await db.scalar(select(IssuedPdf).where(IssuedPdf.sha256 == hashlib.sha256(pdf).hexdigest()).limit(1))
         verdict = await _verdict(db, issued)
-    check = pades.verify(pdf, certs)
+    check = await pades.verify(pdf, certs)
     outcome = "tampered" if check.signed and not check.intact else "changed" if check.signed and not check.whole_file else \
         "unsigned" if not check.signed else "untrusted" if not check.trusted else "intact"
     return {**verdict, "signature": outcome, "signer": check.signer,

@@ -16,7 +16,7 @@ async function api(url, body) {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}),
   });
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.error || response.statusText);
+  if (!response.ok) throw new Error(data.message || data.error || response.statusText);
   return data;
 }
 

@@ -16,7 +16,7 @@ input.addEventListener("change", async () => {
   if (!file) return;
   const response = await fetch("/api/verify", { method: "POST", body: file, headers: { "Content-Type": "application/pdf" } });
   const data = await response.json();
-  if (!response.ok) { result.textContent = data.error; result.dataset.signature = "error"; return; }
+  if (!response.ok) { result.textContent = data.message || data.error; result.dataset.signature = "error"; return; }
   result.dataset.signature = data.signature;
   result.dataset.status = data.found ? data.status : "unknown";
   result.textContent = `${SAYS[data.signature]} ${data.signature === "intact" ? SAYS[data.found ? data.status : "unknown"] : ""}`;
