@@ -132,6 +132,15 @@ async def state(db: AsyncSession, session: MediationSession, doc: SignDocument, 
     }
 
 
+async def identities(db: AsyncSession, session: MediationSession) -> list[dict[str, Any]]:
+    """Each party of a session with their identity check (None: not checked yet)."""
+    parties = [p for p in session.participants if p.kind == "party" and p.status != "removed"]
+    checks = {c.participant_id: c for c in await db.scalars(
+        select(IdentityCheck).where(IdentityCheck.participant_id.in_([p.id for p in parties])))}
+    return [{"participant_id": p.id, "name": p.display_name,
+             "identity": identity_view(checks[p.id]) if p.id in checks else None} for p in parties]
+
+
 def identity_view(check: IdentityCheck) -> dict[str, Any]:
     """An identity check as the pages show it: never the full number."""
     return {"document_type": check.document_type, "number_last4": check.number_last4,

@@ -12,6 +12,7 @@ from disputes.models import Dispute
 from experts import service as experts
 from foundation.database import utcnow
 from foundation.errors import AppError
+from outcomes.documents import DOCUMENT_NAMES
 from scheduling import calendar, invites
 from server.auth import csrf_token, current_expert_id, current_staff, staff_identity
 from server.http import transaction
@@ -134,6 +135,7 @@ async def join_page(request: Request) -> Response:
         ends=local_time(view["session"]["end"], settings.timezone)[-5:],
         opens=local_time(view["room"]["opens_at"], settings.timezone, language(request)),
         timezone=settings.timezone, strings=strings, evidence_limit_mb=settings.evidence_max_bytes // 1048576,
+        document_names=DOCUMENT_NAMES,
         evidence_urls={"list": f"/api/join/{token}/evidence", "file": f"/api/join/{token}/evidence/{{id}}",
                        "upload": "" if view["you"]["kind"] == "observer" else f"/api/join/{token}/evidence"},
     )

@@ -78,13 +78,15 @@ async def staff_record(request: Request) -> Response:
 
 
 async def link_record(request: Request) -> Response:
-    """The record from the host's link: read it, or save it (the room's pane autosaves here)."""
+    """The record from the host's link: read it with the parties' identity checks, or save it
+    (the room's pane autosaves here)."""
     async with transaction(request) as db:
         session, participant = await _by_link(request, db)
         host = _host(participant)
         if request.method == "PUT":
             return await _save_record(request, session, db, host.display_name)
-        return ok(await documents.record_view(db, session, request.app.state.settings.timezone))
+        return ok({**await documents.record_view(db, session, request.app.state.settings.timezone),
+                   "parties": await signing.identities(db, session)})
 
 
 async def amend_outcome(request: Request) -> Response:

@@ -47,19 +47,32 @@ async def test_changes_are_logged_with_actor_before_and_after(
     assert any(r["after"] and r["after"]["start"] == "09:00:00" for r in windows), windows
     assert windows[0]["actor_name"] == expert["name"]
 
-    # Sessions, participants and outcomes; a party's confirmation is logged as that participant.
+    # Sessions, participants and outcomes.
     session = (await staff_client.post("/api/sessions", json=booking(pool, next_monday(10)))).json()
     assert await audit(admin, entity="mediation_sessions", entity_id=session["id"])
     outcome = await staff_client.post(f"/api/sessions/{session['id']}/outcome", json={"kind": "agreement", "terms": "互相道歉"})
     assert outcome.status_code == 201
     logged = await audit(admin, entity="outcomes")
     assert logged[0]["after"]["kind"] == "agreement" and logged[0]["actor"].startswith("staff:")
+    # The host's identity check and signature are logged as the host's participant; an image
+    # only by its size, and a full identity number (kept where the office asks) never.
+    from tests.outcomes.test_signing import drawing
+    assert (await admin.put("/api/office/signing", json={"court": "某法院", "full_id_numbers": True})).status_code == 200
+    host = next(p for p in session["participants"] if p["kind"] == "host")
     party = next(p for p in session["participants"] if p["kind"] == "party")
-    token = party["join_url"].rsplit("/", 1)[1]
-    confirmed = await running.client().post(f"/api/join/{token}/agreement", json={"typed_name": party["display_name"], "agree": True})
-    assert confirmed.status_code == 200
-    confirmation = (await audit(admin, entity="agreement_confirmations"))[0]
-    assert confirmation["actor"] == f"participant:{party['id']}" and confirmation["actor_name"] == party["display_name"]
+    token = host["join_url"].rsplit("/", 1)[1]
+    checked = await running.client().post(f"/api/join/{token}/identity/{party['id']}",
+                                          json={"document_type": "resident_id", "number": "430902199001011234"})
+    assert checked.status_code == 200
+    check = (await audit(admin, entity="identity_checks"))[0]
+    assert check["actor"] == f"participant:{host['id']}" and check["after"]["full_number"] == "(hidden)"
+    assert "430902199001011234" not in str(await audit(admin, limit=200))
+    sha = (await running.client().get(f"/api/join/{token}/documents")).json()["documents"]["agreement"]["text_sha256"]
+    signed = await running.client().post(f"/api/join/{token}/documents/agreement/sign", json={"text_sha256": sha, "signature": drawing()})
+    assert signed.status_code == 201, signed.text
+    signature = (await audit(admin, entity="signatures"))[0]
+    assert signature["actor"] == f"participant:{host['id']}" and signature["actor_name"] == host["display_name"]
+    assert signature["after"]["image_png"].endswith("bytes)")
 
     # Paging backwards and the date filter.
     first_page = await audit(admin, limit=3)

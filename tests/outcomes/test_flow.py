@@ -17,6 +17,7 @@ from foundation.config import Settings
 from foundation.database import utcnow
 from scheduling.outbox import OutboxMessage
 from tests.conftest import Live, book, token_of
+from tests.outcomes.test_signing import sign_as_party
 from tests.signaling.test_forwarding import wait_until
 from tests.signaling.test_ws import admit, join
 
@@ -85,21 +86,21 @@ async def test_register_to_statistics(live: Live, settings: Settings) -> None:
     # Each party is sent a link to confirm that outlives the session's invite link (two weeks).
     async with live.app.state.db_sessions() as db:
         asks = list(await db.scalars(select(OutboxMessage).where(OutboxMessage.kind == "agreement").order_by(OutboxMessage.id)))
-    assert [m.recipient for m in asks] == ["13807370001", "13807370002"] and "18600" in asks[0].body
+    assert [m.recipient for m in asks if m.recipient.startswith("138073700")] == ["13807370001", "13807370002"]
+    assert "18600" in asks[0].body and "待签材料" in asks[0].body
     link = re.search(r"http://test/join/(\S+)/agreement", asks[0].body).group(1)
     invite = live.app.state.tokens.read_invite(link, utcnow() + dt.timedelta(days=13))
     assert invite.session_id == session["id"]
 
-    # 6. Both parties confirm from their own links; a wrong or expired link is refused.
+    # 6. Both parties sign from their own links (identity, code, drawing); a wrong or expired link is refused.
     expired = live.app.state.tokens.invite(session["id"], outcome["parties"][0]["participant_id"], "party",
                                     dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc))
-    body = {"typed_name": "刘国庆", "agree": True}
-    assert (await staff.post(f"/api/join/{expired}/agreement", json=body)).status_code == 410
-    assert (await staff.post(f"/api/join/{applicant[:-3]}xyz/agreement", json=body)).status_code == 401
-    assert (await staff.post(f"/api/join/{respondent}/agreement", json=body)).status_code == 422  # not their name
-    assert (await staff.post(f"/api/join/{applicant}/agreement", json=body)).status_code == 200
-    done = (await staff.post(f"/api/join/{respondent}/agreement", json={"typed_name": "陈包工", "agree": True})).json()
-    assert done["complete"] is True
+    assert (await staff.post(f"/api/join/{expired}/documents/agreement/code")).status_code == 410
+    assert (await staff.post(f"/api/join/{applicant[:-3]}xyz/documents/agreement/code")).status_code == 401
+    for token, party in ((applicant, outcome["parties"][0]), (respondent, outcome["parties"][1])):
+        await sign_as_party(live.app, staff, staff, session["id"], token, party["participant_id"])
+    done = (await staff.get(f"/api/sessions/{session['id']}/outcome")).json()
+    assert all(p["signed_at"] for p in done["parties"]) and done["complete"] is False  # the mediator and the seal are next
     assert (await staff.get(f"/api/disputes/{dispute['id']}")).json()["status"] == "resolved"
 
     # 7. Follow-up jobs exist, 7 and 30 days on.
@@ -141,10 +142,10 @@ async def test_register_to_statistics(live: Live, settings: Settings) -> None:
     # 10. The audit log has the story, and refuses to be rewritten.
     async with live.app.state.db_sessions() as db:
         actions = [tuple(row) for row in await db.execute(text(
-            "SELECT entity, action FROM audit_log WHERE entity IN ('disputes', 'outcomes', 'agreement_confirmations', 'evidence')"
+            "SELECT entity, action FROM audit_log WHERE entity IN ('disputes', 'outcomes', 'signatures', 'evidence')"
             " AND (entity_id = :d OR entity != 'disputes') ORDER BY id"), {"d": dispute["id"]})]
         assert ("disputes", "create") in actions and ("outcomes", "create") in actions
-        assert actions.count(("agreement_confirmations", "create")) == 2 and ("evidence", "create") in actions
+        assert actions.count(("signatures", "create")) == 2 and ("evidence", "create") in actions
         ended_by = await db.scalar(text("SELECT actor FROM audit_log WHERE action = 'room.end'"))
         assert ended_by == f"participant:{next(p['id'] for p in session['participants'] if p['kind'] == 'host')}"
     async with live.app.state.db_sessions() as db:

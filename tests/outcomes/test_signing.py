@@ -69,6 +69,23 @@ async def shown_code(running: Running, participant_id: int) -> str:
     return row.shown_code
 
 
+async def sign_as_party(app: Any, client: httpx.AsyncClient, staff: httpx.AsyncClient, session_id: int, token: str,
+                        participant_id: int) -> dict[str, Any]:
+    """A party signs the agreement as on the phone: identity checked by staff, the code, a drawing."""
+    checked = await staff.post(f"/api/sessions/{session_id}/participants/{participant_id}/identity",
+                               json={"document_type": "resident_id", "number": "430902199001015678"})
+    assert checked.status_code == 200, checked.text
+    assert (await client.post(f"/api/join/{token}/documents/agreement/code")).status_code == 201
+    async with app.state.db_sessions() as db:
+        code = await db.scalar(select(SigningCode.shown_code).where(SigningCode.participant_id == participant_id)
+                               .order_by(SigningCode.id.desc()).limit(1))
+    sha = (await client.get(f"/api/join/{token}/documents")).json()["documents"]["agreement"]["text_sha256"]
+    signed = await client.post(f"/api/join/{token}/documents/agreement/sign",
+                               json={"text_sha256": sha, "signature": drawing(), "code": code})
+    assert signed.status_code == 201, signed.text
+    return signed.json()
+
+
 @pytest.mark.pdf
 async def test_parties_sign_on_their_links_and_the_seal_issues_a_pdf_anyone_can_verify(
     running: Running, staff_client: httpx.AsyncClient, pool: dict[str, Any], tmp_path: Any,
