@@ -34,6 +34,7 @@ from scheduling import bookings, invites
 from scheduling.models import MediationSession, Participant
 from server.auth import current_staff, require_office_admin, require_staff, staff_identity
 from server.http import ApiRoute, ok, path_id, transaction
+from server.links import site_url
 from web.i18n import local_time
 from web.pages import render, render_text
 from web.pdf import html_to_pdf, signed_pdf
@@ -100,7 +101,7 @@ async def _issue(request: Request, session_id: int, kind: str) -> dict[str, Any]
         office = await _office_key(db, session.office_id, settings)
         version = doc.version
     code = secrets.token_urlsafe(12)
-    verify_url = f"{settings.link_base()}/verify/{code}"
+    verify_url = f"{site_url(request)}/verify/{code}"
     html = render_text(request, "document_pdf.html", **context, verify_url=verify_url,
                        qr=segno.make(verify_url, error="m").svg_inline(scale=2, title="验证此文件"))
     pdf = await signed_pdf(html, office.key_pem, office.cert_pem, settings.secret_key, f"{settings.office_name} {TITLES[kind]}")
@@ -126,38 +127,28 @@ async def _office_key(db: AsyncSession, office_id: int | None, settings: Any) ->
 
 async def seal(request: Request) -> Response:
     """The host applies the office's seal once every party and the mediator have signed (the
-    agreement), or finalises the parties' application; the signed PDF is issued at once."""
+    agreement), or finalises the parties' application; the signed PDF is issued at once. Asked
+    again after the PDF could not be made (no Pango), it only makes the PDF."""
     kind = _kind(request)
     settings = request.app.state.settings
+    now = utcnow()
     async with transaction(request) as db:
-        session, holder = await _open(request, db)
-        if holder is not None and holder.kind != "host":
+        session, holder = await invites.open_invite(db, request.app.state.tokens, request.path_params["token"])
+        if holder.kind != "host":
             raise Forbidden("only the host's side may do this")
-        if holder is None:
-            staff = require_staff(request)
-            holder = next((p for p in session.participants if p.kind == "host" and p.staff_id == staff.id), None)
-            if holder is None:
-                raise Forbidden("only the staff member who hosted this session signs as its mediator")
         outcome = await service.for_session(db, session.id)
         await service.changed(db, session.id, settings)
         doc, text = (await service.texts(db, outcome, settings)).get(kind, (None, ""))
         if doc is None:
             raise NotFound("this document has not been prepared yet")
         state = await signing.state(db, session, doc, text)
+        issued = await db.scalar(select(IssuedPdf.id).where(IssuedPdf.document_id == doc.id, IssuedPdf.version == doc.version))
         if kind == "application":
             state = {**state, "ready_to_seal": all(p["signed_at"] for p in state["signers"] if p["kind"] == "party")}
-        now = utcnow()
-        await signing.seal(db, doc, state, session.office_id, holder.display_name, now)
+        if not (state["sealed_at"] and issued is None):
+            await signing.seal(db, doc, state, session.office_id, holder.display_name, now)
     if kind == "agreement":
         outcome_jobs.schedule_judicial_reminder(request.app.state.jobs, outcome.id, documents.judicial_deadline(now))
-    return ok(await _issue(request, session.id, kind), 201)
-
-
-async def issue(request: Request) -> Response:
-    """Issue a sealed document's signed PDF again where it failed the first time (no Pango)."""
-    kind = _kind(request)
-    async with transaction(request) as db:
-        session, _holder = await _open(request, db)
     return ok(await _issue(request, session.id, kind), 201)
 
 
@@ -312,7 +303,5 @@ routes = [
     Route("/office/signing", office_signing_page),
     Route("/office/seal.png", seal_image),
     ApiRoute("/api/join/{token}/documents/{kind}/seal", seal, methods=["POST"], tag="signing"),
-    ApiRoute("/api/sessions/{id}/documents/{kind}/seal", seal, methods=["POST"], tag="signing"),
-    ApiRoute("/api/sessions/{id}/documents/{kind}/issue", issue, methods=["POST"], tag="signing"),
     ApiRoute("/api/verify", verify_upload, methods=["POST"], tag="signing"),
 ]

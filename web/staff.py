@@ -122,8 +122,8 @@ async def session_page(request: Request) -> Response:
           for p in view["participants"] if p["kind"] in ("party", "onsite")}
     host = next((p for p in session.participants if p.kind == "host"), None)
     # The host signs and seals from the documents page of their own link, made fresh here (the
-    # session's own link ends with the session).
-    host_signing = invites.agreement_link(request.app.state.tokens, request.app.state.settings.link_base(), session, host,
+    # session's own link ends with the session); an address on this site, opened on this computer.
+    host_signing = invites.agreement_link(request.app.state.tokens, "", session, host,
                                           utcnow() + dt.timedelta(days=1)) if host is not None and outcome else ""
     return render(request, "staff/session.html", tz_offset=utc_offset(request.app.state.settings.timezone), session=view, dispute=dispute, messages=messages, qr=qr, outcome=outcome,
                   tz=request.app.state.settings.timezone, record=record, codes=codes, host_signing=host_signing,

@@ -2,7 +2,7 @@
 
 The host's side (the host's link, or staff on the session page) writes the record and checks
 identities; each party signs from their own link with a code sent to their phone; the host
-signs as the mediator from their link or, as the staff member who hosted, from the session page.
+signs as the mediator from their link (the session page gives the staff member a fresh one).
 The seal, the signed PDFs and the verification page are in web/signing.py (they render pages).
 """
 from __future__ import annotations
@@ -43,15 +43,6 @@ def _host(participant: Participant) -> Participant:
     if participant.kind != "host":
         raise Forbidden("only the host's side may do this")
     return participant
-
-
-def _staff_host(request: Request, session: MediationSession) -> Participant:
-    """The host place of a session that the logged-in staff member holds."""
-    staff = require_staff(request)
-    host = next((p for p in session.participants if p.kind == "host" and p.staff_id == staff.id), None)
-    if host is None:
-        raise Forbidden("only the staff member who hosted this session signs as its mediator")
-    return host
 
 
 async def _outcome(db: AsyncSession, session: MediationSession) -> Outcome:
@@ -186,15 +177,6 @@ async def link_sign(request: Request) -> Response:
     return _signed(result)
 
 
-async def staff_sign(request: Request) -> Response:
-    """The staff member who hosted the session signs as its mediator, from the session page."""
-    data = await read_json(request, SignIn)
-    async with transaction(request) as db:
-        session = await bookings.load_session(db, path_id(request))
-        result = await _sign(request, db, session, _staff_host(request, session), data)
-    return _signed(result)
-
-
 async def prepare_application(request: Request) -> Response:
     """Staff prepare the parties' joint application for judicial confirmation, once the
     agreement is signed and sealed; the parties then sign it the same way."""
@@ -236,15 +218,16 @@ async def office_settings(request: Request) -> Response:
 
 
 routes = [
-    ApiRoute("/api/sessions/{id}/record", staff_record, methods=["GET", "PUT"], body=RecordIn, tag="signing"),
-    ApiRoute("/api/join/{token}/record", link_record, methods=["GET", "PUT"], body=RecordIn, tag="signing"),
+    ApiRoute("/api/sessions/{id}/record", staff_record, methods=["GET"], tag="signing"),
+    ApiRoute("/api/sessions/{id}/record", staff_record, methods=["PUT"], body=RecordIn, tag="signing"),
+    ApiRoute("/api/join/{token}/record", link_record, methods=["GET"], tag="signing"),
+    ApiRoute("/api/join/{token}/record", link_record, methods=["PUT"], body=RecordIn, tag="signing"),
     ApiRoute("/api/sessions/{id}/outcome", amend_outcome, methods=["PATCH"], body=AmendIn, tag="signing"),
     ApiRoute("/api/sessions/{id}/participants/{participant}/identity", staff_check_identity, methods=["POST"], body=IdentityIn, tag="signing"),
     ApiRoute("/api/join/{token}/identity/{participant}", link_check_identity, methods=["POST"], body=IdentityIn, tag="signing"),
     ApiRoute("/api/join/{token}/documents", link_documents, methods=["GET"], tag="signing"),
     ApiRoute("/api/join/{token}/documents/{kind}/code", send_code, methods=["POST"], tag="signing"),
     ApiRoute("/api/join/{token}/documents/{kind}/sign", link_sign, methods=["POST"], body=SignIn, tag="signing"),
-    ApiRoute("/api/sessions/{id}/documents/{kind}/sign", staff_sign, methods=["POST"], body=SignIn, tag="signing"),
     ApiRoute("/api/sessions/{id}/application", prepare_application, methods=["POST"], tag="signing"),
     ApiRoute("/api/office/seal", upload_seal, methods=["PUT"], tag="signing"),
     ApiRoute("/api/office/signing", office_settings, methods=["PUT"], body=OfficeSigningIn, tag="signing"),

@@ -14,7 +14,7 @@ from tests.conftest import Running, add_staff, log_in, token_of
 from tests.scheduling.conftest import booking, next_monday
 
 
-async def test_agreement_confirmations_and_follow_ups(running: Running, staff_client: httpx.AsyncClient, pool: dict[str, Any]) -> None:
+async def test_an_agreement_who_may_sign_it_and_its_follow_ups(running: Running, staff_client: httpx.AsyncClient, pool: dict[str, Any]) -> None:
     session = (await staff_client.post("/api/sessions", json=booking(pool, next_monday(10)))).json()
     sid = session["id"]
     assert (await staff_client.get(f"/api/sessions/{sid}/outcome")).status_code == 404

@@ -61,7 +61,8 @@ def path_ids(path: str, a: dict[str, Any]) -> str:
               "/api/follow-ups": "follow_up", "/api/reviews": "review", "/api/outbox": "outbox", "/api/audit": "audit",
               "/api/staff": "staff"}
     kind = next(value for key, value in prefix.items() if path.startswith(key + "/"))
-    return path.replace("{id}", str(a[kind])).replace("{type}", "animals")
+    return path.replace("{id}", str(a[kind])).replace("{type}", "animals").replace("{participant}", str(a["participant"])) \
+        .replace("{kind}", "agreement")
 
 
 def body_for(method: str, path: str, a: dict[str, Any]) -> Any:
@@ -82,6 +83,9 @@ def body_for(method: str, path: str, a: dict[str, Any]) -> Any:
         "POST /api/sessions/{id}/outcome": {"kind": "no_agreement"},
         "POST /api/follow-ups/{id}": {"result": "kept"},
         "POST /api/evidence/{id}/share": {"shared": True},
+        "PATCH /api/sessions/{id}/outcome": {"terms": "改了"},
+        "PUT /api/sessions/{id}/record": {"text": "改了", "revision": 0},
+        "POST /api/sessions/{id}/participants/{participant}/identity": {"document_type": "resident_id", "number": "1234"},
     }
     return bodies.get(f"{method} {path}")
 
@@ -140,7 +144,7 @@ async def test_every_page_refuses_another_offices_objects(running: Running) -> N
     await add_staff(running, "b-clerk", office="朝阳警务室")
     b = await log_in(running, "b-clerk")
     pages = ["/disputes/{d}", "/disputes/{d}/book", "/sessions/{s}", "/sessions/{s}/agreement", "/sessions/{s}/agreement.pdf",
-             "/reviews/{r}"]
+             "/sessions/{s}/documents/agreement.pdf", "/reviews/{r}"]
     for page in pages:
         url = page.format(d=a["dispute"], s=a["session"], r=a["review"])
         assert (await a["client"].get(url)).status_code == 200, url

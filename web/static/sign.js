@@ -38,6 +38,7 @@ function pad(canvas) {
     const next = at(event);
     pen.beginPath(); pen.moveTo(...last); pen.lineTo(...next); pen.stroke();
     travelled += Math.hypot(next[0] - last[0], next[1] - last[1]);
+    canvas.dataset.travelled = Math.round(travelled);  // what the page has seen drawn (the tests read it)
     last = next;
     event.preventDefault();
   });
@@ -45,7 +46,7 @@ function pad(canvas) {
   canvas.addEventListener("pointerup", up);
   canvas.addEventListener("pointercancel", up);
   return {
-    clear() { pen.clearRect(0, 0, canvas.width, canvas.height); travelled = 0; },
+    clear() { pen.clearRect(0, 0, canvas.width, canvas.height); travelled = 0; canvas.dataset.travelled = 0; },
     enough: () => travelled >= MIN_LENGTH,
     image: () => canvas.toDataURL("image/png"),
   };

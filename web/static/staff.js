@@ -304,6 +304,31 @@ if (prepare) {
   });
 }
 
+// ---------------------------------------------------------------- the office's seal and settings
+
+const sealFile = $("seal-file");
+if (sealFile) {
+  sealFile.addEventListener("change", async () => {
+    const file = sealFile.files[0];
+    if (!file) return;
+    const response = await fetch("/api/office/seal", { method: "PUT", body: file, headers: { "X-CSRF-Token": csrf } });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) { report($("seal-status"), new Error(data.message || data.error)); return; }
+    $("seal-status").textContent = t("saved");
+    $("seal-status").classList.remove("error");
+    $("seal-preview").src = `/office/seal.png?${Date.now()}`;
+    $("seal-preview").hidden = false;
+    $("no-seal")?.remove();
+  });
+  $("office-signing-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await api("PUT", "/api/office/signing", { court: $("court").value, full_id_numbers: $("full-id-numbers").checked });
+      $("office-signing-status").textContent = t("saved");
+    } catch (error) { report($("office-signing-status"), error); }
+  });
+}
+
 // ---------------------------------------------------------------- follow-up visits
 
 for (const button of document.querySelectorAll("button.follow-up")) {
