@@ -1,13 +1,16 @@
-"""Benchmark: making agreement PDFs while the server goes on serving. One run, both ways.
+"""Benchmark: making agreement PDFs while the server goes on serving. One run, every way.
 
-Renders a real agreement (the HTML the PDF route makes from web/templates/agreement_pdf.html) to
-PDF, CONCURRENT at a time, ROUNDS times, while a ticker on the same event loop measures how
-late its 10 ms sleeps wake (what every request and every room of the process waits):
+Takes a real agreement through the whole signing chain (identity checked, codes, both parties'
+and the mediator's drawn signatures, the seal) and catches the HTML of the PDF the seal issues
+(web/templates/document_pdf.html, with the signature images, the seal and 签署记录). Renders it
+CONCURRENT at a time, ROUNDS times, while a ticker on the same event loop measures how late its
+10 ms sleeps wake (what every request and every room of the process waits):
 
 1. in a thread (anyio.to_thread, how PDFs were made before): WeasyPrint holds the GIL;
-2. in the PDF process (web/pdf.py html_to_pdf, as the server makes them now), each page
-   different so that nothing is served from the PDFs kept;
-3. the same pages again from the PDFs kept.
+2. in the PDF process (web/pdf.py html_to_pdf, as drafts are made), each page different so
+   that nothing is served from the PDFs kept;
+3. the same pages again from the PDFs kept;
+4. signed with the office's key (PAdES, web/pdf.py signed_pdf), as the seal issues them.
 
 Prints for each: seconds per PDF (wall clock over the batch), the event loop's lateness p50,
 p99 and max, the ratios against the thread, and the PDF's size.
@@ -31,20 +34,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from foundation.config import Settings  # noqa: E402
 from foundation.database import upgrade_database  # noqa: E402
-from tests.conftest import add_staff, log_in, started  # noqa: E402
+from tests.conftest import add_staff, log_in, started, token_of  # noqa: E402
+from tests.outcomes.test_signing import drawing, seal_png, sign_as_party  # noqa: E402
 from web import pdf  # noqa: E402
-from web import staff as web_staff  # noqa: E402
+from web import signing as web_signing  # noqa: E402
 
 TICK_S = 0.01
 
 
-async def agreement_page() -> str:
-    """The HTML of a real recorded agreement, as the server renders it for the PDF."""
+async def agreement_page() -> tuple[str, tuple[str, str, str]]:
+    """The HTML of a real signed and sealed agreement as the seal renders it for its PDF, and the
+    office's key, certificate and the server's secret."""
     settings = Settings(data_dir=Path(tempfile.mkdtemp()), secret_key="bench", base_url="http://bench")
     upgrade_database(settings.database_url)
     async with started(settings) as running:
         await add_staff(running)
+        await add_staff(running, "bench-admin", role="admin")
         staff = await log_in(running)
+        admin = await log_in(running, "bench-admin")
         experts = [(await staff.post("/api/experts", json={"name": f"专家{n}", "role": role, "email": f"b{n}@bench.cn"})).json()
                    for n, role in enumerate(("legal_officer", "lawyer", "governance_specialist"))]
         dispute = (await staff.post("/api/disputes", json={
@@ -59,18 +66,27 @@ async def agreement_page() -> str:
         terms = ("一、李秀兰于2026年12月20日前一次性赔偿张建军医疗费、误工费共计人民币2800元。\n"
                  "二、李秀兰今后遛狗必须拴绳，及时清理粪便，并为犬只办理登记、接种疫苗。\n"
                  "三、本协议履行完毕后，双方就此纠纷再无其他争议。")
+        await staff.put(f"/api/sessions/{session['id']}/record", json={"text": "主持人宣布调解纪律。" * 40, "revision": 0})
         await staff.post(f"/api/sessions/{session['id']}/outcome", json={"kind": "agreement", "terms": terms})
-        # The HTML the PDF route renders (agreement_pdf.html), caught on its way to the renderer.
-        caught: list[str] = []
+        client = running.client()
+        for n, party in enumerate(p for p in session["participants"] if p["kind"] == "party"):
+            await sign_as_party(running.app, client, staff, session["id"], token_of(session, "party", n), party["id"])
+        host = token_of(session, "host")
+        sha = (await client.get(f"/api/join/{host}/documents")).json()["documents"]["agreement"]["text_sha256"]
+        await client.post(f"/api/join/{host}/documents/agreement/sign", json={"text_sha256": sha, "signature": drawing()})
+        await admin.put("/api/office/seal", content=seal_png())
+        # The HTML the seal renders for its PDF, caught on its way to the PDF process.
+        caught: list[tuple[str, ...]] = []
 
-        async def catch(html: str) -> bytes:
-            caught.append(html)
-            return await pdf.html_to_pdf(html)
+        async def catch(html: str, *key: str) -> bytes:
+            caught.append((html, *key))
+            return await pdf.signed_pdf(html, *key)
 
-        web_staff.html_to_pdf = catch
-        response = await staff.get(f"/sessions/{session['id']}/agreement.pdf")
-        assert response.status_code == 200 and caught, response.text
-    return caught[0]
+        web_signing.signed_pdf = catch
+        response = await client.post(f"/api/join/{host}/documents/agreement/seal")
+        assert response.status_code == 201 and caught, response.text
+    html, key_pem, cert_pem, secret, _reason = caught[0]
+    return html, (key_pem, cert_pem, secret)
 
 
 async def measure(name: str, make: Callable[[int], Awaitable[bytes]], concurrent: int, rounds: int) -> dict[str, float]:
@@ -106,7 +122,7 @@ async def main() -> None:
     parser.add_argument("--concurrent", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    html = await agreement_page()
+    html, (key_pem, cert_pem, secret) = await agreement_page()
 
     def page(n: int) -> str:  # each PDF a different page: nothing is served from the PDFs kept
         return html.replace("</body>", f"<!-- {n} --></body>")
@@ -118,7 +134,11 @@ async def main() -> None:
     process = await measure("in the PDF process (now)", lambda n: pdf.html_to_pdf(page(1000 + n)), args.concurrent, args.rounds)
     newest = 1000 + args.concurrent * args.rounds - 1  # among the PDFs kept
     kept = await measure("kept (asked again)", lambda n: pdf.html_to_pdf(page(newest - n % pdf.KEEP)), args.concurrent, args.rounds)
-    for name, figures in (("process", process), ("kept", kept)):
+    signed = await measure("signed, as the seal issues", lambda n: pdf.signed_pdf(page(2000 + n), key_pem, cert_pem, secret, "bench"),
+                           args.concurrent, args.rounds)
+    print(f"signed / unsigned in the PDF process: time per PDF {signed['per_pdf_s'] / process['per_pdf_s']:.2f}x, "
+          f"size {signed['kb'] / process['kb']:.2f}x")
+    for name, figures in (("process", process), ("kept", kept), ("signed", signed)):
         print(f"{name} / thread: time per PDF {figures['per_pdf_s'] / thread['per_pdf_s']:.2f}x, "
               f"event loop late p99 {figures['p99_ms'] / thread['p99_ms']:.3f}x, max {figures['max_ms'] / thread['max_ms']:.3f}x")
 

@@ -130,6 +130,15 @@ async def changed(db: AsyncSession, session_id: int, settings: Settings) -> list
     return told
 
 
+async def judicial_deadlines(db: AsyncSession, dispute_id: int) -> list[dict[str, Any]]:
+    """The deadlines to apply for judicial confirmation of a dispute's sealed agreements."""
+    rows = await db.execute(select(Outcome.session_id, SignDocument.sealed_at).join(SignDocument, SignDocument.outcome_id == Outcome.id)
+                            .where(Outcome.dispute_id == dispute_id, SignDocument.kind == "agreement",
+                                   SignDocument.sealed_at.is_not(None)))
+    return [{"session_id": session_id, "deadline": iso_utc(documents.judicial_deadline(sealed_at))}
+            for session_id, sealed_at in rows if sealed_at is not None]
+
+
 async def amend(db: AsyncSession, session_id: int, data: AmendIn, settings: Settings) -> dict[str, Any]:
     """Correct an agreement's terms or summary: any signature of the old text is void."""
     outcome = await for_session(db, session_id)

@@ -79,13 +79,15 @@ async def dispute_form(request: Request) -> Response:
         return redirect
     dispute: dict[str, Any] | None = None
     sessions: list[dict[str, Any]] = []
+    deadlines: list[dict[str, Any]] = []
     if "id" in request.path_params:
         async with transaction(request) as db:
             dispute = await disputes.get_dispute(db, path_id(request))
             sessions = [s for s in await calendar.office_schedule(db, utcnow() - dt.timedelta(days=365), utcnow() + dt.timedelta(days=365))
                         if s["dispute_id"] == dispute["id"]]
+            deadlines = await outcomes.judicial_deadlines(db, dispute["id"])
     return render(
-        request, "staff/dispute_form.html", tz_offset=utc_offset(request.app.state.settings.timezone), dispute=dispute, sessions=sessions, types=list(DisputeType),
+        request, "staff/dispute_form.html", tz_offset=utc_offset(request.app.state.settings.timezone), dispute=dispute, sessions=sessions, deadlines=deadlines, types=list(DisputeType),
         risks=list(RiskLevel), tz=request.app.state.settings.timezone,
         evidence_limit_mb=request.app.state.settings.evidence_max_bytes // 1048576,
     )
