@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from foundation.errors import BadValue
 
@@ -28,5 +28,18 @@ def _time_in_range(moment: dt.datetime) -> dt.datetime:
     return moment
 
 
-OfficeDate = Annotated[dt.date, AfterValidator(in_range)]
-OfficeTime = Annotated[AwareDatetime, AfterValidator(_time_in_range)]
+def _written_date(value: object) -> object:
+    """Only a written date: pydantic would take a number as seconds since 1970 (0 was 1970-01-01)."""
+    if isinstance(value, (int, float)):  # bool is an int too
+        raise BadValue("write the date as YYYY-MM-DD, not as a number")
+    return value
+
+
+def _written_time(value: object) -> object:
+    if isinstance(value, (int, float)):
+        raise BadValue("write the time as YYYY-MM-DDTHH:MM with its offset (+08:00), not as a number")
+    return value
+
+
+OfficeDate = Annotated[dt.date, BeforeValidator(_written_date), AfterValidator(in_range)]
+OfficeTime = Annotated[AwareDatetime, BeforeValidator(_written_time), AfterValidator(_time_in_range)]

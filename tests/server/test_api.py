@@ -168,3 +168,16 @@ async def test_inputs_that_fuzzing_turned_into_500s_are_4xx(running: Running, st
     for zone in ("A" * 300, "Asia/" + "x" * 300, "../../etc/passwd"):
         bad = await staff_client.patch(f"/api/experts/{expert['id']}", json={"timezone": zone})
         assert bad.status_code == 422 and bad.json()["field"] == "timezone", bad.text
+
+
+async def test_a_number_is_not_a_date(staff_client: httpx.AsyncClient) -> None:
+    """pydantic reads a number as seconds since 1970: {"week_of": 0} built a review of 1969-12-29."""
+    review = await staff_client.post("/api/reviews", json={"week_of": 0})
+    assert review.status_code == 422 and review.json()["field"] == "week_of", review.text
+    assert "YYYY-MM-DD" in review.json()["message"]
+    dispute = await staff_client.post("/api/disputes", json={"title": "漏水", "dispute_type": "neighbour", "occurred_at": 528610})
+    assert dispute.status_code == 422 and dispute.json()["field"] == "occurred_at", dispute.text
+    assert (await staff_client.post("/api/disputes", json={"title": "漏水", "dispute_type": "neighbour", "occurred_at": True})).status_code == 422
+    written = await staff_client.post("/api/disputes", json={"title": "漏水", "dispute_type": "neighbour",
+                                                             "occurred_at": "2026-12-01T09:00:00+08:00"})
+    assert written.status_code == 201
