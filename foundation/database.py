@@ -5,7 +5,7 @@ import asyncio
 import concurrent.futures
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import DateTime, event, text
 from sqlalchemy.engine import Connection, Dialect
@@ -153,6 +153,41 @@ def lock_schema(connection: Connection) -> None:
     """Wait for, and hold until the transaction ends, the right to change the schema."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+
+
+class DataInUse(RuntimeError):
+    """Another server already serves this SQLite database."""
+
+
+def hold_sqlite(url: str, who: str) -> IO[str] | None:
+    """Take the one-server lock of a SQLite database (a file beside it, `fcntl.flock`), writing
+    `who` into it; the open lock file, to keep while serving (the lock goes with the process,
+    however it ends). None for PostgreSQL, whose nodes share it on purpose. DataInUse, naming
+    the running server, when another process holds it: two servers on one SQLite file would
+    each keep their own rooms, and a host on one and an expert on the other would never meet."""
+    import fcntl
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database).resolve().with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - kept open for the life of the server
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise DataInUse(f"{holder} already serves {parsed.database}. One server per SQLite database: stop it first, "
+                        "or run several nodes on PostgreSQL (README, \"Several nodes\").") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(who)
+    handle.flush()
+    return handle
 
 
 def upgrade_database(url: str) -> None:

@@ -18,7 +18,7 @@ from accounts.models import ROLES
 from audit.log import AuditedSession
 from foundation import aio
 from foundation.config import Settings
-from foundation.database import create_engine, create_session_factory, upgrade_database
+from foundation.database import DataInUse, create_engine, create_session_factory, hold_sqlite, upgrade_database
 from server.links import is_loopback
 
 DATABASE_HELP = "SQLAlchemy URL (default: TIAOJIE_DATABASE_URL, else sqlite+aiosqlite:///var/tiaojie.sqlite3)"
@@ -110,6 +110,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = dataclasses.replace(_settings(args), served_url=served_url(args.host, args.port, tls))
     if tls:
         settings = dataclasses.replace(settings, https_only_cookies=True)
+    try:
+        lock = hold_sqlite(settings.database_url, f"tiaojie serve (pid {os.getpid()}, {settings.served_url}, on {socket.gethostname()})")
+    except DataInUse as exc:
+        sys.exit(str(exc))
     upgrade_database(settings.database_url)
     login = _load_demo(settings) if args.demo else ""
     server = uvicorn.Server(uvicorn.Config(
@@ -130,6 +134,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         await task
 
     aio.run(serve())
+    del lock  # held until here
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

@@ -220,3 +220,24 @@ def test_links_follow_the_scheme_a_trusted_proxy_forwards_and_only_that(
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_a_second_server_on_the_same_sqlite_data_is_refused_naming_the_first(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "TIAOJIE_DATA_DIR": str(tmp_path)}
+    first = _start_server(port, env, "--media-workers", "0")
+    try:
+        second = subprocess.run(
+            [sys.executable, "-c", "from server.cli import main; main()", "serve", "--port", str(free_port()), "--media-workers", "0"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert second.returncode != 0
+        assert f"pid {first.pid}" in second.stderr and "already serves" in second.stderr, second.stderr
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200  # the first one goes on
+    finally:
+        first.terminate()
+        first.communicate(timeout=15)
+    # Once the first has stopped, a server starts on the data again.
+    again = _start_server(port, env, "--media-workers", "0")
+    again.terminate()
+    again.communicate(timeout=15)
