@@ -179,7 +179,7 @@ class Cluster:
         from tests.conftest import free_port
 
         upgrade_database(self.url)
-        env = {**os.environ, "TIAOJIE_SECRET_KEY": "bench-cluster", "TIAOJIE_DATA_DIR": str(self.folder / "data"),
+        env = {**os.environ, "TIAOJIE_SECRET_KEY": "bench-cluster-secret-of-at-least-32-characters", "TIAOJIE_DATA_DIR": str(self.folder / "data"),
                "TIAOJIE_BOOKING_NOTICE_MIN": "0"}
         subprocess.run([TIAOJIE, "create-staff", "staff1", "--password", PASSWORD, "--database-url", self.url],
                        env=env, check=True, capture_output=True)
@@ -259,7 +259,7 @@ def test_nodes(server_url: str, folder: Path) -> Iterator[Any]:
     """tests/cluster's nodes (started on demand) on a fresh database with the schema and staff1."""
     from tests.cluster.conftest import nodes_on, with_staff
 
-    with nodes_on(server_url, folder, TIAOJIE_SECRET_KEY="bench-failover") as cluster:
+    with nodes_on(server_url, folder, TIAOJIE_SECRET_KEY="bench-failover-secret-of-at-least-32-characters") as cluster:
         yield with_staff(cluster)
 
 

@@ -71,7 +71,7 @@ async def measure(workers: int, cores: list[int], client_cores: list[int], rooms
     with tempfile.TemporaryDirectory() as folder:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "TIAOJIE_DATA_DIR": folder, "TIAOJIE_SECRET_KEY": "bench-node",
+        env = {**os.environ, "TIAOJIE_DATA_DIR": folder, "TIAOJIE_SECRET_KEY": "bench-node-secret-of-at-least-32-characters",
                "TIAOJIE_BOOKING_NOTICE_MIN": "0", "TIAOJIE_BASE_URL": url}
         subprocess.run([TIAOJIE, "create-staff", "staff1", "--password", PASSWORD], env=env, check=True, capture_output=True)
         with (Path(folder) / "node.log").open("wb") as log:

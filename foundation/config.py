@@ -153,6 +153,32 @@ class Settings:
         return settings
 
 
+MIN_SECRET_CHARS = 32
+PLACEHOLDER = "CHANGE-ME"  # how every secret in deploy/tiaojie.env.example begins
+
+
+def start_refusals(settings: Settings, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Why a server with these settings must not start (none: it may): a secret left at its
+    placeholder from deploy/tiaojie.env.example or too short to resist guessing, or a cluster
+    (PostgreSQL) node with a key of its own, whose links and logins no other node would accept."""
+    env = os.environ if environ is None else environ
+    make = "python3 -c 'import secrets; print(secrets.token_urlsafe(36))'"
+    problems = []
+    for name, value, optional in (("TIAOJIE_SECRET_KEY", settings.secret_key, False),
+                                  ("TIAOJIE_METRICS_TOKEN", settings.metrics_token, True),
+                                  ("TIAOJIE_TURN_SECRET", settings.turn_secret, True)):
+        if optional and not value:
+            continue
+        if PLACEHOLDER in value:
+            problems.append(f"{name} is still the placeholder of tiaojie.env.example: set a random one ({make})")
+        elif len(value) < MIN_SECRET_CHARS:
+            problems.append(f"{name} has {len(value)} characters, fewer than {MIN_SECRET_CHARS}: set a random one ({make})")
+    if settings.database_url.startswith("postgresql") and not env.get("TIAOJIE_SECRET_KEY"):
+        problems.append("TIAOJIE_SECRET_KEY is not set: on PostgreSQL every node needs the same one, or the links and "
+                        "logins one node signs are refused by the others")
+    return problems
+
+
 def node_name(settings: Settings) -> str:
     """This node's name in the cluster: TIAOJIE_NODE_ID, else the host name."""
     return settings.node_id or socket.gethostname()

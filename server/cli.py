@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from accounts.models import ROLES
 from audit.log import AuditedSession
 from foundation import aio
-from foundation.config import Settings
+from foundation.config import Settings, start_refusals
 from foundation.database import DataInUse, create_engine, create_session_factory, hold_sqlite, upgrade_database
 from server.links import is_loopback
 
@@ -110,6 +110,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = dataclasses.replace(_settings(args), served_url=served_url(args.host, args.port, tls))
     if tls:
         settings = dataclasses.replace(settings, https_only_cookies=True)
+    if problems := start_refusals(settings):
+        sys.exit("Tiaojie will not start:\n" + "\n".join(f"- {problem}" for problem in problems))
     try:
         lock = hold_sqlite(settings.database_url, f"tiaojie serve (pid {os.getpid()}, {settings.served_url}, on {socket.gethostname()})")
     except DataInUse as exc:

@@ -139,7 +139,7 @@ def with_staff(cluster: Cluster) -> Cluster:
 @pytest.fixture
 def bare_cluster(postgres: str, tmp_path: Path) -> Iterator[Cluster]:
     """No nodes yet, on a new empty database (no schema)."""
-    with nodes_on(postgres, tmp_path, TIAOJIE_SECRET_KEY="cluster-test-secret", TIAOJIE_SCHEDULER_LEASE_S="3") as cluster:
+    with nodes_on(postgres, tmp_path, TIAOJIE_SECRET_KEY="cluster-test-secret-of-at-least-32-characters", TIAOJIE_SCHEDULER_LEASE_S="3") as cluster:
         yield cluster
 
 

@@ -56,7 +56,7 @@ def test_the_demo_loaded_by_three_nodes_at_once_is_loaded_once(postgres: str, tm
 
     with fresh_database(postgres) as url:
         upgrade_database(url)
-        env = {**os.environ, "TIAOJIE_DATA_DIR": str(tmp_path), "TIAOJIE_SECRET_KEY": "demo-race"}
+        env = {**os.environ, "TIAOJIE_DATA_DIR": str(tmp_path), "TIAOJIE_SECRET_KEY": "demo-race-secret-of-at-least-32-characters"}
         runs = [subprocess.Popen([TIAOJIE, "demo", "--database-url", url], env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True) for _ in range(3)]
         outputs = [run.communicate(timeout=120)[0] for run in runs]

@@ -19,6 +19,8 @@ import pytest
 from server.cli import main
 from tests.conftest import free_port
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def test_demo_loads_once_and_prints_a_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
@@ -241,3 +243,23 @@ def test_a_second_server_on_the_same_sqlite_data_is_refused_naming_the_first(tmp
     again = _start_server(port, env, "--media-workers", "0")
     again.terminate()
     again.communicate(timeout=15)
+
+
+def test_serve_refuses_placeholder_short_and_missing_cluster_secrets(tmp_path: Path) -> None:
+    def serve(**env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", "from server.cli import main; main()", "serve", "--port", str(free_port()), "--media-workers", "0"],
+            env={**os.environ, "TIAOJIE_DATA_DIR": str(tmp_path), **env}, capture_output=True, text=True, timeout=60,
+        )
+
+    # The values of deploy/tiaojie.env.example, as shipped.
+    example = dict(line.split("=", 1) for line in (ROOT / "deploy" / "tiaojie.env.example").read_text().splitlines()
+                   if line and not line.startswith("#") and "=" in line)
+    shipped = serve(TIAOJIE_SECRET_KEY=example["TIAOJIE_SECRET_KEY"], TIAOJIE_METRICS_TOKEN=example["TIAOJIE_METRICS_TOKEN"])
+    assert shipped.returncode != 0
+    assert "TIAOJIE_SECRET_KEY is still the placeholder" in shipped.stderr
+    assert "TIAOJIE_METRICS_TOKEN is still the placeholder" in shipped.stderr
+    short = serve(TIAOJIE_SECRET_KEY="x" * 20)
+    assert short.returncode != 0 and "has 20 characters, fewer than 32" in short.stderr
+    cluster = serve(TIAOJIE_DATABASE_URL="postgresql+asyncpg://tiaojie@127.0.0.1:1/tiaojie")
+    assert cluster.returncode != 0 and "on PostgreSQL every node needs the same one" in cluster.stderr

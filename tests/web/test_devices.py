@@ -53,7 +53,12 @@ async def test_a_party_who_blocked_the_camera_is_told_how_to_allow_it_and_can_tr
         await party.wait_for_selector("#device-problem", state="hidden", timeout=10000)
         assert await party.is_visible("#preview")
         assert await party.inner_text("#enter") == "进入调解室"
-        await party.wait_for_function("document.querySelector('#preview').videoWidth > 0", timeout=10000)
+        # Polled with evaluate: wait_for_function's polling evaluates a string, which the page's CSP refuses.
+        for _ in range(50):
+            if await party.evaluate("document.querySelector('#preview').videoWidth") > 0:
+                break
+            await party.wait_for_timeout(200)
+        assert await party.evaluate("document.querySelector('#preview').videoWidth") > 0
     finally:
         await party.context.close()
 

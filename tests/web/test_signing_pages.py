@@ -21,6 +21,16 @@ from tests.web.browser import DESKTOP_PAGE, PHONE_PAGE, enter_room
 from tests.web.conftest import ARTIFACTS, staff_page
 
 
+async def until(page: Page, expression: str, timeout_s: float = 15) -> None:
+    """Wait for an expression to hold, polled with evaluate (wait_for_function's polling evaluates
+    a string, which the pages' CSP refuses)."""
+    for _ in range(int(timeout_s * 5)):
+        if await page.evaluate(expression):
+            return
+        await page.wait_for_timeout(200)
+    raise AssertionError(f"never true: {expression}")
+
+
 async def draw(page: Page, selector: str, strokes: int = 3) -> None:
     """Write on the signature pad: pointer down, moves, up (what a finger does); the page shows
     how far the pen went."""
@@ -63,7 +73,7 @@ async def test_record_identity_code_signature_seal_pdf_and_verification_through_
         await host.wait_for_selector(f"#identity-list li[data-participant='{party['id']}']:has-text('已核验身份')")
     await host.reload()  # kept through a reload
     await host.click("#enter")
-    await host.wait_for_function("document.getElementById('record-text').value.includes('李秀兰表示愿意赔偿')")
+    await until(host, "document.getElementById('record-text').value.includes('李秀兰表示愿意赔偿')")
     await host.screenshot(path=str(ARTIFACTS / "room-record-pane.png"))
     await host.context.close()
 
@@ -81,7 +91,7 @@ async def test_record_identity_code_signature_seal_pdf_and_verification_through_
     await admin.set_input_files("#seal-file", str(not_image))
     await admin.wait_for_selector("#seal-status:has-text('PNG 或 JPEG')")
     await admin.set_input_files("#seal-file", str(seal))
-    await admin.wait_for_function("() => { const i = document.getElementById('seal-preview'); return !i.hidden && i.naturalWidth === 300; }")
+    await until(admin, "(() => { const i = document.getElementById('seal-preview'); return !i.hidden && i.naturalWidth === 300; })()")
     await admin.close()
 
     # 3. The first party signs on their phone.
