@@ -48,7 +48,7 @@ class Settings:
     office_name: str = "金山警务室 远程调解中心"
     # Where alerts for staff go (an expert declined); default: the From address.
     office_email: str = ""
-    # Parties may confirm an agreement from their link for this many days after it is recorded.
+    # Parties may sign an agreement from their link for this many days after it is recorded.
     agreement_confirm_days: int = 14
     # Follow-up visits (回访) after an agreement, this many days later.
     follow_up_days: tuple[int, ...] = (7, 30)
@@ -57,6 +57,11 @@ class Settings:
     review_day: str = "mon"
     review_hour: int = 8
     review_recipients: tuple[str, ...] = ()
+    # A backup every day at this hour (office time) into this folder, the newest ones kept
+    # (foundation/backup.py; empty: no scheduled backup). Put the folder on another disk.
+    backup_dir: str = ""
+    backup_hour: int = 2
+    backup_keep: int = 7
     # Reminders go this many seconds before a session starts.
     reminder_offsets_s: tuple[int, ...] = (24 * 3600, 15 * 60)
     # The room opens this long before the start and closes this long after the end.

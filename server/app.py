@@ -29,6 +29,7 @@ from scheduling import room_record, sms
 from scheduling.invites import participant_link
 from scheduling.jobs import JobContext, Jobs
 from scheduling.outbox import Deliverer
+from server import backups
 from server.api import audit as audit_api
 from server.api import auth as auth_api
 from server.api import disputes as disputes_api
@@ -195,6 +196,7 @@ def create_app(settings: Settings) -> Starlette:
             await jobs.start()
             stack.push_async_callback(jobs.stop)
             await outcome_jobs.install(jobs)
+            backups.install(jobs)
             # Everything loaded so far (modules, the ORM's and aiortc's tables) lives as long as the
             # process: out of the collector's sight, a full collection no longer walks it, which
             # was the 100-ms pause behind the slowest 1% of requests (bench/api_load.py).

@@ -334,6 +334,38 @@ def cmd_office_key(args: argparse.Namespace) -> None:
     print(asyncio.run(_in_transaction(settings, store)))
 
 
+def cmd_backup(args: argparse.Namespace) -> None:
+    """Write one backup archive (the database, the secret key, evidence, recordings)."""
+    from foundation import backup
+    from server.backups import source
+
+    settings = _settings(args)
+    try:
+        archive = backup.create(source(settings), Path(args.folder))
+    except backup.BackupError as exc:
+        sys.exit(f"Backup failed: {exc}")
+    print(f"Backup written: {archive} ({archive.stat().st_size / 1048576:.1f} MB). "
+          f"{backup.describe(backup.read_manifest(archive))}. Copy it off this machine; it holds the secret key.")
+
+
+def cmd_restore(args: argparse.Namespace) -> None:
+    """Put a backup back: check it, refuse to overwrite data unless forced, upgrade the schema."""
+    from foundation import backup
+    from server.backups import source
+
+    # Not _settings(): it would make a new secret key in an empty data folder, where the backup's goes.
+    settings = Settings.from_env(database_url=args.database_url, secret_key="-")
+    try:
+        manifest = backup.restore(Path(args.archive), source(settings), force=args.force)
+    except backup.BackupError as exc:
+        sys.exit(f"Restore refused: {exc}")
+    upgrade_database(settings.database_url)
+    print(f"Restored {backup.describe(manifest)} into {settings.data_dir}; the schema is up to date.")
+    if os.environ.get("TIAOJIE_SECRET_KEY"):
+        print("TIAOJIE_SECRET_KEY is set: make it the backup's key (now in the data folder's secret_key), "
+              "or the restored links and logins are refused.")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -396,6 +428,17 @@ def main(argv: list[str] | None = None) -> None:
     nodes.add_argument("--database-url", help=DATABASE_HELP)
     nodes.add_argument("--forget", metavar="NODE", help="remove a dead node from the list")
     nodes.set_defaults(func=cmd_nodes)
+
+    backup_cmd = sub.add_parser("backup", help="write a dated backup archive of the database, the secret key and the files")
+    backup_cmd.add_argument("folder", help="where to put the archive (best on another disk)")
+    backup_cmd.add_argument("--database-url", help=DATABASE_HELP)
+    backup_cmd.set_defaults(func=cmd_backup)
+
+    restore = sub.add_parser("restore", help="restore a backup archive into the data folder and database")
+    restore.add_argument("archive")
+    restore.add_argument("--force", action="store_true", help="replace a database that holds data, and the secret key")
+    restore.add_argument("--database-url", help=DATABASE_HELP)
+    restore.set_defaults(func=cmd_restore)
 
     verify = sub.add_parser("verify", help="check a signed PDF: changed or not, valid or superseded")
     verify.add_argument("file")
