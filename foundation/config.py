@@ -62,6 +62,8 @@ class Settings:
     backup_dir: str = ""
     backup_hour: int = 2
     backup_keep: int = 7
+    # /healthz says "degraded: disk full" when the data folder's disk has less than this free.
+    disk_min_free_mb: int = 50
     # Reminders go this many seconds before a session starts.
     reminder_offsets_s: tuple[int, ...] = (24 * 3600, 15 * 60)
     # The room opens this long before the start and closes this long after the end.

@@ -1,4 +1,5 @@
-"""The database out of reach: telling it from a bug, and logging it once, not once per request.
+"""The database out of reach, or the disk full: telling them from a bug, and logging each once,
+not once per request.
 
 While PostgreSQL restarts or the network to it is down, every request, job round and heartbeat
 fails the same way. Those failures are not bugs: requests answer 503 (server/app.py), loops try
@@ -45,6 +46,25 @@ def unreachable(exc: BaseException) -> bool:
     return False
 
 
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether an error means the disk (of the data folder or the database) is full: SQLite's
+    SQLITE_FULL, PostgreSQL's disk_full (53100), or a file write's ENOSPC."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _FULL_ERRNOS:
+            return True
+        if "database or disk is full" in str(current) or getattr(current, "sqlstate", None) == "53100":
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+    return False
+
+
 def _server_side(exc: OperationalError) -> bool:
     """PostgreSQL drivers raise OperationalError for what the server or the network did
     (connection failures, shutdown, out of resources), never for a wrong statement; SQLite uses
@@ -60,6 +80,23 @@ class Outage:
     def __init__(self) -> None:
         self.since: float | None = None
         self.failures = 0  # database failures seen, for /metrics
+        self.full_at: float | None = None  # when a write last found the disk full
+
+    def full(self, exc: BaseException, doing: str) -> bool:
+        """Note a write that found the disk full (logged once until the disk has room again);
+        False if the error is something else."""
+        if not disk_full(exc):
+            return False
+        if self.full_at is None:
+            logger.error("the disk is full (%s while %s): nothing new can be saved until there is room", exc, doing)
+        self.full_at = time.monotonic()
+        return True
+
+    def has_room(self) -> None:
+        """The disk has room again: log it, if it was full."""
+        if self.full_at is not None:
+            logger.warning("the disk has room again")
+            self.full_at = None
 
     def failed(self, exc: BaseException, doing: str) -> bool:
         """Note a failure; True if it is the database out of reach (logged once per outage),

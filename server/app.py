@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import shutil
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,12 +18,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audit.log import AuditedSession
 from foundation.config import Settings, node_name
 from foundation.database import create_engine, create_session_factory, read_only
 from foundation.errors import AppError, Unavailable
-from foundation.outage import Outage
+from foundation.outage import Outage, disk_full, unreachable
 from foundation.tokens import TokenSigner
 from outcomes import jobs as outcome_jobs
 from scheduling import room_record, sms
@@ -44,7 +46,7 @@ from server.api import signing as signing_api
 from server.auth import CSRFMiddleware, LiveLogins, LoginSessionMiddleware
 from server.headers import SecurityHeaders
 from server.http import ok
-from server.metrics import Metrics
+from server.metrics import CountRequests, Metrics
 from server.metrics import routes as metrics_routes
 from server.openapi import build_openapi
 from signaling.hub import InProcessHub
@@ -63,18 +65,52 @@ TOKEN_AUTHENTICATED_PREFIXES = ("/api/join/", "/api/verify")
 
 
 async def healthz(request: Request) -> Response:
-    """Liveness and database check: 503 with the reason while the database is out of reach (a
-    proxy then sends people to another node)."""
+    """Liveness, database and disk check: 503 "degraded" with the reason while the database is out
+    of reach or the data folder's disk is full (a proxy then sends people to another node, and
+    monitoring sees it)."""
+    state = request.app.state
     try:
-        async with request.app.state.db_sessions() as db:
+        async with state.db_sessions() as db:
             await read_only(db)
             await db.execute(text("SELECT 1"))
     except Exception as exc:
-        if not request.app.state.outage.failed(exc, "checking health"):
+        if not state.outage.failed(exc, "checking health"):
             raise
-        return ok({"status": "unavailable", "reason": "database unreachable", "version": VERSION}, status_code=503)
-    request.app.state.outage.answered()
+        return ok({"status": "degraded", "reason": "database unreachable", "version": VERSION}, status_code=503)
+    state.outage.answered()
+    free = shutil.disk_usage(state.settings.data_dir).free
+    if free < state.settings.disk_min_free_mb * 1048576:
+        return ok({"status": "degraded", "reason": "disk full", "free_mb": round(free / 1048576, 1), "version": VERSION},
+                  status_code=503)
+    state.outage.has_room()
     return ok({"status": "ok", "version": VERSION})
+
+
+class AnswerOutages:
+    """A database outage or a full disk met outside a route's handlers (the login check of
+    LoginSessionMiddleware reads the database) answers 503 as one met inside does, not 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except (DBAPIError, OSError) as exc:
+            if started or not (unreachable(exc) or disk_full(exc)):
+                raise
+            response = await _database_error(Request(scope, receive), exc)
+            await response(scope, receive, send)
 
 
 async def api_index(request: Request) -> Response:
@@ -122,9 +158,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 async def _database_error(request: Request, exc: Exception) -> Response:
-    """The database out of reach: 503 and one line in the log per outage (foundation/outage.py);
-    any other database error is a bug (500, logged with its traceback)."""
-    if not request.app.state.outage.failed(exc, f"serving {request.method} {request.url.path}"):
+    """The database out of reach, or the disk full: 503 and one line in the log per outage
+    (foundation/outage.py); any other database error is a bug (500, logged with its traceback)."""
+    doing = f"serving {request.method} {request.url.path}"
+    outage = request.app.state.outage
+    if outage.full(exc, doing):
+        return await _app_error(request, Unavailable(
+            "the server's disk is full: nothing new can be saved now; tell the system administrator", retry_after_s=60))
+    if not outage.failed(exc, doing):
         return await _unexpected(request, exc)
     return await _app_error(request, Unavailable("the database is out of reach; try again in a moment", retry_after_s=5))
 
@@ -227,6 +268,8 @@ def create_app(settings: Settings) -> Starlette:
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     middleware = [
+        Middleware(CountRequests),
+        Middleware(AnswerOutages),
         Middleware(SecurityHeaders),
         Middleware(
             SessionMiddleware, secret_key=settings.secret_key, session_cookie=SESSION_COOKIE,

@@ -119,14 +119,18 @@ class LiveLogins:
 
 class LoginSessionMiddleware:
     """Forgets the cookie's login unless its server-side session still lives (ended by logout,
-    a new password or a disabled account). Runs inside the session middleware."""
+    a new password or a disabled account). Runs inside the session middleware. Paths that no
+    login opens (health, metrics, static files) are not checked: they answer whatever the
+    database does."""
+
+    NO_LOGIN = ("/healthz", "/metrics", "/static/")
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         session = scope.get("session") if scope["type"] in ("http", "websocket") else None
-        if session and ("staff" in session or "expert" in session):
+        if session and ("staff" in session or "expert" in session) and not scope["path"].startswith(self.NO_LOGIN):
             sid = session.get("sid")
             if not isinstance(sid, str) or not await scope["app"].state.live_logins.is_live(sid):
                 session.clear()

@@ -8,25 +8,33 @@ TIAOJIE_METRICS_ALLOW, or a scraper with TIAOJIE_METRICS_TOKEN, may read it.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import ipaddress
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, ProcessCollector, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from foundation.config import Settings
 from foundation.errors import Forbidden
 from scheduling import outbox
+from server import backups
 
 LOSS_BUCKETS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 ESTIMATE_BUCKETS_BPS = (100_000, 200_000, 300_000, 500_000, 1_000_000, 2_000_000, 5_000_000)
 LATENESS_BUCKETS_S = (0.1, 0.5, 1, 5, 30, 60, 300, 3600)
+BACKLOG_TIMEOUT_S = 5.0  # a read of the outbox gives up after this
+FRESH_WAIT_S = 0.05  # a scrape waits this long for a fresh read, else answers with the last one
+logger = logging.getLogger(__name__)
 
 
 class Metrics:
@@ -39,22 +47,46 @@ class Metrics:
         self.job_lateness = Histogram(
             "tiaojie_job_lateness_seconds", "How long after it was due each scheduled job started.",
             buckets=LATENESS_BUCKETS_S, registry=self.registry)
+        self.joins = Counter(
+            "tiaojie_room_joins", "Joins to a room through this node, by what came of them: joined, rejoined "
+            "(admitted before), moved (sent to the room's node), refused (by reason).", ["outcome", "reason"],
+            registry=self.registry)
+        self.requests = Counter("tiaojie_http_requests", "HTTP requests answered, by route and status class (2xx ... 5xx).",
+                                ["route", "status"], registry=self.registry)
         self._scrape = _Scrape()
         self.registry.register(self._scrape)
+        self._backlog: dict[str, Any] | None = None  # the outbox as last read: a scrape never waits on the database
+        self._reading: asyncio.Task[None] | None = None
 
     def job_started_late(self, seconds: float) -> None:
         self.job_lateness.observe(max(0.0, seconds))
 
-    async def render(self, state: Any) -> bytes:
-        """The text format, with the figures read now from the app's state."""
-        backlog = None
+    def joined(self, outcome: str, reason: str = "") -> None:
+        self.joins.labels(outcome, reason).inc()
+
+    def answered(self, route: str, status: int) -> None:
+        self.requests.labels(route, f"{status // 100}xx").inc()
+
+    async def _read_backlog(self, state: Any) -> None:
         try:
-            async with state.db_sessions() as db:
-                backlog = await outbox.backlog(db)
-        except Exception as exc:  # the database out of reach: the rest still says so
-            if not state.outage.failed(exc, "reading the outbox for /metrics"):
-                raise
-        self._scrape.figures = {"media": await state.media.stats(), "outbox": backlog, "outage": state.outage}
+            async with asyncio.timeout(BACKLOG_TIMEOUT_S), state.db_sessions() as db:
+                self._backlog = await outbox.backlog(db)
+        except Exception as exc:  # the database out of reach or too slow: no outbox figures rather than old ones
+            self._backlog = None
+            if not isinstance(exc, TimeoutError) and not state.outage.failed(exc, "reading the outbox for /metrics"):
+                logger.exception("reading the outbox for /metrics failed")
+
+    async def render(self, state: Any) -> bytes:
+        """The text format, from memory: the outbox as last read (a new read starts in the
+        background, so that a scrape answers at once whatever the database does)."""
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self._read_backlog(state), name="metrics-outbox")
+            with contextlib.suppress(TimeoutError):  # a quick answer is used at once
+                await asyncio.wait_for(asyncio.shield(self._reading), FRESH_WAIT_S)
+        cluster = getattr(state, "cluster", None)
+        self._scrape.figures = {"media": await state.media.stats(), "outbox": self._backlog, "outage": state.outage,
+                                "fences": cluster.fences if cluster is not None else 0,
+                                "backup_age_s": backups.age_s(state.settings)}
         try:
             return generate_latest(self.registry)
         finally:
@@ -98,6 +130,13 @@ class _Scrape(Collector):
         yield errors
         yield _gauge("tiaojie_database_reachable", "1 while the database answers, 0 during an outage.",
                      0 if outage.since is not None else 1)
+        fences = CounterMetricFamily("tiaojie_fence_events", "Times this node stopped hosting rooms because it could not "
+                                     "write its cluster heartbeat in time.")
+        fences.add_metric([], self.figures["fences"])
+        yield fences
+        if self.figures["backup_age_s"] is not None:
+            yield _gauge("tiaojie_backup_age_seconds", "Age of the newest archive in TIAOJIE_BACKUP_DIR.",
+                         self.figures["backup_age_s"])
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
@@ -131,6 +170,34 @@ async def metrics(request: Request) -> Response:
         raise Forbidden("metrics are for the monitoring server: an allowed address or the metrics token")
     body = await request.app.state.metrics.render(request.app.state)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+class CountRequests:
+    """Counts every HTTP response by route and status class (`tiaojie_http_requests`); a
+    response that never started (the app raised) counts as a 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            metrics: Metrics | None = getattr(scope["app"].state, "metrics", None) if "app" in scope else None
+            if metrics is not None:
+                metrics.answered(getattr(route, "path", "(no route)"), status)
 
 
 routes = [Route("/metrics", metrics)]

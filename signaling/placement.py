@@ -202,6 +202,7 @@ class Membership:
         self._evict = evict
         self._tasks: list[asyncio.Task[None]] = []
         self.hosting = False
+        self.fences = 0  # times this node stopped hosting for want of its heartbeat (/metrics)
         self._beat_sent = 0.0  # monotonic time at which the last heartbeat written was sent
 
     async def start(self) -> None:
@@ -254,6 +255,7 @@ class Membership:
             await asyncio.sleep(FENCE_CHECK_S)
             if self.hosting and time.monotonic() - self._beat_sent > self.dead_after_s / 2:
                 self.hosting = False
+                self.fences += 1
                 logger.error("node %s has not written its heartbeat for %.0f s: it stops hosting rooms, and their "
                              "people rejoin through the site", self.node_id, self.dead_after_s / 2)
                 await self._evict(None)

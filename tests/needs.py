@@ -1,7 +1,7 @@
 """What some tests need from the machine besides Python packages, and whether this one has it.
 
 A test that needs a system program carries a marker (`browser`, `pdf`, `postgres`, `nginx`,
-`netns`): set on the test, or given by the fixture it uses (`FIXTURES`). Where the program is
+`netns`, `tmpfs`): set on the test, or given by the fixture it uses (`FIXTURES`). Where the program is
 missing the test is skipped with one line saying what to install, and the run ends with the
 list of what was skipped and the one command that installs it all. CI (`.ci/run`) sets
 TIAOJIE_TESTS_NO_SKIPS=1, which turns any skipped test into a failed run.
@@ -58,6 +58,7 @@ NEEDS = {need.marker: need for need in [
     Need("turn", "coturn and openssl", ("coturn", "openssl"),
          lambda: bool(shutil.which("turnserver") and shutil.which("openssl"))),
     Need("netns", "iproute2 (a network namespace)", ("iproute2",), lambda: bool(shutil.which("ip")), root=True),
+    Need("tmpfs", "mount (a small tmpfs to fill)", ("mount",), lambda: bool(shutil.which("mount")), root=True),
 ]}
 
 # Fixtures that bring a need with them: a test that uses one is marked without saying so.

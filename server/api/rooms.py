@@ -100,6 +100,8 @@ async def room_socket(websocket: WebSocket) -> None:
                 raise
             raise SignalingError("no media server is available; try again soon", code="no_node") from None
     except (TimeoutError, SignalingError, WebSocketDisconnect) as exc:
+        websocket.app.state.metrics.joined("refused", exc.code if isinstance(exc, SignalingError) else
+                                           "join_timeout" if isinstance(exc, TimeoutError) else "gone")
         try:
             if isinstance(exc, SignalingError):
                 await send(exc.to_message())
@@ -118,10 +120,12 @@ async def room_socket(websocket: WebSocket) -> None:
         except Exception as exc:  # no node takes the room now, or the database is out of reach
             if not isinstance(exc, NoNode) and not websocket.app.state.outage.failed(exc, "placing a room"):
                 raise
+            websocket.app.state.metrics.joined("refused", "no_node")
             await send({"type": "error", "code": "no_node", "message": "no media server is available; try again soon"})
             await websocket.close(code=1013)
             return
         if node.id != cluster.node_id:
+            websocket.app.state.metrics.joined("moved")
             await send({"type": "moved", "url": f"{ws_url(node.url)}/ws/rooms/{websocket.path_params['session_id']}"})
             await websocket.close(code=4307)
             return
@@ -129,6 +133,7 @@ async def room_socket(websocket: WebSocket) -> None:
         settings.stun_urls, settings.turn_urls, settings.turn_secret, f"p{info['participant_id']}",
         time.time(), settings.turn_ttl_s,
     )})
+    websocket.app.state.metrics.joined("rejoined" if info["readmitted"] else "joined")
     version = info.pop("link_version")
     session = SignalingSession(websocket.app.state.media, websocket.path_params["session_id"], info, send)
 

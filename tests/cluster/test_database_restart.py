@@ -62,6 +62,12 @@ async def test_bookings_and_jobs_through_a_restart_and_an_outage(
                 assert refused.json()["message"] == "系统数据库暂时无法连接，请稍后再试"
                 listed = await client.get("/api/experts")
                 assert listed.status_code == 503
+                # The login check (a middleware, outside the routes' handlers) reads the database
+                # too once its memory of the login runs out: 503 there as well, never 500.
+                for path in ("/api/experts", "/disputes"):
+                    running.app.state.live_logins.forget()
+                    checked = await client.get(path)
+                    assert checked.status_code == 503 and checked.headers["Retry-After"] == "5", (path, checked.text)
                 # The monitoring server sees it (and /metrics still answers).
                 found = samples((await client.get("/metrics")).text)
                 assert value(found, "tiaojie_database_reachable") == 0

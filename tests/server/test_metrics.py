@@ -102,3 +102,22 @@ async def test_only_allowed_addresses_or_the_token_read_the_metrics(live: Live) 
         assert (await outsider.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 403
         with_token = await outsider.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
         assert with_token.status_code == 200 and "tiaojie_rooms" in with_token.text
+
+
+async def test_joins_refusals_and_http_answers_are_counted(live: Live) -> None:
+    from tests.signaling.test_ws import join
+
+    host = await join(live, 0, live.token("host"))
+    forged = await join(live, 1, live.token("party")[:-4] + "AAAA")
+    try:
+        assert forged.errors
+        assert (await live.staff.get("/api/disputes/999999")).status_code == 404
+        found = await scrape(live)
+        assert value(found, "tiaojie_room_joins_total", outcome="joined") == 1
+        assert value(found, "tiaojie_room_joins_total", outcome="refused", reason="invite_401") == 1
+        assert value(found, "tiaojie_http_requests_total", route="/api/disputes/{id}", status="4xx") >= 1
+        assert value(found, "tiaojie_http_requests_total", route="/api/sessions", status="2xx") >= 1  # the fixture's booking
+        assert value(found, "tiaojie_fence_events_total") == 0
+    finally:
+        await host.close()
+        await forged.close()
