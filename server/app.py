@@ -178,6 +178,7 @@ def create_app(settings: Settings) -> Starlette:
         # Each part is stopped, in reverse order, however the start-up ends: a scheduler that
         # cannot start leaves no media workers or cluster membership behind.
         async with contextlib.AsyncExitStack() as stack:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)  # evidence, recordings; /healthz watches its disk
             engine = create_engine(settings.database_url)
             stack.push_async_callback(engine.dispose)
             sessions = create_session_factory(engine, AuditedSession)

@@ -4,6 +4,7 @@ data folder, as the README asks, so evidence uploaded through one is read throug
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import subprocess
 import time
@@ -35,7 +36,9 @@ class Proxy:
     def url(self) -> str:
         return f"https://127.0.0.1:{self.https_port}"
 
-    def start(self, nodes: dict[str, int]) -> None:
+    def configure(self, nodes: dict[str, int] | None) -> Path:
+        """deploy/nginx.conf on this machine's ports and certificate, with the nodes on these
+        loopback ports (None: the nodes as shipped); the main configuration file that includes it."""
         cert, key = self.folder / "cert.pem", self.folder / "key.pem"
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key),
                         "-out", str(cert), "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
@@ -45,14 +48,16 @@ class Proxy:
             "listen 80;": f"listen 127.0.0.1:{self.http_port};",
             "listen 443 ssl http2;": f"listen 127.0.0.1:{self.https_port} ssl http2;",
             "/etc/ssl/tiaojie/fullchain.pem": str(cert), "/etc/ssl/tiaojie/privkey.pem": str(key),
-            **{f"node-{name}:8000": f"127.0.0.1:{port}" for name, port in nodes.items()},
         }
+        for name, port in (nodes or {}).items():
+            replacements[f"node-{name}:8000"] = f"127.0.0.1:{port}"
+            replacements[f"172.28.0.{11 + ord(name) - ord('a')}:8000"] = f"127.0.0.1:{port}"
         for old, new in replacements.items():
             assert old in site, f"deploy/nginx.conf no longer has {old!r}"
             site = site.replace(old, new)
         (self.folder / "site.conf").write_text(site)
         temp = self.folder / "temp"
-        temp.mkdir()
+        temp.mkdir(exist_ok=True)
         main = self.folder / "nginx.conf"
         main.write_text(f"""{"user root;" if os.geteuid() == 0 else ""}
 daemon off;
@@ -70,7 +75,14 @@ http {{
     include {self.folder}/site.conf;
 }}
 """)
-        check = subprocess.run(["nginx", "-t", "-c", str(main), "-p", str(self.folder)], capture_output=True, text=True)
+        return main
+
+    def test(self, main: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["nginx", "-t", "-c", str(main), "-p", str(self.folder)], capture_output=True, text=True)
+
+    def start(self, nodes: dict[str, int]) -> None:
+        main = self.configure(nodes)
+        check = self.test(main)
         assert check.returncode == 0, check.stderr
         self.process = subprocess.Popen(["nginx", "-c", str(main), "-p", str(self.folder)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -141,3 +153,12 @@ async def test_two_nodes_behind_the_shipped_nginx_config(cluster: Cluster, proxy
     finally:
         for client in clients:
             await client.close()
+
+
+def test_nginx_takes_the_shipped_config_while_a_node_name_does_not_resolve(proxy: Proxy) -> None:
+    """nginx refused to start (and `nginx -t` failed) while a name in the upstream block did not
+    resolve: one node missing from DNS kept the whole site down."""
+    with pytest.raises(OSError):
+        socket.getaddrinfo("node-a", 8000)  # the shipped names resolve nowhere here
+    check = proxy.test(proxy.configure(None))
+    assert check.returncode == 0, check.stderr
