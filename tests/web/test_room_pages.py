@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 from typing import Any
 
 from playwright.async_api import Browser
@@ -378,3 +379,25 @@ async def test_a_party_whose_link_is_revoked_mid_call_is_told_on_the_phone_and_i
     finally:
         await party.context.close()
         await host.context.close()
+
+
+async def test_a_join_that_no_node_answers_is_given_up_and_tried_again(browser: Browser, live: Live) -> None:
+    """A node cut off from its database took the join and never answered: the page waited for
+    ever. Here the first socket opens and stays silent; the page must give up on it and join
+    through the site again, and the host must get in."""
+    context = await browser.new_context(locale="zh-CN", **DESKTOP_PAGE)
+    await context.add_init_script(KEEP_PEER_CONNECTIONS)
+    sockets: list[str] = []
+
+    def route(ws: Any) -> None:
+        sockets.append(ws.url)
+        if len(sockets) > 1:
+            ws.connect_to_server()  # the second goes through to the server; the first is never answered
+
+    await context.route_web_socket(re.compile(r".*/ws/rooms/.*"), route)
+    page = await context.new_page()
+    await page.goto(f"{live.base}/join/{live.token('host')}")
+    await page.click("#enter")
+    await page.wait_for_selector("#people li", timeout=20000)  # in the room: the list shows the host
+    assert len(sockets) >= 2
+    await context.close()

@@ -184,6 +184,10 @@ async function enterRoom() {
 const ENTRY_URL = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/rooms/${config.session_id}`;
 let movedTo = null;
 let moves = 0; // "moved" messages since the last join: the first is followed at once, later ones after a pause
+// A node cut off from its database may take a join and never answer it: after this long without
+// a word, drop that socket and join again through the site's address (another node, if need be).
+const JOIN_REPLY_MS = 6000;
+let joinTimer = null;
 
 // A dropped connection is a fresh WebSocket and a fresh peer connection from the same link:
 // the server keeps the seat (admitted, muted, caucus) for a while and resumes it. Every
@@ -192,9 +196,16 @@ function connect() {
   const url = movedTo || ENTRY_URL;
   movedTo = null;
   socket = new WebSocket(url);
-  socket.onopen = () => send({ type: "join", token: config.token });
-  socket.onmessage = (event) => handle(JSON.parse(event.data));
-  socket.onclose = () => reconnect();
+  socket.onopen = () => {
+    send({ type: "join", token: config.token });
+    clearTimeout(joinTimer);
+    joinTimer = setTimeout(() => { movedTo = null; rejoin(); }, JOIN_REPLY_MS);
+  };
+  socket.onmessage = (event) => {
+    clearTimeout(joinTimer);  // the node answers
+    handle(JSON.parse(event.data));
+  };
+  socket.onclose = () => { clearTimeout(joinTimer); reconnect(); };
 }
 
 // Join again now with a fresh socket and peer connection. The old socket is dropped, not
