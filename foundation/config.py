@@ -62,6 +62,10 @@ class Settings:
     backup_dir: str = ""
     backup_hour: int = 2
     backup_keep: int = 7
+    # A request's body must arrive within this many seconds plus its size at this rate (so a
+    # phone's 20 MB photo on a slow link has 10 minutes; a body trickled a byte at a time is cut off).
+    request_body_base_s: float = 10.0
+    request_body_min_bps: int = 32 * 1024
     # /healthz says "degraded: disk full" when the data folder's disk has less than this free.
     disk_min_free_mb: int = 50
     # Reminders go this many seconds before a session starts.

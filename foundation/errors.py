@@ -73,6 +73,10 @@ class Gone(AppError):
     status_code = 410
 
 
+class RequestTimeout(AppError):
+    status_code = 408
+
+
 class PayloadTooLarge(AppError):
     status_code = 413
 

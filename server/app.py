@@ -45,7 +45,7 @@ from server.api import sessions as sessions_api
 from server.api import signing as signing_api
 from server.auth import CSRFMiddleware, LiveLogins, LoginSessionMiddleware
 from server.headers import SecurityHeaders
-from server.http import ok
+from server.http import BodyDeadline, ok
 from server.metrics import CountRequests, Metrics
 from server.metrics import routes as metrics_routes
 from server.openapi import build_openapi
@@ -271,6 +271,7 @@ def create_app(settings: Settings) -> Starlette:
     middleware = [
         Middleware(CountRequests),
         Middleware(AnswerOutages),
+        Middleware(BodyDeadline, base_s=settings.request_body_base_s, min_bps=settings.request_body_min_bps),
         Middleware(SecurityHeaders),
         Middleware(
             SessionMiddleware, secret_key=settings.secret_key, session_cookie=SESSION_COOKIE,

@@ -1,10 +1,12 @@
 """Helpers that keep route handlers thin: parsing input, database sessions, API routes."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -13,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audit.log import set_actor
 from foundation.database import read_only
 from foundation.dates import in_range
-from foundation.errors import BadRequest, BadValue, Invalid, NotFound
+from foundation.errors import BadRequest, BadValue, Invalid, NotFound, RequestTimeout
 from foundation.scoping import limit_to
 from server.auth import current_staff, request_actor, staff_scope
 
@@ -119,6 +122,41 @@ async def transaction(request: Request) -> AsyncIterator[AsyncSession]:
         if staff is not None:
             limit_to(db, await staff_scope(db, staff))
         yield db
+
+
+class BodyDeadline:
+    """A request body must keep arriving: by `base_s` after the request began plus what has
+    arrived at `min_bps`, or the request is answered 408 (RequestTimeout, raised where the handler
+    reads the body, so that what it held, an upload's slot and its partial file, is let go).
+    uvicorn limits neither a body's time nor its rate: a body sent a byte at a time held a link's
+    upload slot for as long as the sender liked."""
+
+    def __init__(self, app: ASGIApp, base_s: float, min_bps: int) -> None:
+        self.app, self.base_s, self.min_bps = app, base_s, min_bps
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.monotonic()
+        received = 0
+        done = False
+
+        async def timed() -> Message:
+            nonlocal received, done
+            if done:  # the body is in: waiting for a disconnect is not limited
+                return await receive()
+            try:
+                async with asyncio.timeout(max(0.0, began + self.base_s + received / self.min_bps - time.monotonic())):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeout("the request's body came too slowly: send it again") from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                done = not message.get("more_body", False)
+            return message
+
+        await self.app(scope, timed, send)
 
 
 def ok(data: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
