@@ -229,8 +229,11 @@ def create_app(settings: Settings) -> Starlette:
                     stats = await media.stats()
                     return Load(participants=stats["peers"], streams=stats["streams"], rooms=stats["room_ids"])
 
+                beat_engine = create_engine(settings.database_url)  # the heartbeat's own connections
+                stack.push_async_callback(beat_engine.dispose)
                 app.state.cluster = Membership(sessions, node_name(settings), settings.node_url, settings.node_dead_s, load,
-                                               outage=outage, evict=media.evict)
+                                               outage=outage, evict=media.evict,
+                                               beat_sessions=create_session_factory(beat_engine))
                 await app.state.cluster.start()
                 stack.push_async_callback(app.state.cluster.stop)
             deliverer.start()

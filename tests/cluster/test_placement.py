@@ -102,3 +102,50 @@ async def test_nodes_placing_rooms_at_once_agree_and_spread_them(postgres_settin
         assert sorted(counts.values()) == [2, 2, 2]
     finally:
         await engine.dispose()
+
+
+async def test_a_lock_held_elsewhere_does_not_stop_the_heartbeat_nor_fence_a_healthy_node(postgres_settings: Settings) -> None:
+    """A node cut off in the middle of placing a room keeps its row locks until PostgreSQL notices
+    (minutes). The heartbeat of a healthy node used to wait behind them, time out, and fence the
+    node: its rooms' people were sent away for nothing."""
+    import psycopg
+    from sqlalchemy import select
+
+    from signaling.placement import Membership
+
+    async with started(postgres_settings) as running:
+        await add_staff(running)
+        staff = await log_in(running)
+        expert = (await staff.post("/api/experts", json={"name": "专家", "role": "lawyer", "email": "l@e.cn"})).json()
+        dispute = (await staff.post("/api/disputes", json={
+            "title": "纠纷", "dispute_type": "rental", "parties": [{"name": "赵小燕", "side": "applicant"}]})).json()
+        session_id = (await book(staff, utcnow() + dt.timedelta(days=1), [expert["id"]], dispute["id"]))["id"]
+    engine = create_engine(postgres_settings.database_url)
+    factory = create_session_factory(engine)
+    evicted: list[object] = []
+
+    async def evict(rooms: object) -> None:
+        evicted.append(rooms)
+
+    async def load() -> Load:
+        return Load(0, 0, ())
+
+    membership = Membership(factory, "a", "http://a", 4.0, load, evict=evict)
+    try:
+        await membership.start()
+        async with factory() as db, db.begin():  # a room placed here long ago that never came
+            db.add(RoomPlacement(session_id=session_id, node_id="a", placed_at=utcnow() - dt.timedelta(minutes=5)))
+        plain = postgres_settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+        with psycopg.connect(plain) as holder:  # another node's transaction, hung with the row locked
+            holder.execute("SELECT * FROM room_placements WHERE session_id = %s FOR UPDATE", (session_id,))
+            await asyncio.sleep(4.5)  # past the fence (2 s) and the whole dead time
+            assert membership.hosting and membership.fences == 0 and not evicted
+            async with factory() as db:
+                beat = await db.scalar(select(NodeRow.heartbeat_at).where(NodeRow.id == "a"))
+            assert beat is not None and (utcnow() - beat).total_seconds() < 2
+        await asyncio.sleep(1.5)  # the lock gone: the placement that never came is forgotten
+        async with factory() as db:
+            assert await db.get(RoomPlacement, session_id) is None
+    finally:
+        await membership.stop()
+        await engine.dispose()
