@@ -83,14 +83,14 @@ class Cluster:
     env: dict[str, str]
     nodes: list[Node] = dataclasses.field(default_factory=list)
 
-    def start(self, name: str, database_url: str | None = None, **env: str) -> Node:
+    def start(self, name: str, database_url: str | None = None, *, media_workers: int = 0, **env: str) -> Node:
         """Start a node and wait until it answers."""
-        node = self.spawn(name, database_url, **env)
+        node = self.spawn(name, database_url, media_workers=media_workers, **env)
         self.ready(node)
         return node
 
-    def spawn(self, name: str, database_url: str | None = None, **env: str) -> Node:
-        """Start a node's process."""
+    def spawn(self, name: str, database_url: str | None = None, *, media_workers: int = 0, **env: str) -> Node:
+        """Start a node's process (media in the web process, unless given workers as shipped)."""
         port = free_port()
         log = self.folder / f"node-{name}.log"
         environment = {
@@ -100,7 +100,7 @@ class Cluster:
         }
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [TIAOJIE, "serve", "--port", str(port), "--media-workers", "0", "--database-url", database_url or self.database_url],
+                [TIAOJIE, "serve", "--port", str(port), "--media-workers", str(media_workers), "--database-url", database_url or self.database_url],
                 env=environment, stdout=out, stderr=subprocess.STDOUT,
             )
         node = Node(name, port, log, process)
