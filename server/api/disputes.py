@@ -1,6 +1,8 @@
 """Dispute register routes."""
 from __future__ import annotations
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -8,6 +10,8 @@ from disputes import service
 from disputes.schemas import DisputeIn, DisputePatch, PartyIn, StatusMove
 from disputes.status import Status
 from foundation.vocabulary import RiskLevel
+from outcomes import service as outcomes
+from outcomes.models import Outcome
 from server.auth import require_staff
 from server.http import ApiRoute, ok, path_id, query_param, read_json, transaction
 
@@ -42,7 +46,10 @@ async def update_dispute(request: Request) -> Response:
     dispute_id = path_id(request)
     patch = await read_json(request, DisputePatch)
     async with transaction(request) as db:
-        return ok(await service.update_dispute(db, dispute_id, patch))
+        result = await service.update_dispute(db, dispute_id, patch)
+        await _documents_changed(request, db, dispute_id)
+    request.app.state.deliverer.kick()
+    return ok(result)
 
 
 async def add_party(request: Request) -> Response:
@@ -51,7 +58,17 @@ async def add_party(request: Request) -> Response:
     dispute_id = path_id(request)
     data = await read_json(request, PartyIn)
     async with transaction(request) as db:
-        return ok(await service.add_party(db, dispute_id, data), 201)
+        result = await service.add_party(db, dispute_id, data)
+        await _documents_changed(request, db, dispute_id)
+    request.app.state.deliverer.kick()
+    return ok(result, 201)
+
+
+async def _documents_changed(request: Request, db: AsyncSession, dispute_id: int) -> None:
+    """The dispute's agreements show its parties and facts: a change voids their signatures now,
+    and tells those who signed (outcomes/signing.py)."""
+    for session_id in await db.scalars(select(Outcome.session_id).where(Outcome.dispute_id == dispute_id)):
+        await outcomes.changed(db, session_id, request.app.state.settings)
 
 
 async def move_status(request: Request) -> Response:

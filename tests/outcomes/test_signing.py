@@ -325,3 +325,18 @@ async def test_the_deadline_reminder_is_sent_once_however_many_nodes_run_it(
     recipients = [m.recipient for m in sent]
     assert len(recipients) == len(set(recipients)) and {"13907370101", "13907370102"} <= set(recipients)
     assert "司法确认" in sent[0].body
+
+
+async def test_editing_the_dispute_voids_its_signed_agreement_at_once_and_tells_the_signer(
+    running: Running, staff_client: httpx.AsyncClient, pool: dict[str, Any],
+) -> None:
+    session = await agreement(staff_client, pool)
+    party = next(p for p in session["participants"] if p["kind"] == "party")
+    await sign_as_party(running.app, running.client(), staff_client, session["id"], token_of(session, "party", 0), party["id"])
+    edited = await staff_client.patch(f"/api/disputes/{session['dispute_id']}", json={"cause": "楼上卫生间防水层老化。"})
+    assert edited.status_code == 200, edited.text
+    async with running.app.state.db_sessions() as db:
+        told = list(await db.scalars(select(OutboxMessage).where(OutboxMessage.kind == "signature_void")))
+    assert [m.recipient for m in told] == ["13907370101"] and "已作废" in told[0].body
+    view = (await staff_client.get(f"/api/sessions/{session['id']}/outcome")).json()
+    assert view["documents"]["agreement"]["version"] == 2 and not view["parties"][0]["signed_at"]
