@@ -65,9 +65,9 @@ TOKEN_AUTHENTICATED_PREFIXES = ("/api/join/", "/api/verify")
 
 
 async def healthz(request: Request) -> Response:
-    """Liveness, database and disk check: 503 "degraded" with the reason while the database is out
-    of reach or the data folder's disk is full (a proxy then sends people to another node, and
-    monitoring sees it)."""
+    """Liveness, database, disk and media check: 503 "degraded" with the reason while the database
+    is out of reach, the data folder's disk is full or a media worker is down and not yet
+    replaced (a proxy then sends people to another node, and monitoring sees it)."""
     state = request.app.state
     try:
         async with state.db_sessions() as db:
@@ -83,6 +83,9 @@ async def healthz(request: Request) -> Response:
         return ok({"status": "degraded", "reason": "disk full", "free_mb": round(free / 1048576, 1), "version": VERSION},
                   status_code=503)
     state.outage.has_room()
+    if down := state.media.workers_down():
+        return ok({"status": "degraded", "reason": "media worker down", "workers_down": down, "version": VERSION},
+                  status_code=503)
     return ok({"status": "ok", "version": VERSION})
 
 

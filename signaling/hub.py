@@ -32,6 +32,10 @@ class MediaHub(Protocol):
 
     async def stats(self) -> dict[str, Any]: ...
 
+    def workers_down(self) -> int:
+        """Media worker processes that are not running now (dead, not yet replaced)."""
+        ...
+
     async def evict(self, room_ids: list[str] | None) -> None: ...
 
     async def close(self) -> None: ...
@@ -87,6 +91,9 @@ class InProcessHub:
 
     async def stats(self) -> dict[str, Any]:
         return {"workers": 0, **self.engine.stats()}
+
+    def workers_down(self) -> int:
+        return 0  # no worker processes: the rooms live in this one
 
     async def evict(self, room_ids: list[str] | None) -> None:
         """Send everyone in these rooms (None: all) to rejoin through the site, and close the rooms here."""

@@ -214,6 +214,9 @@ class WorkerHub:
                     logger.debug("could not send %s away", peer_id)
             self._room_worker[room].send({"op": "leave", "peer": peer_id, "reason": "moved"})
 
+    def workers_down(self) -> int:
+        return 0 if self._closing else sum(1 for worker in self._workers if not worker.process.is_alive())
+
     async def stats(self) -> dict[str, Any]:
         totals: dict[str, Any] = {"workers": len(self._workers), "per_worker": []}
         for worker in self._workers:

@@ -181,3 +181,12 @@ async def test_a_number_is_not_a_date(staff_client: httpx.AsyncClient) -> None:
     written = await staff_client.post("/api/disputes", json={"title": "漏水", "dispute_type": "neighbour",
                                                              "occurred_at": "2026-12-01T09:00:00+08:00"})
     assert written.status_code == 201
+
+
+async def test_healthz_says_degraded_while_a_media_worker_is_down(running: Running) -> None:
+    client = running.client()
+    assert (await client.get("/healthz")).json()["status"] == "ok"
+    media = running.app.state.media
+    media.workers_down = lambda: 1  # between a worker's death and its replacement (signaling/workers.py)
+    health = await client.get("/healthz")
+    assert health.status_code == 503 and health.json()["reason"] == "media worker down"

@@ -393,6 +393,9 @@ async def test_a_killed_media_worker_is_replaced_and_its_room_comes_back(live: L
         await wait_until(lambda: all(any(e["code"] == "media_restart" for e in c.errors) for c in clients), 10)
         fresh = hub.process_of(room)
         assert fresh is not None and fresh is not dead and fresh.is_alive()
+        assert hub.workers_down() == 0
+        async with httpx.AsyncClient(base_url=live.base) as client:
+            assert (await client.get("/healthz")).json()["status"] == "ok"
         # The pages reconnect with the same links: media flows again, the party is still admitted.
         for client in clients:
             await client.close()
