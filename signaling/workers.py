@@ -63,7 +63,12 @@ class _Worker:
             raise RuntimeError(f"media worker {self.index} did not start (exit code {self.process.exitcode})")
 
     def send(self, command: dict[str, Any]) -> None:
+        """Send a command; to a worker that has died (being replaced) it goes nowhere, and that is
+        no error: its rooms start afresh on the new worker."""
         assert self.writer is not None
+        if self.writer.is_closing():
+            logger.debug("media worker %d is gone: %s dropped", self.index, command.get("op"))
+            return
         self.writer.write(json.dumps(command).encode() + b"\n")
 
 
@@ -86,6 +91,7 @@ class WorkerHub:
         self._room_worker: dict[str, _Worker] = {}
         self._load: Counter[int] = Counter()
         self._stats: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._starting: dict[int, asyncio.Future[_Worker]] = {}  # workers being replaced, by index
         self._closing = False
 
     async def start(self) -> None:
@@ -101,24 +107,37 @@ class WorkerHub:
 
     async def _replace(self, dead: _Worker) -> None:
         """Start a worker in place of one that died (or whose output could not be read: it is
-        stopped), move its rooms there, and tell their people."""
-        if dead.process.is_alive():
-            dead.process.kill()
-            await asyncio.to_thread(dead.process.join, 5)
-        logger.error("media worker %d stopped (exit code %s); starting a new one", dead.index, dead.process.exitcode)
-        fresh = await self._spawn(dead.index)
-        self._workers[dead.index] = fresh
-        for room, worker in list(self._room_worker.items()):
-            if worker is dead:
-                self._room_worker[room] = fresh
+        stopped) and move its rooms there. Its rooms' people are told at once, before the new
+        worker has started (seconds: it imports aiortc), so that their pages reconnect meanwhile
+        rather than each wait out its own ICE timeout; a join that comes before the new worker
+        is ready waits for it."""
+        starting: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
+        self._starting[dead.index] = starting
         for peer_id, room in list(self._peer_room.items()):
             send = self._senders.get(peer_id)
-            if self._room_worker.get(room) is fresh and send is not None:
+            if self._room_worker.get(room) is dead and send is not None:
                 try:
                     await send({"type": "error", "code": "media_restart",
                                 "message": "the media server restarted; reconnect to continue"})
                 except Exception:
                     logger.debug("could not tell %s about the restart", peer_id)
+        if dead.process.is_alive():
+            dead.process.kill()
+            await asyncio.to_thread(dead.process.join, 5)
+        logger.error("media worker %d stopped (exit code %s); starting a new one", dead.index, dead.process.exitcode)
+        try:
+            fresh = await self._spawn(dead.index)
+        except BaseException as exc:
+            starting.set_exception(exc)
+            raise
+        finally:
+            del self._starting[dead.index]
+        self._workers[dead.index] = fresh
+        for room, worker in list(self._room_worker.items()):
+            if worker is dead:
+                self._room_worker[room] = fresh
+        starting.set_result(fresh)
+        logger.info("media worker %d is back", dead.index)
 
     async def _read(self, worker: _Worker) -> None:
         """Act on each line the worker writes, until its output ends; then replace it. A line
@@ -171,6 +190,9 @@ class WorkerHub:
         if worker is None:
             worker = min(self._workers, key=lambda w: (self._load[w.index], w.index))
             self._room_worker[room_id] = worker
+        if worker.index in self._starting:  # its worker died: wait for the new one (the room moves there)
+            await asyncio.shield(self._starting[worker.index])
+            worker = self._room_worker.get(room_id, self._workers[worker.index])
         self._senders[peer_id] = send
         if peer_id not in self._peer_room:
             self._peer_room[peer_id] = room_id
@@ -191,7 +213,11 @@ class WorkerHub:
     async def disconnected(self, peer_id: str, send: Send) -> None:
         if self._senders.get(peer_id) is send:
             del self._senders[peer_id]
-            self._worker_for(peer_id).send({"op": "disconnected", "peer": peer_id})
+            room = self._peer_room.get(peer_id)
+            if room is None:  # the worker had let them go already (a closing socket is no error)
+                logger.debug("%s disconnected after leaving", peer_id)
+                return
+            self._room_worker[room].send({"op": "disconnected", "peer": peer_id})
 
     def _forget(self, peer_id: str) -> None:
         """The worker says this participant is gone for good."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
+import time
 from typing import Any
 
 import httpx
@@ -389,18 +391,22 @@ async def test_a_killed_media_worker_is_replaced_and_its_room_comes_back(live: L
         hub = live.app.state.media
         room = str(live.session["id"])
         dead = hub.process_of(room)
+        caplog.set_level(logging.INFO, logger="signaling.workers")
         dead.kill()
         await wait_until(lambda: all(any(e["code"] == "media_restart" for e in c.errors) for c in clients), 10)
-        fresh = hub.process_of(room)
-        assert fresh is not None and fresh is not dead and fresh.is_alive()
-        assert hub.workers_down() == 0
-        async with httpx.AsyncClient(base_url=live.base) as client:
-            assert (await client.get("/healthz")).json()["status"] == "ok"
-        # The pages reconnect with the same links: media flows again, the party is still admitted.
+        told_at = time.time()
+        # The pages reconnect at once with the same links, while the new worker starts: their
+        # joins wait for it; media flows again, the party is still admitted.
         for client in clients:
             await client.close()
         clients = await host_and_party(live)
         host, party = clients
+        back = next(r for r in caplog.records if "is back" in r.getMessage())
+        assert told_at < back.created, "the pages were told only once the new worker had started"
+        fresh = hub.process_of(room)
+        assert fresh is not None and fresh is not dead and fresh.is_alive() and hub.workers_down() == 0
+        async with httpx.AsyncClient(base_url=live.base) as client:
+            assert (await client.get("/healthz")).json()["status"] == "ok"
         await media_flows(clients)
         assert not any(m["type"] == "lobby" for m in party.messages)
         assert (await hub.stats())["workers"] == 2
@@ -474,3 +480,20 @@ async def test_a_link_that_ends_ends_its_holders_place_in_the_room_at_once(live:
     finally:
         for client in (host, first, second):
             await client.close()
+
+
+@pytest.mark.parametrize("settings", [2], indirect=True)
+async def test_a_socket_that_closes_after_its_person_was_removed_logs_no_traceback(live: Live, caplog: Any) -> None:
+    """The worker lets a removed person go; their socket closing afterwards raised `join first`
+    from the hub (a traceback for every such socket)."""
+    host = await join(live, 0, live.token("host"))
+    party = await join(live, 2, live.token("party"))
+    await admit(host, party)
+    await host.socket.send(json.dumps({"type": "moderate", "action": "remove", "peer_id": party.peer_id, "revoke": True}))
+    await wait_until(lambda: any(m["type"] == "removed" for m in party.messages), 5)
+    await asyncio.sleep(0.5)  # the worker's word that the person is gone reaches the hub
+    await party.close()
+    await recorded(live, "remove")
+    await asyncio.sleep(0.5)
+    await host.close()
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
