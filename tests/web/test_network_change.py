@@ -113,6 +113,9 @@ async def test_a_party_on_a_slow_link_is_told_and_can_switch_to_audio_only_and_b
         PHONE.shape(300)
         await party.wait_for_selector("#link-notice:has-text('您的网络较慢')", timeout=40000)
         await host.wait_for_selector("#grid figcaption:has-text('对方网络较慢')", timeout=10000)
+        # The phone's own entry in the list says "your network", never "the other side's".
+        await party.wait_for_selector("#people li:has-text('您的网络较慢')", timeout=10000)
+        assert "对方网络较慢" not in await party.inner_text("#people")
         await party.click("#audio-only")  # 切换为仅语音
         await party.wait_for_selector("#link-notice:has-text('已切换为仅语音')")
         await party.wait_for_selector("#grid .tile.voice", timeout=10000)

@@ -620,7 +620,8 @@ function personItem(person) {
   if (person.audio_muted) flags.push(t("room.muted"));
   if (person.hand_raised) flags.push(`✋ ${t("room.hand_raised")}`);
   if (person.reconnecting) flags.push(t("room.reconnecting_person"));
-  if (person.weak_link) flags.push(t("room.their_link_weak"));
+  // One's own entry says "your network", not "the other side's" (the notice above says what to do).
+  if (person.weak_link) flags.push(t(person.peer_id === me ? "room.my_link_weak" : "room.their_link_weak"));
   if (person.problem && isHost) flags.push(strings[`room.problem.${person.problem}`] || person.problem);
   who.textContent = [label(person), ...flags].join(" · ");
   item.append(who);
