@@ -81,6 +81,7 @@ for (const section of document.querySelectorAll(".sign-document")) {
   const canvas = section.querySelector("[data-pad]");
   if (!canvas) continue;
   const drawing = pad(canvas);
+  canvas.addEventListener("pointerdown", () => { error.textContent = ""; });  // a new try: the last refusal goes
   section.querySelector("[data-clear]").addEventListener("click", () => drawing.clear());
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
