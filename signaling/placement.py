@@ -43,6 +43,7 @@ NEW_ROOM_STREAMS = 40  # what a room of five brings: 20 audio and 20 video strea
 # A placement on this node whose room is not running here is forgotten after this long (the
 # participant sent here may still be on the way).
 UNUSED_PLACEMENT_S = 60
+ARRIVING_S = 5.0  # a room placed this long before a heartbeat that does not report it is still on its way
 
 
 class NodeRow(Base):
@@ -110,12 +111,13 @@ def choose(nodes: Sequence[NodeRow], arriving: dict[str, int], now: dt.datetime,
 def arriving_rooms(nodes: Sequence[NodeRow], placements: Sequence[RoomPlacement]) -> dict[str, int]:
     """Per node, the rooms placed on it that its heartbeat does not report running yet (their
     people are on their way). A room that has ended counts no more: its placement is older than
-    the node's last heartbeat."""
+    the node's last heartbeat by more than ARRIVING_S (a heartbeat taken a moment after the
+    placement, before the first person's join reached the media, does not report it yet)."""
     by_id = {n.id: n for n in nodes}
     counts: dict[str, int] = {}
     for placement in placements:
         node = by_id.get(placement.node_id)
-        if node is not None and str(placement.session_id) not in node.rooms and placement.placed_at >= node.heartbeat_at:
+        if node is not None and str(placement.session_id) not in node.rooms and placement.placed_at >= node.heartbeat_at - dt.timedelta(seconds=ARRIVING_S):
             counts[node.id] = counts.get(node.id, 0) + 1
     return counts
 

@@ -42,8 +42,10 @@ def test_rooms_count_while_their_people_arrive_and_not_once_they_ended() -> None
     nodes = [node("a", age_s=1, rooms=("1",))]
     placements = [RoomPlacement(session_id=1, node_id="a", placed_at=NOW - dt.timedelta(minutes=5)),  # running
                   RoomPlacement(session_id=2, node_id="a", placed_at=NOW),  # placed after a's last heartbeat
-                  RoomPlacement(session_id=3, node_id="a", placed_at=NOW - dt.timedelta(seconds=30))]  # ended
-    assert arriving_rooms(nodes, placements) == {"a": 1}
+                  RoomPlacement(session_id=3, node_id="a", placed_at=NOW - dt.timedelta(seconds=30)),  # ended
+                  # placed a moment before the heartbeat, whose load was taken before the join reached the media
+                  RoomPlacement(session_id=4, node_id="a", placed_at=NOW - dt.timedelta(seconds=1.5))]
+    assert arriving_rooms(nodes, placements) == {"a": 2}
 
 
 def test_a_placement_holds_while_its_node_lives_and_a_drain_lets_it_finish() -> None:
