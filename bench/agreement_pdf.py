@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from foundation.config import Settings  # noqa: E402
 from foundation.database import upgrade_database  # noqa: E402
+from server.pages import signing as web_signing  # noqa: E402
 from tests.conftest import add_staff, log_in, started, token_of  # noqa: E402
 from tests.outcomes.test_signing import drawing, seal_png, sign_as_party  # noqa: E402
 from web import pdf  # noqa: E402
-from web import signing as web_signing  # noqa: E402
 
 TICK_S = 0.01
 

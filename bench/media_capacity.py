@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/media_capacity.py [--window 8] [--max-rooms 16] [--loss 0.01] [--profile]
 
-A server process runs either Tiaojie's forwarding engine (signaling/rooms.py) or a "stock"
+A server process runs either Tiaojie's forwarding engine (signaling/room/rooms.py) or a "stock"
 aiortc SFU (MediaRelay: every received track decoded, and encoded again in every subscriber's
 sender). The server is pinned to core 0; the rooms' clients (one process per room of 5) to core
 1, and their CPU is printed, so the load generator is off the server's core and it shows when it
@@ -43,8 +43,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from signaling.forwarding import header_extension  # noqa: E402
-from signaling.transport_cc import FEEDBACK_INTERVAL_S, TRANSPORT_CC_URI, ArrivalLog  # noqa: E402
+from signaling.media.forwarding import header_extension  # noqa: E402
+from signaling.media.transport_cc import FEEDBACK_INTERVAL_S, TRANSPORT_CC_URI, ArrivalLog  # noqa: E402
 
 ROOM_SIZE = 5
 FPS = 30
@@ -73,7 +73,7 @@ def encode_media(seconds: int = 4) -> dict[str, list[Any]]:
     and 20 ms Opus packets at a browser's voice bitrate, 32 kbit/s ("opus")."""
     import av
 
-    from signaling.bandwidth import SMALL_LAYER_BPS
+    from signaling.media.bandwidth import SMALL_LAYER_BPS
     from tests.signaling.media_client import layered_vp8
 
     media: dict[str, list[Any]] = {
@@ -114,7 +114,7 @@ class StockEngine:
     async def handle(self, peer_id: str, message: dict[str, Any]) -> None:
         from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
-        from signaling.peers import SLOTS
+        from signaling.media.peers import SLOTS
 
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         await pc.setRemoteDescription(RTCSessionDescription(sdp=message["sdp"], type="offer"))
@@ -157,15 +157,15 @@ def server_main(mode: str, port_queue: Any, profile: bool) -> None:
     _pin(SERVER_CORE)
     logging.basicConfig(level=logging.WARNING)
     if os.environ.get("BENCH_DEBUG"):
-        logging.getLogger("signaling.peers").setLevel(logging.INFO)
-        logging.getLogger("signaling.bandwidth").setLevel(logging.DEBUG)
+        logging.getLogger("signaling.media.peers").setLevel(logging.INFO)
+        logging.getLogger("signaling.media.bandwidth").setLevel(logging.DEBUG)
     from foundation import aio
 
     aio.run(_serve(mode, port_queue, profile))  # the loop the server and its media workers run on
 
 
 async def _serve(mode: str, port_queue: Any, profile: bool) -> None:
-    from signaling.rooms import Rooms
+    from signaling.room.rooms import Rooms
 
     writers: dict[str, asyncio.StreamWriter] = {}
 
@@ -272,8 +272,8 @@ class BenchClient:
                  weak: bool = False, transport_cc: bool = True) -> None:
         from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender
 
-        from signaling import _aiortc_hooks as hooks
-        from signaling.peers import SLOTS
+        from signaling.media import _aiortc_hooks as hooks
+        from signaling.media.peers import SLOTS
 
         self.name = name
         self.media = media
@@ -325,7 +325,7 @@ class BenchClient:
     async def accept(self, sdp: str) -> None:
         from aiortc import RTCSessionDescription
 
-        from signaling import _aiortc_hooks as hooks
+        from signaling.media import _aiortc_hooks as hooks
 
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         sections = sdp.split("\nm=")[1:]

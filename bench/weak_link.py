@@ -26,8 +26,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from signaling import bandwidth  # noqa: E402
-from signaling.rooms import Rooms  # noqa: E402
+from signaling.media import bandwidth  # noqa: E402
+from signaling.room.rooms import Rooms  # noqa: E402
 from tests.signaling.media_client import MediaClient, browser_like_encoders  # noqa: E402
 
 SETTLE_S, MEASURE_S, LONG_S = 6, 8, 60

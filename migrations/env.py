@@ -17,7 +17,7 @@ import scheduling.jobs  # noqa: F401, E402
 import scheduling.models  # noqa: F401, E402
 import scheduling.outbox  # noqa: F401, E402
 import scheduling.room_record  # noqa: F401, E402
-import signaling.placement  # noqa: F401, E402
+import signaling.cluster.placement  # noqa: F401, E402
 from foundation.database import Base, create_engine, lock_schema
 
 config = context.config

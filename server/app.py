@@ -31,7 +31,7 @@ from scheduling import room_record, sms
 from scheduling.invites import participant_link
 from scheduling.jobs import JobContext, Jobs
 from scheduling.outbox import Deliverer
-from server import backups
+from server import backups, pages
 from server.api import audit as audit_api
 from server.api import auth as auth_api
 from server.api import disputes as disputes_api
@@ -49,11 +49,10 @@ from server.http import BodyDeadline, ok
 from server.metrics import CountRequests, Metrics
 from server.metrics import routes as metrics_routes
 from server.openapi import build_openapi
-from signaling.hub import InProcessHub
-from signaling.placement import Load, Membership
-from signaling.workers import WorkerHub
-from web import office, pages, staff
-from web import signing as signing_pages
+from server.pages.render import render
+from signaling.cluster.hub import InProcessHub
+from signaling.cluster.placement import Load, Membership
+from signaling.cluster.workers import WorkerHub
 from web.i18n import STATIC_DIR, error_text, language, translator
 
 logger = logging.getLogger(__name__)
@@ -140,7 +139,7 @@ async def _app_error(request: Request, exc: Exception) -> Response:
     if _wants_json(request):
         response = ok({**exc.to_dict(), "message": message}, status_code=exc.status_code)
     else:
-        response = pages.render(request, "error.html", exc.status_code, message=message)
+        response = render(request, "error.html", exc.status_code, message=message)
     response.headers.update(exc.headers)
     return response
 
@@ -152,7 +151,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if _wants_json(request):
         return ok({"error": exc.detail, "message": message}, status_code=exc.status_code,
                   headers=dict(exc.headers) if exc.headers else None)
-    return pages.render(request, "error.html", exc.status_code, message=message)
+    return render(request, "error.html", exc.status_code, message=message)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -269,9 +268,6 @@ def create_app(settings: Settings) -> Starlette:
         *audit_api.routes,
         *rooms_api.routes,
         *pages.routes,
-        *staff.routes,
-        *office.routes,
-        *signing_pages.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     middleware = [

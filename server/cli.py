@@ -221,7 +221,7 @@ def cmd_drain(args: argparse.Namespace) -> None:
 
     from foundation.config import node_name
     from foundation.database import database_now
-    from signaling.placement import alive, set_draining
+    from signaling.cluster.placement import alive, set_draining
 
     settings = _settings(args)
     node_id = args.node or node_name(settings)
@@ -251,7 +251,7 @@ def cmd_nodes(args: argparse.Namespace) -> None:
     from sqlalchemy import select
 
     from foundation.database import database_now
-    from signaling.placement import NodeRow, alive, describe, forget_node
+    from signaling.cluster.placement import NodeRow, alive, describe, forget_node
 
     settings = _settings(args)
     if args.forget:
@@ -286,7 +286,7 @@ def cmd_nodes(args: argparse.Namespace) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> None:
     """Check a signed PDF: its office signature, and whether it is the valid version."""
-    from web.signing import check_file
+    from server.pages.signing import check_file
 
     settings = _settings(args)
     pdf = Path(args.file).read_bytes()

@@ -1,5 +1,5 @@
 """Logging staff in and out, and expert sign-in by magic link: shared by the JSON routes
-(`server/api/auth.py`) and the pages (`web/pages.py`)."""
+(`server/api/auth.py`) and the pages (`server/pages/portal.py`)."""
 from __future__ import annotations
 
 import datetime as dt

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from signaling.cluster.hub import MediaHub, Send
 from signaling.errors import SignalingError
-from signaling.hub import MediaHub, Send
 
 logger = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 256 * 1024

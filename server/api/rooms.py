@@ -17,9 +17,9 @@ from foundation.database import iso_utc, read_only, utcnow
 from foundation.errors import AppError
 from scheduling import invites, room_record
 from server.http import is_number
+from signaling.cluster.ice import ice_servers
+from signaling.cluster.placement import NoNode
 from signaling.errors import SignalingError
-from signaling.ice import ice_servers
-from signaling.placement import NoNode
 from signaling.session import SignalingSession, parse
 
 logger = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 The host's side (the host's link, or staff on the session page) writes the record and checks
 identities; each party signs from their own link with a code sent to their phone; the host
 signs as the mediator from their link (the session page gives the staff member a fresh one).
-The seal, the signed PDFs and the verification page are in web/signing.py (they render pages).
+The seal, the signed PDFs and the verification page are in server/pages/signing.py (they render pages).
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import pytest
 
 from foundation.config import Settings
 from foundation.database import create_engine, create_session_factory, utcnow
-from signaling.placement import Load, NodeRow, NoNode, RoomPlacement, arriving_rooms, choose, heartbeat, holds, place
+from signaling.cluster.placement import Load, NodeRow, NoNode, RoomPlacement, arriving_rooms, choose, heartbeat, holds, place
 from tests.conftest import add_staff, book, log_in, started
 from tests.postgres import fresh_database
 
@@ -113,7 +113,7 @@ async def test_a_lock_held_elsewhere_does_not_stop_the_heartbeat_nor_fence_a_hea
     import psycopg
     from sqlalchemy import select
 
-    from signaling.placement import Membership
+    from signaling.cluster.placement import Membership
 
     async with started(postgres_settings) as running:
         await add_staff(running)

@@ -187,6 +187,6 @@ async def test_healthz_says_degraded_while_a_media_worker_is_down(running: Runni
     client = running.client()
     assert (await client.get("/healthz")).json()["status"] == "ok"
     media = running.app.state.media
-    media.workers_down = lambda: 1  # between a worker's death and its replacement (signaling/workers.py)
+    media.workers_down = lambda: 1  # between a worker's death and its replacement (signaling/cluster/workers.py)
     health = await client.get("/healthz")
     assert health.status_code == 503 and health.json()["reason"] == "media worker down"

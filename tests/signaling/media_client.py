@@ -20,8 +20,8 @@ from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParam
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import RTCP_PSFB_PLI, HeaderExtensionsMap, RtcpPacket, RtcpPsfbPacket, RtpPacket
 
-from signaling import _aiortc_hooks as hooks
-from signaling.peers import RID_URI, SLOTS
+from signaling.media import _aiortc_hooks as hooks
+from signaling.media.peers import RID_URI, SLOTS
 
 # Y, U, V of the colours the clients send.
 COLOURS = [(81, 90, 240), (145, 54, 34), (41, 240, 110), (210, 16, 146), (170, 166, 16)]

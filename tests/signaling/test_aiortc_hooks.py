@@ -1,4 +1,4 @@
-"""The aiortc internals that signaling/_aiortc_hooks.py relies on are still where it expects them."""
+"""The aiortc internals that signaling/media/_aiortc_hooks.py relies on are still where it expects them."""
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +10,7 @@ import aiortc
 from aioice import Connection
 from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 
-from signaling import _aiortc_hooks as hooks
+from signaling.media import _aiortc_hooks as hooks
 
 
 def test_pinned_versions() -> None:
@@ -97,7 +97,7 @@ async def test_private_attributes_exist_on_instances() -> None:
 
 
 async def test_packet_sender_drops_until_the_keys_and_pair_exist_then_sends_what_arrives_whole() -> None:
-    from signaling import _aiortc_hooks as hooks
+    from signaling.media import _aiortc_hooks as hooks
 
     sender_pc, receiver_pc = RTCPeerConnection(), RTCPeerConnection()
     sender_pc.addTransceiver("audio", direction="sendonly")

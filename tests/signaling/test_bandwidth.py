@@ -4,7 +4,7 @@ sustained weak link and more when there is room; a healthy link is not held to a
 is still ramping up."""
 from __future__ import annotations
 
-from signaling.bandwidth import (
+from signaling.media.bandwidth import (
     AUDIO_BPS,
     CONGESTED_HOLD_S,
     DOWNGRADED_LOSS_S,
@@ -22,7 +22,7 @@ from signaling.bandwidth import (
     LinkQuality,
     publisher_target_bps,
 )
-from signaling.transport_cc import DelayEstimator
+from signaling.media.transport_cc import DelayEstimator
 
 
 class Clock:

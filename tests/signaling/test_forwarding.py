@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from signaling.rooms import Rooms
+from signaling.room.rooms import Rooms
 from tests.signaling.media_client import COLOURS, TONES, MediaClient, browser_like_encoders
 
 

@@ -5,7 +5,7 @@ import base64
 import hashlib
 import hmac
 
-from signaling.ice import ice_servers, turn_credentials
+from signaling.cluster.ice import ice_servers, turn_credentials
 
 
 def test_turn_rest_credentials_match_coturn_convention() -> None:

@@ -2,7 +2,7 @@
 speakers (last-N) with the shared screen first."""
 from __future__ import annotations
 
-from signaling.peers import LAST_N
+from signaling.media.peers import LAST_N
 from tests.signaling.media_client import TONES
 from tests.signaling.test_forwarding import Harness, close_to, wait_until
 

@@ -1,4 +1,4 @@
-"""Every message a participant sends has a type (signaling/messages.py) that agrees with
+"""Every message a participant sends has a type (signaling/room/messages.py) that agrees with
 PROTOCOL.md, and a value of the wrong type is refused naming its field, never raised as a fault."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from signaling import messages
 from signaling.errors import SignalingError
+from signaling.room import messages
 from tests.signaling.test_forwarding import Harness
 
 PROTOCOL = (Path(__file__).resolve().parents[2] / "signaling" / "PROTOCOL.md").read_text()

@@ -1,7 +1,7 @@
 """The room's rules: lobby, observers, caucus, participant lists."""
 from __future__ import annotations
 
-from signaling.room_state import Member, Room
+from signaling.room.state import Member, Room
 
 
 def room(*members: Member) -> Room:

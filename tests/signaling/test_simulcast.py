@@ -7,8 +7,8 @@ import struct
 
 import pytest
 
-from signaling.forwarding import PublishedStream, Subscription, parse_rtp, vp8_descriptor
-from signaling.simulcast import Choice, choose_layer
+from signaling.media.forwarding import PublishedStream, Subscription, parse_rtp, vp8_descriptor
+from signaling.media.simulcast import Choice, choose_layer
 
 SMALL, LARGE = 0x1111, 0x2222
 SIZES = {SMALL: (320, 240), LARGE: (640, 480)}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import struct
 import time
 
-from signaling.bandwidth import Downlink
-from signaling.forwarding import RESEND_MAX_AGE, Subscription
+from signaling.media.bandwidth import Downlink
+from signaling.media.forwarding import RESEND_MAX_AGE, Subscription
 
 NOW = [0.0]
 

@@ -11,8 +11,8 @@ import av
 import pytest
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 
-from signaling.bandwidth import AUDIO_BPS, HEADROOM, MIN_VIDEO_BPS, Downlink
-from signaling.forwarding import Subscription, parse_rtp, vp8_descriptor
+from signaling.media.bandwidth import AUDIO_BPS, HEADROOM, MIN_VIDEO_BPS, Downlink
+from signaling.media.forwarding import Subscription, parse_rtp, vp8_descriptor
 from tests.signaling.media_client import layered_vp8
 from tests.signaling.test_bandwidth import Clock
 
@@ -190,7 +190,7 @@ def _with_tid(payload: bytes, tid: int) -> bytes:
 
 
 def test_a_probe_s_padding_goes_between_frames_and_every_frame_still_decodes(frames) -> None:
-    from signaling.transport_cc import DelayEstimator
+    from signaling.media.transport_cc import DelayEstimator
 
     clock = Clock()
     link = Downlink(clock)

@@ -1,4 +1,4 @@
-"""Transport-wide congestion control feedback (signaling/transport_cc.py), read back by a parser
+"""Transport-wide congestion control feedback (signaling/media/transport_cc.py), read back by a parser
 written from the draft's packet format (draft-holmer-rmcat-transport-wide-cc-extensions-01 3.1)."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 from aiortc.rtp import RTCP_RTPFB_NACK, RtcpPacket, RtcpReceiverInfo, RtcpRrPacket, RtcpRtpfbPacket
 
-from signaling.forwarding import PADDING_SIZE
-from signaling.transport_cc import (
+from signaling.media.forwarding import PADDING_SIZE
+from signaling.media.transport_cc import (
     PACKET_OVERHEAD,
     ArrivalLog,
     DelayEstimator,

@@ -10,7 +10,7 @@ import pytest
 
 from foundation.config import Settings
 from server.app import create_app
-from signaling.workers import WorkerHub
+from signaling.cluster.workers import WorkerHub
 
 
 async def test_a_bad_line_or_a_failing_handler_costs_that_line_only() -> None:

@@ -391,7 +391,7 @@ async def test_a_killed_media_worker_is_replaced_and_its_room_comes_back(live: L
         hub = live.app.state.media
         room = str(live.session["id"])
         dead = hub.process_of(room)
-        caplog.set_level(logging.INFO, logger="signaling.workers")
+        caplog.set_level(logging.INFO, logger="signaling.cluster.workers")
         dead.kill()
         await wait_until(lambda: all(any(e["code"] == "media_restart" for e in c.errors) for c in clients), 10)
         told_at = time.time()

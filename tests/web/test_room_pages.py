@@ -9,7 +9,7 @@ from typing import Any
 from playwright.async_api import Browser
 from playwright.async_api import Error as PlaywrightError
 
-from signaling.bandwidth import MAX_VIDEO_BPS, SMALL_LAYER_BPS
+from signaling.media.bandwidth import MAX_VIDEO_BPS, SMALL_LAYER_BPS
 from tests.conftest import Live, book, token_of
 from tests.web.browser import DESKTOP_PAGE, KEEP_PEER_CONNECTIONS, PHONE_PAGE, enter_room
 from tests.web.conftest import ARTIFACTS, videos_playing

@@ -7,7 +7,7 @@ const $ = (id) => document.getElementById(id);
 const MAX_VIDEO_BITRATE = 600_000; // bits/s: enough for 640x480 talking heads
 // The camera goes in two simulcast layers; the server sends each person the one that fits their
 // link and the size they show it at (a weak phone link gets the small one). Keep in step with
-// signaling/bandwidth.py (MAX_VIDEO_BPS, SMALL_LAYER_BPS). Each layer says its frame rate: with
+// signaling/media/bandwidth.py (MAX_VIDEO_BPS, SMALL_LAYER_BPS). Each layer says its frame rate: with
 // a cap on the small one alone, Chromium held the large one to it too (15 fps of a camera's 30).
 const CAMERA_LAYERS = [
   { rid: "l", scaleResolutionDownBy: 2, maxBitrate: 50_000, maxFramerate: 15 },

@@ -4,7 +4,7 @@ One `ServerPeer` per participant (what mediasoup calls a transport with its prod
 consumers). The router links a publisher's voice, camera and screen into a subscriber's receive
 slots as it is told (`route`), chooses layers and videos for each subscriber's downlink, and once a
 second steers each publisher's bitrate from what its watchers can take. It knows nothing of rooms,
-lobbies or hosts: the room application (`signaling/rooms.py`) decides who hears whom and calls it.
+lobbies or hosts: the room application (`signaling/room/rooms.py`) decides who hears whom and calls it.
 
 It speaks to participants only about media: `slots` (whom each receive slot shows), `bandwidth`
 (videos paused or not shown for the link) and `link` (their own link weak or well).
@@ -20,12 +20,15 @@ from typing import Any
 
 from aiortc import RTCIceServer
 
-from signaling.bandwidth import AUDIO_BPS, publisher_target_bps
 from signaling.errors import SignalingError
-from signaling.forwarding import PublishedStream
-from signaling.peers import SCREEN, ServerPeer
-from signaling.recording import PublisherRecording
-from signaling.transport_cc import FEEDBACK_INTERVAL_S
+from signaling.media.bandwidth import AUDIO_BPS, publisher_target_bps
+from signaling.media.forwarding import PublishedStream
+from signaling.media.peers import SCREEN, SLOTS, ServerPeer
+from signaling.media.recording import PublisherRecording
+from signaling.media.transport_cc import FEEDBACK_INTERVAL_S
+
+# What the room application uses of the media engine: the router, its receive slots, a recording.
+__all__ = ["SLOTS", "MediaRouter", "PublisherRecording"]
 
 logger = logging.getLogger(__name__)
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]

@@ -2,7 +2,7 @@
 
 One Python process forwards on one core. The web process keeps the WebSockets and relays each
 participant's messages to the worker that holds their room, over a Unix socket pair carrying
-newline-delimited JSON; a worker runs the rooms (signaling/rooms.py) and sends back the messages for each
+newline-delimited JSON; a worker runs the rooms (signaling/room/rooms.py) and sends back the messages for each
 participant. A room goes to the worker with the fewest participants when its first participant
 arrives and stays there until it is empty.
 
@@ -27,9 +27,9 @@ from typing import Any
 from aiortc import RTCIceServer
 
 from foundation import aio
+from signaling.cluster.hub import REJOIN, Send
 from signaling.errors import SignalingError
-from signaling.hub import REJOIN, Send
-from signaling.rooms import Record, Rooms, no_record
+from signaling.room.rooms import Record, Rooms, no_record
 
 logger = logging.getLogger(__name__)
 _LIMIT = 4 * 1024 * 1024  # one line carries at most an SDP

@@ -1,10 +1,10 @@
 """The rooms of one process: membership, the lobby, moderation, chat, caucus, recording consent
-and who is speaking, driving the media router (`signaling/router.py`) that forwards their media.
+and who is speaking, driving the media router (`signaling/media/router.py`) that forwards their media.
 
 The rooms speak only in messages (plain dicts): `emit(peer_id, message)` to participants and
 `record(room_id, event)` for the durable facts (joins, leaves, admissions, removals, chat, the
 end), so that they run in the web process or in a media worker process alike. Who may receive
-whom follows `signaling/room_state.py`; after every change the rooms tell the router, which links
+whom follows `signaling/room/state.py`; after every change the rooms tell the router, which links
 and unlinks the forwarding to match.
 """
 from __future__ import annotations
@@ -18,12 +18,10 @@ from typing import Any
 
 from aiortc import RTCIceServer
 
-from signaling import messages
 from signaling.errors import SignalingError
-from signaling.peers import SLOTS
-from signaling.recording import PublisherRecording
-from signaling.room_state import ADMITTED_ON_JOIN, Member, Room
-from signaling.router import MediaRouter
+from signaling.media.router import SLOTS, MediaRouter, PublisherRecording
+from signaling.room import messages
+from signaling.room.state import ADMITTED_ON_JOIN, Member, Room
 
 logger = logging.getLogger(__name__)
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -162,7 +160,7 @@ class Rooms:
     # ------------------------------------------------------------ messages
 
     async def handle(self, peer_id: str, raw: dict[str, Any]) -> None:
-        """One message from a participant; SignalingError for a bad one (signaling/messages.py)."""
+        """One message from a participant; SignalingError for a bad one (signaling/room/messages.py)."""
         room = self._room(peer_id)
         if room is None:
             raise SignalingError("join first", code="bad_state")

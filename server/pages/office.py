@@ -17,10 +17,10 @@ from outcomes import agreements, review, statistics
 from outcomes import service as outcomes
 from server.auth import current_staff, require_admin
 from server.http import path_id, transaction
+from server.pages.render import render
+from server.pages.staff import login_first
 from server.queries import audit_filter, statistics_range
 from web.i18n import language, local_time, translator, vocabulary_label
-from web.pages import render
-from web.staff import login_first
 
 # A time as the audit log stores it (ISO 8601, UTC).
 ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")

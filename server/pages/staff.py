@@ -28,8 +28,8 @@ from server.auth import current_staff, require_staff
 from server.http import path_id, transaction
 from server.links import with_links
 from server.logins import GUESSING
+from server.pages.render import render
 from web.i18n import local_time
-from web.pages import render
 
 
 def login_first(request: Request) -> Response | None:

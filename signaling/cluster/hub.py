@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from aiortc import RTCIceServer
 
 from signaling.errors import SignalingError
-from signaling.rooms import Record, Rooms, no_record
+from signaling.room.rooms import Record, Rooms, no_record
 
 logger = logging.getLogger(__name__)
 Send = Callable[[dict[str, Any]], Awaitable[None]]

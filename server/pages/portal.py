@@ -1,11 +1,8 @@
-"""Server-rendered pages: staff login and dashboard, expert sign-in and portal."""
+"""Staff login and dashboard, expert sign-in and portal, the join page."""
 from __future__ import annotations
 
-from typing import Any
-
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from disputes.models import Dispute
@@ -14,36 +11,12 @@ from foundation.database import utcnow
 from foundation.errors import AppError
 from outcomes.documents import DOCUMENT_NAMES
 from scheduling import calendar, invites
-from server.auth import csrf_token, current_expert_id, current_staff, staff_identity
+from server.auth import current_expert_id, current_staff
 from server.http import transaction
 from server.links import invitation_view, link_for, site_url
 from server.logins import check_login, log_out, remember_device, send_magic_link, sign_in_expert
-from web.i18n import LANG_COOKIE, WEB_DIR, catalogue, error_text, language, local_time, translator, vocabulary_label
-
-_templates = Environment(
-    loader=FileSystemLoader(WEB_DIR / "templates"), autoescape=select_autoescape(["html"])
-)
-
-
-def render_text(request: Request, template: str, **context: Any) -> str:
-    """A template rendered in the request's language, with the helpers every template uses."""
-    lang = language(request)
-    helpers = {
-        "request": request, "lang": lang, "t": translator(lang), "label": vocabulary_label(lang),
-        "local": lambda value, timezone, fmt="datetime": local_time(value, timezone, lang, fmt),
-        "csrf_token": csrf_token(request), "staff": current_staff(request), "expert_id": current_expert_id(request),
-        "who": staff_identity(request),
-    }
-    return _templates.get_template(template).render({**helpers, **context})
-
-
-def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """A page in the request's language."""
-    lang = language(request)
-    response = HTMLResponse(render_text(request, template, **context), status_code=status_code)
-    if request.query_params.get("lang") == lang:
-        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
-    return response
+from server.pages.render import render
+from web.i18n import catalogue, error_text, language, local_time, translator
 
 
 def _redirect(url: str) -> RedirectResponse:

@@ -7,7 +7,7 @@ and it is encrypted for that subscriber and sent. Each subscriber keeps a short 
 answer NACKs. A new subscriber gets no video until a keyframe starts, and asks the publisher for
 one (PLI), repeating until the publisher's SSRC is known and a keyframe arrives.
 
-Everything sent to a subscriber passes its downlink budget (`signaling/bandwidth.py`): video
+Everything sent to a subscriber passes its downlink budget (`signaling/media/bandwidth.py`): video
 over the budget is dropped until the next keyframe, and that subscriber waits a while before it
 asks for one, so a weak link cannot make the publisher send keyframes for everyone (VP8 in
 temporal layers, as browsers send simulcast, first loses frames of its top layer, one by one); NACKs are
@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from signaling.bandwidth import Downlink
-from signaling.simulcast import Layer
-from signaling.transport_cc import PACKET_OVERHEAD
+from signaling.media.bandwidth import Downlink
+from signaling.media.simulcast import Layer
+from signaling.media.transport_cc import PACKET_OVERHEAD
 
 PLI_MIN_INTERVAL_S = 0.3
 # One subscriber's own keyframe requests (PLI/FIR) reach the publisher at most this often, so a
@@ -497,7 +497,7 @@ class PublishedStream:
         self.packets = 0
         # Muted by the host: nothing is forwarded until the participant unmutes.
         self.held = False
-        # Recording taps (signaling/recording.py), fed from the top layer; empty unless the room records.
+        # Recording taps (signaling/media/recording.py), fed from the top layer; empty unless the room records.
         self.taps: list[Any] = []
         # Audio: the RFC 6464 header extension id, and the loudest level (0 loud .. 127 silent)
         # since the room last looked, for the active speaker.

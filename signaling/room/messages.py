@@ -2,7 +2,7 @@
 ("Client → server"; tests/signaling/test_messages.py checks the two agree).
 
 `parse` turns a decoded JSON object into its type, checking every field's type and size, or
-raises SignalingError `bad_message` naming the field. The room (signaling/rooms.py) then works
+raises SignalingError `bad_message` naming the field. The room (signaling/room/rooms.py) then works
 with typed values only.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from signaling.errors import SignalingError
-from signaling.peers import SLOTS
+from signaling.media.router import SLOTS
 
 HostAction = Literal[
     "admit", "lobby_message", "mute", "ask_unmute", "remove", "end", "caucus_start", "caucus_end",

@@ -20,7 +20,7 @@ keyframe); for voices, or without transport feedback (where the loss may be the 
 itself), they come last, only while a reserve of the budget is left (and on a link that is not
 limited they have a budget of their own). When the link cannot carry
 even a small video stream per publisher for a while, it gets fewer videos (`video_limit`: the
-peer keeps the screen share and the latest speakers, `signaling/peers.py`), down to audio only;
+peer keeps the screen share and the latest speakers, `signaling/media/peers.py`), down to audio only;
 one more video comes back when the estimate has room for it, and on audio only one video is
 tried again now and then.
 
@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from signaling.transport_cc import PACKET_OVERHEAD, DelayEstimator
+from signaling.media.transport_cc import PACKET_OVERHEAD, DelayEstimator
 
 AUDIO_BPS = 50_000  # an Opus voice stream (32 kbit/s) with its RTP, SRTP, UDP and IP headers
 START_BPS = 300_000  # the NACK answers' budget on a link that is not limited

@@ -35,8 +35,8 @@ from scheduling.models import MediationSession, Participant
 from server.auth import current_staff, require_office_admin, require_staff, staff_identity
 from server.http import ApiRoute, ok, path_id, transaction
 from server.links import site_url
+from server.pages.render import render, render_text
 from web.i18n import local_time
-from web.pages import render, render_text
 from web.pdf import html_to_pdf, signed_pdf
 
 TITLES = {"agreement": "人民调解协议书", "application": "司法确认申请书"}

@@ -23,7 +23,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from foundation.aio import cancel_and_wait
-from signaling.forwarding import KEYFRAME_RETRY_S, PublishedStream
+from signaling.media.forwarding import KEYFRAME_RETRY_S, PublishedStream
 
 logger = logging.getLogger(__name__)
 CODECS = {

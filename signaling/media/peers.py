@@ -12,7 +12,7 @@ every forwarded packet fits every subscriber without transcoding.
 
 The camera may come in simulcast layers (the offer's `a=rid`/`a=simulcast` on m-line 1): the
 answer accepts them and the rid header extension, and each layer's packets (their own SSRCs,
-which the offer does not announce) are camera packets; signaling/simulcast.py picks the layer
+which the offer does not announce) are camera packets; signaling/media/simulcast.py picks the layer
 each subscriber gets.
 """
 from __future__ import annotations
@@ -51,12 +51,12 @@ from aiortc.rtp import (
 )
 from aiortc.sdp import candidate_from_sdp
 
-from signaling import _aiortc_hooks as hooks
-from signaling.bandwidth import DOWNGRADED_LOSS_S, LOSSY_FRACTION, Downlink, LinkQuality
 from signaling.errors import SignalingError
-from signaling.forwarding import PublishedStream, Subscription, header_extension, parse_rtp
-from signaling.simulcast import Choice, choose_layer
-from signaling.transport_cc import PROBE_TICK_S, TRANSPORT_CC_URI, ArrivalLog, DelayEstimator, read_feedback, split_feedback
+from signaling.media import _aiortc_hooks as hooks
+from signaling.media.bandwidth import DOWNGRADED_LOSS_S, LOSSY_FRACTION, Downlink, LinkQuality
+from signaling.media.forwarding import PublishedStream, Subscription, header_extension, parse_rtp
+from signaling.media.simulcast import Choice, choose_layer
+from signaling.media.transport_cc import PROBE_TICK_S, TRANSPORT_CC_URI, ArrivalLog, DelayEstimator, read_feedback, split_feedback
 
 logger = logging.getLogger(__name__)
 SLOTS = 25  # everyone else in a room of 25, and a shared screen
@@ -137,7 +137,7 @@ class ServerPeer:
         self._videos_at = float("-inf")  # when the videos shown last changed
         self._abs_send_time_id: int | None = None
         # Transport-wide sequence numbers of what it sends, and when each arrived (its browser's
-        # send-side estimate of its uplink reads our feedback, signaling/transport_cc.py).
+        # send-side estimate of its uplink reads our feedback, signaling/media/transport_cc.py).
         self._transport_cc_id: int | None = None
         self.arrivals = ArrivalLog()
         self._arrivals_ssrc = 0  # the media SSRC the feedback names (the last one that arrived)
@@ -277,7 +277,7 @@ class ServerPeer:
 
     def _probe(self) -> None:
         """Probe the downlink where its estimate keeps it from larger layers or more videos:
-        padding on one of its videos, paced (signaling/transport_cc.py, DelayEstimator)."""
+        padding on one of its videos, paced (signaling/media/transport_cc.py, DelayEstimator)."""
         goal = self.downlink.probe_due(self._downgraded)
         if goal is None:
             return
