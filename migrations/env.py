@@ -13,7 +13,7 @@ import audit.models  # noqa: F401, E402
 import disputes.models  # noqa: F401, E402
 import experts.models  # noqa: F401, E402
 import outcomes.models  # noqa: F401, E402
-import scheduling.jobs  # noqa: F401, E402
+import scheduling.scheduler  # noqa: F401, E402
 import scheduling.models  # noqa: F401, E402
 import scheduling.outbox  # noqa: F401, E402
 import scheduling.room_record  # noqa: F401, E402

@@ -1,5 +1,5 @@
 """The outcomes' scheduled jobs: a reminder when a follow-up visit (回访) falls due, one 7 days
-before the deadline to apply for judicial confirmation (司法确认), and the weekly review (每周研判). They run on the scheduler of `scheduling/jobs.py`, which knows
+before the deadline to apply for judicial confirmation (司法确认), and the weekly review (每周研判). They run on the scheduler of `scheduling/scheduler.py`, which knows
 nothing of outcomes: the app installs them (`install`), routes schedule follow-ups here."""
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from foundation.database import utcnow
 from outcomes import documents, review
 from outcomes.models import FollowUp, Outcome, SignDocument
 from scheduling import outbox
-from scheduling.jobs import Jobs, job_context
+from scheduling.scheduler import Scheduler, job_context
 from scheduling.models import MediationSession
 
 FOLLOW_UP_GRACE_S = 7 * 24 * 3600
 REMIND_BEFORE = dt.timedelta(days=7)
 
 
-async def install(jobs: Jobs) -> None:
+async def install(jobs: Scheduler) -> None:
     """Add the weekly review, and a job for every pending follow-up and every sealed agreement's
     judicial deadline still ahead (after a crash between a commit and its job, or a job store
     that lost one)."""
@@ -38,12 +38,12 @@ async def install(jobs: Jobs) -> None:
             schedule_judicial_reminder(jobs, outcome_id, documents.judicial_deadline(sealed_at))
 
 
-def schedule_follow_up(jobs: Jobs, follow_up_id: int, due_at: dt.datetime) -> None:
+def schedule_follow_up(jobs: Scheduler, follow_up_id: int, due_at: dt.datetime) -> None:
     """Remind the office of a follow-up visit when it falls due."""
     jobs.once(f"follow-up-{follow_up_id}", follow_up_due, due_at, (follow_up_id,), FOLLOW_UP_GRACE_S)
 
 
-def schedule_judicial_reminder(jobs: Jobs, outcome_id: int, deadline: dt.datetime) -> None:
+def schedule_judicial_reminder(jobs: Scheduler, outcome_id: int, deadline: dt.datetime) -> None:
     """Remind staff and the parties 7 days before the deadline for judicial confirmation (one
     job id per agreement, so nodes that both schedule it run it once)."""
     jobs.once(f"judicial-{outcome_id}", judicial_reminder, deadline - REMIND_BEFORE, (outcome_id,), 3 * 24 * 3600)

@@ -29,7 +29,8 @@ from foundation.tokens import TokenSigner
 from outcomes import jobs as outcome_jobs
 from scheduling import room_record, sms
 from scheduling.invites import participant_link
-from scheduling.jobs import JobContext, Jobs
+from scheduling.jobs import Jobs
+from scheduling.scheduler import JobContext
 from scheduling.outbox import Deliverer
 from server import backups, pages
 from server.api import audit as audit_api

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from foundation import backup
 from foundation.config import Settings
-from scheduling.jobs import Jobs, job_context
+from scheduling.scheduler import Scheduler, job_context
 
 logger = logging.getLogger(__name__)
 _running: set[asyncio.Task[None]] = set()
@@ -24,7 +24,7 @@ def source(settings: Settings) -> backup.Source:
     return backup.Source(settings.database_url, settings.data_dir, settings.secret_key)
 
 
-def install(jobs: Jobs) -> None:
+def install(jobs: Scheduler) -> None:
     """Back up every day at TIAOJIE_BACKUP_HOUR into TIAOJIE_BACKUP_DIR, when it is set."""
     if jobs.settings.backup_dir:
         jobs.weekly("daily-backup", daily_backup, "*", jobs.settings.backup_hour, grace_s=12 * 3600)

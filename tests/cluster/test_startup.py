@@ -9,7 +9,7 @@ import psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from foundation.database import create_engine, create_session_factory, upgrade_database
-from scheduling.jobs import try_lease
+from scheduling.scheduler import try_lease
 from tests.cluster.conftest import Cluster
 from tests.postgres import fresh_database, plain_url
 

@@ -14,7 +14,7 @@ from foundation.config import Settings
 from foundation.database import utcnow
 from outcomes import jobs, review
 from outcomes.models import FollowUp
-from scheduling.jobs import run_job
+from scheduling.scheduler import run_job
 from scheduling.models import MediationSession
 from tests.conftest import Inbox, Running, add_staff, log_in, started
 from tests.scheduling.conftest import booking, next_monday

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from foundation.config import Settings
-from scheduling.jobs import JobRun, run_job
+from scheduling.scheduler import JobRun, run_job
 from server.app import create_app
 from tests.conftest import Inbox, Running, add_staff, log_in, started
 
@@ -164,7 +164,7 @@ async def test_jobs_added_together_wake_the_scheduler_once(monkeypatch: pytest.M
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from apscheduler.schedulers.base import BaseScheduler
 
-    from scheduling.jobs import _Scheduler
+    from scheduling.scheduler import _Scheduler
 
     # The wake-up repeats the body of APScheduler's own (pinned): it still reads so, and
     # adding a job still ends by waking the scheduler.
@@ -219,3 +219,11 @@ async def test_a_sessions_jobs_are_written_in_one_transaction(make_settings: Cal
         assert len(transactions) == 3  # the listing above read the store once
         opening = jobs.scheduler.get_job("session-41-open")
         assert opening.next_run_time > start + dt.timedelta(hours=12)
+
+
+def test_jobs_stored_before_the_scheduler_had_its_own_module_still_load() -> None:
+    """A job store written before scheduling/scheduler.py names `scheduling.jobs:run_job`."""
+    from apscheduler.util import obj_to_ref, ref_to_obj
+
+    assert ref_to_obj("scheduling.jobs:run_job") is run_job
+    assert ref_to_obj("scheduling.jobs:remind") is ref_to_obj(obj_to_ref(ref_to_obj("scheduling.jobs:remind")))
