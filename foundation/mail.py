@@ -5,11 +5,11 @@ import logging
 from email.message import EmailMessage
 
 import aiosmtplib
-from aiosmtplib import SMTPException as SMTPError  # noqa: F401 (callers catch mail.SMTPError)
 
 from foundation.config import Settings
 
 logger = logging.getLogger(__name__)
+SMTPError = aiosmtplib.SMTPException  # what a failed send raises (callers catch mail.SMTPError)
 
 
 def build_message(

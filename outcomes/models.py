@@ -51,7 +51,8 @@ class Outcome(Base):
 
 
 def _of_outcomes(column: Any, offices: Sequence[int]) -> ColumnElement[bool]:
-    return column.in_(select(Outcome.id).where(Outcome.dispute_id.in_(disputes_in(offices))))
+    of_outcomes: ColumnElement[bool] = column.in_(select(Outcome.id).where(Outcome.dispute_id.in_(disputes_in(offices))))
+    return of_outcomes
 
 
 class SessionRecord(Base):

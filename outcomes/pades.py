@@ -73,10 +73,11 @@ def sign(pdf: bytes, key_pem: str, cert_pem: str, secret: str, reason: str) -> b
     certs = list(load_certs_from_pemder_data(cert_pem.encode()))
     key = load_private_key_from_pemder_data(key_pem.encode(), passphrase=_password(secret))
     signer = signers.SimpleSigner(signing_cert=certs[0], signing_key=key,
-                                  cert_registry=SimpleCertificateStore.from_certs(certs))
+                                  cert_registry=SimpleCertificateStore.from_certs(certs))  # type: ignore[no-untyped-call]
     meta = signers.PdfSignatureMetadata(field_name=FIELD, reason=reason, subfilter=fields.SigSeedSubFilter.PADES)
     out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer=signer)
-    return out.getvalue()
+    signed: bytes = out.getvalue()
+    return signed
 
 
 @dataclasses.dataclass(frozen=True)

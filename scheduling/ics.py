@@ -50,4 +50,5 @@ def calendar(events: Iterable[Event], method: str | None = None) -> bytes:
         cal.add("method", method)
     for event in events:
         cal.add_component(event)
-    return cal.to_ical()
+    ical: bytes = cal.to_ical()
+    return ical

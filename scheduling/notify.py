@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import icalendar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -170,7 +171,7 @@ def _body(
     return "\n".join(lines) + "\n"
 
 
-def _event(session: MediationSession, title: str, settings: Settings, cancelled: bool) -> ics.Event:
+def _event(session: MediationSession, title: str, settings: Settings, cancelled: bool) -> icalendar.Event:
     return ics.session_event(
         uid=ics.session_uid(session.id, urlsplit(settings.base_url).hostname or "tiaojie"),
         sequence=session.sequence, start=session.start, end=session.end,

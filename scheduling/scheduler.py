@@ -402,7 +402,8 @@ def _next_week(week: tuple[str, int, str], after: dt.datetime) -> dt.datetime:
     trigger = CronTrigger(day_of_week=day, hour=hour, timezone=ZoneInfo(timezone))
     next_time = trigger.get_next_fire_time(None, after + dt.timedelta(seconds=1))
     assert next_time is not None
-    return next_time.astimezone(dt.timezone.utc)
+    utc: dt.datetime = next_time.astimezone(dt.timezone.utc)
+    return utc
 
 
 async def run_job(ref: str, job_id: str, due_at: dt.datetime, week: Any, grace_s: int, *args: Any) -> None:

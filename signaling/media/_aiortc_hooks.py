@@ -277,4 +277,5 @@ def add_rtcp_feedback(transceiver: RTCRtpTransceiver, feedback_type: str) -> Non
 
 def rtcp_ssrc(receiver: RTCRtpReceiver) -> int | None:
     """The SSRC a receiver uses as the sender of its RTCP feedback."""
-    return receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+    ssrc: int | None = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+    return ssrc
