@@ -1,6 +1,6 @@
 // Expert portal: the weekly availability grid, date overrides, accepting or declining.
 
-import { api } from "./staff.js";
+import { api } from "./staff/api.js";
 
 const config = JSON.parse(document.getElementById("page-config").textContent);
 const $ = (id) => document.getElementById(id);

@@ -2,10 +2,9 @@
 // few seconds and survives a reload, a reconnect or a move to another node (it is kept on the
 // server); the room's own dated entries are listed above it; the host marks each party's
 // identity document as checked on camera.
-const config = JSON.parse(document.getElementById("room-config").textContent);
-const strings = config.strings;
+import { $, config, t } from "./page.js";
+
 const base = `/api/join/${config.token}`;
-const $ = (id) => document.getElementById(id);
 const SAVE_EVERY_MS = 3000;
 const text = $("record-text");
 let revision = 0, saved = "", saving = false;
@@ -33,7 +32,7 @@ function show(record) {
     const item = document.createElement("li");
     item.dataset.participant = party.participant_id;
     item.textContent = party.identity
-      ? `${party.name}：${strings["room.identity_done"]} · ${party.identity.number_last4}`
+      ? `${party.name}：${t("room.identity_done")} · ${party.identity.number_last4}`
       : `${party.name}：—`;
     return item;
   }));
@@ -57,7 +56,7 @@ async function save() {
     const result = await call("PUT", `${base}/record`, { text: value, revision });
     revision = result.revision;
     saved = value;
-    $("record-status").textContent = `${strings["room.record_saved"]} ${new Date().toLocaleTimeString()}`;
+    $("record-status").textContent = `${t("room.record_saved")} ${new Date().toLocaleTimeString()}`;
   } catch (error) {
     $("record-status").textContent = error.message;
   } finally {
