@@ -1,10 +1,10 @@
 """Benchmark: does a healthy node fence itself when the machine is busy? Quiet and loaded, one run.
 
-    .venv/bin/python bench/fencing_under_load.py [--seconds 60] [--cpu-load 4] [--browsers]
+    .venv/bin/python bench/fencing_under_load.py [--seconds 60] [--quiet-seconds S] [--cpu-load 4] [--browsers]
 
 Three `tiaojie serve` nodes as shipped (each with its media workers, default 10 s dead time) on
 a PostgreSQL server the script starts, and a room of three (host, party, expert: aiortc clients
-that send and receive real frames) on one of them. For --seconds quiet, then --seconds with
+that send and receive real frames) on one of them. For --quiet-seconds (default: --seconds) quiet, then --seconds with
 `stress-ng --cpu N` beside them, it prints per phase: the fence events of every node (its
 /metrics), the longest a node's heartbeat row went unwritten (the `nodes` table polled every
 0.2 s), and how many times the room's people were told to rejoin. Then, still loaded, kill -9
@@ -165,6 +165,7 @@ def line(name: str, result: dict[str, Any]) -> str:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--quiet-seconds", type=float, help="the quiet phase's length (default: --seconds)")
     parser.add_argument("--cpu-load", type=int, default=4, help="stress-ng --cpu workers in the loaded phase")
     parser.add_argument("--browsers", action="store_true", help="the failover of three Chromium pages, not aiortc clients")
     args = parser.parse_args()
@@ -178,7 +179,7 @@ async def main() -> None:
             playwright = await stack.enter_async_context(async_playwright())
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         with postgres_server() as server_url:
-            quiet = await phase(server_url, args.seconds, 0, browser)
+            quiet = await phase(server_url, args.quiet_seconds or args.seconds, 0, browser)
             print(line("quiet", quiet), flush=True)
             loaded = await phase(server_url, args.seconds, args.cpu_load, browser)
             print(line(f"stress-ng --cpu {args.cpu_load}", loaded), flush=True)
