@@ -13,10 +13,10 @@ import audit.models  # noqa: F401, E402
 import disputes.models  # noqa: F401, E402
 import experts.models  # noqa: F401, E402
 import outcomes.models  # noqa: F401, E402
-import scheduling.scheduler  # noqa: F401, E402
 import scheduling.models  # noqa: F401, E402
 import scheduling.outbox  # noqa: F401, E402
 import scheduling.room_record  # noqa: F401, E402
+import scheduling.scheduler  # noqa: F401, E402
 import signaling.cluster.placement  # noqa: F401, E402
 from foundation.database import Base, create_engine, lock_schema
 

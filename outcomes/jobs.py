@@ -14,8 +14,8 @@ from foundation.database import utcnow
 from outcomes import documents, review
 from outcomes.models import FollowUp, Outcome, SignDocument
 from scheduling import outbox
-from scheduling.scheduler import Scheduler, job_context
 from scheduling.models import MediationSession
+from scheduling.scheduler import Scheduler, job_context
 
 FOLLOW_UP_GRACE_S = 7 * 24 * 3600
 REMIND_BEFORE = dt.timedelta(days=7)

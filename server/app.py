@@ -30,8 +30,8 @@ from outcomes import jobs as outcome_jobs
 from scheduling import room_record, sms
 from scheduling.invites import participant_link
 from scheduling.jobs import Jobs
-from scheduling.scheduler import JobContext
 from scheduling.outbox import Deliverer
+from scheduling.scheduler import JobContext
 from server import backups, pages
 from server.api import audit as audit_api
 from server.api import auth as auth_api

@@ -50,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -65,6 +66,8 @@ from aiortc.rtcrtpparameters import (
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from pylibsrtp._binding import ffi as srtp_ffi
 from pylibsrtp._binding import lib as srtp_lib
+
+from signaling.media import lateness
 
 RtpHandler = Callable[[bytes, int], Awaitable[None]]
 _protect, _protect_rtcp = srtp_lib.srtp_protect, srtp_lib.srtp_protect_rtcp
@@ -184,17 +187,18 @@ def packet_sender(transport: RTCDtlsTransport) -> PacketSender:
     return PacketSender(transport)
 
 
-def receive_rtp_directly(transport: RTCDtlsTransport, on_rtp: Callable[[bytes], None],
-                         on_rtcp: Callable[[bytes], None]) -> None:
+def receive_rtp_directly(transport: RTCDtlsTransport, on_rtp: Callable[[bytes, int], None],
+                         on_rtcp: Callable[[bytes], None]) -> list[int]:
     """Decrypt each inbound SRTP and SRTCP datagram of this transport as it arrives and give the
-    RTP packet to on_rtp, the RTCP compound to on_rtcp; DTLS and STUN go on to aiortc. Call it
+    RTP packet to on_rtp with the time it reached the kernel (monotonic microseconds, however
+    late the loop reads it), the RTCP compound to on_rtcp; DTLS and STUN go on to aiortc. Call it
     once the candidates are gathered (after setLocalDescription): a media datagram then skips
-    aioice's STUN parsing too."""
+    aioice's STUN parsing too. The sockets' descriptors (each with a large receive buffer)."""
     connection = transport.transport._connection
     original = connection.data_received
     length = srtp_ffi.new("int *")
 
-    def data_received(data: bytes, component: int) -> None:
+    def data_received(data: bytes, component: int, arrived_us: int | None = None) -> None:
         session = transport._rx_srtp
         size = len(data)
         if session is None or size < 12 or size > 1500 or not 127 < data[0] < 192:
@@ -207,28 +211,32 @@ def receive_rtp_directly(transport: RTCDtlsTransport, on_rtp: Callable[[bytes], 
             if _unprotect_rtcp(session._srtp[0], session._cdata, length) == 0:
                 on_rtcp(buffer[0:length[0]])
         elif _unprotect(session._srtp[0], session._cdata, length) == 0:
-            on_rtp(buffer[0:length[0]])
+            on_rtp(buffer[0:length[0]], time.monotonic_ns() // 1000 if arrived_us is None else arrived_us)
         # else: not authentic (or replayed): dropped, as aiortc drops it
 
     connection.data_received = data_received  # type: ignore[method-assign]
-    for protocol in connection._protocols:
-        if type(protocol) is aioice.ice.StunProtocol:
-            _skip_stun_parsing(protocol, data_received)
+    return [_skip_stun_parsing(protocol, data_received) for protocol in connection._protocols
+            if type(protocol) is aioice.ice.StunProtocol and protocol.transport is not None]
 
 
-def _skip_stun_parsing(protocol: aioice.ice.StunProtocol, data_received: Callable[[bytes, int], None]) -> None:
+def _skip_stun_parsing(protocol: aioice.ice.StunProtocol, data_received: Callable[[bytes, int, int], None]) -> int:
     """StunProtocol.datagram_received tries to parse every datagram as STUN and hands on those
-    that raise; an RTP or RTCP datagram (first byte 128-191, RFC 7983) goes on at once."""
+    that raise; an RTP or RTCP datagram (first byte 128-191, RFC 7983) goes on at once, with the
+    kernel's time of its arrival. The socket's descriptor."""
     original = protocol.datagram_received
     component = protocol.local_candidate.component
+    fd = protocol.transport.get_extra_info("socket").fileno()
+    lateness.receive_buffer(fd)
+    lateness.arrival_us(fd)  # (turns the kernel's stamps on for this socket)
 
     def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
         if data and 127 < data[0] < 192:
-            data_received(data, component)
+            data_received(data, component, lateness.arrival_us(fd))
         else:
             original(data, addr)
 
     protocol.datagram_received = datagram_received  # type: ignore[method-assign, assignment]
+    return int(fd)
 
 
 def no_sender_reports(sender: RTCRtpSender) -> None:

@@ -53,6 +53,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from signaling.errors import SignalingError
 from signaling.media import _aiortc_hooks as hooks
+from signaling.media import lateness
 from signaling.media.bandwidth import DOWNGRADED_LOSS_S, LOSSY_FRACTION, Downlink, LinkQuality
 from signaling.media.forwarding import PublishedStream, Subscription, header_extension, parse_rtp
 from signaling.media.simulcast import Choice, choose_layer
@@ -132,6 +133,8 @@ class ServerPeer:
         self.downlink_quality = LinkQuality()
         self.uplink_quality = LinkQuality()
         self._uplink_loss = 0  # the worst fraction lost (of 256) of what it sent, this second
+        self._socket_inodes: list[int] = []  # its media sockets, and what the kernel dropped of theirs
+        self._socket_drops = 0
         self._downgraded = False  # whether its link gets smaller layers than its tiles would show
         self._probe_turn = 0  # which of its videos carries a probe's next padding
         self._videos_at = float("-inf")  # when the videos shown last changed
@@ -205,7 +208,8 @@ class ServerPeer:
             senders.append(transceiver)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
-        hooks.receive_rtp_directly(transport, self._on_rtp, self._on_rtcp)  # (now that the candidates are gathered)
+        fds = hooks.receive_rtp_directly(transport, self._on_rtp, self._on_rtcp)  # (now that the candidates are gathered)
+        self._socket_inodes = [lateness.socket_inode(fd) for fd in fds]
         level = re.search(r"a=extmap:(\d+) urn:ietf:params:rtp-hdrext:ssrc-audio-level", self.pc.localDescription.sdp)
         self.audio.level_extension = int(level.group(1)) if level else None
         send_time = re.search(r"a=extmap:(\d+) http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
@@ -400,9 +404,10 @@ class ServerPeer:
                                             fci=pack_remb_fci(bitrate_bps, ssrcs))))
 
     async def _on_early_rtp(self, data: bytes, arrival_time_ms: int) -> None:
-        self._on_rtp(data)
+        self._on_rtp(data, time.monotonic_ns() // 1000)
 
-    def _on_rtp(self, data: bytes) -> None:
+    def _on_rtp(self, data: bytes, arrived_us: int) -> None:
+        """An RTP packet from this participant, which reached the kernel at `arrived_us`."""
         header = parse_rtp(data)
         if header is None:
             return
@@ -410,7 +415,7 @@ class ServerPeer:
         if self._transport_cc_id is not None:
             number = header_extension(data, self._transport_cc_id)
             if number is not None and len(number) == 2:
-                self.arrivals.arrived(int.from_bytes(number, "big"), time.monotonic_ns() // 1000)
+                self.arrivals.arrived(int.from_bytes(number, "big"), arrived_us)
                 self._arrivals_ssrc = ssrc
         stream = self._streams_by_ssrc.get(ssrc)
         if stream is None:
@@ -526,14 +531,20 @@ class ServerPeer:
         if reports:
             self._send(bytes(RtcpRrPacket(ssrc=sender_ssrc, reports=reports[:31])))
 
-    def judge_links(self) -> bool:
+    def judge_links(self, server_late: bool = False, drops: dict[int, int] | None = None) -> bool:
         """Once a second, after send_reports: whether this participant's own links look weak
         (its downlink gets smaller layers, fewer frames or fewer videos than it would; what it
-        sends arrives with loss); True when either changed."""
+        sends arrives with loss); True when either changed. A second in which the server itself
+        was late (`server_late`), or the kernel dropped datagrams for this peer's sockets for
+        want of buffer (`drops`, signaling/media/lateness.py), says nothing of its links."""
+        dropped = sum((drops or {}).get(inode, 0) for inode in self._socket_inodes)
+        ours, self._socket_drops = dropped > self._socket_drops, dropped
+        uplink_loss, self._uplink_loss = self._uplink_loss, 0
+        if server_late or ours:
+            return False
         downgraded = self._downgraded and self.downlink.congested_within(DOWNGRADED_LOSS_S)  # (not a hold's tail)
         down = self.downlink_quality.second(downgraded or self.downlink.cutting)
-        up = self.uplink_quality.second(self._uplink_loss > LOSSY_FRACTION)
-        self._uplink_loss = 0
+        up = self.uplink_quality.second(uplink_loss > LOSSY_FRACTION)
         return down or up
 
     def _send(self, packet: bytes) -> bool:

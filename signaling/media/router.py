@@ -23,6 +23,7 @@ from aiortc import RTCIceServer
 from signaling.errors import SignalingError
 from signaling.media.bandwidth import AUDIO_BPS, publisher_target_bps
 from signaling.media.forwarding import PublishedStream
+from signaling.media.lateness import LoopLag, udp_drops
 from signaling.media.peers import SCREEN, SLOTS, ServerPeer
 from signaling.media.recording import PublisherRecording
 from signaling.media.transport_cc import FEEDBACK_INTERVAL_S
@@ -58,6 +59,7 @@ class MediaRouter:
         self.peers: dict[str, ServerPeer] = {}
         self._control: asyncio.Task[None] | None = None
         self._feedback: asyncio.Task[None] | None = None
+        self.lag = LoopLag()  # how late this process runs (signaling/media/lateness.py)
 
     # ------------------------------------------------------------ peers
 
@@ -67,6 +69,7 @@ class MediaRouter:
             raise SignalingError("the offer was already made; reconnect to start again", code="bad_state")
         if self._control is None:
             self._control = asyncio.create_task(self._run_control(), name="media-control")
+            self.lag.start()
             self._feedback = asyncio.create_task(self._run_feedback(), name="media-feedback")
         peer = ServerPeer(peer_id, self._ice_servers, self._peer_closed)
         try:
@@ -110,6 +113,7 @@ class MediaRouter:
         for task in (self._control, self._feedback):
             if task is not None:
                 task.cancel()
+        await self.lag.stop()
         for peer_id in list(self.peers):
             await self.drop(peer_id)
 
@@ -213,11 +217,13 @@ class MediaRouter:
         steer the publishers."""
         for peer in list(self.peers.values()):
             await peer.bandwidth_tick()
+        server_late = self.lag.late_lately
+        drops = udp_drops() if self.peers else {}
         for peer in list(self.peers.values()):
             await peer.show_videos()  # a new speaker's video on a link that carries only some
             peer.choose_layers()
             peer.send_reports()
-            if peer.judge_links():
+            if peer.judge_links(server_late, drops):
                 await self._link_changed(peer)
         self._steer_publishers()
 
@@ -262,6 +268,10 @@ class MediaRouter:
             # (links with one; a link never limited has none).
             "link_loss": [peer.downlink.last_loss for peer in self.peers.values()],
             "link_estimate_bps": [e for peer in self.peers.values() if (e := peer.downlink.estimate_bps) is not None],
+            # How late this process's event loop ran: the worst since the last read (ms), and
+            # the ticks later than LATE_MS so far.
+            "loop_lag_ms": self.lag.take_worst(),
+            "loop_late_total": self.lag.late_total,
         }
 
 

@@ -14,8 +14,8 @@ from foundation.config import Settings
 from foundation.database import utcnow
 from outcomes import jobs, review
 from outcomes.models import FollowUp
-from scheduling.scheduler import run_job
 from scheduling.models import MediationSession
+from scheduling.scheduler import run_job
 from tests.conftest import Inbox, Running, add_staff, log_in, started
 from tests.scheduling.conftest import booking, next_monday
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from importlib.metadata import version
 
 import aioice.ice
@@ -110,21 +111,28 @@ async def test_packet_sender_drops_until_the_keys_and_pair_exist_then_sends_what
     await receiver_pc.setRemoteDescription(sender_pc.localDescription)
     await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
     await sender_pc.setRemoteDescription(receiver_pc.localDescription)
-    arrived: list[bytes] = []
+    arrived: list[tuple[bytes, int, int]] = []  # (packet, arrival, when it was read) in microseconds
     connected = asyncio.Event()
     receiver_pc.on("connectionstatechange", lambda: receiver_pc.connectionState == "connected" and connected.set())
     await asyncio.wait_for(connected.wait(), 10)
     receiver_transport = receiver_pc.getTransceivers()[0].receiver.transport
-    hooks.receive_rtp_directly(receiver_transport, arrived.append, lambda data: None)
+    hooks.receive_rtp_directly(receiver_transport, lambda packet, at: arrived.append(
+        (bytes(packet), at, time.monotonic_ns() // 1000)), lambda data: None)
+    await asyncio.sleep(0.1)  # (the kernel turns its receive stamps on a moment after it is asked)
     for _ in range(50):  # (the sender's keys come with its side of the DTLS handshake)
+        sent = time.monotonic_ns() // 1000
         if send(header, b"after"):
             break
         await asyncio.sleep(0.1)
+    time.sleep(0.2)  # the loop is busy: the datagram waits in the kernel
     for _ in range(50):
         if arrived:
             break
         await asyncio.sleep(0.02)
-    assert arrived == [header + b"after"]
+    assert [packet for packet, _, _ in arrived] == [header + b"after"]
+    # Its arrival is the kernel's (when it came), not when the busy loop read it.
+    _, at, read = arrived[0]
+    assert read - at >= 150_000 and at - sent < 50_000, (sent, at, read)
     send.close()
     await sender_pc.close()
     await receiver_pc.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
 from tests.conftest import Live
@@ -38,6 +39,16 @@ def phone(tmp_path: Path) -> Iterator[Path]:
         PHONE.remove()
 
 
+async def admit(pages: dict[str, Any]) -> None:
+    """The host admits the party once it waits in the lobby (on a busy machine both pages take
+    a while to open their devices and join); what each page says if it never comes."""
+    try:
+        await pages["host"].click("#people button[aria-label='准入: 张建军']", timeout=45000)
+    except PlaywrightTimeout:
+        said = {kind: await page.inner_text("#room") for kind, page in pages.items()}
+        raise AssertionError(f"the party never waited in the lobby: {said}") from None
+
+
 @contextlib.asynccontextmanager
 async def room(live: Live, phone: Path, kinds: tuple[str, ...]) -> AsyncIterator[dict[str, Any]]:
     """Pages in the room by kind: staff on HiDPI desktops, the party on a phone-sized page in the
@@ -55,7 +66,7 @@ async def room(live: Live, phone: Path, kinds: tuple[str, ...]) -> AsyncIterator
                     pages[kind] = await enter_room(mobile, url, PHONE_PAGE)
                 else:
                     pages[kind] = await enter_room(office, f"{live.base}/join/{live.token(kind)}", DESKTOP_PAGE)
-            await pages["host"].click("#people button[aria-label='准入: 张建军']", timeout=20000)
+            await admit(pages)
             yield pages
         finally:
             await office.close()

@@ -398,6 +398,6 @@ async def test_a_join_that_no_node_answers_is_given_up_and_tried_again(browser: 
     page = await context.new_page()
     await page.goto(f"{live.base}/join/{live.token('host')}")
     await page.click("#enter")
-    await page.wait_for_selector("#people li", timeout=20000)  # in the room: the list shows the host
+    await page.wait_for_selector("#people li", timeout=30000)  # in the room: the list shows the host
     assert len(sockets) >= 2
     await context.close()

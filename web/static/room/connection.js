@@ -20,7 +20,8 @@ const ROOM_POLL_MS = 30_000; // the host may open the room early: ask again at l
 const ENTRY_URL = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/rooms/${config.session_id}`;
 // A node cut off from its database may take a join and never answer it: after this long without
 // a word, drop that socket and join again through the site's address (another node, if need be).
-const JOIN_REPLY_MS = 6000;
+// Long enough for a busy server's slow answer (a shorter wait cut it off and started again).
+const JOIN_REPLY_MS = 10_000;
 
 let handler = () => {};
 let movedTo = null;
