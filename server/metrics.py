@@ -115,6 +115,19 @@ class _Scrape(Collector):
         for index, worker in enumerate(media.get("per_worker", [])):
             workers.add_metric([str(index)], worker["cpu_s"])
         yield workers
+        # Each media process's event loop (the web process's where media runs in it): how late
+        # its timer fired at worst since the last scrape, and how often it was later than 60 ms
+        # (then nobody's link is judged weak: signaling/media/lateness.py).
+        processes = media.get("per_worker") or [media]
+        lag = GaugeMetricFamily("tiaojie_media_loop_lag_ms", "The worst lateness of a media event loop since the "
+                                "last scrape (ms).", labels=["worker"])
+        late = CounterMetricFamily("tiaojie_media_loop_late", "Times a media event loop ran more than 60 ms late.",
+                                   labels=["worker"])
+        for index, process in enumerate(processes):
+            lag.add_metric([str(index)], process.get("loop_lag_ms", 0.0))
+            late.add_metric([str(index)], process.get("loop_late_total", 0))
+        yield lag
+        yield late
         yield _histogram("tiaojie_link_loss_ratio", "The share of packets lost on each subscriber's downlink, "
                          "by its latest receiver report.", media["link_loss"], LOSS_BUCKETS)
         yield _histogram("tiaojie_link_estimate_bps", "The bandwidth estimate of each subscriber's downlink that has one.",

@@ -54,6 +54,10 @@ async def test_a_live_room_shows_in_the_metrics(live: Live) -> None:
         assert value(found, "tiaojie_forwarded_packets_total") > 0
         cpu = {labels["worker"]: v for labels, v in found["tiaojie_media_worker_cpu_seconds_total"]}
         assert set(cpu) == {"0", "1"} and max(cpu.values()) > 0
+        # Each worker's event loop: how late it ran (a working loop is a little late, never negative).
+        lag = {labels["worker"]: v for labels, v in found["tiaojie_media_loop_lag_ms"]}
+        assert set(lag) == {"0", "1"} and all(v >= 0 for v in lag.values())
+        assert {labels["worker"] for labels, _ in found["tiaojie_media_loop_late_total"]} == {"0", "1"}
         # Two subscribers' downlinks, each in the loss histogram once their receivers report.
         deadline = asyncio.get_running_loop().time() + 10
         while value(found, "tiaojie_link_loss_ratio_gcount") != 2:
