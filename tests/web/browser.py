@@ -122,3 +122,20 @@ async def enter_room(browser: Any, url: str, device: dict[str, Any]) -> Any:
     await page.goto(url)
     await page.click("#enter")
     return page
+
+
+async def until(page: Any, expression: str, timeout_s: float = 15) -> None:
+    """Wait for an expression to hold, polled with evaluate (wait_for_function's polling evaluates
+    a string, which the pages' CSP refuses); a page that reloads meanwhile is asked again."""
+    from playwright.async_api import Error as PlaywrightError
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if await page.evaluate(expression):
+                return
+        except PlaywrightError:  # the page navigated while it was asked
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"never true: {expression}")
+

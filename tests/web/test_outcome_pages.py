@@ -10,6 +10,7 @@ from sqlalchemy import select
 from disputes.models import Party
 from tests.conftest import Live, Running, add_staff
 from tests.outcomes.test_signing import sign_as_party
+from tests.web.browser import until
 from tests.web.conftest import ARTIFACTS, staff_page
 
 
@@ -23,7 +24,7 @@ async def test_agreement_signed_and_followed_up_through_the_pages(browser: Brows
 
     session_id = live.session["id"]
     await staff.goto(f"{live.base}/sessions/{session_id}")
-    await staff.wait_for_function("document.getElementById('outcome-terms').value.includes('李秀兰遛狗拴绳')")
+    await until(staff, "document.getElementById('outcome-terms').value.includes('李秀兰遛狗拴绳')")
     assert await staff.input_value("#outcome-terms") == "一、李秀兰遛狗拴绳，并向张建军赔礼道歉。"
     await staff.fill("#outcome-summary", "经专家团调解，双方和解。")
     await staff.click("#outcome-form button[type=submit]")
@@ -47,7 +48,7 @@ async def test_agreement_signed_and_followed_up_through_the_pages(browser: Brows
     first = staff.locator("li[data-follow-up]").first
     await first.locator(".follow-up-note").fill("双方相处融洽")
     await first.locator("button[data-result=kept]").click()
-    await staff.wait_for_function("document.querySelectorAll('li[data-follow-up]').length === 1")
+    await until(staff, "document.querySelectorAll('li[data-follow-up]').length === 1")
     dispute = (await live.staff.get(f"/api/disputes/{live.session['dispute_id']}")).json()
     assert dispute["status"] == "followed_up"
 

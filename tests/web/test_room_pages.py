@@ -11,7 +11,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from signaling.media.bandwidth import MAX_VIDEO_BPS, SMALL_LAYER_BPS
 from tests.conftest import Live, book, token_of
-from tests.web.browser import DESKTOP_PAGE, KEEP_PEER_CONNECTIONS, PHONE_PAGE, enter_room
+from tests.web.browser import DESKTOP_PAGE, KEEP_PEER_CONNECTIONS, PHONE_PAGE, enter_room, until
 from tests.web.conftest import ARTIFACTS, videos_playing
 
 
@@ -27,7 +27,7 @@ async def test_four_people_in_the_room(browser: Browser, live: Live) -> None:
     await first.wait_for_selector("text=设备检查")
     assert "宠物狗纠纷" in await first.content()
     assert "法制民警" in await first.inner_text("#invitation")
-    await first.wait_for_function("document.querySelector('#preview').videoWidth > 0", timeout=15000)
+    await until(first, "document.querySelector('#preview').videoWidth > 0")
     await first.screenshot(path=str(ARTIFACTS / "join-page.png"), full_page=True)
 
     for page in pages:
@@ -184,7 +184,7 @@ async def test_the_camera_goes_in_two_layers_and_a_small_tile_gets_the_small_one
         await context.add_init_script(KEEP_PEER_CONNECTIONS)
         page = await context.new_page()
         await page.goto(f"{live.base}/join/{live.token(kind)}")
-        await page.wait_for_function("document.querySelector('#preview').videoWidth > 0", timeout=15000)
+        await until(page, "document.querySelector('#preview').videoWidth > 0")
         await page.click("#enter")
         pages.append(page)
     host, party = pages
@@ -250,7 +250,7 @@ async def test_entering_before_the_camera_is_open_still_sends_camera_and_microph
         await page.goto(f"{live.base}/join/{live.token(kind)}")
         pages.append(page)
     host, party = pages
-    await host.wait_for_function("document.querySelector('#preview').videoWidth > 0", timeout=15000)
+    await until(host, "document.querySelector('#preview').videoWidth > 0")
     await host.click("#enter")
     await party.click("#enter")  # at once: its camera is still opening
     await host.click("#people button[aria-label='准入: 张建军']", timeout=20000)

@@ -17,18 +17,8 @@ from outcomes import pades
 from outcomes.models import OfficeSigning
 from tests.conftest import Live, Running, add_staff
 from tests.outcomes.test_signing import seal_png, sign_as_party
-from tests.web.browser import DESKTOP_PAGE, PHONE_PAGE, enter_room
+from tests.web.browser import DESKTOP_PAGE, PHONE_PAGE, enter_room, until
 from tests.web.conftest import ARTIFACTS, staff_page
-
-
-async def until(page: Page, expression: str, timeout_s: float = 15) -> None:
-    """Wait for an expression to hold, polled with evaluate (wait_for_function's polling evaluates
-    a string, which the pages' CSP refuses)."""
-    for _ in range(int(timeout_s * 5)):
-        if await page.evaluate(expression):
-            return
-        await page.wait_for_timeout(200)
-    raise AssertionError(f"never true: {expression}")
 
 
 async def draw(page: Page, selector: str, strokes: int = 3) -> None:

@@ -1,11 +1,13 @@
 """Staff console and expert portal in real Chromium: book through the pages, edit availability."""
 from __future__ import annotations
 
+import json
 import re
 
 from playwright.async_api import Browser
 
 from tests.conftest import STAFF_PASSWORD, Live, Running, add_staff
+from tests.web.browser import until
 from tests.web.conftest import ARTIFACTS, staff_page
 
 ALL_WEEK = {"windows": [{"weekday": d, "start": "08:00", "end": "20:00"} for d in range(7)]}
@@ -159,7 +161,7 @@ async def test_office_pages_read_as_the_office_does(browser: Browser, live: Live
     assert taken.status_code == 201, taken.text
     await page.click("#slots li >> text=选定此时间")
     await page.wait_for_selector("#book-status.error", timeout=10000)
-    await page.wait_for_function("t => document.querySelector('#slots li').innerText !== t", arg=first, timeout=10000)
+    await until(page, f"document.querySelector('#slots li').innerText !== {json.dumps(first)}", 10)
     assert "抢约专家" in await page.inner_text("#book-status")  # the 409 names who is taken
 
     await add_staff(Running(app=live.app, clients=[]), "admin1", role="admin")
