@@ -21,12 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,27 +33,11 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.cluster import enter_room, test_nodes  # noqa: E402
+from bench.shipped import cpu_hog  # noqa: E402
 from tests.postgres import plain_url, postgres_server  # noqa: E402
 from tests.server.test_metrics import samples, value  # noqa: E402
 from tests.web.browser import DESKTOP_PAGE, FLAGS, PHONE_PAGE, receiving  # noqa: E402
 from tests.web.browser import enter_room as open_page  # noqa: E402
-
-
-@contextlib.contextmanager
-def cpu_hog(workers: int) -> Iterator[None]:
-    """stress-ng on every core beside the nodes (nothing when 0)."""
-    if workers <= 0:
-        yield
-        return
-    if shutil.which("stress-ng") is None:
-        raise SystemExit("--cpu-load needs stress-ng (apt-get install stress-ng)")
-    hog = subprocess.Popen(["stress-ng", "--cpu", str(workers), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(1)
-        yield
-    finally:
-        hog.terminate()
-        hog.wait(10)
 
 
 def fences(cluster: Any) -> dict[str, float]:

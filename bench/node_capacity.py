@@ -52,10 +52,10 @@ def worker_counts(server_cores: int) -> list[int]:
     return counts
 
 
-def node_cpu_seconds(pid: int) -> float:
-    """CPU of a process and of its children (the media workers) so far."""
+def node_cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU so far of the web process and of its children (the media workers)."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return cpu_seconds(pid) + sum(cpu_seconds(int(child)) for child in children)
+    return cpu_seconds(pid), sum(cpu_seconds(int(child)) for child in children)
 
 
 def room_main(cores: list[int], entry: str, session_id: int, tokens: list[str], media: dict[str, list[Any]],
@@ -83,7 +83,7 @@ async def measure(workers: int, cores: list[int], client_cores: list[int], rooms
                 sessions = book_rooms(url, rooms)
                 args = [(client_cores, url, s["id"], room_tokens(s), media, loss) for s in sessions]
 
-                async def read_node(starting: bool) -> float:
+                async def read_node(starting: bool) -> tuple[float, float]:
                     return node_cpu_seconds(node.pid)
 
                 before, after, outcomes = await measure_rooms(room_main, args, window_s, read_node)
@@ -93,10 +93,14 @@ async def measure(workers: int, cores: list[int], client_cores: list[int], rooms
     expected = sum(o[2] for o in outcomes)
     lost = 1 - sum(o[3] for o in outcomes) / expected if expected else 1.0
     streams = rooms * ROOM_SIZE * (ROOM_SIZE - 1)
-    node_cores = (after - before) / window_s
+    main_s, workers_s = after[0] - before[0], after[1] - before[1]
+    delivered = streams * (1 - lost)
+    node_cores = (main_s + workers_s) / window_s
     return {"workers": workers, "cores": len(cores), "rooms": rooms, "streams": streams,
-            "delivered": streams * (1 - lost), "loss": lost, "node_cores": node_cores,
-            "per_core": streams * (1 - lost) / max(node_cores, 1e-9),
+            "delivered": delivered, "loss": lost, "node_cores": node_cores,
+            "per_core": delivered / max(node_cores, 1e-9),
+            "main_ms": 1000 * main_s / window_s / max(delivered, 1e-9),  # CPU-ms per second per delivered stream
+            "workers_ms": 1000 * workers_s / window_s / max(delivered, 1e-9),
             "client_cores": sum(o[5] for o in outcomes) / window_s}
 
 
@@ -109,6 +113,22 @@ def show(r: dict[str, Any], base: dict[str, Any] | None, client_cores: int) -> N
           f"node {r['node_cores']:.2f} cores, {r['per_core']:.0f} streams per core used{efficiency}; "
           f"clients {r['client_cores']:.2f} of {client_cores} cores" + (" (saturated: the load generator's figure)" if saturated else ""),
           flush=True)
+    share = r["main_ms"] / (r["main_ms"] + r["workers_ms"])
+    print(f"  per delivered stream: web process {r['main_ms']:.2f} CPU-ms/s, media workers {r['workers_ms']:.2f} CPU-ms/s; "
+          f"the web process's share (the serial fraction) {share:.1%}", flush=True)
+
+
+def projection(r: dict[str, Any]) -> str:
+    """Streams per node on more cores, from one measured level (Amdahl): n cores carry n / (the
+    whole cost per stream), but the one web process carries at most 1 / (its cost per stream),
+    and one core goes to it."""
+    main, workers = r["main_ms"] / 1000, r["workers_ms"] / 1000
+    figures = []
+    for n in (4, 8, 16):
+        bound = min(n / (main + workers), (n - 1) / workers if workers else float("inf"), 1 / main if main else float("inf"))
+        figures.append(f"{n} cores {bound:.0f}")
+    return (f"projection, not measured (from {r['workers']} worker(s); the web process's bound {1 / main:.0f} streams): "
+            + ", ".join(figures) + " streams per node")
 
 
 async def main() -> None:
@@ -127,6 +147,7 @@ async def main() -> None:
         result = await measure(workers, cores, client_cores, workers * args.rooms_per_worker, args.window, media, args.loss)
         show(result, base, len(client_cores))
         base = base or result
+    print(projection(result), flush=True)
 
 
 if __name__ == "__main__":

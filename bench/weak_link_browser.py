@@ -2,7 +2,7 @@
 does: its downlink falls to 300, 200 and 100 kbit/s and comes back, its uplink falls to 300
 kbit/s, it loses 5% of its packets at random; each phase timed from the moment the link changes.
 
-A full server (uvicorn, media in the web process) on this machine; the host (1920-wide window)
+The server as shipped (`tiaojie serve`, its media workers one per core) on this machine; the host (1920-wide window)
 and an expert in Chromium on the machine's own network; the party in a Chromium on a phone-sized
 page (390x844, device pixel ratio 3: the large simulcast layer is wanted) that runs in a network
 namespace joined by a veth pair. Downlink: a tbf qdisc on the host side (250 ms queue); uplink:
@@ -22,14 +22,19 @@ three Chromium encoders share the CPU: with 30-fps cameras their small layers co
 
 Needs root for the namespace and the qdiscs (ip, tc); it says so and stops otherwise.
 
-    .venv/bin/python bench/weak_link_browser.py [--phase-seconds 20] [--only down300,up300] [--camera-fps 30]
+Each run is done twice, quiet and then with `stress-ng --cpu N` beside the server (`--cpu-load`,
+default 2: 0 leaves the loaded run out), each on a fresh server and browsers, and the figures are
+printed side by side at the end with loaded / quiet. Both runs also count the seconds in which
+the host's or the expert's page (their links are perfect) showed a slow-network notice of its own,
+or in which any page showed either of them as on a slow network.
+
+    .venv/bin/python bench/weak_link_browser.py [--phase-seconds 20] [--only down300,up300] [--camera-fps 30] [--cpu-load 2]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
-import datetime as dt
 import os
 import shutil
 import socket
@@ -41,17 +46,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
 
+from bench.shipped import STAFF, book_session, cpu_hog, node  # noqa: E402
 from tests.needs import CHROMIUM  # noqa: E402
-from tests.web.browser import DESKTOP_PAGE, FLAGS, KEEP_PEER_CONNECTIONS, PHONE_PAGE  # noqa: E402
+from tests.web.browser import DESKTOP_PAGE, FLAGS, KEEP_PEER_CONNECTIONS, PHONE_PAGE, until  # noqa: E402
 from tests.web.netns import Namespace  # noqa: E402
 
 NS, HOST_IF, NS_IF = "tj-weak", "tj-host", "tj-weak0"
 HOST_IP, NS_IP = "10.77.0.1", "10.77.0.2"
-PASSWORD = "bench-password-1"
 SETTLE_S = 10
 
 
@@ -64,7 +67,8 @@ def camera_flags(fps: int) -> list[str]:
 # voice; and what the page itself sends (bytes per simulcast layer, its uplink estimate).
 SAMPLE = """async () => {
   const pc = window.peerConnections[window.peerConnections.length - 1];
-  const out = { people: {}, layers: {}, sending: {}, available: null };
+  const out = { people: {}, layers: {}, sending: {}, available: null,
+                notice: !document.getElementById("link-notice").hidden };
   if (!pc) return out;
   const transceivers = pc.getTransceivers();
   const byTrack = {};
@@ -83,9 +87,11 @@ SAMPLE = """async () => {
     const video = byTrack[transceivers[4 + 2 * n].receiver.track.id] || {};
     const audio = byTrack[transceivers[3 + 2 * n].receiver.track.id] || {};
     const shown = tile.querySelector("video");
+    const caption = tile.querySelector("figcaption").textContent;
     out.people[name] = { frames: video.framesDecoded || 0, width: video.frameWidth || 0,
                          tile: `${Math.round(shown.clientWidth * devicePixelRatio)}x${Math.round(shown.clientHeight * devicePixelRatio)}`,
                          frozen: video.totalFreezesDuration || 0, held: tile.classList.contains("held"),
+                         slow: caption.includes("网络较慢"),
                          concealed: audio.concealedSamples || 0,
                          samples: audio.totalSamplesReceived || 0 };
   }
@@ -93,7 +99,7 @@ SAMPLE = """async () => {
 }"""
 
 PARTY = Namespace(NS, HOST_IF, NS_IF, HOST_IP, NS_IP)
-HOST_NAME, EXPERT_NAME, PARTY_NAME = "bench", "王律师", "张建军"
+HOST_NAME, EXPERT_NAME, PARTY_NAME = STAFF, "王律师", "张建军"
 ADAPTED_FPS, ADAPTED_CONCEALED, ADAPTED_RUN_S = 8.0, 0.03, 3
 
 
@@ -135,41 +141,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def start_server(data_dir: Path) -> tuple[uvicorn.Server, asyncio.Task[None], str, dict[str, Any]]:
-    """A server on every interface, with a booked session whose room is open."""
-    from accounts.service import create_staff
-    from experts.offices import first_office
-    from foundation.config import Settings
-    from foundation.database import upgrade_database
-    from server.app import create_app
-
-    port = free_port()
-    settings = Settings(data_dir=data_dir, secret_key="bench-secret", base_url=f"http://{HOST_IP}:{port}")
-    upgrade_database(settings.database_url)
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="0.0.0.0", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    async with app.state.db_sessions() as db, db.begin():
-        await create_staff(db, "bench", PASSWORD, office_id=await first_office(db, "金山警务室"))
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base) as staff:
-        token = (await staff.get("/api/auth/csrf")).json()["csrf_token"]
-        login = await staff.post("/api/auth/login", json={"username": "bench", "password": PASSWORD},
-                                 headers={"X-CSRF-Token": token})
-        staff.headers["X-CSRF-Token"] = login.json()["csrf_token"]
-        expert = (await staff.post("/api/experts", json={"name": "王律师", "role": "lawyer", "email": "w@e.cn"})).json()
-        dispute = (await staff.post("/api/disputes", json={
-            "title": "宠物狗纠纷", "dispute_type": "animals",
-            "parties": [{"name": "张建军", "side": "applicant"}, {"name": "李秀兰", "side": "respondent"}]})).json()
-        start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
-        session = (await staff.post("/api/sessions", json={
-            "dispute_id": dispute["id"], "start": start.isoformat(), "end": (start + dt.timedelta(hours=1)).isoformat(),
-            "experts": [{"expert_id": expert["id"]}], "override_availability": True})).json()
-    return server, task, str(port), session
-
-
 def link_of(session: dict[str, Any], kind: str, port: str, host: str) -> str:
     url = [p for p in session["participants"] if p["kind"] == kind][0]["join_url"]
     return f"http://{host}:{port}/join/{url.rsplit('/', 1)[1]}"
@@ -180,7 +151,7 @@ async def open_page(browser: Browser, url: str, device: dict[str, Any]) -> Page:
     await context.add_init_script(KEEP_PEER_CONNECTIONS)
     page = await context.new_page()
     await page.goto(url)
-    await page.wait_for_function("document.querySelector('#preview').videoWidth > 0", timeout=30000)
+    await until(page, "document.querySelector('#preview').videoWidth > 0", 30)
     await page.click("#enter")
     return page
 
@@ -250,7 +221,8 @@ async def measure(pages: dict[str, Page], seconds: int) -> list[dict[str, Any]]:
     return out
 
 
-def show_phase(phase: Phase, during: Samples, after: Samples, base_width: int) -> None:
+def show_phase(phase: Phase, during: Samples, after: Samples, base_width: int) -> tuple[list[str], dict[str, float | None]]:
+    """A phase's lines, and its figures for the quiet/loaded table."""
     party = [{"people": s["party"]["people"]} for s in during]
     host = [{"people": s["host"]["people"]} for s in during]
     end = len(during) - 1
@@ -265,64 +237,121 @@ def show_phase(phase: Phase, during: Samples, after: Samples, base_width: int) -
     party_watchable = adapted_after(host_first)
     each = ", ".join(f"{name} {v['fps']:.1f} fps {v['width']}w" + (" (then held back)" if v["held"] else "")
                      for name, v in views.items())
-    print(f"{phase.name:8s} party sees: {each}; frozen {max(v['frozen'] for v in views.values()):.1f} s "
-          f"(first 5 s {max(v['frozen'] for v in first5.values()):.1f}); voices concealed "
-          f"{max(v['concealed'] for v in views.values()):.1%} (first 5 s {max(v['concealed'] for v in first5.values()):.1%}); "
-          f"adapted after {_s(adapt)}; host's large layer back {_s(recovered)} after the link returned", flush=True)
-    print(f"{'':8s} after the first 5 s: " + ", ".join(f"{name} {v['fps']:.1f} fps" for name, v in then.items())
-          + f"; voices concealed {max(v['concealed'] for v in then.values()):.1%}", flush=True)
-    print(f"{'':8s} host sees: expert {of_expert['width']}w {of_expert['fps']:.1f} fps; party {of_party['width']}w "
-          f"{of_party['fps']:.1f} fps, frozen {of_party['frozen']:.1f} s, its voice concealed {of_party['concealed']:.1%}, "
-          f"party watchable (>= {ADAPTED_FPS:.0f} fps, voice < 3%) after {_s(party_watchable)}", flush=True)
+    frozen = max((v["frozen"] for v in views.values()), default=float(end))
+    concealed = max((v["concealed"] for v in views.values()), default=1.0)
+    lines = [
+        f"{phase.name:8s} party sees: {each}; frozen {frozen:.1f} s "
+        f"(first 5 s {max(v['frozen'] for v in first5.values()):.1f}); voices concealed "
+        f"{concealed:.1%} (first 5 s {max(v['concealed'] for v in first5.values()):.1%}); "
+        f"adapted after {_s(adapt)}; host's large layer back {_s(recovered)} after the link returned",
+        f"{'':8s} after the first 5 s: " + ", ".join(f"{name} {v['fps']:.1f} fps" for name, v in then.items())
+        + f"; voices concealed {max(v['concealed'] for v in then.values()):.1%}",
+        f"{'':8s} host sees: expert {of_expert['width']}w {of_expert['fps']:.1f} fps; party {of_party['width']}w "
+        f"{of_party['fps']:.1f} fps, frozen {of_party['frozen']:.1f} s, its voice concealed {of_party['concealed']:.1%}, "
+        f"party watchable (>= {ADAPTED_FPS:.0f} fps, voice < 3%) after {_s(party_watchable)}",
+    ]
+    host_view = views.get(HOST_NAME, {"fps": 0.0, "width": 0})
+    figures: dict[str, float | None] = {
+        "party sees host, fps": host_view["fps"], "party sees host, width": host_view["width"],
+        "party: frozen s": frozen, "party: voices concealed %": 100 * concealed, "party: adapted after s": adapt,
+        "host's large layer back after s": recovered, "host sees expert, width": of_expert["width"],
+        "host sees expert, fps": of_expert["fps"], "host sees party, fps": of_party["fps"]}
+    return lines, figures
+
+
+def false_notices(samples: Samples) -> tuple[int, int]:
+    """Seconds in which the host's or the expert's page (both on perfect links) showed its own
+    slow-network notice, and those in which any page showed the host or the expert as on a slow
+    network (a tile's 对方网络较慢 or 视频已暂停（网络较慢）)."""
+    own = sum(1 for s in samples if s["host"]["notice"] or s["expert"]["notice"])
+    shown = sum(1 for s in samples if any(person.get("slow") for page in s.values()
+                                          for name, person in page["people"].items() if name in (HOST_NAME, EXPERT_NAME)))
+    return own, shown
 
 
 def _s(value: float | None) -> str:
     return "never" if value is None else f"{value:.0f} s"
 
 
-async def run(phases: list[Phase], seconds: int, recovery_s: int, camera_fps: int) -> None:
-    with tempfile.TemporaryDirectory() as folder:
+async def run(phases: list[Phase], seconds: int, recovery_s: int, camera_fps: int, cpu_load: int) -> dict[str, Any]:
+    """One run on a fresh server (with stress-ng --cpu cpu_load beside it when > 0): its printed
+    lines and its figures per phase."""
+    out: dict[str, Any] = {"lines": [], "figures": {}}
+
+    def say(line: str) -> None:
+        out["lines"].append(line)
+        print(line, flush=True)
+
+    with tempfile.TemporaryDirectory() as folder, cpu_hog(cpu_load):
         PARTY.create()
         wrapper = PARTY.chromium(Path(folder))
-        server, task, port, session = await start_server(Path(folder))
+        port = free_port()
         try:
-            async with async_playwright() as playwright:
-                office = await playwright.chromium.launch(executable_path=CHROMIUM, args=camera_flags(camera_fps))
-                phone = await playwright.chromium.launch(
-                    executable_path=str(wrapper), args=camera_flags(camera_fps) + [f"--unsafely-treat-insecure-origin-as-secure=http://{HOST_IP}:{port}"])
-                pages = {
-                    "host": await open_page(office, link_of(session, "host", port, "127.0.0.1"),
-                                            {"viewport": {"width": 1920, "height": 1080}, "device_scale_factor": 1}),
-                    "expert": await open_page(office, link_of(session, "expert", port, "127.0.0.1"), DESKTOP_PAGE),
-                    "party": await open_page(phone, link_of(session, "party", port, HOST_IP), PHONE_PAGE),
-                }
-                await pages["host"].click(f"#people button[aria-label='准入: {PARTY_NAME}']", timeout=30000)
-                await asyncio.sleep(SETTLE_S)
-                base = await measure(pages, 5)
-                width = base[-1]["party"]["people"].get(HOST_NAME, {}).get("width", 0)
-                print(f"settled on an unlimited link: the party gets the host's video {width} wide; cameras at "
-                      f"{camera_fps} fps; each phase {seconds} s, then {recovery_s} s unlimited", flush=True)
-                # (what each sends per simulcast layer, and what limits it: a busy machine's
-                # encoders scale their layers down, whatever the links carry)
-                print("sending: " + "; ".join(f"{who} {base[-1][who]['sending']}" for who in pages), flush=True)
-                print("shown (device pixels): " + "; ".join(
-                    f"{who}: " + ", ".join(f"{name} {p['tile']}" for name, p in base[-1][who]["people"].items())
-                    for who in pages), flush=True)
-                for phase in phases:
-                    if phase.loss and not shutil.which("nft"):
-                        print(f"{phase.name:8s} skipped: no nft (nftables) on this machine", flush=True)
-                        continue
-                    set_link(phase)
-                    during = await measure(pages, seconds)
-                    set_link(UNLIMITED)
-                    after = await measure(pages, recovery_s)
-                    show_phase(phase, during, after, width)
-                await office.close()
-                await phone.close()
+            with node(Path(folder), port, base_url=f"http://{HOST_IP}:{port}", host="0.0.0.0") as url:
+                session = book_session(url, EXPERT_NAME, [PARTY_NAME, "李秀兰"])
+                async with async_playwright() as playwright:
+                    office = await playwright.chromium.launch(executable_path=CHROMIUM, args=camera_flags(camera_fps))
+                    phone = await playwright.chromium.launch(
+                        executable_path=str(wrapper), args=camera_flags(camera_fps) + [f"--unsafely-treat-insecure-origin-as-secure=http://{HOST_IP}:{port}"])
+                    pages = {
+                        "host": await open_page(office, link_of(session, "host", str(port), "127.0.0.1"),
+                                                {"viewport": {"width": 1920, "height": 1080}, "device_scale_factor": 1}),
+                        "expert": await open_page(office, link_of(session, "expert", str(port), "127.0.0.1"), DESKTOP_PAGE),
+                        "party": await open_page(phone, link_of(session, "party", str(port), HOST_IP), PHONE_PAGE),
+                    }
+                    await pages["host"].click(f"#people button[aria-label='准入: {PARTY_NAME}']", timeout=30000)
+                    everything = await measure(pages, SETTLE_S)
+                    base = await measure(pages, 5)
+                    everything += base
+                    width = base[-1]["party"]["people"].get(HOST_NAME, {}).get("width", 0)
+                    out["figures"]["unlimited"] = {
+                        "party sees host, width": width,
+                        "host sees expert, width": base[-1]["host"]["people"].get(EXPERT_NAME, {}).get("width", 0),
+                        "host sees expert, fps": seen([{"people": s["host"]["people"]} for s in base], EXPERT_NAME, 0, 5)["fps"]}
+                    say(f"settled on an unlimited link: the party gets the host's video {width} wide; cameras at "
+                        f"{camera_fps} fps; each phase {seconds} s, then {recovery_s} s unlimited")
+                    # (what each sends per simulcast layer, and what limits it: a busy machine's
+                    # encoders scale their layers down, whatever the links carry)
+                    say("sending: " + "; ".join(f"{who} {base[-1][who]['sending']}" for who in pages))
+                    say("shown (device pixels): " + "; ".join(
+                        f"{who}: " + ", ".join(f"{name} {p['tile']}" for name, p in base[-1][who]["people"].items())
+                        for who in pages))
+                    for phase in phases:
+                        if phase.loss and not shutil.which("nft"):
+                            say(f"{phase.name:8s} skipped: no nft (nftables) on this machine")
+                            continue
+                        set_link(phase)
+                        during = await measure(pages, seconds)
+                        set_link(UNLIMITED)
+                        after = await measure(pages, recovery_s)
+                        everything += during + after
+                        lines, out["figures"][phase.name] = show_phase(phase, during, after, width)
+                        for line in lines:
+                            say(line)
+                    own, shown = false_notices(everything)
+                    out["figures"]["unlimited"].update({"false notices: own page, s": own, "false notices: tiles, s": shown})
+                    say(f"host and expert (perfect links) over {len(everything)} s: their own slow-network notice "
+                        f"shown {own} s; shown to anyone as on a slow network {shown} s")
+                    await office.close()
+                    await phone.close()
         finally:
-            server.should_exit = True
-            await task
             PARTY.remove()
+    return out
+
+
+def side_by_side(quiet: dict[str, Any], loaded: dict[str, Any], cpu_load: int) -> None:
+    """The two runs' figures in one table, with loaded / quiet where both are numbers."""
+    print(f"\n{'figure':<46} {'quiet':>9} {f'--cpu {cpu_load}':>9} {'ratio':>7}")
+    for phase, figures in quiet["figures"].items():
+        print(phase)
+        for name, value in figures.items():
+            other = loaded["figures"].get(phase, {}).get(name)
+            ratio = f"x{other / value:.2f}" if isinstance(value, int | float) and isinstance(other, int | float) and value else ""
+            print(f"  {name:<44} {_f(value):>9} {_f(other):>9} {ratio:>7}")
+
+
+def _f(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f}"
 
 
 def main() -> None:
@@ -331,11 +360,18 @@ def main() -> None:
     parser.add_argument("--recovery-seconds", type=int, default=25)
     parser.add_argument("--only", default=",".join(p.name for p in PHASES), help="phases, comma-separated")
     parser.add_argument("--camera-fps", type=int, default=30, help="the fake cameras' frame rate (a phone's: 30)")
+    parser.add_argument("--cpu-load", type=int, default=2,
+                        help="stress-ng --cpu workers beside the server in the second run (0: the quiet run alone)")
     args = parser.parse_args()
     if os.geteuid() != 0 or not shutil.which("tc") or not shutil.which("ip"):
         sys.exit("this benchmark needs root, ip and tc (a network namespace and tbf qdiscs)")
     chosen = [p for p in PHASES if p.name in args.only.split(",")]
-    asyncio.run(run(chosen, args.phase_seconds, args.recovery_seconds, args.camera_fps))
+    print("quiet:", flush=True)
+    quiet = asyncio.run(run(chosen, args.phase_seconds, args.recovery_seconds, args.camera_fps, 0))
+    if args.cpu_load:
+        print(f"\nwith stress-ng --cpu {args.cpu_load} beside the server:", flush=True)
+        loaded = asyncio.run(run(chosen, args.phase_seconds, args.recovery_seconds, args.camera_fps, args.cpu_load))
+        side_by_side(quiet, loaded, args.cpu_load)
 
 
 if __name__ == "__main__":
