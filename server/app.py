@@ -230,7 +230,8 @@ def create_app(settings: Settings) -> Starlette:
             if settings.node_url:
                 async def load() -> Load:
                     stats = await media.stats()
-                    return Load(participants=stats["peers"], streams=stats["streams"], rooms=stats["room_ids"])
+                    return Load(participants=stats["peers"], streams=stats["streams"], rooms=stats["room_ids"],
+                                overloaded=stats["overloaded"] >= stats.get("workers", 1))
 
                 beat_engine = create_engine(settings.database_url)  # the heartbeat's own connections
                 stack.push_async_callback(beat_engine.dispose)

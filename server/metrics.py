@@ -123,11 +123,20 @@ class _Scrape(Collector):
                                 "last scrape (ms).", labels=["worker"])
         late = CounterMetricFamily("tiaojie_media_loop_late", "Times a media event loop ran more than 60 ms late.",
                                    labels=["worker"])
+        # ... and whether it cannot keep up and sheds video (signaling/media/overload.py).
+        overloaded = GaugeMetricFamily("tiaojie_media_overloaded", "1 while a media process cannot keep up and sheds "
+                                       "video (large layers of the least watched cameras first).", labels=["worker"])
+        shed = GaugeMetricFamily("tiaojie_media_shed_videos", "Cameras a media process holds to their small layer "
+                                 "because it cannot keep up.", labels=["worker"])
+        episodes = CounterMetricFamily("tiaojie_media_overload_episodes", "Times a media process became overloaded.",
+                                       labels=["worker"])
         for index, process in enumerate(processes):
             lag.add_metric([str(index)], process.get("loop_lag_ms", 0.0))
             late.add_metric([str(index)], process.get("loop_late_total", 0))
-        yield lag
-        yield late
+            overloaded.add_metric([str(index)], process.get("overloaded", 0))
+            shed.add_metric([str(index)], process.get("shed_videos", 0))
+            episodes.add_metric([str(index)], process.get("overload_episodes", 0))
+        yield from (lag, late, overloaded, shed, episodes)
         yield _histogram("tiaojie_link_loss_ratio", "The share of packets lost on each subscriber's downlink, "
                          "by its latest receiver report.", media["link_loss"], LOSS_BUCKETS)
         yield _histogram("tiaojie_link_estimate_bps", "The bandwidth estimate of each subscriber's downlink that has one.",

@@ -58,6 +58,8 @@ class NodeRow(Base):
     draining: Mapped[bool] = mapped_column(Boolean, default=False)
     participants: Mapped[int] = mapped_column(default=0)
     streams: Mapped[int] = mapped_column(default=0)
+    # Every media worker of the node sheds video (signaling/media/overload.py): new rooms go elsewhere.
+    overloaded: Mapped[bool] = mapped_column(Boolean, default=False)
     # The rooms (session ids, as text) running on the node.
     rooms: Mapped[list[str]] = mapped_column(JSON, default=list)
 
@@ -79,6 +81,7 @@ class Load:
     participants: int
     streams: int
     rooms: Sequence[str]
+    overloaded: bool = False  # every media worker sheds video
 
 
 class NoNode(RuntimeError):
@@ -98,13 +101,13 @@ def holds(node: NodeRow, placement: RoomPlacement, now: dt.datetime, dead_after_
 
 
 def choose(nodes: Sequence[NodeRow], arriving: dict[str, int], now: dt.datetime, dead_after_s: float) -> NodeRow:
-    """The live, not draining node with the least load: the streams it forwards, and for each
-    room placed on it that has not started yet (`arriving`), as many as a room of five brings;
-    then the fewest participants, then rooms."""
+    """The live, not draining node with the least load: one that is not overloaded, then the
+    streams it forwards, and for each room placed on it that has not started yet (`arriving`), as
+    many as a room of five brings; then the fewest participants, then rooms."""
     candidates = [n for n in nodes if alive(n, now, dead_after_s) and not n.draining]
     if not candidates:
         raise NoNode("no node takes new rooms")
-    return min(candidates, key=lambda n: (n.streams + NEW_ROOM_STREAMS * arriving.get(n.id, 0), n.participants,
+    return min(candidates, key=lambda n: (n.overloaded, n.streams + NEW_ROOM_STREAMS * arriving.get(n.id, 0), n.participants,
                                           len(n.rooms), n.id))
 
 
@@ -133,6 +136,7 @@ async def heartbeat(db: AsyncSession, node_id: str, url: str, load: Load, now: d
         node.started_at, node.draining = now, False
     node.url, node.heartbeat_at = url, now
     node.participants, node.streams, node.rooms = load.participants, load.streams, list(load.rooms)
+    node.overloaded = load.overloaded
     return node
 
 
@@ -179,7 +183,7 @@ def describe(node: NodeRow, now: dt.datetime, dead_after_s: float) -> dict[str, 
     """A node as the CLI and the API show it."""
     return {
         "id": node.id, "url": node.url, "alive": alive(node, now, dead_after_s), "draining": node.draining,
-        "rooms": len(node.rooms), "participants": node.participants, "streams": node.streams,
+        "overloaded": node.overloaded, "rooms": len(node.rooms), "participants": node.participants, "streams": node.streams,
         "heartbeat_at": node.heartbeat_at.isoformat(),
     }
 

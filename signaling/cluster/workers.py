@@ -4,7 +4,7 @@ One Python process forwards on one core. The web process keeps the WebSockets an
 participant's messages to the worker that holds their room, over a Unix socket pair carrying
 newline-delimited JSON; a worker runs the rooms (signaling/room/rooms.py) and sends back the messages for each
 participant. A room goes to the worker with the fewest participants when its first participant
-arrives and stays there until it is empty.
+arrives (one that says it is overloaded only if all are) and stays there until it is empty.
 
 A worker that dies is replaced at once: its rooms move to the new process, and each of their
 participants is told (`media_restart`) so that the page reconnects by itself; whoever the host
@@ -90,6 +90,7 @@ class WorkerHub:
         self._peer_room: dict[str, str] = {}
         self._room_worker: dict[str, _Worker] = {}
         self._load: Counter[int] = Counter()
+        self._overloaded: set[int] = set()  # workers shedding video (their index)
         self._stats: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._starting: dict[int, asyncio.Future[_Worker]] = {}  # workers being replaced, by index
         self._closing = False
@@ -133,6 +134,7 @@ class WorkerHub:
         finally:
             del self._starting[dead.index]
         self._workers[dead.index] = fresh
+        self._overloaded.discard(dead.index)
         for room, worker in list(self._room_worker.items()):
             if worker is dead:
                 self._room_worker[room] = fresh
@@ -169,6 +171,11 @@ class WorkerHub:
             if event.get("kind") == "leave":
                 self._forget(event["peer_id"])
             await self._record(reply["room"], event)
+        elif reply["op"] == "overloaded":  # new rooms go to the others meanwhile (signaling/media/overload.py)
+            if reply["busy"]:
+                self._overloaded.add(worker.index)
+            else:
+                self._overloaded.discard(worker.index)
         elif reply["op"] == "stats":
             future = self._stats.pop(worker.index, None)
             if future is not None and not future.done():
@@ -188,7 +195,7 @@ class WorkerHub:
     async def join(self, room_id: str, peer_id: str, info: dict[str, Any], send: Send) -> None:
         worker = self._room_worker.get(room_id)
         if worker is None:
-            worker = min(self._workers, key=lambda w: (self._load[w.index], w.index))
+            worker = min(self._workers, key=lambda w: (w.index in self._overloaded, self._load[w.index], w.index))
             self._room_worker[room_id] = worker
         if worker.index in self._starting:  # its worker died: wait for the new one (the room moves there)
             await asyncio.shield(self._starting[worker.index])
@@ -300,9 +307,12 @@ async def _serve(
     async def record(room_id: str, event: dict[str, Any]) -> None:
         writer.write(json.dumps({"op": "record", "room": room_id, "event": event}).encode() + b"\n")
 
+    async def overloaded(busy: bool) -> None:
+        writer.write(json.dumps({"op": "overloaded", "busy": busy}).encode() + b"\n")
+
     engine = Rooms(
         emit, [RTCIceServer(**server) for server in ice_servers], record=record, reconnect_timeout_s=reconnect_timeout_s,
-        recordings_dir=Path(recordings_dir) if recordings_dir else None,
+        recordings_dir=Path(recordings_dir) if recordings_dir else None, on_overload=overloaded,
     )
     async for line in reader:
         command = json.loads(line)

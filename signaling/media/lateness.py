@@ -92,6 +92,7 @@ class LoopLag:
         self._task: asyncio.Task[None] | None = None
         self.worst_ms = 0.0  # since the last `take_worst`
         self.late_total = 0  # ticks later than LATE_MS so far (for /metrics)
+        self.behind_ms = 0.0  # every tick's lag added up: how long the loop has been behind so far
         self._late_at = float("-inf")
 
     def start(self) -> None:
@@ -109,6 +110,7 @@ class LoopLag:
     def tick(self, lag_ms: float) -> None:
         """One tick of the timer, `lag_ms` after it was due."""
         self.worst_ms = max(self.worst_ms, lag_ms)
+        self.behind_ms += max(0.0, lag_ms)
         if lag_ms > LATE_MS:
             self.late_total += 1
             self._late_at = self._clock()

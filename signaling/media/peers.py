@@ -131,6 +131,7 @@ class ServerPeer:
         self.audio_only_chosen = False  # the participant asked for voices only
         # Whether to tell the participant that its own links are weak (the page offers audio only).
         self.downlink_quality = LinkQuality()
+        self.capped: frozenset[str] = frozenset()  # keys whose video it gets in the smallest layer alone (overload)
         self.uplink_quality = LinkQuality()
         self._uplink_loss = 0  # the worst fraction lost (of 256) of what it sent, this second
         self._socket_inodes: list[int] = []  # its media sockets, and what the kernel dropped of theirs
@@ -316,6 +317,8 @@ class ServerPeer:
             subscription = slot.video
             layers = stream.active_layers()
             choices = [Choice(layer.ssrc, layer.pixels, layer.bps) for layer in layers]
+            if slot.participant_id in self.capped and choices:  # the process sheds it (signaling/media/overload.py)
+                choices = [min(choices, key=lambda choice: (choice.pixels, choice.bps))]
             choice = choose_layer(choices, share, subscription.tile_pixels, subscription.source) if len(layers) > 1 else None
             if share is not None and choice is not None and not subscription.paused:
                 self._downgraded = self._downgraded or choice != choose_layer(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ from typing import Any
 from aiortc import RTCIceServer
 
 from signaling.errors import SignalingError
-from signaling.media.bandwidth import AUDIO_BPS, publisher_target_bps
+from signaling.media.bandwidth import AUDIO_BPS, SMALL_LAYER_BPS, publisher_target_bps
 from signaling.media.forwarding import PublishedStream
 from signaling.media.lateness import LoopLag, udp_drops
+from signaling.media.overload import Shedding
 from signaling.media.peers import SCREEN, SLOTS, ServerPeer
 from signaling.media.recording import PublisherRecording
 from signaling.media.transport_cc import FEEDBACK_INTERVAL_S
@@ -35,10 +37,11 @@ logger = logging.getLogger(__name__)
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 PeerEvent = Callable[[str], Awaitable[None]]
 LinkEvent = Callable[[str, bool], Awaitable[None]]
+OverloadEvent = Callable[[bool], Awaitable[None]]
 CONTROL_INTERVAL_S = 1.0  # layers, videos shown, reports and publishers' targets, once a second
 
 
-async def _nothing(peer_id: str, *args: Any) -> None:
+async def _nothing(*args: Any) -> None:
     return None
 
 
@@ -48,18 +51,23 @@ class MediaRouter:
     def __init__(
         self, emit: Emit, ice_servers: list[RTCIceServer] | None = None, *,
         on_connected: PeerEvent = _nothing, on_closed: PeerEvent = _nothing, on_link: LinkEvent = _nothing,
+        on_overload: OverloadEvent = _nothing,
     ) -> None:
         """`on_connected(peer_id)`: its transport is up (link it now); `on_closed(peer_id)`: its
-        connection failed or closed; `on_link(peer_id, weak)`: its links became weak or well."""
+        connection failed or closed; `on_link(peer_id, weak)`: its links became weak or well;
+        `on_overload(overloaded)`: this process began or ceased to shed video (overload.py)."""
         self._emit = emit
         self._ice_servers = ice_servers or []
         self._on_connected = on_connected
         self._on_closed = on_closed
         self._on_link = on_link
+        self._on_overload = on_overload
         self.peers: dict[str, ServerPeer] = {}
         self._control: asyncio.Task[None] | None = None
         self._feedback: asyncio.Task[None] | None = None
         self.lag = LoopLag()  # how late this process runs (signaling/media/lateness.py)
+        self.shedding = Shedding()
+        self._behind_at = (time.monotonic(), 0.0)  # (when, the loop's lag so far) at the last control tick
 
     # ------------------------------------------------------------ peers
 
@@ -213,34 +221,55 @@ class MediaRouter:
                 peer.send_transport_feedback()
 
     async def control(self) -> None:
-        """Estimate each downlink, choose its videos and layers, send reports, judge links, and
-        steer the publishers."""
+        """Estimate each downlink, choose its videos and layers (shedding, when this process
+        cannot keep up), send reports, judge links, and steer the publishers."""
         for peer in list(self.peers.values()):
             await peer.bandwidth_tick()
         server_late = self.lag.late_lately
         drops = udp_drops() if self.peers else {}
+        watchers = self._watchers()
+        overload = self.shedding.second(self._behind_share(), sorted(
+            (p.id for p in self.peers.values() if p.simulcast and p.video.active_layers()),
+            key=lambda key: (len(watchers.get(key, [])), key)))
+        capped = frozenset(self.shedding.shed)
         for peer in list(self.peers.values()):
             await peer.show_videos()  # a new speaker's video on a link that carries only some
+            peer.capped = capped
             peer.choose_layers()
             peer.send_reports()
             if peer.judge_links(server_late, drops):
                 await self._link_changed(peer)
-        self._steer_publishers()
+        self._steer_publishers(watchers)
+        if overload is not None:
+            logger.warning("media process %s: %s", "overloaded, shedding video" if overload else "keeping up again",
+                           {"shed": self.shedding.shed, "peers": len(self.peers)})
+            await self._on_overload(overload)
 
-    def _steer_publishers(self) -> None:
-        """Ask each publisher's browser to send what its weakest watcher can take (REMB), so that
-        a participant on a slow link still gets every camera; a camera in simulcast layers sends
-        them all (the weak get the small one)."""
+    def _behind_share(self) -> float:
+        """The share of the time since the last call that the event loop spent behind."""
+        now, behind = time.monotonic(), self.lag.behind_ms
+        then, before = self._behind_at
+        self._behind_at = (now, behind)
+        return (behind - before) / max(1.0, (now - then) * 1000)
+
+    def _watchers(self) -> dict[str, list[ServerPeer]]:
+        """Who gets each publisher's video (by its key), now."""
         watchers: dict[str, list[ServerPeer]] = collections.defaultdict(list)
         for subscriber in self.peers.values():
             for slot in subscriber.slots:
                 if slot.participant_id is not None and not slot.video.paused:
                     watchers[slot.participant_id].append(subscriber)
+        return watchers
+
+    def _steer_publishers(self, watchers: dict[str, list[ServerPeer]]) -> None:
+        """Ask each publisher's browser to send what its weakest watcher can take (REMB), so that
+        a participant on a slow link still gets every camera; a camera in simulcast layers sends
+        them all (the weak get the small one), and its small one alone while it is shed."""
         for publisher in self.peers.values():
             if publisher.video.ssrc is None:
                 continue
-            target = publisher_target_bps([p.downlink.video_share_bps() for p in watchers.get(publisher.id, [])],
-                                          simulcast=publisher.simulcast)
+            target = SMALL_LAYER_BPS if publisher.id in self.shedding.shed else publisher_target_bps(
+                [p.downlink.video_share_bps() for p in watchers.get(publisher.id, [])], simulcast=publisher.simulcast)
             sharing = publisher.screen.ssrc is not None and bool(watchers.get(f"{publisher.id}{SCREEN}"))
             publisher.send_remb(target * (2 if sharing else 1) + AUDIO_BPS)
 
@@ -272,6 +301,11 @@ class MediaRouter:
             # the ticks later than LATE_MS so far.
             "loop_lag_ms": self.lag.take_worst(),
             "loop_late_total": self.lag.late_total,
+            # Shedding (overload.py): cameras held to their small layer now, and whether it is
+            # overloaded (0 or 1: summed over workers, how many are).
+            "shed_videos": len(self.shedding.shed),
+            "overloaded": int(self.shedding.overloaded),
+            "overload_episodes": self.shedding.episodes,
         }
 
 

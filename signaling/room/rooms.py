@@ -42,16 +42,20 @@ class Rooms:
     def __init__(
         self, emit: Emit, ice_servers: list[RTCIceServer] | None = None, *,
         record: Record = no_record, reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,
-        recordings_dir: Path | None = None,
+        recordings_dir: Path | None = None, on_overload: Callable[[bool], Awaitable[None]] | None = None,
     ) -> None:
+        """`on_overload(overloaded)`: this process began or ceased to shed video (the hosts are
+        told here; a media worker tells the web process, which then places new rooms elsewhere)."""
         self._emit = emit
+        self._on_overload = on_overload
         self._recordings_dir = recordings_dir
         self._recorders: dict[str, dict[str, PublisherRecording]] = {}
         self._record = record
         self._reconnect_timeout_s = reconnect_timeout_s
         self.rooms: dict[str, Room] = {}
         self.router = MediaRouter(emit, ice_servers, on_connected=self._peer_connected,
-                                  on_closed=self.disconnected, on_link=self._link_changed)
+                                  on_closed=self.disconnected, on_link=self._link_changed,
+                                  on_overload=self._overload_changed)
         self._room_of: dict[str, str] = {}
         self._expiry: dict[str, asyncio.Task[None]] = {}
         self._speakers: dict[str, str | None] = {}
@@ -89,6 +93,8 @@ class Rooms:
         })
         if not member.admitted:
             await self._emit(peer_id, {"type": "lobby"})
+        if member.is_moderator and self.router.shedding.overloaded:
+            await self._emit(peer_id, {"type": "server_busy", "busy": True})
         await self._record(room_id, {"kind": "resume" if resumed else "join", "peer_id": peer_id, "info": info})
         await self._changed(room)
 
@@ -145,6 +151,15 @@ class Rooms:
         if room is not None and room.members[peer_id].weak_link != weak:
             room.members[peer_id].weak_link = weak
             await self._changed(room, relink=False)
+
+    async def _overload_changed(self, overloaded: bool) -> None:
+        """This process began or ceased to shed video: every host here is told, once each way."""
+        for room in list(self.rooms.values()):
+            for member in room.members.values():
+                if member.connected and member.is_moderator:
+                    await self._emit(member.peer_id, {"type": "server_busy", "busy": overloaded})
+        if self._on_overload is not None:
+            await self._on_overload(overloaded)
 
     async def _watch_speakers(self) -> None:
         """Tell each room who is speaking, from the audio levels in the packets (no decoding)."""

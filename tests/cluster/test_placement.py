@@ -21,9 +21,9 @@ DEAD_S = 10
 
 
 def node(name: str, age_s: float = 1, *, draining: bool = False, participants: int = 0, rooms: tuple[str, ...] = (),
-         streams: int = 0) -> NodeRow:
+         streams: int = 0, overloaded: bool = False) -> NodeRow:
     return NodeRow(id=name, url=f"http://{name}", started_at=NOW, heartbeat_at=NOW - dt.timedelta(seconds=age_s),
-                   draining=draining, participants=participants, rooms=list(rooms), streams=streams)
+                   draining=draining, participants=participants, rooms=list(rooms), streams=streams, overloaded=overloaded)
 
 
 def test_the_least_loaded_live_node_that_takes_rooms_gets_a_new_room() -> None:
@@ -34,6 +34,9 @@ def test_the_least_loaded_live_node_that_takes_rooms_gets_a_new_room() -> None:
     assert choose(nodes, {"b": 3}, NOW, DEAD_S).id == "a"  # three rooms on their way to b: 24 + 120 streams
     assert choose([node("a", participants=2), node("b", participants=1)], {}, NOW, DEAD_S).id == "b"  # then people
     assert choose([node("a", rooms=("1",)), node("b")], {}, NOW, DEAD_S).id == "b"  # then rooms
+    # A node whose media workers all shed video (signaling/media/overload.py) comes last, however light.
+    assert choose([node("a", overloaded=True), node("b", streams=200)], {}, NOW, DEAD_S).id == "b"
+    assert choose([node("a", overloaded=True)], {}, NOW, DEAD_S).id == "a"  # (but still takes rooms alone)
     with pytest.raises(NoNode):
         choose([node("c", age_s=30), node("d", draining=True)], {}, NOW, DEAD_S)
 

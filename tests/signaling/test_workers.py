@@ -65,3 +65,32 @@ async def test_a_start_up_that_fails_leaves_no_media_worker_running(make_setting
             break
         await asyncio.sleep(0.05)
     assert not [p.name for p in multiprocessing.active_children() if p.name.startswith("tiaojie-media")]
+
+
+async def test_a_worker_that_says_it_is_overloaded_gets_no_new_room_while_another_can_take_it() -> None:
+    hub = WorkerHub(2)
+    await hub.start()
+    try:
+        async def send(message: dict[str, Any]) -> None:
+            return None
+
+        first, second = hub._workers
+        assert first.reader is not None
+        first.reader.feed_data(b'{"op": "overloaded", "busy": true}\n')  # as the worker writes it (overload.py)
+        for _ in range(100):
+            if hub._overloaded:
+                break
+            await asyncio.sleep(0.02)
+        await hub.join("room-a", "p1", {"kind": "host"}, send)
+        assert hub.process_of("room-a") is second.process  # (the emptier worker would have been the first)
+        await hub.join("room-b", "p2", {"kind": "host"}, send)
+        assert hub.process_of("room-b") is second.process  # still, though it holds more
+        first.reader.feed_data(b'{"op": "overloaded", "busy": false}\n')
+        for _ in range(100):
+            if not hub._overloaded:
+                break
+            await asyncio.sleep(0.02)
+        await hub.join("room-c", "p3", {"kind": "host"}, send)
+        assert hub.process_of("room-c") is first.process
+    finally:
+        await hub.close()

@@ -11,7 +11,8 @@ from playwright.async_api import Error as PlaywrightError
 
 from signaling.media.bandwidth import MAX_VIDEO_BPS, SMALL_LAYER_BPS
 from tests.conftest import Live, book, token_of
-from tests.web.browser import DESKTOP_PAGE, KEEP_PEER_CONNECTIONS, PHONE_PAGE, enter_room, until
+from tests.signaling.test_overload import LateLoop
+from tests.web.browser import DESKTOP_PAGE, KEEP_PEER_CONNECTIONS, PHONE_PAGE, enter_room, shows_the_room, until
 from tests.web.conftest import ARTIFACTS, videos_playing
 
 
@@ -401,3 +402,35 @@ async def test_a_join_that_no_node_answers_is_given_up_and_tried_again(browser: 
     await page.wait_for_selector("#people li", timeout=30000)  # in the room: the list shows the host
     assert len(sockets) >= 2
     await context.close()
+
+
+async def test_an_overloaded_server_tells_the_host_it_is_busy_and_nobody_that_their_network_is_slow(
+    browser: Browser, live: Live,
+) -> None:
+    host = await enter_room(browser, f"{live.base}/join/{live.token('host')}", DESKTOP_PAGE)
+    party = await enter_room(browser, f"{live.base}/join/{live.token('party')}", PHONE_PAGE)
+    try:
+        await host.locator("button[aria-label='准入: 张建军']").click(timeout=20000)
+        await shows_the_room(host, 1, 1)
+        shedding = live.app.state.media.engine.router.shedding
+        late = LateLoop()  # (this loop is the server's: media runs in the web process here)
+        try:
+            for _ in range(200):
+                if shedding.overloaded:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            late.stop()
+        assert shedding.overloaded
+        await host.locator("#busy-notice:has-text('服务器繁忙')").wait_for(state="visible", timeout=10000)
+        await shows_the_room(host, 1, 1)  # the party's video goes on (its small layer) and its voice
+        assert await party.locator("#busy-notice").is_hidden()  # hosts only
+        for page in (host, party):  # the server was late, not their links
+            assert await page.locator("#link-notice").is_hidden()
+            assert "网络较慢" not in await page.inner_text("#room")
+        await host.screenshot(path=str(ARTIFACTS / "host-server-busy.png"))
+        # Keeping up again: the notice goes by itself.
+        await host.locator("#busy-notice").wait_for(state="hidden", timeout=60000)
+    finally:
+        await party.context.close()
+        await host.context.close()

@@ -113,6 +113,9 @@ async function handle(message) {
       state.link = { downlink: message.downlink, uplink: message.uplink };
       showLink();
       break;
+    case "server_busy": // (to hosts) the media server sheds video: nobody's network is to blame
+      $("busy-notice").hidden = !message.busy;
+      break;
     case "bandwidth":
       state.pausedVideo = new Set(message.paused || []);
       state.notShown = new Set(message.not_shown || []);
