@@ -309,9 +309,15 @@ class BenchClient:
         self.frames_received: dict[str, int] = {}
         self.audio_received: dict[str, int] = {}
         self.latencies: list[float] = []
+        self.video_bytes: dict[str, int] = {}
         self.peers: dict[str, BenchClient] = {}
         self.measuring = False
         self.random = __import__("random").Random(name)
+
+    def reset(self) -> None:
+        """Count afresh (a new measuring window)."""
+        self.frames_sent = self.audio_sent = 0
+        self.frames_received, self.audio_received, self.video_bytes, self.latencies = {}, {}, {}, []
 
     async def offer(self) -> str:
         from tests.signaling.media_client import simulcast_offer
@@ -371,6 +377,8 @@ class BenchClient:
             if owner is not None and self.measuring:
                 self.audio_received[owner] = self.audio_received.get(owner, 0) + 1
             return True
+        if owner is not None and self.measuring:
+            self.video_bytes[owner] = self.video_bytes.get(owner, 0) + len(data)
         last = self.last_ts.get(ssrc)
         if last is not None and not 0 < (timestamp - last) & 0xFFFFFFFF < 0x80000000:
             return True  # the same frame, or a repair of an older one
@@ -524,39 +532,53 @@ async def _room(port: int, room: str, size: int, media: dict[str, list[Any]], op
 
 
 async def run_room(clients: dict[str, BenchClient], room: str, control: Any, results: Any) -> None:
-    """Publish and give feedback; measure between the driver's "start" and "stop"; report the
-    room's figures; close the peers at "exit"."""
+    """Publish and give feedback; measure between each of the driver's "start" and "stop" and
+    report the room's figures for it; close the peers at "exit"."""
     tasks = [asyncio.create_task(c.publish()) for c in clients.values()]
     tasks += [asyncio.create_task(c.feedback()) for c in clients.values()]
     tasks += [asyncio.create_task(c.transport_feedback()) for c in clients.values()]
     loop = asyncio.get_running_loop()
     results.put(("ready", room))
-    await loop.run_in_executor(None, control.get)  # "start"
-    cpu = time.process_time()
-    for client in clients.values():
-        client.measuring = True
-    await loop.run_in_executor(None, control.get)  # "stop"
-    for client in clients.values():
-        client.measuring = False
-    cpu = time.process_time() - cpu
-    healthy = [c for c in clients.values() if not c.weak]
-    expected = sum(c.frames_sent * (len(healthy) - (0 if c.weak else 1)) for c in clients.values())
-    received = sum(sum(c.frames_received.values()) for c in healthy)
-    latencies = [x for c in healthy for x in c.latencies]
-    weak = [c for c in clients.values() if c.weak]
-    weak_figures = None
-    if weak:
-        others = [c for c in clients.values() if not c.weak]
-        # The share of each camera's frames that reached it, best first (on a link too weak for
-        # every video it gets some of them), and of the audio, the least heard voice's.
-        weak_figures = (sorted((weak[0].frames_received.get(c.name, 0) / max(1, c.frames_sent) for c in others), reverse=True),
-                        min(weak[0].audio_received.get(c.name, 0) / max(1, c.audio_sent) for c in others))
-    results.put(("result", room, expected, received, latencies, cpu, weak_figures))
-    await loop.run_in_executor(None, control.get)  # "exit"
+    while await loop.run_in_executor(None, control.get) == "start":
+        for client in clients.values():
+            client.reset()
+        cpu = time.process_time()
+        for client in clients.values():
+            client.measuring = True
+        await loop.run_in_executor(None, control.get)  # "stop"
+        for client in clients.values():
+            client.measuring = False
+        results.put(("result", room, *_figures(clients), time.process_time() - cpu, _weak_figures(clients), _seen(clients)))
     for task in tasks:
         task.cancel()
     for client in clients.values():
         await client.pc.close()
+
+
+def _figures(clients: dict[str, BenchClient]) -> tuple[int, int, list[float]]:
+    """Video frames the healthy subscribers should have had, those they had, and their latencies."""
+    healthy = [c for c in clients.values() if not c.weak]
+    expected = sum(c.frames_sent * (len(healthy) - (0 if c.weak else 1)) for c in clients.values())
+    received = sum(sum(c.frames_received.values()) for c in healthy)
+    return expected, received, [x for c in healthy for x in c.latencies]
+
+
+def _weak_figures(clients: dict[str, BenchClient]) -> tuple[list[float], float] | None:
+    """For a weak subscriber, the share of each camera's frames that reached it, best first (on a
+    link too weak for every video it gets some of them), and of the audio, the least heard voice's."""
+    weak = [c for c in clients.values() if c.weak]
+    if not weak:
+        return None
+    others = [c for c in clients.values() if not c.weak]
+    return (sorted((weak[0].frames_received.get(c.name, 0) / max(1, c.frames_sent) for c in others), reverse=True),
+            min(weak[0].audio_received.get(c.name, 0) / max(1, c.audio_sent) for c in others))
+
+
+def _seen(clients: dict[str, BenchClient]) -> dict[tuple[str, str], tuple[int, int, float]]:
+    """What each subscriber got of each publisher: (video frames, video bytes, share of the voice)."""
+    return {(sub.name, pub.name): (sub.frames_received.get(pub.name, 0), sub.video_bytes.get(pub.name, 0),
+                                   sub.audio_received.get(pub.name, 0) / max(1, pub.audio_sent))
+            for sub in clients.values() for pub in clients.values() if sub is not pub}
 
 
 # ---------------------------------------------------------------- driver
@@ -581,33 +603,50 @@ class Server:
         self.process.join(10)
 
 
+class RoomProcesses:
+    """One process per room (`target(*args, control, results)`, running `run_room`), measured in
+    windows: `async with RoomProcesses(...) as rooms: outcomes = await rooms.window(8)`."""
+
+    def __init__(self, target: Any, args: list[tuple[Any, ...]]) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._results = ctx.Queue()
+        self._controls = [ctx.Queue() for _ in args]
+        self._processes = [ctx.Process(target=target, args=(*a, self._controls[n], self._results), daemon=True)
+                           for n, a in enumerate(args)]
+
+    async def __aenter__(self) -> RoomProcesses:
+        for p in self._processes:
+            p.start()
+        for _ in self._processes:  # all ready
+            await asyncio.get_running_loop().run_in_executor(None, self._results.get, True, 120)
+        return self
+
+    async def window(self, seconds: float, at_end: Callable[[], Awaitable[Any]] | None = None) -> tuple[Any, list[Any]]:
+        """Measure for this long; `at_end()`'s answer (read as the window closes) and each room's outcome."""
+        for c in self._controls:
+            c.put("start")
+        await asyncio.sleep(seconds)
+        for c in self._controls:
+            c.put("stop")
+        end = await at_end() if at_end is not None else None
+        loop = asyncio.get_running_loop()
+        return end, [await loop.run_in_executor(None, self._results.get, True, 60) for _ in self._processes]
+
+    async def __aexit__(self, *exc: object) -> None:
+        for c in self._controls:
+            c.put("exit")
+        for p in self._processes:
+            p.join(30)
+
+
 async def measure_rooms(target: Any, args: list[tuple[Any, ...]], window_s: float,
                         read_server: Callable[[bool], Awaitable[Any]], settle_s: float = 4) -> tuple[Any, Any, list[Any]]:
-    """One process per room (`target(*args, control, results)`, running `run_room`): wait until
-    all are ready and settled, measure for window_s between two readings of the server
-    (`read_server(starting)`); the readings and the rooms' outcomes."""
-    ctx = multiprocessing.get_context("spawn")
-    results = ctx.Queue()
-    controls = [ctx.Queue() for _ in args]
-    processes = [ctx.Process(target=target, args=(*a, controls[n], results), daemon=True) for n, a in enumerate(args)]
-    for p in processes:
-        p.start()
-    loop = asyncio.get_running_loop()
-    for _ in processes:
-        await loop.run_in_executor(None, results.get, True, 120)
-    await asyncio.sleep(settle_s)  # keyframes reach everyone, a weak link's videos are found, queues settle
-    before = await read_server(True)
-    for c in controls:
-        c.put("start")
-    await asyncio.sleep(window_s)
-    for c in controls:
-        c.put("stop")
-    after = await read_server(False)
-    outcomes = [await loop.run_in_executor(None, results.get, True, 60) for _ in processes]
-    for c in controls:
-        c.put("exit")
-    for p in processes:
-        p.join(30)
+    """One window of rooms (RoomProcesses) once they are settled, between two readings of the
+    server (`read_server(starting)`); the readings and the rooms' outcomes."""
+    async with RoomProcesses(target, args) as rooms:
+        await asyncio.sleep(settle_s)  # keyframes reach everyone, a weak link's videos are found, queues settle
+        before = await read_server(True)
+        after, outcomes = await rooms.window(window_s, lambda: read_server(False))
     return before, after, outcomes
 
 

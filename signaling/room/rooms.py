@@ -270,9 +270,7 @@ class Rooms:
             await self._ask_consent(room, host)
             return
         if action == "recording_stop":
-            await self._stop_recording(room)
-            await self._broadcast(room, {"type": "recording", "active": False})
-            await self._changed(room, relink=False)
+            await self._stop_recording(room, tell=True)
             return
         if action == "lobby_message":
             if message.text is None or not message.text.strip():
@@ -364,10 +362,15 @@ class Rooms:
             recorders[peer_id] = self.router.recording(peer_id, path)
             recorders[peer_id].start()  # opens its file in the background, at the first video frame
 
-    async def _stop_recording(self, room: Room) -> None:
-        room.recording = False
-        room.consent = None
-        for peer_id, recorder in self._recorders.pop(room.room_id, {}).items():
+    async def _stop_recording(self, room: Room, *, tell: bool = False) -> None:
+        """Stop recording; with `tell`, everyone in the room hears so before the files are closed
+        (which takes a while on a busy machine: before, the indicator stayed on meanwhile)."""
+        recorders = self._recorders.pop(room.room_id, {})
+        room.recording, room.consent = False, None
+        if tell:
+            await self._broadcast(room, {"type": "recording", "active": False})
+            await self._changed(room, relink=False)
+        for peer_id, recorder in recorders.items():
             await self._finish(room, peer_id, recorder)
 
     async def _finish(self, room: Room, peer_id: str, recorder: PublisherRecording) -> None:

@@ -43,8 +43,15 @@ async def test_recording_waits_for_every_party_and_produces_playable_files(harne
     shown = harness.clients["p1"].received_from("p0").video_frames
     recordings = tmp_path / "recordings"
     await wait_until(lambda: recordings.exists() and len([f for f in recordings.iterdir() if f.stat().st_size > 0]) == 3
-                     and harness.clients["p1"].received_from("p0").video_frames >= shown + 60, 60)
-    await harness.moderate("p0", "recording_stop")
+                     and harness.clients["p1"].received_from("p0").video_frames >= shown + 60, 120)
+    # Everyone hears that recording stopped before the files are closed and recorded (slow
+    # here: each record takes 1 s), not after (the indicator stayed on meanwhile).
+    harness.record_delay_s = 1.0
+    stopping = asyncio.create_task(harness.moderate("p0", "recording_stop"))
+    await wait_until(lambda: {"type": "recording", "active": False} in harness.seen["p1"], 10)
+    assert not stopping.done()
+    await stopping
+    harness.record_delay_s = 0.0
     files = [e for e in harness.records if e["kind"] == "recording"]
     assert len(files) == 3 and all(e["bytes"] > 0 for e in files)
     consents = [e for e in harness.records if e["kind"] == "consent"]
