@@ -68,7 +68,7 @@ def camera_flags(fps: int) -> list[str]:
 SAMPLE = """async () => {
   const pc = window.peerConnections[window.peerConnections.length - 1];
   const out = { people: {}, layers: {}, sending: {}, available: null,
-                notice: !document.getElementById("link-notice").hidden };
+                notice: document.getElementById("link-notice").hidden ? "" : document.getElementById("link-text").textContent };
   if (!pc) return out;
   const transceivers = pc.getTransceivers();
   const byTrack = {};
@@ -91,7 +91,7 @@ SAMPLE = """async () => {
     out.people[name] = { frames: video.framesDecoded || 0, width: video.frameWidth || 0,
                          tile: `${Math.round(shown.clientWidth * devicePixelRatio)}x${Math.round(shown.clientHeight * devicePixelRatio)}`,
                          frozen: video.totalFreezesDuration || 0, held: tile.classList.contains("held"),
-                         slow: caption.includes("网络较慢"),
+                         slow: caption.includes("对方网络较慢"),
                          concealed: audio.concealedSamples || 0,
                          samples: audio.totalSamplesReceived || 0 };
   }
@@ -249,6 +249,7 @@ def show_phase(phase: Phase, during: Samples, after: Samples, base_width: int) -
         f"{'':8s} host sees: expert {of_expert['width']}w {of_expert['fps']:.1f} fps; party {of_party['width']}w "
         f"{of_party['fps']:.1f} fps, frozen {of_party['frozen']:.1f} s, its voice concealed {of_party['concealed']:.1%}, "
         f"party watchable (>= {ADAPTED_FPS:.0f} fps, voice < 3%) after {_s(party_watchable)}",
+        f"{'':8s} sending at its end: " + "; ".join(f"{who} {during[-1][who]['sending']}" for who in during[-1]),
     ]
     host_view = views.get(HOST_NAME, {"fps": 0.0, "width": 0})
     figures: dict[str, float | None] = {
@@ -259,14 +260,32 @@ def show_phase(phase: Phase, during: Samples, after: Samples, base_width: int) -
     return lines, figures
 
 
-def false_notices(samples: Samples) -> tuple[int, int]:
+def false_notices(samples: Samples, start: int = 0) -> tuple[int, int, list[str]]:
     """Seconds in which the host's or the expert's page (both on perfect links) showed its own
-    slow-network notice, and those in which any page showed the host or the expert as on a slow
-    network (a tile's 对方网络较慢 or 视频已暂停（网络较慢）)."""
-    own = sum(1 for s in samples if s["host"]["notice"] or s["expert"]["notice"])
-    shown = sum(1 for s in samples if any(person.get("slow") for page in s.values()
-                                          for name, person in page["people"].items() if name in (HOST_NAME, EXPERT_NAME)))
-    return own, shown
+    slow-network notice, those in which any page showed the host or the expert as on a slow
+    network (对方网络较慢 on their tile), and when (the second from `start`, the page, what it said)."""
+    own = shown = 0
+    when = []
+    for n, s in enumerate(samples):
+        told = [f"{who}: {s[who]['notice'][:12]}" for who in ("host", "expert") if s[who]["notice"]]
+        seen = [f"{page} sees {name} slow" for page, got in s.items() for name, person in got["people"].items()
+                if name in (HOST_NAME, EXPERT_NAME) and person.get("slow")]
+        own, shown = own + bool(told), shown + bool(seen)
+        if told or seen:
+            when.append(f"{start + n}s {'; '.join(told + seen)}")
+    return own, shown, when
+
+
+def _runs(when: list[str]) -> list[str]:
+    """The notices' seconds, those in a row with the same text as one line ("12-17s host: ...")."""
+    lines: list[list[Any]] = []
+    for entry in when:
+        second, text = entry.split("s ", 1)
+        if lines and lines[-1][2] == text and lines[-1][1] == int(second) - 1:
+            lines[-1][1] = int(second)
+        else:
+            lines.append([int(second), int(second), text])
+    return [f"{a}-{b}s {text}" if a != b else f"{a}s {text}" for a, b, text in lines]
 
 
 def _s(value: float | None) -> str:
@@ -304,6 +323,7 @@ async def run(phases: list[Phase], seconds: int, recovery_s: int, camera_fps: in
                     base = await measure(pages, 5)
                     everything += base
                     width = base[-1]["party"]["people"].get(HOST_NAME, {}).get("width", 0)
+                    starts: list[str] = []
                     out["figures"]["unlimited"] = {
                         "party sees host, width": width,
                         "host sees expert, width": base[-1]["host"]["people"].get(EXPERT_NAME, {}).get("width", 0),
@@ -320,6 +340,7 @@ async def run(phases: list[Phase], seconds: int, recovery_s: int, camera_fps: in
                         if phase.loss and not shutil.which("nft"):
                             say(f"{phase.name:8s} skipped: no nft (nftables) on this machine")
                             continue
+                        starts.append(f"{phase.name} {len(everything)}s")
                         set_link(phase)
                         during = await measure(pages, seconds)
                         set_link(UNLIMITED)
@@ -328,10 +349,14 @@ async def run(phases: list[Phase], seconds: int, recovery_s: int, camera_fps: in
                         lines, out["figures"][phase.name] = show_phase(phase, during, after, width)
                         for line in lines:
                             say(line)
-                    own, shown = false_notices(everything)
+                    own, shown, when = false_notices(everything)
                     out["figures"]["unlimited"].update({"false notices: own page, s": own, "false notices: tiles, s": shown})
                     say(f"host and expert (perfect links) over {len(everything)} s: their own slow-network notice "
                         f"shown {own} s; shown to anyone as on a slow network {shown} s")
+                    if when:
+                        say(f"  (the seconds counted from the first sample; the phases began at: {', '.join(starts)})")
+                    for line in _runs(when):
+                        say(f"  {line}")
                     await office.close()
                     await phone.close()
         finally:

@@ -212,7 +212,11 @@ class SendLog:
         return self._next
 
 
-GROUP_US = 5_000  # packets sent within this of a group's first are one group (a frame's burst)
+GROUP_US = 5_000  # packets sent within this of a group's first are one group (a frame's burst) ...
+# ... and so are those that arrive one after another within BURST_US, sooner than they were sent,
+# for up to MAX_BURST_US: what a receiver read at once after a pause of its own (a busy machine's
+# scheduling, not a queue in the link; libwebrtc's InterArrival::BelongsToBurst).
+BURST_US, MAX_BURST_US = 5_000, 100_000
 TRENDLINE_POINTS = 20  # the delay trend is the slope over this many groups
 SMOOTHING = 0.9
 TREND_GAIN = 4.0
@@ -235,7 +239,7 @@ ACKED_WINDOW_US = 250_000
 # radio's): on a phone's downlink that fell to 300 kbit/s the first cut went to 415 and the queue
 # kept growing for 300 ms more.
 QUEUED_US, QUEUED_PACKETS = 10_000, 4
-FALLEN = 0.5  # a queue over QUEUED_MS that passes less than this share of the estimate: the link fell
+FALLEN = 0.5  # a queue over QUEUED_MS that passes less than this share of the estimate and of what it was sent: the link fell
 QUEUED_MS = 100.0  # a packet this much slower than the quickest ...
 BASE_WINDOW_S = 10.0  # ... of this long waited in a queue (random radio jitter of +-50 ms does not reach it)
 MIN_BPS, MAX_BPS = 80_000, 10_000_000
@@ -313,7 +317,7 @@ class DelayEstimator:
         self._high_loss_since: float | None = None  # when it went above HIGH_LOSS, if it is
         self._clock = clock
         self._updated_at = clock()
-        self._group: list[int] | None = None  # first send, last send, last arrival (us)
+        self._group: list[int] | None = None  # first send, last send, last arrival, first arrival (us)
         self._previous: list[int] | None = None
         self._accumulated = 0.0
         self._smoothed = 0.0
@@ -328,7 +332,7 @@ class DelayEstimator:
         self.overusing = False
         # A queue that overflows, or a link that fell: this feedback's packets waited over
         # QUEUED_MS and it lost more than HIGH_LOSS, or its queue passes less than FALLEN of the
-        # estimate. (The delay trend misses the first, a full queue's delay no longer rises, and
+        # estimate and of what it was sent. (The delay trend misses the first, a full queue's delay no longer rises, and
         # needs a few feedbacks for the second.)
         self.overflowing = False
         self._fastest: collections.deque[tuple[float, int]] = collections.deque()  # (when, the least one-way delay of a feedback, us)
@@ -362,14 +366,14 @@ class DelayEstimator:
             acked.append((arrival, sizes[slot], latest))
             if fastest is None or latest < fastest:
                 fastest = latest
-            if group is None or send - group[0] > GROUP_US:
+            if group is None or (send - group[0] > GROUP_US and not _burst(group, send, arrival)):
                 previous = self._previous
                 if group is not None and previous is not None:
                     send_span_us += group[1] - previous[1]
                     self._delta(group[1] - previous[1], group[2] - previous[2], group[2])
                 if group is not None:
                     self._previous = group
-                group = self._group = [send, send, arrival]
+                group = self._group = [send, send, arrival, arrival]
             else:
                 if send > group[1]:
                     group[1] = send
@@ -387,7 +391,7 @@ class DelayEstimator:
         counted = sum(r + lost for _, r, lost in reports)
         self.loss = sum(lost for _, _, lost in reports) / counted if counted >= LOSS_MIN_PACKETS else 0.0
         self.overflowing = fastest is not None and self._queued_ms(now, fastest, latest) > QUEUED_MS \
-            and (lost > HIGH_LOSS * (received + lost) or self._link_bps() < self.estimate_bps * FALLEN)
+            and (lost > HIGH_LOSS * (received + lost) or self._fallen())
         if self.loss <= HIGH_LOSS:
             self._high_loss_since = None
         elif self._high_loss_since is None:
@@ -463,6 +467,19 @@ class DelayEstimator:
         """What arrived over the last quarter second of feedback."""
         return _rate(self._acked)
 
+    def _fallen(self) -> bool:
+        """Whether the link passes less than FALLEN of the estimate and of what it was sent, by
+        at least QUEUED_PACKETS packets of the last quarter second. A link that passes what it was
+        given has not fallen, however far under the estimate that is, and two packets measure no
+        rate: before, a subscriber sent little (its first seconds, or the small layers) behind a
+        busy receiver's 100 ms hiccup was taken for a link that fell, and its estimate went from
+        1 Mbit/s to 80 kbit/s on a perfect link."""
+        acked = self._acked
+        if len(acked) < QUEUED_PACKETS:
+            return False
+        sent_bps = _rate(sorted((arrival - delay, size) for arrival, size, delay in acked))
+        return self._link_bps() < FALLEN * min(self.estimate_bps, sent_bps)
+
     def _link_bps(self) -> int:
         """What the link carries, at an overuse: the rate at which packets came out of its queue
         lately (`queue_output_bps`), else what arrived."""
@@ -515,6 +532,14 @@ class DelayEstimator:
             ceiling = int(THROUGHPUT_GAIN * self.acked_bps()) + THROUGHPUT_ADD_BPS
             grown = min(MAX_BPS, ceiling, int(self.estimate_bps * growth ** elapsed))
             self.estimate_bps = max(self.estimate_bps, grown)
+
+
+def _burst(group: list[int], send_us: int, arrival_us: int) -> bool:
+    """Whether a packet arrived in a burst with the group (first send, last send, last arrival,
+    first arrival): within BURST_US of its last arrival, sooner after it than it was sent, and
+    within MAX_BURST_US of its first."""
+    arrival_delta = arrival_us - group[2]
+    return arrival_delta <= BURST_US and arrival_delta - (send_us - group[1]) < 0 and arrival_us - group[3] < MAX_BURST_US
 
 
 def queue_output_bps(packets: collections.deque[tuple[int, int, int]], base_us: int) -> int:

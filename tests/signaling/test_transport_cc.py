@@ -221,6 +221,45 @@ def test_a_link_that_falls_behind_a_token_bucket_is_cut_to_what_comes_out_of_its
     assert min(estimates) >= 200_000
 
 
+def test_a_busy_receiver_s_hiccup_is_not_a_link_that_fell_when_little_is_sent() -> None:
+    # A subscriber that gets little for now (its first seconds, or the small layers: 100 kbit/s
+    # against a 1 Mbit/s estimate) on a perfect link, whose browser on a busy machine reads
+    # nothing for 120 ms and then stamps all it read at once (Chromium beside three encoders on
+    # two cores). Its queue looks 100 ms deep and passes far under half the estimate, but no
+    # more than it was sent: before, that was taken for a link that fell, and the estimate went
+    # from 1 Mbit/s to 80 kbit/s on loopback.
+    clock = Clock()
+    estimator = DelayEstimator(start_bps=1_000_000, clock=clock)
+    run_link(estimator, clock, 3, 100_000, None)
+    stall_start = int((clock.now + 0.5) * 1_000_000)
+    stall_end = stall_start + 120_000
+
+    def hiccup(arrivals: list[tuple[int, int | None]]) -> None:
+        estimator.feedback([(seq, stall_end if at is not None and stall_start <= at < stall_end else at)
+                            for seq, at in arrivals])
+
+    run_link(estimator, clock, 2, 100_000, None, report=hiccup)
+    assert estimator.estimate_bps >= 900_000 and not estimator.fell_within(2)
+
+
+def test_packets_a_receiver_read_at_once_after_a_pause_are_one_group() -> None:
+    # Sent 10 ms apart (two groups each), read at once after a 60 ms pause of the receiver's own
+    # (1 ms apart): one group, as libwebrtc's InterArrival has it, not a delay that rose by 60
+    # ms and then fell in 1 ms steps (the delay trend read such pauses as a queue).
+    clock = Clock()
+    estimator = DelayEstimator(clock=clock)
+    estimator.log._clock = lambda: int(clock.now * 1_000_000)
+    sent = []
+    for _ in range(8):
+        sent.append((estimator.log.next(1000), int(clock.now * 1_000_000)))
+        clock.now += 0.010
+    on_time = [(seq, at + 20_000) for seq, at in sent[:2]]
+    read_at_once = [(seq, sent[2][1] + 80_000 + 1_000 * n) for n, (seq, _) in enumerate(sent[2:])]
+    estimator.feedback(on_time + read_at_once)
+    assert estimator._deltas == 1  # the first two groups; the rest is the group still open
+    assert estimator._group is not None and estimator._group[1] == sent[-1][1]
+
+
 def test_an_overuse_never_raises_the_estimate() -> None:
     # The estimate is under what the link carries (a loss-based cut), and the link overflows all
     # the same (what is sent does not follow the estimate at once): 85% of what arrives would be
