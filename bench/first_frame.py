@@ -120,7 +120,7 @@ async def run(runs: int, cpu_load: int) -> list[dict[str, float]]:
     """Each run's marks, on a fresh server (stress-ng --cpu cpu_load beside it when > 0)."""
     with tempfile.TemporaryDirectory() as folder, cpu_hog(cpu_load):
         port = free_port()
-        with node(Path(folder), port, base_url=f"http://127.0.0.1:{port}") as url:
+        with node(Path(folder), port, base_url=f"http://127.0.0.1:{port}") as (url, _):
             session = book_session(url, "王律师", ["张建军"])
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,9 +29,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.cluster import PASSWORD, TIAOJIE, book_rooms, cpu_seconds, room_tokens, run_clients  # noqa: E402
+from bench.cluster import PASSWORD, book_rooms, cpu_seconds, room_tokens, run_clients  # noqa: E402
 from bench.media_capacity import CLIENTS_SATURATED, encode_media, measure_rooms  # noqa: E402
-from tests.cluster.conftest import wait_healthy  # noqa: E402
+from bench.shipped import node  # noqa: E402
 
 ROOM_SIZE = 5
 
@@ -70,26 +69,15 @@ async def measure(workers: int, cores: list[int], client_cores: list[int], rooms
 
     with tempfile.TemporaryDirectory() as folder:
         port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "TIAOJIE_DATA_DIR": folder, "TIAOJIE_SECRET_KEY": "bench-node-secret-of-at-least-32-characters",
-               "TIAOJIE_BOOKING_NOTICE_MIN": "0", "TIAOJIE_BASE_URL": url}
-        subprocess.run([TIAOJIE, "create-staff", "staff1", "--password", PASSWORD], env=env, check=True, capture_output=True)
-        with (Path(folder) / "node.log").open("wb") as log:
-            node = subprocess.Popen([TIAOJIE, "serve", "--port", str(port), "--media-workers", str(workers)],
-                                    env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    preexec_fn=lambda: os.sched_setaffinity(0, cores))
-            try:
-                wait_healthy(url, node, "the node")
-                sessions = book_rooms(url, rooms)
-                args = [(client_cores, url, s["id"], room_tokens(s), media, loss) for s in sessions]
+        with node(Path(folder), port, f"http://127.0.0.1:{port}", media_workers=workers, cores=cores,
+                  staff=("staff1", PASSWORD)) as (url, server):
+            sessions = book_rooms(url, rooms)
+            args = [(client_cores, url, s["id"], room_tokens(s), media, loss) for s in sessions]
 
-                async def read_node(starting: bool) -> tuple[float, float]:
-                    return node_cpu_seconds(node.pid)
+            async def read_node(starting: bool) -> tuple[float, float]:
+                return node_cpu_seconds(server.pid)
 
-                before, after, outcomes = await measure_rooms(room_main, args, window_s, read_node)
-            finally:
-                node.terminate()
-                node.wait(30)
+            before, after, outcomes = await measure_rooms(room_main, args, window_s, read_node)
     expected = sum(o[2] for o in outcomes)
     lost = 1 - sum(o[3] for o in outcomes) / expected if expected else 1.0
     streams = rooms * ROOM_SIZE * (ROOM_SIZE - 1)

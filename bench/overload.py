@@ -37,10 +37,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.cluster import PASSWORD, TIAOJIE, book_rooms, room_tokens  # noqa: E402
+from bench.cluster import PASSWORD, book_rooms, room_tokens  # noqa: E402
 from bench.media_capacity import RoomProcesses, encode_media  # noqa: E402
 from bench.node_capacity import room_main  # noqa: E402
-from tests.cluster.conftest import wait_healthy  # noqa: E402
+from bench.shipped import node  # noqa: E402
 from tests.server.test_metrics import samples, value  # noqa: E402
 
 
@@ -104,42 +104,32 @@ async def main() -> None:
     media = encode_media()
     with tempfile.TemporaryDirectory() as folder:
         port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "TIAOJIE_DATA_DIR": folder, "TIAOJIE_SECRET_KEY": "bench-overload-secret-of-at-least-32-characters",
-               "TIAOJIE_BOOKING_NOTICE_MIN": "0", "TIAOJIE_BASE_URL": url}
-        subprocess.run([TIAOJIE, "create-staff", "staff1", "--password", PASSWORD], env=env, check=True, capture_output=True)
-        with (Path(folder) / "node.log").open("wb") as log:
-            node = subprocess.Popen([TIAOJIE, "serve", "--port", str(port), "--media-workers", "1"], env=env, stdout=log,
-                                    stderr=subprocess.STDOUT, preexec_fn=lambda: os.sched_setaffinity(0, server_cores))
-            try:
-                wait_healthy(url, node, "the node")
-                sessions = book_rooms(url, args.rooms)
-                print(f"one media worker on core {server_cores[0]}, {args.rooms} rooms of 5 ({args.rooms * 20} video "
-                      f"streams), clients on {client_cores}; stress-ng --cpu {args.hogs} --taskset {server_cores[0]} "
-                      "in the overloaded phase", flush=True)
-                async with RoomProcesses(room_main, [(client_cores, url, s["id"], room_tokens(s), media, 0.0)
-                                                     for s in sessions]) as rooms:
-                    await asyncio.sleep(6)
+        with node(Path(folder), port, f"http://127.0.0.1:{port}", media_workers=1, cores=server_cores,
+                  staff=("staff1", PASSWORD)) as (url, _):
+            sessions = book_rooms(url, args.rooms)
+            print(f"one media worker on core {server_cores[0]}, {args.rooms} rooms of 5 ({args.rooms * 20} video "
+                  f"streams), clients on {client_cores}; stress-ng --cpu {args.hogs} --taskset {server_cores[0]} "
+                  "in the overloaded phase", flush=True)
+            async with RoomProcesses(room_main, [(client_cores, url, s["id"], room_tokens(s), media, 0.0)
+                                                 for s in sessions]) as rooms:
+                await asyncio.sleep(6)
+                state, outcomes = await rooms.window(args.window, lambda: asyncio.to_thread(worker_state, url))
+                show("quiet", state, outcomes, args.window)
+                hog = subprocess.Popen(["stress-ng", "--cpu", str(args.hogs), "--taskset", str(server_cores[0]), "--quiet"])
+                try:
+                    first = await until_state(url, lambda s: s["shed"] >= 1, 60)
+                    told = await until_state(url, lambda s: s["overloaded"] >= 1, 60)
+                    steady = await until_steady(url, 6, 90)
                     state, outcomes = await rooms.window(args.window, lambda: asyncio.to_thread(worker_state, url))
-                    show("quiet", state, outcomes, args.window)
-                    hog = subprocess.Popen(["stress-ng", "--cpu", str(args.hogs), "--taskset", str(server_cores[0]), "--quiet"])
-                    try:
-                        first = await until_state(url, lambda s: s["shed"] >= 1, 60)
-                        told = await until_state(url, lambda s: s["overloaded"] >= 1, 60)
-                        steady = await until_steady(url, 6, 90)
-                        state, outcomes = await rooms.window(args.window, lambda: asyncio.to_thread(worker_state, url))
-                        show("overloaded", state, outcomes, args.window)
-                    finally:
-                        hog.terminate()
-                        hog.wait(10)
-                    back = await until_state(url, lambda s: s["overloaded"] == 0, 120)
-                    state, outcomes = await rooms.window(args.window, lambda: asyncio.to_thread(worker_state, url))
-                    show("after", state, outcomes, args.window)
-                print(f"transitions: hog on -> first camera shed {_s(first)}, host told (overloaded) {_s(told)}, "
-                      f"shedding steady after {_s(steady)} more; hog off -> keeping up again (hosts told) {_s(back)}")
-            finally:
-                node.terminate()
-                node.wait(30)
+                    show("overloaded", state, outcomes, args.window)
+                finally:
+                    hog.terminate()
+                    hog.wait(10)
+                back = await until_state(url, lambda s: s["overloaded"] == 0, 120)
+                state, outcomes = await rooms.window(args.window, lambda: asyncio.to_thread(worker_state, url))
+                show("after", state, outcomes, args.window)
+            print(f"transitions: hog on -> first camera shed {_s(first)}, host told (overloaded) {_s(told)}, "
+                  f"shedding steady after {_s(steady)} more; hog off -> keeping up again (hosts told) {_s(back)}")
 
 
 def _s(value: float | None) -> str:

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -39,22 +39,29 @@ def cpu_hog(workers: int) -> Iterator[None]:
         hog.wait(10)
 
 
+class Served(NamedTuple):
+    url: str  # its local address
+    process: subprocess.Popen[bytes]
+
+
 @contextlib.contextmanager
-def node(folder: Path, port: int, base_url: str, host: str = "127.0.0.1", media_workers: int | None = None) -> Iterator[str]:
-    """`tiaojie serve` in a fresh data folder, with the staff account STAFF; yields its local
-    address. Media workers: the default (one per core) unless given."""
+def node(folder: Path, port: int, base_url: str, host: str = "127.0.0.1", media_workers: int | None = None,
+         cores: list[int] | None = None, staff: tuple[str, str] = (STAFF, PASSWORD)) -> Iterator[Served]:
+    """`tiaojie serve` in a fresh data folder, with a staff account (user name, password), pinned
+    to these cores if given. Media workers: the default (one per core) unless given."""
     env = {**os.environ, "TIAOJIE_DATA_DIR": str(folder), "TIAOJIE_SECRET_KEY": SECRET,
            "TIAOJIE_BOOKING_NOTICE_MIN": "0", "TIAOJIE_BASE_URL": base_url}
-    subprocess.run([TIAOJIE, "create-staff", STAFF, "--password", PASSWORD], env=env, check=True, capture_output=True)
+    subprocess.run([TIAOJIE, "create-staff", staff[0], "--password", staff[1]], env=env, check=True, capture_output=True)
     workers = [] if media_workers is None else ["--media-workers", str(media_workers)]
     log_path = folder / "serve.log"
     with log_path.open("wb") as log:
         server = subprocess.Popen([TIAOJIE, "serve", "--host", host, "--port", str(port), *workers],
-                                  env=env, stdout=log, stderr=subprocess.STDOUT)
+                                  env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
         url = f"http://127.0.0.1:{port}"
         try:
             wait_healthy(url, server, "tiaojie serve", log_path.read_text)
-            yield url
+            yield Served(url, server)
         finally:
             server.terminate()
             server.wait(30)

@@ -306,7 +306,7 @@ async def run(phases: list[Phase], seconds: int, recovery_s: int, camera_fps: in
         wrapper = PARTY.chromium(Path(folder))
         port = free_port()
         try:
-            with node(Path(folder), port, base_url=f"http://{HOST_IP}:{port}", host="0.0.0.0") as url:
+            with node(Path(folder), port, base_url=f"http://{HOST_IP}:{port}", host="0.0.0.0") as (url, _):
                 session = book_session(url, EXPERT_NAME, [PARTY_NAME, "李秀兰"])
                 async with async_playwright() as playwright:
                     office = await playwright.chromium.launch(executable_path=CHROMIUM, args=camera_flags(camera_fps))

@@ -40,24 +40,11 @@ def busiest_worker(server_pid: int) -> int:
     return max(children, key=lambda pid: cpu_seconds(pid) - before[pid])
 
 
-def server_pid(port: int) -> int:
-    """The `tiaojie serve` process listening on this port."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"serve" in command and str(port).encode() in command:
-                return int(entry.name)
-    raise RuntimeError("no tiaojie serve found")
-
-
 async def run(kills: int, cpu_load: int) -> list[float]:
     took = []
     with tempfile.TemporaryDirectory() as folder, cpu_hog(cpu_load):
         port = free_port()
-        with node(Path(folder), port, base_url=f"http://127.0.0.1:{port}") as url:
+        with node(Path(folder), port, base_url=f"http://127.0.0.1:{port}") as (url, server):
             session = book_session(url, "王律师", ["张建军"])
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
@@ -65,7 +52,7 @@ async def run(kills: int, cpu_load: int) -> list[float]:
                          for kind, device in (("host", DESKTOP_PAGE), ("expert", DESKTOP_PAGE), ("party", PHONE_PAGE))]
                 await pages[0].click("#people button[aria-label='准入: 张建军']", timeout=30000)
                 connections = [await shows_the_room(page, videos=2, voices=2, timeout_s=60) for page in pages]
-                pid = server_pid(port)
+                pid = server.pid
                 for _ in range(kills):
                     os.kill(await asyncio.to_thread(busiest_worker, pid), signal.SIGKILL)
                     killed = time.monotonic()

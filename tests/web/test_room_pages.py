@@ -350,13 +350,19 @@ async def test_leaving_asks_first_an_admitted_party_stays_admitted_and_the_host_
         await host.context.close()
 
 
+async def host_and_admitted_party(browser: Browser, live: Live) -> tuple[Any, Any]:
+    """The host on a HiDPI desktop page and the party on a phone page, in the room, the party admitted."""
+    host = await enter_room(browser, f"{live.base}/join/{live.token('host')}", DESKTOP_PAGE)
+    party = await enter_room(browser, f"{live.base}/join/{live.token('party')}", PHONE_PAGE)
+    await host.locator("button[aria-label='准入: 张建军']").click(timeout=20000)
+    return host, party
+
+
 async def test_a_party_whose_link_is_revoked_mid_call_is_told_on_the_phone_and_its_camera_stops(
     browser: Browser, live: Live,
 ) -> None:
-    host = await enter_room(browser, f"{live.base}/join/{live.token('host')}", DESKTOP_PAGE)
-    party = await enter_room(browser, f"{live.base}/join/{live.token('party')}", PHONE_PAGE)
+    host, party = await host_and_admitted_party(browser, live)
     try:
-        await host.locator("button[aria-label='准入: 张建军']").click(timeout=20000)
         await party.wait_for_selector("#room[data-phase=in]", state="attached", timeout=10000)
         for _ in range(60):
             if await videos_playing(party, 1) and await videos_playing(host, 1):
@@ -407,10 +413,8 @@ async def test_a_join_that_no_node_answers_is_given_up_and_tried_again(browser: 
 async def test_an_overloaded_server_tells_the_host_it_is_busy_and_nobody_that_their_network_is_slow(
     browser: Browser, live: Live,
 ) -> None:
-    host = await enter_room(browser, f"{live.base}/join/{live.token('host')}", DESKTOP_PAGE)
-    party = await enter_room(browser, f"{live.base}/join/{live.token('party')}", PHONE_PAGE)
+    host, party = await host_and_admitted_party(browser, live)
     try:
-        await host.locator("button[aria-label='准入: 张建军']").click(timeout=20000)
         await shows_the_room(host, 1, 1)
         shedding = live.app.state.media.engine.router.shedding
         late = LateLoop()  # (this loop is the server's: media runs in the web process here)
