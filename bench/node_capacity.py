@@ -92,10 +92,15 @@ async def measure(workers: int, cores: list[int], client_cores: list[int], rooms
             "client_cores": sum(o[5] for o in outcomes) / window_s}
 
 
+def saturated_clients(r: dict[str, Any], client_cores: int) -> bool:
+    """Whether the clients' cores were saturated (the level measures the load generator)."""
+    return bool(r["client_cores"] >= CLIENTS_SATURATED * client_cores)
+
+
 def show(r: dict[str, Any], base: dict[str, Any] | None, client_cores: int) -> None:
     shared = " (sharing 1 core)" if r["workers"] > r["cores"] else ""
     efficiency = f", scaling {r['per_core'] / base['per_core']:.0%} of linear" if base else ""
-    saturated = r["client_cores"] >= CLIENTS_SATURATED * client_cores
+    saturated = saturated_clients(r, client_cores)
     print(f"{r['workers']} worker(s) on {r['cores']} core(s){shared}, {r['rooms']} rooms: "
           f"{r['delivered']:.1f} of {r['streams']} video streams delivered, loss {100 * r['loss']:.2f}%, "
           f"node {r['node_cores']:.2f} cores, {r['per_core']:.0f} streams per core used{efficiency}; "
@@ -129,13 +134,15 @@ async def main() -> None:
     media = encode_media()
     print(f"{os.cpu_count()} cores: the node on {server_cores}, clients on {client_cores}; "
           f"{args.rooms_per_worker} rooms of {ROOM_SIZE} per worker, simulcast, clients lose {100 * args.loss:.0f}%", flush=True)
-    base = None
+    base = measured = None
     for workers in worker_counts(len(server_cores)):
         cores = server_cores[:workers] if workers <= len(server_cores) else server_cores
         result = await measure(workers, cores, client_cores, workers * args.rooms_per_worker, args.window, media, args.loss)
         show(result, base, len(client_cores))
         base = base or result
-    print(projection(result), flush=True)
+        if not saturated_clients(result, len(client_cores)):
+            measured = result
+    print(projection(measured) if measured else "no level left the clients' cores free: no projection", flush=True)
 
 
 if __name__ == "__main__":

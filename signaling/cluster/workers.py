@@ -6,7 +6,8 @@ newline-delimited JSON; a worker runs the rooms (signaling/room/rooms.py) and se
 participant. A room goes to the worker with the fewest participants when its first participant
 arrives (one that says it is overloaded only if all are) and stays there until it is empty.
 
-A worker that dies is replaced at once: its rooms move to the new process, and each of their
+A worker that dies is replaced at once, by a standby worker started beforehand (and a new standby
+is started), or by a new one if there is none: its rooms move to the new process, and each of their
 participants is told (`media_restart`) so that the page reconnects by itself; whoever the host
 had admitted comes back admitted (the room's record in the database says so).
 """
@@ -93,18 +94,46 @@ class WorkerHub:
         self._overloaded: set[int] = set()  # workers shedding video (their index)
         self._stats: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._starting: dict[int, asyncio.Future[_Worker]] = {}  # workers being replaced, by index
+        # One more worker started and idle, to take a dead one's place at once (starting one
+        # imports aiortc: seconds, and on a busy machine the most of a restart).
+        self._standby: _Worker | None = None
+        self._standby_starting: _Worker | None = None
+        self._standby_task: asyncio.Task[None] | None = None
         self._closing = False
 
     async def start(self) -> None:
         """Start the worker processes."""
         for index in range(self._count):
             self._workers.append(await self._spawn(index))
+        self._start_standby()
+
+    def _start_standby(self) -> None:
+        worker = self._standby_starting = self._new_worker(self._count)  # (its index until it takes a place)
+
+        async def start() -> None:
+            try:
+                await self._attach(worker)
+                self._standby = worker
+            except Exception:
+                worker.process.kill()
+                # (a service being stopped signals every process at once, this one still starting
+                # among them: the stop cancels this wait, and nothing is said)
+                await asyncio.sleep(2)
+                logger.exception("the standby media worker did not start; a dead worker is replaced by a new one")
+        self._standby_task = asyncio.create_task(start(), name="media-worker-standby")
+
+    def _new_worker(self, index: int) -> _Worker:
+        return _Worker(index, self._ice_servers, self._reconnect_timeout_s, self._recordings_dir)
 
     async def _spawn(self, index: int) -> _Worker:
-        worker = _Worker(index, self._ice_servers, self._reconnect_timeout_s, self._recordings_dir)
-        await worker.connect()
-        self._readers.append(asyncio.create_task(self._read(worker), name=f"media-worker-{index}"))
+        worker = self._new_worker(index)
+        await self._attach(worker)
         return worker
+
+    async def _attach(self, worker: _Worker) -> None:
+        """Wait until a started worker is ready, and read what it says from then on."""
+        await worker.connect()
+        self._readers.append(asyncio.create_task(self._read(worker), name=f"media-worker-{worker.index}"))
 
     async def _replace(self, dead: _Worker) -> None:
         """Start a worker in place of one that died (or whose output could not be read: it is
@@ -125,9 +154,18 @@ class WorkerHub:
         if dead.process.is_alive():
             dead.process.kill()
             await asyncio.to_thread(dead.process.join, 5)
-        logger.error("media worker %d stopped (exit code %s); starting a new one", dead.index, dead.process.exitcode)
+        standby, self._standby = self._standby, None
+        logger.error("media worker %d stopped (exit code %s); %s", dead.index, dead.process.exitcode,
+                     "the standby takes its place" if standby else "starting a new one")
         try:
-            fresh = await self._spawn(dead.index)
+            if standby is not None:
+                standby.index = dead.index
+                fresh = standby
+                self._start_standby()
+            else:
+                fresh = await self._spawn(dead.index)
+                if self._standby_task is None or self._standby_task.done():
+                    self._start_standby()
         except BaseException as exc:
             starting.set_exception(exc)
             raise
@@ -154,7 +192,13 @@ class WorkerHub:
                     logger.exception("media worker %d: could not handle %.200r", worker.index, line)
         except (OSError, ValueError):  # a line over the limit, a broken socket: the stream is lost
             logger.exception("media worker %d: its output can no longer be read", worker.index)
-        if not self._closing:
+        if self._closing:
+            return
+        if worker is self._standby:  # it held no rooms: another stands by
+            logger.error("the standby media worker stopped (exit code %s); starting another", worker.process.exitcode)
+            self._standby = None
+            self._start_standby()
+        else:
             await self._replace(worker)
 
     async def _reply(self, worker: _Worker, reply: dict[str, Any]) -> None:
@@ -268,6 +312,12 @@ class WorkerHub:
 
     async def close(self) -> None:
         self._closing = True
+        await aio.cancel_and_wait(self._standby_task)
+        starting = self._standby_starting
+        if self._standby is not None:
+            self._workers.append(self._standby)
+        elif starting is not None and starting not in self._workers and starting.process.is_alive():
+            starting.process.kill()  # (still starting: it takes no command yet)
         for worker in self._workers:
             try:
                 worker.send({"op": "stop"})

@@ -7,8 +7,9 @@ OVERLOADED_AFTER_S such seconds in a row, the router holds one camera to its sma
 for everyone, the least watched first, and asks its publisher for that layer alone (REMB), so that
 less arrives and less goes out; another after each further OVERLOADED_AFTER_S. Voices are never
 touched. Once the loop has kept up (behind under CALM_SHARE) for RELIEF_S seconds in a row, one
-camera gets its large layer back, the last shed first, and so on every RELIEF_S. The process is
-overloaded from its first overloaded stretch until RELIEF_S after the last camera is given back:
+camera gets its large layer back, the last shed first, and another every GIVE_BACK_S while it
+keeps up (with eight shed, one at a time every RELIEF_S took 45 s: bench/overload.py). The process
+is overloaded from its first overloaded stretch until GIVE_BACK_S after the last is given back:
 the hosts are told once when it starts (服务器繁忙) and once when it ends, /metrics shows it, and
 new rooms go to a worker that is not overloaded.
 """
@@ -17,7 +18,8 @@ from __future__ import annotations
 OVERLOADED_SHARE = 0.5  # of a second spent behind: the loop cannot keep up
 CALM_SHARE = 0.25  # ... and under this, it keeps up
 OVERLOADED_AFTER_S = 3  # overloaded seconds in a row before a camera is shed
-RELIEF_S = 5  # seconds keeping up in a row before one is given back
+RELIEF_S = 5  # seconds keeping up in a row before one is given back ...
+GIVE_BACK_S = 2  # ... and then one more every this long while it keeps up
 
 
 class Shedding:
@@ -50,9 +52,9 @@ class Shedding:
                 self.episodes += 1
                 return True
         elif self._calm_run >= RELIEF_S and self.overloaded:
-            self._calm_run = 0
             if self.shed:
                 self.shed.pop()
+                self._calm_run = RELIEF_S - GIVE_BACK_S
             else:
                 self.overloaded = False
                 return False

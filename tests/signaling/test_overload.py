@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from signaling.media.overload import OVERLOADED_AFTER_S, RELIEF_S, Shedding
+from signaling.media.overload import GIVE_BACK_S, OVERLOADED_AFTER_S, RELIEF_S, Shedding
 from tests.signaling.media_client import browser_like_encoders
 from tests.signaling.test_forwarding import Harness, assert_clean_voice, wait_until
 
@@ -20,12 +20,13 @@ def test_the_least_watched_camera_goes_first_one_every_few_seconds_and_comes_bac
     assert shedding.shed == ["quiet"]
     said = [shedding.second(0.8, cameras) for _ in range(OVERLOADED_AFTER_S)]
     assert shedding.shed == ["quiet", "middle"] and set(said) == {None}  # (still overloaded: nothing to say)
-    # Keeping up again: one back every RELIEF_S, the last shed first; then, RELIEF_S later, no longer overloaded.
+    # Keeping up again: one back after RELIEF_S, the last shed first, the next GIVE_BACK_S later;
+    # then, GIVE_BACK_S later, no longer overloaded (said once).
     said = [shedding.second(0.0, cameras) for _ in range(RELIEF_S)]
     assert shedding.shed == ["quiet"] and shedding.overloaded
-    said += [shedding.second(0.0, cameras) for _ in range(RELIEF_S)]
+    said += [shedding.second(0.0, cameras) for _ in range(GIVE_BACK_S)]
     assert shedding.shed == [] and shedding.overloaded
-    said += [shedding.second(0.0, cameras) for _ in range(RELIEF_S)]
+    said += [shedding.second(0.0, cameras) for _ in range(GIVE_BACK_S)]
     assert not shedding.overloaded and said.count(False) == 1 and said[-1] is False
     assert shedding.episodes == 1
 

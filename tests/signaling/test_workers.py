@@ -94,3 +94,51 @@ async def test_a_worker_that_says_it_is_overloaded_gets_no_new_room_while_anothe
         assert hub.process_of("room-c") is first.process
     finally:
         await hub.close()
+
+
+async def test_a_dead_worker_s_place_is_taken_by_the_standby_at_once_and_another_stands_by() -> None:
+    hub = WorkerHub(1)
+    await hub.start()
+    try:
+        told: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            told.append(message)
+
+        for _ in range(300):  # (it starts in the background, after the workers)
+            if hub._standby is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert hub._standby is not None
+        standby = hub._standby.process
+        await hub.join("room-a", "p1", {"kind": "host"}, send)
+        first = hub.process_of("room-a")
+        assert first is not None and first is not standby
+        first.kill()
+        for _ in range(100):  # no new process to start: the room is on the standby within a moment
+            if hub.process_of("room-a") is standby:
+                break
+            await asyncio.sleep(0.05)
+        assert hub.process_of("room-a") is standby
+        assert any(m.get("code") == "media_restart" for m in told)
+        await hub.join("room-a", "p1", {"kind": "host"}, send)  # the page joins again: on the new worker
+        # Killed again before the next standby is ready: a new worker is started, the page told first.
+        hub._standby = None  # (as if still starting)
+        standby.kill()
+        for _ in range(100):
+            if sum(m.get("code") == "media_restart" for m in told) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert sum(m.get("code") == "media_restart" for m in told) == 2
+        await hub.join("room-a", "p1", {"kind": "host"}, send)  # (waits for the new worker)
+        third = hub.process_of("room-a")
+        assert third is not None and third not in (first, standby) and third.is_alive()
+        for _ in range(300):
+            if hub._standby is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert hub._standby is not None and hub._standby.process not in (first, standby, third)
+        assert hub._standby.process.is_alive() and hub.workers_down() == 0
+    finally:
+        await hub.close()
+    assert not standby.is_alive()
