@@ -91,10 +91,12 @@ export function rejoin() {
     old.onmessage = null;
     old.close();
   }
-  reconnect();
+  reconnect(true);
 }
 
-function reconnect() {
+// Join again: at once where the server said so (it is up: its media worker restarted, or the
+// room is going elsewhere), else after a wait that grows while nothing answers.
+function reconnect(now = false) {
   if (state.leaving) return;
   if (state.pc) { state.pc.close(); state.pc = null; }
   // Nothing of the old connection stays on the page: its tracks have ended.
@@ -104,7 +106,7 @@ function reconnect() {
   state.link = { downlink: "good", uplink: "good" }; // the new connection is judged afresh
   showLink();
   renderTiles();
-  if (movedTo && moves <= 1) { connect(); return; }
+  if (now || (movedTo && moves <= 1)) { connect(); return; }
   if (opensAt) {
     setTimeout(connect, Math.max(1000, Math.min(opensAt - Date.now() + 500, ROOM_POLL_MS)));
     return;
