@@ -279,9 +279,10 @@ def cmd_nodes(args: argparse.Namespace) -> None:
     if not nodes:
         print("No nodes (a node joins the cluster when it runs with TIAOJIE_NODE_URL set).")
     for n in nodes:
-        state = "draining" if n["draining"] else "overloaded" if n["overloaded"] else "taking rooms"
+        state = "draining" if n["draining"] else "taking rooms"
         print(f"{n['id']:<16} {'alive' if n['alive'] else 'DEAD':<6} {state:<13} rooms {n['rooms']:>3}  "
-              f"participants {n['participants']:>4}  streams {n['streams']:>5}  {n['url']}")
+              f"participants {n['participants']:>4}  streams {n['streams']:>5}  {n['url']}"
+              + ("  overloaded: shedding video, new rooms go elsewhere" if n["overloaded"] else ""))
 
 
 def cmd_verify(args: argparse.Namespace) -> None:

@@ -228,7 +228,10 @@ class MediaRouter:
         server_late = self.lag.late_lately
         drops = udp_drops() if self.peers else {}
         watchers = self._watchers()
-        overload = self.shedding.second(self._behind_share(), sorted(
+        # (a process with nobody to forward to is not overloaded, however late a busy machine
+        # runs its loop: before, an idle node beside a CPU hog said it was, and took no rooms)
+        behind = self._behind_share()
+        overload = self.shedding.second(behind if self.peers else 0.0, sorted(
             (p.id for p in self.peers.values() if p.simulcast and p.video.active_layers()),
             key=lambda key: (len(watchers.get(key, [])), key)))
         capped = frozenset(self.shedding.shed)

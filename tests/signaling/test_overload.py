@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from signaling.media.overload import GIVE_BACK_S, OVERLOADED_AFTER_S, RELIEF_S, Shedding
+from signaling.media.router import MediaRouter
 from tests.signaling.media_client import browser_like_encoders
 from tests.signaling.test_forwarding import Harness, assert_clean_voice, wait_until
 
@@ -38,6 +39,15 @@ def test_a_camera_that_leaves_is_no_longer_shed_and_nothing_to_shed_is_still_ove
     assert shedding.shed == ["a"]
     shedding.second(0.9, [])  # a left
     assert shedding.shed == [] and shedding.overloaded  # an audio-only room can be too much too
+
+
+async def test_a_process_with_nobody_in_it_is_not_overloaded_however_late_it_runs() -> None:
+    router = MediaRouter(lambda peer_id, message: asyncio.sleep(0))
+    for _ in range(OVERLOADED_AFTER_S + 2):
+        router.lag.tick(2000.0)  # two seconds late: behind the whole second
+        await router.control()
+    assert not router.shedding.overloaded and router.stats()["overloaded"] == 0
+    await router.close()
 
 
 class LateLoop:
