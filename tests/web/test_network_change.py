@@ -135,7 +135,10 @@ async def test_a_party_on_a_slow_link_is_told_and_can_switch_to_audio_only_and_b
         PHONE.shape(None)
         await party.click("#audio-only")  # 恢复视频
         await shows_the_room(party, videos=1, voices=1, timeout_s=40)
-        await party.wait_for_selector("#link-notice", state="hidden", timeout=30000)
+        # The notice goes once the estimate has grown back by probes and the link has been good
+        # for 5 s: once in CI, with the suite beside it, that took longer than 30 s (how long it
+        # takes is the benchmark's: bench/weak_link_browser.py, the large layer's return).
+        await party.wait_for_selector("#link-notice", state="hidden", timeout=60000)
         await host.wait_for_selector("#grid figcaption:has-text('对方网络较慢')", state="detached", timeout=30000)
 
 
