@@ -3,18 +3,14 @@ recording.
 
 While a room records, each publisher's streams get a tap: packets are reassembled into frames
 (aiortc's JitterBuffer and depayloader), decoded on one thread per tap (so frames stay in order)
-and handed to a MediaRecorder writing WebM (VP8 and Opus) under the recordings folder. Each
-recording's MediaRecorder encodes on an event loop of its own, in a thread, not on the media
-loop: four cameras encoded there held up everything else (on a busy machine the stop of a
-recording reached the pages after more than 20 s). When recording stops the taps go away and
-forwarding is back to packets only.
+and handed to a MediaRecorder writing WebM (VP8 and Opus) under the recordings folder. When
+recording stops the taps go away and forwarding is back to packets only.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +22,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
+from foundation.aio import cancel_and_wait
 from signaling.media.forwarding import KEYFRAME_RETRY_S, PublishedStream
 
 logger = logging.getLogger(__name__)
@@ -55,8 +52,7 @@ class _FrameTrack(MediaStreamTrack):
 class StreamTap:
     """Decodes one published stream for the recorder."""
 
-    def __init__(self, kind: str, stream: PublishedStream, recorder_loop: asyncio.AbstractEventLoop) -> None:
-        """`recorder_loop`: where the track's frames are read (its queue lives there)."""
+    def __init__(self, kind: str, stream: PublishedStream) -> None:
         self.kind = kind
         self.stream = stream
         # Video is recorded from a keyframe on; until one comes, the publisher is asked again.
@@ -70,7 +66,6 @@ class StreamTap:
         self._first_ts: int | None = None
         self._last_audio: int | None = None
         self._loop = asyncio.get_running_loop()
-        self._recorder_loop = recorder_loop
 
     def on_packet(self, payload: bytes, marker: int, seq: int, timestamp: int, keyframe: bool) -> None:
         """Feed one forwarded packet."""
@@ -108,7 +103,7 @@ class StreamTap:
             logger.debug("recording: could not decode a %s frame: %s", self.kind, exc)
             return
         for decoded in frames:
-            self._recorder_loop.call_soon_threadsafe(self._offer, decoded)
+            self._loop.call_soon_threadsafe(self._offer, decoded)
 
     def _offer(self, frame: Any) -> None:
         if self.track.queue.full():
@@ -117,9 +112,6 @@ class StreamTap:
 
     def close(self) -> None:
         self._thread.shutdown(wait=False)
-        self._recorder_loop.call_soon_threadsafe(self._end)
-
-    def _end(self) -> None:
         try:
             self.track.queue.put_nowait(None)
         except asyncio.QueueFull:
@@ -133,21 +125,18 @@ class PublisherRecording:
         self.path = path
         self.started = time.time()
         self._streams = {"audio": audio, "video": video}
-        self._loop = asyncio.new_event_loop()  # the recorder's, in a thread of its own
-        self._thread = threading.Thread(target=self._loop.run_forever, name=f"record {path.name}", daemon=True)
-        self._taps = {kind: StreamTap(kind, stream, self._loop) for kind, stream in self._streams.items()}
+        self._taps = {kind: StreamTap(kind, stream) for kind, stream in self._streams.items()}
         self._recorder: MediaRecorder | None = None
-        self._opening: concurrent.futures.Future[None] | None = None
+        self._opening: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Tap the streams now and open the file in the background."""
-        self._thread.start()
         for kind, stream in self._streams.items():
             stream.taps.append(self._taps[kind])
-        self._opening = asyncio.run_coroutine_threadsafe(self._open(), self._loop)
+        self._opening = asyncio.create_task(self._open(), name=f"open {self.path.name}")
 
     async def _open(self) -> None:
-        """Open the file once the first video frame is decoded (on the recorder's loop).
+        """Open the file once the first video frame is decoded.
 
         MediaRecorder sizes its video stream from the first frame, and the container opens every
         codec at its first packet: so the video track goes first and has a frame waiting
@@ -166,19 +155,13 @@ class PublisherRecording:
 
     async def stop(self) -> dict[str, Any]:
         """Stop and describe the file."""
-        if self._opening is not None:
-            self._opening.cancel()
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(asyncio.sleep(0), self._loop))  # (it has seen the cancel)
+        await cancel_and_wait(self._opening)
         for kind, stream in self._streams.items():
             if self._taps[kind] in stream.taps:
                 stream.taps.remove(self._taps[kind])
             self._taps[kind].close()
         if self._recorder is not None:
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._recorder.stop(), self._loop))
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            await asyncio.to_thread(self._thread.join, 10)
-        self._loop.close()
+            await self._recorder.stop()
         return {
             "file": str(self.path), "started": self.started, "stopped": time.time(),
             "bytes": self.path.stat().st_size if self.path.exists() else 0,
